@@ -1,0 +1,177 @@
+"""The retrieval loss: how a batch's positives and negatives become one number.
+
+`ContrastiveOutput` owns the loss options of the TFRS Retrieval task
+(temperature, accidental hits, hard negatives, sampling-probability
+correction, sample weights) and asks its samplers for negatives.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+from keras_rs.layers import HardNegativeMining, SamplingProbabilityCorrection
+
+from schemaretrieval.samplers import get_samplers
+
+# Added to the logits of removed candidates: as TFRS, a large finite negative
+# rather than -inf, so a row whose candidates are all removed stays finite.
+MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class ContrastiveOutput(keras.layers.Layer):
+    """Softmax cross-entropy of each query against its positive and negatives.
+
+    With the in-batch sampler, the logits are `query @ positives.T` and row
+    i's label is column i, exactly as in TFRS's Retrieval task; negatives of
+    other samplers are appended as extra columns, negatives for every row.
+    Without in-batch negatives, column 0 holds each row's own positive.
+
+    The order of operations follows TFRS: divide by `logits_temperature`,
+    subtract log of the sampling probability, remove accidental hits, keep
+    the hardest negatives, then the cross-entropy.
+
+    Args:
+        negative_samplers: a sampler name ("in-batch"), a `CandidateSampler`
+            or a list of them whose negatives are concatenated.
+        logits_temperature: the logits are divided by it.
+        remove_accidental_hits: negatives with the same item id as the row's
+            positive are removed from that row's softmax.
+        num_hard_negatives: keep only this many highest-scoring negatives
+            per row.
+        logq_correction: subtract log(sampling probability) from the logits
+            of every candidate whose sampler reports one (Yi et al. 2019).
+        loss_reduction: "mean" (Merlin's, sum of weighted losses / batch
+            size) or "sum" (TFRS's).
+
+    Example:
+
+    >>> import numpy as np
+    >>> output = ContrastiveOutput()
+    >>> q = np.eye(2, dtype="float32"); c = np.eye(2, dtype="float32")
+    >>> round(float(output(q, c, np.array([0, 1]))), 4)  # log(1 + e^-1)
+    0.3133
+    """
+
+    REDUCTIONS = ("mean", "sum")
+
+    def __init__(
+        self,
+        negative_samplers="in-batch",
+        logits_temperature: float = 1.0,
+        remove_accidental_hits: bool = False,
+        num_hard_negatives: int | None = None,
+        logq_correction: bool = False,
+        loss_reduction: str = "mean",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if logits_temperature <= 0:
+            raise ValueError(f"ContrastiveOutput: logits_temperature must be > 0, got {logits_temperature}")
+        if loss_reduction not in self.REDUCTIONS:
+            raise ValueError(f"ContrastiveOutput: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
+        if num_hard_negatives is not None and num_hard_negatives < 1:
+            raise ValueError(f"ContrastiveOutput: num_hard_negatives must be >= 1 or None, got {num_hard_negatives}")
+        self.negative_samplers = get_samplers(negative_samplers)
+        self.logits_temperature = float(logits_temperature)
+        self.remove_accidental_hits = remove_accidental_hits
+        self.num_hard_negatives = num_hard_negatives
+        self.logq_correction = logq_correction
+        self.loss_reduction = loss_reduction
+        self._correction = SamplingProbabilityCorrection()
+        self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
+
+    def logits_and_labels(
+        self, query, positive, positive_ids, candidate_sampling_probability=None, candidate_encoder=None
+    ):
+        """The corrected, masked logits [B, C] and each row's label column [B].
+
+        `candidate_sampling_probability` [B] is the probability of each row's
+        positive (as in TFRS); when given, it corrects the positives' logits
+        whatever `logq_correction` says.
+        """
+        query = ops.cast(query, "float32")
+        positive = ops.cast(positive, "float32")
+        batch = ops.shape(query)[0]
+        blocks, masks = [], []
+        negatives = [s(positive_ids, positive, candidate_encoder) for s in self.negative_samplers]
+        in_batch = [n for n, s in zip(negatives, self.negative_samplers) if s.in_batch]
+        extra = [n for n, s in zip(negatives, self.negative_samplers) if not s.in_batch]
+
+        positive_probability = candidate_sampling_probability
+        if in_batch:
+            labels = ops.arange(batch)
+            scores = ops.matmul(query, ops.transpose(positive))
+            if positive_probability is None and self.logq_correction:
+                positive_probability = in_batch[0].probability
+            probability_shape = (1, -1)
+            same_id = ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(positive_ids, 0))
+            # The label column itself is the positive, never an accidental hit.
+            masks.append(ops.logical_and(same_id, ops.logical_not(ops.eye(batch, dtype="bool"))))
+        else:
+            labels = ops.zeros((batch,), dtype="int32")
+            scores = ops.sum(query * positive, axis=1, keepdims=True)
+            probability_shape = (-1, 1)
+            masks.append(None)
+        blocks.append(self._corrected(scores, positive_probability, probability_shape))
+
+        for negative in extra:
+            scores = ops.matmul(query, ops.transpose(ops.cast(negative.embeddings, "float32")))
+            probability = negative.probability if self.logq_correction else None
+            blocks.append(self._corrected(scores, probability, (1, -1)))
+            masks.append(ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(ops.cast(negative.ids, positive_ids.dtype), 0)))
+
+        if self.remove_accidental_hits:
+            blocks = [b if m is None else b + MASK_VALUE * ops.cast(m, b.dtype) for b, m in zip(blocks, masks)]
+        logits = blocks[0] if len(blocks) == 1 else ops.concatenate(blocks, axis=1)
+
+        if self._hard_negatives is not None:
+            one_hot = ops.one_hot(labels, ops.shape(logits)[1])
+            logits, one_hot = self._hard_negatives(logits, one_hot)
+            labels = ops.argmax(one_hot, axis=1)
+        return logits, labels
+
+    def _corrected(self, scores, probability, shape):
+        scores = scores / self.logits_temperature
+        if probability is None:
+            return scores
+        return self._correction(scores, ops.reshape(ops.cast(probability, "float32"), shape))
+
+    def call(
+        self,
+        query,
+        positive,
+        positive_ids,
+        sample_weight=None,
+        candidate_sampling_probability=None,
+        candidate_encoder=None,
+    ):
+        """The reduced loss of one batch."""
+        logits, labels = self.logits_and_labels(
+            query, positive, positive_ids, candidate_sampling_probability, candidate_encoder
+        )
+        losses = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        if sample_weight is not None:
+            losses = losses * ops.reshape(ops.cast(sample_weight, losses.dtype), (-1,))
+        total = ops.sum(losses)
+        if self.loss_reduction == "sum":
+            return total
+        return total / ops.cast(ops.shape(losses)[0], total.dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "negative_samplers": [keras.saving.serialize_keras_object(s) for s in self.negative_samplers],
+            "logits_temperature": self.logits_temperature,
+            "remove_accidental_hits": self.remove_accidental_hits,
+            "num_hard_negatives": self.num_hard_negatives,
+            "logq_correction": self.logq_correction,
+            "loss_reduction": self.loss_reduction,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
+        return cls(**config)

@@ -1,0 +1,144 @@
+"""ContrastiveOutput against losses worked out by hand on a tiny batch."""
+
+import numpy as np
+import pytest
+from keras_rs.layers import RemoveAccidentalHits
+
+from schemaretrieval.outputs import MASK_VALUE, ContrastiveOutput
+from schemaretrieval.samplers import CandidateSampler, InBatchSampler, Negatives
+
+# Three queries and their three positive candidates; items 7 and 7 collide.
+QUERY = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype="float32")
+POSITIVE = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 0.0]], dtype="float32")
+IDS = np.array([7, 8, 7])
+# QUERY @ POSITIVE.T, worked out:
+SCORES = np.array([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0], [1.0, 2.0, 1.0]])
+
+
+def cross_entropy(logits, labels):
+    logits = np.asarray(logits, dtype="float64")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(shifted).sum(axis=1))
+    return log_z - shifted[np.arange(len(labels)), labels]
+
+
+def test_in_batch_softmax_is_tfrs_layout():
+    output = ContrastiveOutput()
+    logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    np.testing.assert_allclose(np.asarray(logits), SCORES, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(labels), [0, 1, 2])
+    # row 0: -log(e^1 / (e^1 + e^0 + e^1))
+    assert np.isclose(cross_entropy(SCORES, [0, 1, 2])[0], -np.log(np.e / (2 * np.e + 1)))
+    assert np.isclose(float(output(QUERY, POSITIVE, IDS)), cross_entropy(SCORES, [0, 1, 2]).mean(), rtol=1e-6)
+
+
+def test_temperature_divides_logits():
+    output = ContrastiveOutput(logits_temperature=0.5)
+    expected = cross_entropy(SCORES / 0.5, [0, 1, 2]).mean()
+    assert np.isclose(float(output(QUERY, POSITIVE, IDS)), expected, rtol=1e-6)
+
+
+def test_sum_reduction_and_sample_weight():
+    per_row = cross_entropy(SCORES, [0, 1, 2])
+    weights = np.array([1.0, 0.0, 2.0])
+    mean = ContrastiveOutput()(QUERY, POSITIVE, IDS, sample_weight=weights)
+    total = ContrastiveOutput(loss_reduction="sum")(QUERY, POSITIVE, IDS, sample_weight=weights)
+    assert np.isclose(float(mean), (per_row * weights).sum() / 3, rtol=1e-6)
+    assert np.isclose(float(total), (per_row * weights).sum(), rtol=1e-6)
+
+
+def test_remove_accidental_hits_masks_same_id_but_not_the_label():
+    logits, _ = ContrastiveOutput(remove_accidental_hits=True).logits_and_labels(QUERY, POSITIVE, IDS)
+    logits = np.asarray(logits)
+    # rows 0 and 2 share item 7: each other's column is removed, their own kept
+    assert logits[0, 2] < -1e30 and logits[2, 0] < -1e30
+    assert logits[0, 0] == 1.0 and logits[2, 2] == 1.0
+    np.testing.assert_allclose(logits[1], SCORES[1])
+    expected = np.mean(
+        [cross_entropy([[1.0, 0.0]], [0])[0], cross_entropy([SCORES[1]], [1])[0], cross_entropy([[2.0, 1.0]], [1])[0]]
+    )
+    loss = ContrastiveOutput(remove_accidental_hits=True)(QUERY, POSITIVE, IDS)
+    assert np.isclose(float(loss), expected, rtol=1e-6)
+
+
+def test_keras_rs_remove_accidental_hits_is_a_no_op_in_0_4_0():
+    # Why the library masks by itself: keras-rs 0.4.0 adds ~1e-40 to the
+    # duplicates' logits instead of removing them. If this starts failing,
+    # keras-rs fixed it and the library can use its layer.
+    labels = np.eye(3, dtype="float32")
+    logits = RemoveAccidentalHits()(SCORES.astype("float32"), labels, IDS)
+    np.testing.assert_allclose(np.asarray(logits), SCORES, atol=1e-30)
+
+
+def test_candidate_sampling_probability_subtracts_log_q():
+    probability = np.array([0.5, 0.25, 0.5], dtype="float32")
+    logits, _ = ContrastiveOutput().logits_and_labels(
+        QUERY, POSITIVE, IDS, candidate_sampling_probability=probability
+    )
+    np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(probability)[None, :], rtol=1e-6)
+
+
+def test_logq_correction_from_in_batch_item_counts():
+    counts = np.zeros(10)
+    counts[7], counts[8] = 3.0, 1.0  # q(7) = 0.75, q(8) = 0.25
+    output = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=True)
+    logits, _ = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    q = np.array([0.75, 0.25, 0.75])
+    np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(q)[None, :], rtol=1e-6)
+    # Without the flag the counts are carried but not used.
+    plain = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts))
+    np.testing.assert_allclose(np.asarray(plain.logits_and_labels(QUERY, POSITIVE, IDS)[0]), SCORES, rtol=1e-6)
+
+
+def test_num_hard_negatives_keeps_the_positive_and_the_hardest():
+    output = ContrastiveOutput(num_hard_negatives=1)
+    logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    assert logits.shape == (3, 2)
+    # each row keeps its positive's score and its highest other score
+    for row, (positive, hardest) in enumerate([(1.0, 1.0), (2.0, 0.0), (1.0, 2.0)]):
+        assert logits[row, labels[row]] == positive
+        assert logits[row, 1 - labels[row]] == hardest
+    expected = cross_entropy([[1.0, 1.0], [2.0, 0.0], [1.0, 2.0]], [0, 0, 0]).mean()
+    assert np.isclose(float(output(QUERY, POSITIVE, IDS)), expected, rtol=1e-6)
+
+
+class FixedSampler(CandidateSampler):
+    """Always the same two extra candidates: items 8 and 9."""
+
+    def call(self, positive_ids, positive_embeddings, candidate_encoder=None):
+        return Negatives(np.array([8, 9]), np.array([[0.0, 1.0], [2.0, 0.0]], dtype="float32"), np.array([0.5, 0.1]))
+
+
+def test_extra_negatives_are_appended_for_every_row():
+    output = ContrastiveOutput(negative_samplers=["in-batch", FixedSampler()])
+    logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    extra = QUERY @ np.array([[0.0, 1.0], [2.0, 0.0]]).T
+    np.testing.assert_allclose(np.asarray(logits), np.concatenate([SCORES, extra], axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(labels), [0, 1, 2])
+
+
+def test_sampled_negatives_without_in_batch_put_the_positive_first():
+    output = ContrastiveOutput(negative_samplers=FixedSampler(), remove_accidental_hits=True, logq_correction=True)
+    logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    positive_scores = (QUERY * POSITIVE).sum(axis=1)
+    extra = QUERY @ np.array([[0.0, 1.0], [2.0, 0.0]]).T - np.log([0.5, 0.1])
+    expected = np.concatenate([positive_scores[:, None], extra], axis=1)
+    expected[1, 1] += MASK_VALUE  # row 1's positive is item 8, sampled again
+    np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(labels), [0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"logits_temperature": 0.0}, "logits_temperature must be > 0"),
+        ({"loss_reduction": "avg"}, "loss_reduction must be one of"),
+        ({"num_hard_negatives": 0}, "num_hard_negatives must be >= 1"),
+        ({"negative_samplers": "in-bach"}, "unknown sampler 'in-bach'"),
+        ({"negative_samplers": ["in-batch", "in-batch"]}, "name the in-batch sampler once"),
+    ],
+)
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ContrastiveOutput(**kwargs)
