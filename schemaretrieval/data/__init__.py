@@ -1,0 +1,22 @@
+"""Data: generated interactions, reading tables and turning them into model inputs."""
+
+from schemaretrieval.data.synthetic import SyntheticTruth, synthetic
+from schemaretrieval.data.tables import (
+    PAD_VALUE,
+    candidate_table,
+    interactions,
+    read_table,
+    to_arrays,
+    to_tf_dataset,
+)
+
+__all__ = [
+    "PAD_VALUE",
+    "SyntheticTruth",
+    "candidate_table",
+    "interactions",
+    "read_table",
+    "synthetic",
+    "to_arrays",
+    "to_tf_dataset",
+]
