@@ -1,0 +1,43 @@
+"""schemaretrieval: schema-first two-tower retrieval on TensorFlow 2.21 and Keras 3.
+
+>>> import schemaretrieval as sr
+>>> schema = sr.load_schema("schemas/synthetic.yaml")
+>>> model = sr.TwoTowerModel(schema)
+"""
+
+import os as _os
+
+# TensorFlow's C++ start-up chatter drowns the output a user reads.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from merlin.schema import Tags  # noqa: E402
+
+from schemaretrieval import baselines, data, evaluation, schema  # noqa: E402
+from schemaretrieval.encoders import Encoder, MLPBlock  # noqa: E402
+from schemaretrieval.inputs import InputBlock  # noqa: E402
+from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2  # noqa: E402
+from schemaretrieval.outputs import ContrastiveOutput  # noqa: E402
+from schemaretrieval.samplers import CandidateSampler, InBatchSampler, Negatives  # noqa: E402
+from schemaretrieval.schema import SchemaError, load_schema, save_schema  # noqa: E402
+from schemaretrieval.saving import load_model  # noqa: E402
+
+__all__ = [
+    "Tags",
+    "baselines",
+    "data",
+    "evaluation",
+    "schema",
+    "Encoder",
+    "MLPBlock",
+    "InputBlock",
+    "TwoTowerModel",
+    "TwoTowerModelV2",
+    "ContrastiveOutput",
+    "CandidateSampler",
+    "InBatchSampler",
+    "Negatives",
+    "SchemaError",
+    "load_schema",
+    "save_schema",
+    "load_model",
+]

@@ -83,7 +83,7 @@ class ContrastiveOutput(keras.layers.Layer):
         self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
 
     def logits_and_labels(
-        self, query, positive, positive_ids, candidate_sampling_probability=None, candidate_encoder=None
+        self, query, positive, positive_ids, candidate_sampling_probability=None, candidate_encoder=None, training=False
     ):
         """The corrected, masked logits [B, C] and each row's label column [B].
 
@@ -95,7 +95,10 @@ class ContrastiveOutput(keras.layers.Layer):
         positive = ops.cast(positive, "float32")
         batch = ops.shape(query)[0]
         blocks, masks = [], []
-        negatives = [s(positive_ids, positive, candidate_encoder) for s in self.negative_samplers]
+        negatives = [
+            s(positive_ids, positive, candidate_encoder=candidate_encoder, training=training)
+            for s in self.negative_samplers
+        ]
         in_batch = [n for n, s in zip(negatives, self.negative_samplers) if s.in_batch]
         extra = [n for n, s in zip(negatives, self.negative_samplers) if not s.in_batch]
 
@@ -146,10 +149,11 @@ class ContrastiveOutput(keras.layers.Layer):
         sample_weight=None,
         candidate_sampling_probability=None,
         candidate_encoder=None,
+        training=False,
     ):
         """The reduced loss of one batch."""
         logits, labels = self.logits_and_labels(
-            query, positive, positive_ids, candidate_sampling_probability, candidate_encoder
+            query, positive, positive_ids, candidate_sampling_probability, candidate_encoder, training
         )
         losses = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         if sample_weight is not None:

@@ -1,9 +1,11 @@
 """Data: generated interactions, reading tables and turning them into model inputs."""
 
 from schemaretrieval.data.synthetic import SyntheticTruth, synthetic
+from schemaretrieval.data.splits import random_split
 from schemaretrieval.data.tables import (
     PAD_VALUE,
     candidate_table,
+    example_batch,
     interactions,
     read_table,
     to_arrays,
@@ -14,6 +16,8 @@ __all__ = [
     "PAD_VALUE",
     "SyntheticTruth",
     "candidate_table",
+    "example_batch",
+    "random_split",
     "interactions",
     "read_table",
     "synthetic",

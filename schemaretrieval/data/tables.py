@@ -431,7 +431,6 @@ def to_arrays(data, schema: Schema, *, source: str = _DATAFRAME) -> dict[str, np
         >>> import numpy as np, pandas as pd
         >>> from merlin.schema import ColumnSchema, Schema, Tags
 
-from schemaretrieval.schema import candidate_schema, item_id_column, user_id_column
         >>> schema = Schema([
         ...     ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL], dtype=np.int64,
         ...                  properties={"domain": {"min": 0, "max": 9}}),
@@ -530,7 +529,6 @@ def to_tf_dataset(
         >>> import numpy as np, pandas as pd
         >>> from merlin.schema import ColumnSchema, Schema, Tags
 
-from schemaretrieval.schema import candidate_schema, item_id_column, user_id_column
         >>> schema = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
         ...                               dtype=np.int64, properties={"domain": {"min": 0, "max": 9}})])
         >>> ds = to_tf_dataset(pd.DataFrame({"item_id": np.arange(10)}), schema, batch_size=4)
@@ -617,7 +615,6 @@ def candidate_table(data, schema: Schema) -> pd.DataFrame:
         >>> import numpy as np, pandas as pd
         >>> from merlin.schema import ColumnSchema, Schema, Tags
 
-from schemaretrieval.schema import candidate_schema, item_id_column, user_id_column
         >>> schema = Schema([
         ...     ColumnSchema("user_id", tags=[Tags.USER_ID, Tags.CATEGORICAL], dtype=np.int64),
         ...     ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL], dtype=np.int64),
@@ -650,7 +647,6 @@ def interactions(data, schema: Schema) -> pd.DataFrame:
         >>> import numpy as np, pandas as pd
         >>> from merlin.schema import ColumnSchema, Schema, Tags
 
-from schemaretrieval.schema import candidate_schema, item_id_column, user_id_column
         >>> schema = Schema([
         ...     ColumnSchema("user_id", tags=[Tags.USER_ID, Tags.CATEGORICAL], dtype=np.int64),
         ...     ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL], dtype=np.int64),
@@ -664,3 +660,24 @@ from schemaretrieval.schema import candidate_schema, item_id_column, user_id_col
     names = [_id_column(schema, Tags.USER), _id_column(schema, Tags.ITEM)]
     _require_columns(frame, names, source, "interactions")
     return frame[names].reset_index(drop=True)
+
+
+def example_batch(schema: Schema) -> dict[str, np.ndarray]:
+    """One row of in-domain values for every feature column of ``schema``:
+    the smallest id of each domain, 0.0 for continuous columns, a one-id list
+    for list columns. Builds a model's weights before they are loaded.
+
+    Example:
+        >>> from schemaretrieval.schema import load_schema
+        >>> sorted(example_batch(load_schema("schemas/synthetic.yaml")))[:3]
+        ['item_category', 'item_id', 'item_price']
+    """
+    batch = {}
+    for col in schema:
+        kind = _column_kind(col)
+        if kind == _CATEGORICAL:
+            low = _column_domain(col)[0] if _column_domain(col) else 0
+            batch[col.name] = np.full((1, 1) if _is_list_column(col) else (1,), low, dtype=np.int64)
+        elif kind == _CONTINUOUS:
+            batch[col.name] = np.zeros((1,), dtype=np.float32)
+    return batch

@@ -1,0 +1,164 @@
+"""Towers: an `InputBlock` read from a schema, then blocks applied in order."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from merlin.schema import Schema
+
+from schemaretrieval.inputs import InputBlock
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class MLPBlock(keras.layers.Layer):
+    """Dense layers, each optionally followed by normalisation and dropout.
+
+    Args:
+        units: the width of each dense layer, in order.
+        activation: the activation of every layer but, with
+            `no_activation_last_layer=True`, the last, which then stays
+            linear (what a retrieval tower's output usually wants).
+        dropout: the dropout rate after each layer but the last.
+        normalization: None, "batch_norm" or "layer_norm", after each layer
+            but the last.
+        kernel_regularizer: passed to every dense layer, e.g. "l2".
+
+    Example:
+
+    >>> import numpy as np
+    >>> MLPBlock([8, 4])(np.ones((2, 3))).shape
+    (2, 4)
+    """
+
+    NORMALIZATIONS = {
+        "batch_norm": keras.layers.BatchNormalization,
+        "layer_norm": keras.layers.LayerNormalization,
+    }
+
+    def __init__(
+        self,
+        units: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        normalization: str | None = None,
+        no_activation_last_layer: bool = False,
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not units:
+            raise ValueError("MLPBlock: units must name at least one layer width, got []")
+        if normalization is not None and normalization not in self.NORMALIZATIONS:
+            raise ValueError(
+                f"MLPBlock: normalization must be one of {sorted(self.NORMALIZATIONS)} or None, got {normalization!r}"
+            )
+        self.units = list(units)
+        self.activation = activation
+        self.dropout = dropout
+        self.normalization = normalization
+        self.no_activation_last_layer = no_activation_last_layer
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.layers = []
+        for i, width in enumerate(self.units):
+            last = i == len(self.units) - 1
+            linear = last and no_activation_last_layer
+            self.layers.append(
+                keras.layers.Dense(
+                    width,
+                    activation=None if linear else activation,
+                    kernel_regularizer=self.kernel_regularizer,
+                    name=f"dense_{i}",
+                )
+            )
+            if last:
+                continue
+            if normalization:
+                self.layers.append(self.NORMALIZATIONS[normalization](name=f"{normalization}_{i}"))
+            if dropout:
+                self.layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.units[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "normalization": self.normalization,
+            "no_activation_last_layer": self.no_activation_last_layer,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
+            if self.kernel_regularizer
+            else None,
+        }
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class Encoder(keras.layers.Layer):
+    """One tower: the schema's columns read by an `InputBlock`, then `blocks`.
+
+    The encoder picks its own columns out of the batch, so both towers can be
+    given the same feature dict.
+
+    Args:
+        schema: the columns this tower reads (e.g. `schema.select_by_tag(Tags.USER)`).
+        *blocks: Keras layers applied in order to the concatenated inputs,
+            e.g. `MLPBlock([128, 64])` and `keras.layers.UnitNormalization()`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from merlin.schema import ColumnSchema, Schema, Tags
+    >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
+    ...     dtype="int64", properties={"domain": {"min": 0, "max": 99}})])
+    >>> Encoder(s, MLPBlock([8]))({"item_id": np.array([3, 4]), "other": np.array([0, 0])}).shape
+    (2, 8)
+    """
+
+    def __init__(self, schema: Schema, *blocks: keras.layers.Layer, **kwargs):
+        blocks = list(blocks) + list(kwargs.pop("blocks", []))
+        super().__init__(**kwargs)
+        self.schema = schema
+        self.inputs_block = InputBlock(schema, name="inputs")
+        self.blocks = blocks
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.inputs_block.column_names
+
+    def call(self, features, training=None):
+        x = self.inputs_block({name: features[name] for name in self.column_names if name in features})
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "schema": self.inputs_block.get_config()["schema"],
+            "blocks": [keras.saving.serialize_keras_object(block) for block in self.blocks],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        from schemaretrieval import schema as schema_lib
+
+        config = dict(config)
+        schema = schema_lib.schema_from_dict(config.pop("schema"))
+        blocks = [keras.saving.deserialize_keras_object(block) for block in config.pop("blocks")]
+        return cls(schema, *blocks, **config)

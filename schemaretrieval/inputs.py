@@ -1,0 +1,153 @@
+"""Turns a batch of features into one vector, as the schema's tags say.
+
+Each tag maps to one way of reading a column through `INPUT_BLOCKS`, the one
+table to replace when a feature type needs another treatment:
+
+| tag         | what the column becomes                                     |
+|-------------|-------------------------------------------------------------|
+| categorical | an embedding looked up in its domain's table                |
+| + list      | the mean of its ids' embeddings, padding (-1) masked out    |
+| continuous  | its value, as one float                                     |
+
+Columns that share a domain name (``domain: {name: genres}``) share one table.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+from merlin.schema import Schema, Tags
+
+from schemaretrieval import schema as schema_lib
+
+# Pad value of list columns in the batches of `schemaretrieval.data`.
+LIST_PADDING = -1
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class CategoricalEmbedding(keras.layers.Layer):
+    """Embeds an id column, or mean-pools a padded list of ids.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = CategoricalEmbedding(input_dim=10, output_dim=4)
+    >>> layer(np.array([[1, 2, -1]])).shape
+    (1, 4)
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.table = keras.layers.Embedding(input_dim, output_dim, name="table")
+
+    def build(self, input_shape):
+        self.table.build((None,))
+        self.built = True
+
+    def call(self, ids):
+        if len(ids.shape) == 1:
+            return self.table(ids)
+        mask = ops.cast(ops.greater_equal(ids, 0), self.compute_dtype)
+        vectors = self.table(ops.maximum(ids, 0)) * ops.expand_dims(mask, -1)
+        # Rows with no ids pool to zeros rather than dividing by zero.
+        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+        return ops.sum(vectors, axis=1) / count
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
+def domain_name(column) -> str:
+    """The table a categorical column reads: its domain's name, else its own."""
+    return column.properties.get("domain", {}).get("name") or column.name
+
+
+def _categorical(column, tables):
+    return tables[domain_name(column)]
+
+
+def _continuous(column, tables):
+    return None
+
+
+# tag -> how a column of that tag is read. Replace an entry to change the
+# treatment of a whole feature type.
+INPUT_BLOCKS = {
+    Tags.CATEGORICAL: _categorical,
+    Tags.CONTINUOUS: _continuous,
+}
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class InputBlock(keras.layers.Layer):
+    """Reads the columns of `schema` from a feature dict into one vector.
+
+    Embedding tables: one per categorical domain, of `cardinality` rows
+    (domain max + 1) and `embedding_dim` columns (the schema's, or the rule
+    in `schemaretrieval.schema.embedding_dim`). Continuous columns are
+    appended as they are; normalise them in the ETL.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from merlin.schema import ColumnSchema, Schema, Tags
+    >>> s = Schema([ColumnSchema("user_id", tags=[Tags.USER_ID, Tags.CATEGORICAL],
+    ...     dtype="int64", properties={"domain": {"min": 0, "max": 9}, "embedding_dim": 4})])
+    >>> InputBlock(s)({"user_id": np.array([1, 2])}).shape
+    (2, 4)
+    """
+
+    def __init__(self, schema: Schema, **kwargs):
+        super().__init__(**kwargs)
+        self.schema = schema
+        schema_lib.require_domains(schema)
+        self.tables = {}
+        for column in schema:
+            if Tags.CATEGORICAL not in column.tags:
+                continue
+            name = domain_name(column)
+            if name not in self.tables:
+                self.tables[name] = CategoricalEmbedding(
+                    schema_lib.cardinality(column), schema_lib.embedding_dim(column), name=f"embedding_{name}"
+                )
+        self.readers = []
+        for column in schema:
+            kind = [tag for tag in INPUT_BLOCKS if tag in column.tags]
+            if not kind:
+                continue  # targets and other non-feature columns
+            self.readers.append((column.name, INPUT_BLOCKS[kind[0]](column, self.tables)))
+        if not self.readers:
+            raise ValueError(f"InputBlock: no categorical or continuous column in {schema.column_names}")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.readers]
+
+    def build(self, input_shape=None):
+        for table in self.tables.values():
+            table.build(None)
+        self.built = True
+
+    def call(self, features):
+        missing = [name for name in self.column_names if name not in features]
+        if missing:
+            raise KeyError(f"InputBlock: the batch has no column(s) {missing}; it has {sorted(features)}")
+        parts = []
+        for name, layer in self.readers:
+            value = features[name]
+            if layer is None:
+                parts.append(ops.cast(ops.reshape(value, (-1, 1)), self.compute_dtype))
+            else:
+                parts.append(layer(value))
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "schema": schema_lib.schema_to_dict(self.schema)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schema"] = schema_lib.schema_from_dict(config["schema"])
+        return cls(**config)

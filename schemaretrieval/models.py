@@ -1,0 +1,302 @@
+"""The two-tower model: a query tower, a candidate tower and an output."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from keras import ops
+from merlin.schema import Schema, Tags
+
+from schemaretrieval import evaluation
+from schemaretrieval import schema as schema_lib
+from schemaretrieval.data import tables
+from schemaretrieval.encoders import Encoder, MLPBlock
+from schemaretrieval.outputs import ContrastiveOutput
+from schemaretrieval.samplers import InBatchSampler
+
+DEFAULT_KS = (1, 5, 10, 50, 100)
+# With unit-length towers the logits are cosines in [-1, 1]; a softmax over
+# them needs sharpening to learn (TwoTowerModel's default).
+DEFAULT_TEMPERATURE = 0.1
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class TwoTowerModelV2(keras.Model):
+    """A query tower and a candidate tower trained so that a query scores its
+    positive item above the negatives, by the dot product of their outputs.
+
+    `fit`, `evaluate` and `predict` are Keras's. They take what Keras takes
+    (a `tf.data.Dataset` of feature dicts, dicts of arrays) and, besides, a
+    pandas DataFrame or a parquet/csv path, batched from the schema with
+    `batch_size`. `evaluate` reports the training loss on held-out data;
+    `evaluate_topk` ranks the whole catalog.
+
+    Args:
+        query_tower: an `Encoder` of the query (user) side.
+        candidate_tower: an `Encoder` of the candidate (item) side.
+        outputs: the loss layer; default `ContrastiveOutput` built from
+            `negative_samplers` and `logits_temperature`. Giving both
+            `outputs` and either of those is an error: they belong to the
+            output.
+        logits_temperature: for the default output (1.0 when None).
+        negative_samplers: for the default output ("in-batch" when None).
+        candidate_id_tag: the tag of the column that identifies a candidate.
+        schema: the whole schema, needed when the candidate tower does not
+            read the id column itself; default both towers' schemas.
+
+    Example:
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> query = sr.Encoder(sr.schema.query_schema(schema), sr.MLPBlock([16]))
+    >>> candidate = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([16]))
+    >>> model = sr.TwoTowerModelV2(query, candidate, logits_temperature=0.1)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(sr.data.synthetic(schema, 2000, seed=0), batch_size=256, verbose=0)
+    """
+
+    def __init__(
+        self,
+        query_tower: Encoder,
+        candidate_tower: Encoder,
+        outputs: ContrastiveOutput | None = None,
+        logits_temperature: float | None = None,
+        negative_samplers=None,
+        candidate_id_tag=Tags.ITEM_ID,
+        schema: Schema | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if outputs is not None and (logits_temperature is not None or negative_samplers is not None):
+            raise ValueError(
+                "TwoTowerModelV2: logits_temperature and negative_samplers configure the default output; "
+                "with outputs= given, pass them to the output instead"
+            )
+        if outputs is None:
+            outputs = ContrastiveOutput(
+                negative_samplers=negative_samplers or "in-batch",
+                logits_temperature=1.0 if logits_temperature is None else logits_temperature,
+            )
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.output_layer = outputs
+        self.candidate_id_tag = Tags(candidate_id_tag)
+        self.schema = schema if schema is not None else query_tower.schema + candidate_tower.schema
+        self._schema_given = schema is not None
+        id_columns = self.schema.select_by_tag(self.candidate_id_tag).column_names
+        if len(id_columns) != 1:
+            raise ValueError(
+                f"TwoTowerModelV2: expected one column tagged {self.candidate_id_tag.value!r} in the schema "
+                f"(pass schema= when the candidate tower does not read it), found {id_columns}"
+            )
+        self.candidate_id_column = id_columns[0]
+        user_ids = self.schema.select_by_tag(Tags.USER_ID).column_names
+        self.query_id_column = user_ids[0] if user_ids else None
+
+    # Keras plumbing ------------------------------------------------------
+
+    def call(self, features, training=None):
+        return {
+            "query": self.query_tower(features, training=training),
+            "candidate": self.candidate_tower(features, training=training),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = self.output_layer(
+            y_pred["query"],
+            y_pred["candidate"],
+            x[self.candidate_id_column],
+            sample_weight=sample_weight,
+            candidate_encoder=self.candidate_tower,
+            training=training,
+        )
+        if self.losses:
+            loss = loss + ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
+        return loss
+
+    def _batches(self, data, batch_size, shuffle, seed=None):
+        """Keras's own inputs pass through; tables become batched datasets."""
+        if isinstance(data, (pd.DataFrame, str)) or hasattr(data, "__fspath__"):
+            return tables.to_tf_dataset(data, self.schema, batch_size or 1024, shuffle=shuffle, seed=seed), None
+        return data, batch_size
+
+    def fit(self, x=None, y=None, batch_size=None, validation_data=None, shuffle=True, seed=None, **kwargs):
+        """Keras's `fit`; a DataFrame or path `x` is batched and shuffled from the schema."""
+        x, batch_size = self._batches(x, batch_size, shuffle, seed)
+        if validation_data is not None:
+            validation_data, _ = self._batches(validation_data, batch_size or 1024, False)
+        return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Keras's `evaluate`: the loss on held-out batches (see `evaluate_topk`)."""
+        x, batch_size = self._batches(x, batch_size, False)
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def get_config(self):
+        config = {
+            **super().get_config(),
+            "query_tower": keras.saving.serialize_keras_object(self.query_tower),
+            "candidate_tower": keras.saving.serialize_keras_object(self.candidate_tower),
+            "outputs": keras.saving.serialize_keras_object(self.output_layer),
+            "candidate_id_tag": self.candidate_id_tag.value,
+        }
+        if self._schema_given:
+            config["schema"] = schema_lib.schema_to_dict(self.schema)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("query_tower", "candidate_tower", "outputs"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        if "schema" in config:
+            config["schema"] = schema_lib.schema_from_dict(config["schema"])
+        return cls(**config)
+
+    def get_build_config(self):
+        return {"schema_built": True}
+
+    def build_from_config(self, config):
+        # Weights exist only once the towers have seen a batch; one row of
+        # in-domain values from the schema builds them before loading.
+        self(tables.example_batch(self.schema))
+
+    # Embeddings and retrieval ---------------------------------------------
+
+    def embed(self, tower: Encoder, data, batch_size: int = 4096) -> np.ndarray:
+        """Runs one tower over a table (DataFrame, path or dict of arrays)."""
+        schema = self.schema.select_by_name(tower.column_names)
+        dataset = tables.to_tf_dataset(data, schema, batch_size, shuffle=False)
+        run = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
+        return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in dataset], axis=0)
+
+    def query_embeddings(self, data, batch_size: int = 4096) -> np.ndarray:
+        """Query-tower outputs, one row per row of `data`."""
+        return self.embed(self.query_tower, data, batch_size)
+
+    def candidate_embeddings(self, candidates, batch_size: int = 4096) -> np.ndarray:
+        """Candidate-tower outputs, one row per row of `candidates`."""
+        return self.embed(self.candidate_tower, candidates, batch_size)
+
+    def catalog(self, candidates=None) -> pd.DataFrame:
+        """The candidate table: the given one, or every id of the item-id
+        domain when the candidate tower reads nothing but the id."""
+        if candidates is not None:
+            return tables.read_table(candidates) if not isinstance(candidates, pd.DataFrame) else candidates
+        if self.candidate_tower.column_names != [self.candidate_id_column]:
+            raise ValueError(
+                "evaluate_topk: the candidate tower reads item features "
+                f"{self.candidate_tower.column_names}; pass candidates= a table of every item with its "
+                "features, e.g. sr.data.candidate_table(all_interactions, schema)"
+            )
+        domain = self.schema[self.candidate_id_column].int_domain
+        return pd.DataFrame({self.candidate_id_column: np.arange(domain.min, domain.max + 1)})
+
+    def evaluate_topk(
+        self,
+        data,
+        candidates=None,
+        ks: Sequence[int] = DEFAULT_KS,
+        exclude: pd.DataFrame | None = None,
+        batch_size: int = 4096,
+    ) -> dict[str, float]:
+        """Ranks the whole catalog for every row of `data` (one query per
+        interaction; its item is the one relevant answer).
+
+        Args:
+            data: held-out interactions (DataFrame or path).
+            candidates: the catalog, a table with one row per item and its
+                features (see `catalog`).
+            ks: the cut-offs.
+            exclude: interactions (e.g. the training set) whose items are
+                removed from the ranking of the same user, as TFRS's
+                `query_with_exclusions`: k results are still ranked.
+
+        Returns:
+            {"recall@10": ..., "ndcg@10": ..., "mrr@10": ..., "precision@10": ...,
+            "map@10": ..., ...} averaged over the queries.
+        """
+        data = tables.read_table(data) if not isinstance(data, pd.DataFrame) else data
+        catalog = self.catalog(candidates)
+        candidate_ids = catalog[self.candidate_id_column].to_numpy()
+        scorer = evaluation.embedding_scorer(
+            self.query_embeddings(data, batch_size), self.candidate_embeddings(catalog, batch_size)
+        )
+        return evaluation.evaluate_ranking(
+            scorer,
+            evaluation.item_positions(candidate_ids, data[self.candidate_id_column].to_numpy()),
+            ks=ks,
+            exclude=self._exclusions(data, exclude, candidate_ids),
+        )
+
+    def _exclusions(self, data, exclude, candidate_ids):
+        if exclude is None:
+            return None
+        if self.query_id_column is None:
+            raise ValueError("evaluate_topk: exclude= needs a column tagged user_id to match queries to users")
+        return evaluation.exclusion_positions(
+            data[self.query_id_column].to_numpy(),
+            exclude[self.query_id_column].to_numpy(),
+            exclude[self.candidate_id_column].to_numpy(),
+            candidate_ids,
+        )
+
+
+def TwoTowerModel(
+    schema: Schema,
+    query_units: Sequence[int] = (64,),
+    candidate_units: Sequence[int] = (64,),
+    dropout: float = 0.0,
+    l2_normalize: bool = True,
+    logits_temperature: float | None = None,
+    negative_samplers=None,
+    logq_correction: bool = True,
+    outputs: ContrastiveOutput | None = None,
+) -> TwoTowerModelV2:
+    """A `TwoTowerModelV2` built from the schema's tags alone.
+
+    Columns tagged user form the query tower, columns tagged item the
+    candidate tower (targets excluded); each tower is an `MLPBlock` with a
+    linear last layer, then, with `l2_normalize`, unit-length outputs so
+    that scores are cosines sharpened by `logits_temperature`.
+
+    Example:
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    """
+    schema_lib.validate_for_retrieval(schema)
+    schema_lib.require_domains(schema)
+
+    def tower(columns, units):
+        blocks = [MLPBlock(list(units), dropout=dropout, no_activation_last_layer=True)]
+        if l2_normalize:
+            blocks.append(keras.layers.UnitNormalization())
+        return Encoder(columns, *blocks)
+
+    if outputs is None:
+        # In-batch negatives over-penalise popular items; the streaming
+        # frequency estimate corrects them without needing item counts.
+        outputs = ContrastiveOutput(
+            negative_samplers=negative_samplers
+            or InBatchSampler(num_items=schema_lib.cardinality(schema[schema_lib.item_id_column(schema)])),
+            logits_temperature=DEFAULT_TEMPERATURE if logits_temperature is None else logits_temperature,
+            logq_correction=logq_correction,
+        )
+    elif logits_temperature is not None or negative_samplers is not None:
+        raise ValueError(
+            "TwoTowerModel: logits_temperature and negative_samplers configure the default output; "
+            "with outputs= given, pass them to the output instead"
+        )
+    return TwoTowerModelV2(
+        tower(schema_lib.query_schema(schema), query_units),
+        tower(schema_lib.candidate_schema(schema), candidate_units),
+        outputs=outputs,
+        schema=schema,
+    )
