@@ -103,18 +103,27 @@ class InputBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.schema = schema
         schema_lib.require_domains(schema)
-        self.tables = {}
+        # Columns sharing a domain share a table with rows for every id of
+        # any of them, so it is sized by the largest domain max among them.
+        shared = {}
         for column in schema:
-            if Tags.CATEGORICAL not in column.tags:
-                continue
-            name = domain_name(column)
-            if name not in self.tables:
-                self.tables[name] = CategoricalEmbedding(
-                    schema_lib.cardinality(column), schema_lib.embedding_dim(column), name=f"embedding_{name}"
-                )
+            if Tags.CATEGORICAL in column.tags and Tags.TARGET not in column.tags:
+                shared.setdefault(domain_name(column), []).append(column)
+        self.tables = {}
+        for name, columns in shared.items():
+            widest = max(columns, key=schema_lib.cardinality)
+            dims = {int(c.properties["embedding_dim"]) for c in columns if c.properties.get("embedding_dim")}
+            if len(dims) > 1:
+                raise schema_lib.SchemaError(
+                    "<schema>", f"columns sharing domain {name!r} ask for different embedding_dim {sorted(dims)}; "
+                    "expected one table width", column=columns[-1].name, key="embedding_dim")
+            dim = dims.pop() if dims else schema_lib.embedding_dim(widest)
+            self.tables[name] = CategoricalEmbedding(
+                schema_lib.cardinality(widest), dim, name=f"embedding_{name}"
+            )
         self.readers = []
         for column in schema:
-            kind = [tag for tag in INPUT_BLOCKS if tag in column.tags]
+            kind = [tag for tag in INPUT_BLOCKS if tag in column.tags and Tags.TARGET not in column.tags]
             if not kind:
                 continue  # targets and other non-feature columns
             self.readers.append((column.name, INPUT_BLOCKS[kind[0]](column, self.tables)))
