@@ -141,6 +141,11 @@ class Encoder(keras.layers.Layer):
     def column_names(self) -> list[str]:
         return self.inputs_block.column_names
 
+    def build(self, input_shape=None):
+        # The blocks take their shapes from the first batch they see.
+        self.inputs_block.build(None)
+        self.built = True
+
     def call(self, features, training=None):
         x = self.inputs_block({name: features[name] for name in self.column_names if name in features})
         for block in self.blocks:

@@ -120,6 +120,9 @@ def exclusion_positions(
     key_indptr = np.zeros(len(uniq_keys) + 1, np.int64)
     np.cumsum(np.bincount(codes, minlength=len(uniq_keys)), out=key_indptr[1:])
 
+    # A sentinel row, so that queries can point somewhere even when no key
+    # has interactions (empty exclusions).
+    key_indptr = np.append(key_indptr, key_indptr[-1])
     q = pd.Index(uniq_keys).get_indexer(np.asarray(query_keys))
     found = q >= 0
     q = np.where(found, q, 0)
@@ -193,9 +196,11 @@ def _matmul(queries, candidates_t):
 def embedding_scorer(query_embeddings, candidate_embeddings) -> ScoreFn:
     """Score function of dot products ``queries[start:stop] @ candidates.T``.
 
-    The candidates are transposed once up front (``[dim, num_candidates]``
-    multiplies about 1.7x faster than ``transpose_b`` on CPU); each call is one
-    tf matmul in a ``tf.function``. The returned callable carries
+    The candidates are transposed once up front: on CPU, multiplying by a
+    ``[dim, num_candidates]`` matrix measured 1.2x (64-query chunks) to 1.7x
+    (256-query chunks) faster than ``transpose_b=True``. Each call is one tf
+    matmul in a ``tf.function`` (measured the same speed as eager; it saves
+    the per-op overhead on small chunks). The returned callable carries
     ``num_queries`` and ``num_candidates`` attributes.
 
     >>> fn = embedding_scorer(np.ones((2, 3)), np.eye(4, 3))

@@ -129,6 +129,8 @@ class TwoTowerModelV2(keras.Model):
         x, batch_size = self._batches(x, batch_size, shuffle, seed)
         if validation_data is not None:
             validation_data, _ = self._batches(validation_data, batch_size or 1024, False)
+        # A tf.data.Dataset shuffles itself; Keras warns when asked to.
+        shuffle = shuffle and not isinstance(x, tf.data.Dataset)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
@@ -157,13 +159,19 @@ class TwoTowerModelV2(keras.Model):
             config["schema"] = schema_lib.schema_from_dict(config["schema"])
         return cls(**config)
 
+    def build(self, input_shape=None):
+        # The towers' weights take their shapes from a batch: one row of
+        # in-domain values from the schema creates them (before fit, and
+        # before a saved model's weights are loaded).
+        self.call(tables.example_batch(self.schema))
+        self.built = True
+
     def get_build_config(self):
-        return {"schema_built": True}
+        # Keras skips build_from_config when this is empty.
+        return {"from": "schema"}
 
     def build_from_config(self, config):
-        # Weights exist only once the towers have seen a batch; one row of
-        # in-domain values from the schema builds them before loading.
-        self(tables.example_batch(self.schema))
+        self.build()
 
     # Embeddings and retrieval ---------------------------------------------
 

@@ -1,0 +1,163 @@
+"""The two-tower model end to end: training beats popularity, a broken tower
+does not, options are checked, save/load round-trips in a fresh process."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import schemaretrieval as sr
+from schemaretrieval.schema import SchemaError, candidate_schema, query_schema, schema_from_dict, schema_to_dict
+
+SCHEMA_PATH = "schemas/synthetic.yaml"
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return sr.load_schema(SCHEMA_PATH)
+
+
+@pytest.fixture(scope="module")
+def split(schema):
+    interactions = sr.data.synthetic(schema, 30_000, seed=1)
+    train, test = sr.data.random_split(interactions, 0.2, seed=1)
+    return interactions, train, test
+
+
+def train_default(schema, train, epochs=4, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = sr.TwoTowerModel(schema)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(train, batch_size=512, epochs=epochs, seed=seed, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(schema, split):
+    return train_default(schema, split[1])
+
+
+def popularity_recall(split, schema, k=10):
+    interactions, train, test = split
+    catalog = sr.data.candidate_table(interactions, schema)
+    return sr.baselines.Popularity().fit(train, "item_id").evaluate_topk(
+        test, candidate_ids=catalog["item_id"].to_numpy(), ks=[k]
+    )[f"recall@{k}"]
+
+
+def test_default_model_clearly_beats_popularity(schema, split, trained):
+    interactions, _, test = split
+    metrics = trained.evaluate_topk(test, sr.data.candidate_table(interactions, schema), ks=[10, 100])
+    popularity = popularity_recall(split, schema)
+    assert metrics["recall@10"] > 1.3 * popularity, (metrics, popularity)
+    assert set(metrics) == {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "precision", "map") for k in (10, 100)}
+
+
+def test_a_query_tower_blind_to_the_user_does_not_beat_popularity(schema, split):
+    interactions, train, test = split
+    # Shuffling the user columns of the training rows cuts every link between
+    # a user and their items: what is left to learn is popularity.
+    broken = train.copy()
+    order = np.random.default_rng(0).permutation(len(train))
+    for column in query_schema(schema).column_names:
+        broken[column] = train[column].to_numpy()[order]
+    model = train_default(schema, broken)
+    metrics = model.evaluate_topk(test, sr.data.candidate_table(interactions, schema), ks=[10])
+    assert metrics["recall@10"] < 1.1 * popularity_recall(split, schema)
+
+
+def test_excluding_seen_items_ranks_the_rest(schema, split, trained):
+    interactions, train, test = split
+    catalog = sr.data.candidate_table(interactions, schema)
+    plain = trained.evaluate_topk(test, catalog, ks=[10])
+    excluded = trained.evaluate_topk(test, catalog, ks=[10], exclude=train)
+    assert excluded["recall@10"] != plain["recall@10"]
+    # Excluding nothing (an empty interactions table) changes nothing.
+    none = trained.evaluate_topk(test, catalog, ks=[10], exclude=train.iloc[:0])
+    assert none == plain
+
+
+def test_candidates_are_required_when_the_item_tower_reads_features(trained, split):
+    with pytest.raises(ValueError, match="pass candidates="):
+        trained.evaluate_topk(split[2], ks=[10])
+
+
+def test_id_only_towers_rank_the_whole_id_domain(schema, split):
+    ids = schema_from_dict(
+        {"columns": {k: v for k, v in schema_to_dict(schema)["columns"].items() if k in ("user_id", "item_id")}}
+    )
+    model = sr.TwoTowerModelV2(
+        sr.Encoder(query_schema(ids)), sr.Encoder(candidate_schema(ids)), logits_temperature=0.5
+    )
+    model.compile(optimizer="adam")
+    model.fit(split[1], batch_size=1024, epochs=1, verbose=0)
+    assert len(model.catalog()) == 3000  # item_id domain 0..2999
+    metrics = model.evaluate_topk(split[2], ks=[3000])
+    assert metrics["recall@3000"] == pytest.approx(1.0)
+
+
+def test_fit_takes_a_tf_dataset_too(schema, split):
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(schema)
+    model.compile(optimizer="adam")
+    history = model.fit(sr.data.to_tf_dataset(split[1], schema, 1024, shuffle=True, seed=0), epochs=2, verbose=0)
+    losses = history.history["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def test_output_options_belong_to_the_output(schema):
+    query = sr.Encoder(query_schema(schema))
+    candidate = sr.Encoder(candidate_schema(schema))
+    with pytest.raises(ValueError, match="pass them to the output instead"):
+        sr.TwoTowerModelV2(query, candidate, outputs=sr.ContrastiveOutput(), logits_temperature=0.1)
+    with pytest.raises(ValueError, match="pass them to the output instead"):
+        sr.TwoTowerModel(schema, outputs=sr.ContrastiveOutput(), negative_samplers="in-batch")
+
+
+def test_model_from_a_schema_without_domains_says_to_run_the_etl(schema):
+    columns = schema_to_dict(schema)["columns"]
+    del columns["item_id"]["domain"]
+    with pytest.raises(SchemaError, match="item_id.*run the ETL first"):
+        sr.TwoTowerModel(schema_from_dict({"columns": columns}))
+
+
+def test_model_needs_an_item_id_column(schema):
+    columns = {k: v for k, v in schema_to_dict(schema)["columns"].items() if k != "item_id"}
+    with pytest.raises(SchemaError, match="item_id"):
+        sr.TwoTowerModel(schema_from_dict({"columns": columns}))
+
+
+def test_save_and_load_in_a_fresh_process_scores_the_same(tmp_path, schema, split, trained):
+    interactions, _, test = split
+    catalog = sr.data.candidate_table(interactions, schema)
+    rows = test.iloc[:50]
+    scores = trained.query_embeddings(rows) @ trained.candidate_embeddings(catalog).T
+    trained.save(tmp_path / "model.keras")
+    rows.to_pickle(tmp_path / "rows.pkl")
+    catalog.to_pickle(tmp_path / "catalog.pkl")
+    script = textwrap.dedent(
+        f"""
+        import json, pandas as pd, schemaretrieval as sr
+        model = sr.load_model({str(tmp_path / "model.keras")!r})
+        rows = pd.read_pickle({str(tmp_path / "rows.pkl")!r})
+        catalog = pd.read_pickle({str(tmp_path / "catalog.pkl")!r})
+        scores = model.query_embeddings(rows) @ model.candidate_embeddings(catalog).T
+        print(json.dumps(scores.tolist()))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(loaded, scores, rtol=1e-5, atol=1e-6)
+
+
+def test_loaded_model_keeps_training_with_its_frequency_estimate(tmp_path, schema, split, trained):
+    trained.save(tmp_path / "model.keras")
+    loaded = sr.load_model(tmp_path / "model.keras")
+    before = loaded.output_layer.negative_samplers[0].interval.numpy()
+    np.testing.assert_array_equal(before, trained.output_layer.negative_samplers[0].interval.numpy())
+    loaded.fit(split[1].iloc[:2048], batch_size=512, epochs=1, verbose=0)
+    assert not np.array_equal(before, loaded.output_layer.negative_samplers[0].interval.numpy())
