@@ -6,9 +6,12 @@
 """
 
 import os as _os
+import warnings as _warnings
 
 # TensorFlow's C++ start-up chatter drowns the output a user reads.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# merlin announces on import that PyTorch and Triton are absent; neither is used.
+_warnings.filterwarnings("ignore", message=".*dtype mappings did not load successfully")
 
 from merlin.schema import Tags  # noqa: E402
 

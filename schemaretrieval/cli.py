@@ -108,7 +108,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        # Bad input is the user's to fix: the message, not a traceback.
+        parser.exit(2, f"schemaretrieval {args.command}: error: {error}\n")
     return 0
 
 

@@ -1,0 +1,51 @@
+"""The `schemaretrieval` command as a user runs it."""
+
+import json
+
+import pytest
+
+import schemaretrieval as sr
+from schemaretrieval.cli import main
+
+
+def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "20000", "--epochs", "3",
+          "--batch-size", "512", "--learning-rate", "0.003", "--out", str(out)])
+    printed = capsys.readouterr().out
+    header, model_row, popularity_row = [line for line in printed.splitlines() if "recall@" in line or line.startswith(("two-tower", "popularity"))][-3:]
+    assert header.split() == ["recall@10", "recall@100"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"two-tower", "popularity"}
+    assert model_row.split()[1] == f"{metrics['two-tower']['recall@10']:.4f}"
+    assert metrics["two-tower"]["recall@10"] > metrics["popularity"]["recall@10"]
+    assert sr.load_schema(out / "schema.yaml").column_names == sr.load_schema("schemas/synthetic.yaml").column_names
+    model = sr.load_model(out / "model.keras")
+    assert model.candidate_id_column == "item_id"
+
+
+def test_help_names_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--schema", "--data", "--synthetic", "--valid", "--epochs", "--batch-size", "--out", "example:"):
+        assert option in text
+
+
+def test_a_bad_schema_file_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("columns:\n  item_id: {tags: [itme_id], dtype: int64}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--schema", str(bad), "--synthetic", "100", "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("schemaretrieval train: error: ")
+    assert "bad.yaml" in error and "'item_id'" in error and "'itme_id'" in error
+
+
+def test_data_and_synthetic_are_exclusive(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--schema", "schemas/synthetic.yaml", "--data", "x.parquet", "--synthetic", "10", "--out", "o"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
