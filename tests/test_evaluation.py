@@ -244,3 +244,12 @@ def test_mask_excluded():
     excl = (np.array([0, 1, 1, 3]), np.array([2, 0, 3]))
     out = mask_excluded(s[1:], excl, start=1).numpy()
     assert out.tolist() == [[4, 5, 6, 7], [-np.inf, 9, 10, -np.inf]]
+
+
+def test_exclusion_positions_with_no_interactions():
+    indptr, indices = exclusion_positions(["u1", "u2"], [], [], ["a", "b"])
+    assert indptr.tolist() == [0, 0, 0] and indices.tolist() == []
+    # none of the interactions is in the catalog: same
+    indptr, indices = exclusion_positions(["u1"], ["u1"], ["zzz"], ["a", "b"])
+    assert indptr.tolist() == [0, 0] and indices.tolist() == []
+    assert compute_ranks(matrix_fn(SCORES), TARGETS, exclude=(np.zeros(4, int), [])).tolist() == [2, 0, 4]
