@@ -1,5 +1,6 @@
 """Data: generated interactions, reading tables and turning them into model inputs."""
 
+from schemaretrieval.data.movielens_like import movielens_like, movielens_like_schema
 from schemaretrieval.data.synthetic import SyntheticTruth, synthetic
 from schemaretrieval.data.splits import random_split
 from schemaretrieval.data.tables import (
@@ -19,6 +20,8 @@ __all__ = [
     "example_batch",
     "random_split",
     "interactions",
+    "movielens_like",
+    "movielens_like_schema",
     "read_table",
     "synthetic",
     "to_arrays",
