@@ -241,6 +241,12 @@ class TwoTowerModelV2(keras.Model):
             exclude=self._exclusions(data, exclude, candidate_ids),
         )
 
+    def recommend(self, user_features, k: int = 10, candidates=None, exclude=None):
+        """Top-k (scores, item ids) per user row; see `schemaretrieval.serving.recommend`."""
+        from schemaretrieval import serving  # serving sits above models
+
+        return serving.recommend(self, user_features, k, candidates=candidates, exclude=exclude)
+
     def _exclusions(self, data, exclude, candidate_ids):
         if exclude is None:
             return None
