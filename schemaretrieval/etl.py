@@ -193,8 +193,9 @@ def build_workflow(schema: Schema, stats_path=None, client=None):
     place; ``Workflow.save`` copies them). ``client`` is a ``distributed.Client``.
 
     >>> import schemaretrieval as sr
-    >>> wf = build_workflow(sr.load_schema("schemas/movielens-100k.yaml"))
-    >>> "item_id" in wf.output_schema.column_names
+    >>> schema = sr.load_schema("schemas/movielens-100k.yaml")
+    >>> wf = build_workflow(schema)
+    >>> wf.fit_schema(schema).output_schema["item_id"].tags.contains_all([Tags.ITEM, Tags.ID])
     True
     """
     import nvtabular as nvt
@@ -235,7 +236,7 @@ def build_workflow(schema: Schema, stats_path=None, client=None):
     output = nodes[0]
     for node in nodes[1:]:
         output = output + node
-    return nvt.Workflow(output, client=client)
+    return nvt.Workflow(output, client=client) if client is not None else nvt.Workflow(output)
 
 
 # ---------------------------------------------------------------------------- devices and dask
@@ -296,8 +297,13 @@ def _dask_context(dask):
 
 
 def _coerce_partition(df, numeric, lists, source):
-    """Continuous columns to numbers and text lists ('A|B') to lists, naming what fails."""
-    df = df.copy()
+    """Continuous columns to numbers and text lists ('A|B') to lists, naming what fails.
+
+    The index is reset to 0..n-1: NVTabular 23.8's Categorify on CPU writes the
+    null id at the *labels* of null rows into a positional array, which fails
+    (IndexError) or mislabels rows in every partition but the first.
+    """
+    df = df.reset_index(drop=True)
     for name in numeric:
         values = df[name]
         if values.dtype.kind in "biuf":
@@ -343,9 +349,11 @@ def _read(data, schema: Schema, device: str, npartitions=None):
             if path.stat().st_size == 0:
                 raise ETLError(f"{source}: the file is empty")
             try:
+                # string columns stay strings ('05201' keeps its zero); lists arrive as 'A|B'
                 ddf = dd.read_csv(str(path), sep="\t" if path.suffix.lower() == ".tsv" else ",",
-                                  blocksize="64MB", assume_missing=False,
-                                  dtype={c.name: "object" for c in schema if _kind(c) != "continuous"})
+                                  blocksize="64MB",
+                                  dtype={c.name: "object" for c in schema
+                                         if c.is_list or c.dtype.element_type.value == "string"})
             except pd.errors.EmptyDataError:
                 raise ETLError(f"{source}: the file is empty") from None
         else:
@@ -365,7 +373,7 @@ def _read(data, schema: Schema, device: str, npartitions=None):
     for name in numeric:
         if meta[name].dtype.kind not in "biuf":
             meta[name] = meta[name].astype("float64")
-    ddf = ddf.map_partitions(_coerce_partition, numeric, lists, source, meta=meta)
+    ddf = ddf.map_partitions(_coerce_partition, numeric, lists, source, meta=meta).clear_divisions()
     if ddf.npartitions == 0 or (source != _DATAFRAME and len(ddf.head(1, npartitions=-1)) == 0):
         raise ETLError(f"{source}: the data is empty (zero rows)")
     if device == "gpu":
@@ -542,7 +550,7 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     stats = out / ".categorify"
     wf_dir = out / _WORKFLOW_DIR
     with _dask_context(dask) as client:
-        workflow = build_workflow(schema, stats_path=stats, client=client)
+        workflow = build_workflow(schema, stats_path=stats)  # runs on merlin's current client
         train_ds, train_src = _dataset(train, schema, chosen, npartitions)
         valid_ds, valid_src = (None, None) if valid is None else _dataset(valid, schema, chosen, npartitions)
         workflow.fit(train_ds)
@@ -603,7 +611,7 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None)
     schema = schema_lib.load_schema(wf_dir / "schema.yaml")
     chosen = select_device(device)
     with _dask_context(dask) as client:
-        workflow = nvt.Workflow.load(str(wf_dir), client=client)
+        workflow = nvt.Workflow.load(str(wf_dir))  # runs on merlin's current client
         dataset, source = _dataset(data, schema, chosen)
         if out_dir is None:
             frame = workflow.transform(dataset).to_ddf().compute()
