@@ -2,7 +2,7 @@
 
 from schemaretrieval.data.movielens_like import movielens_like, movielens_like_schema
 from schemaretrieval.data.synthetic import SyntheticTruth, synthetic
-from schemaretrieval.data.splits import random_split
+from schemaretrieval.data.splits import leave_last_n_out, random_split, time_split
 from schemaretrieval.data.tables import (
     PAD_VALUE,
     candidate_table,
@@ -19,6 +19,8 @@ __all__ = [
     "candidate_table",
     "example_batch",
     "random_split",
+    "time_split",
+    "leave_last_n_out",
     "interactions",
     "movielens_like",
     "movielens_like_schema",
