@@ -40,8 +40,45 @@ def _train_parser(sub):
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
     p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
-    p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml and metrics.json")
+    p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json and serving/")
     p.set_defaults(run=train)
+
+
+def _serving_parsers(sub):
+    p = sub.add_parser("recommend", help="top-k items for a user from an exported model")
+    p.add_argument("--model", required=True, help="a `train --out` directory or an export_serving directory")
+    p.add_argument("--user", required=True, help="the user id (raw when the export has the ETL's vocabulary)")
+    p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("--exclude", default="", help="comma-separated item ids to leave out (e.g. already seen)")
+    p.set_defaults(run=recommend)
+    p = sub.add_parser("similar-items", help="the items nearest an item by candidate embedding")
+    p.add_argument("--model", required=True, help="a `train --out` directory or an export_serving directory")
+    p.add_argument("--item", required=True, help="the item id")
+    p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    p.set_defaults(run=similar_items)
+
+
+def _print_items(items):
+    print(f"{'rank':>4}  {'item':>12}  {'score':>9}")
+    for rank, (item, score) in enumerate(items, 1):
+        print(f"{rank:>4}  {item!s:>12}  {score:>9.4f}")
+
+
+def recommend(args):
+    from schemaretrieval import serving
+
+    exclude = [x for x in args.exclude.split(",") if x]
+    items = serving.recommend_from_export(args.model, args.user, args.k, exclude=exclude)
+    _print_items(items)
+    return items
+
+
+def similar_items(args):
+    from schemaretrieval import serving
+
+    items = serving.similar_items(args.model, args.item, args.k)
+    _print_items(items)
+    return items
 
 
 def _load_interactions(args, schema):
@@ -88,7 +125,10 @@ def train(args) -> dict:
     model.save(out / "model.keras")
     sr.save_schema(schema, out / "schema.yaml")
     (out / "metrics.json").write_text(json.dumps(rows, indent=2))
-    print(f"saved the model to {out / 'model.keras'}")
+    from schemaretrieval import serving
+
+    serving.export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), users=all_data)
+    print(f"saved the model to {out / 'model.keras'} and its serving export to {out / 'serving'}")
     return rows
 
 
@@ -107,6 +147,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _serving_parsers(sub)
     args = parser.parse_args(argv)
     try:
         args.run(args)

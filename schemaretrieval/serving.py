@@ -41,7 +41,10 @@ import tensorflow as tf
 from schemaretrieval.data import tables
 from schemaretrieval.index import BruteForce
 
-__all__ = ["Vocabulary", "vocabularies", "export_serving", "recommend", "load_serving", "SERVING_FILE"]
+__all__ = [
+    "Vocabulary", "vocabularies", "export_serving", "recommend", "load_serving",
+    "recommend_from_export", "similar_items", "SERVING_FILE",
+]
 
 SERVING_FILE = "serving.json"
 NVT_OOV_INDEX = 2  # NVTabular 23.08 Categorify: 0 pad, 1 null, 2 the (first) OOV bucket
@@ -400,16 +403,10 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
 
 
 def load_serving(path):
-    """(the loaded retrieval SavedModel, its serving.json) from an export directory."""
-    path = Path(path)
-    if not (path / SERVING_FILE).exists() and (path / "serving" / SERVING_FILE).exists():
-        path = path / "serving"
-    if not (path / SERVING_FILE).exists():
-        raise FileNotFoundError(
-            f"{str(path)!r} holds no export (no {SERVING_FILE}); write one with export_serving "
-            "or `schemaretrieval train --out DIR` (DIR/serving)"
-        )
-    return tf.saved_model.load(str(path)), json.loads((path / SERVING_FILE).read_text()), path
+    """(the loaded retrieval SavedModel, its serving.json, the directory) from
+    an export directory or a `train --out` directory (its serving/)."""
+    meta, path = _meta(path)
+    return tf.saved_model.load(str(path)), meta, path
 
 
 # ------------------------------------------------------------------ recommend
@@ -446,3 +443,105 @@ def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, 
         index = BruteForce().index(model.candidate_embeddings(catalog), catalog[model.candidate_id_column].to_numpy())
     queries = model.query_embeddings(user_features)
     return index.search(queries, k, exclude=exclude)
+
+
+# ------------------------------------------------------------------ from an export directory
+
+
+def _default_value(spec):
+    if spec["kind"] != "categorical":
+        return [0.0]
+    if spec["vocabulary"]:
+        return [[""]] if spec["list"] else [""]  # not in the vocabulary: OOV
+    low = spec["range"][0] if spec["range"] else 0
+    return [[-1]] if spec["list"] else [low]
+
+
+def _as_input(spec, value):
+    dtype = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}[spec["dtype"]]
+    if spec["dtype"] == "string":
+        value = np.asarray(value, dtype=object).astype(str)
+    return tf.constant(value, dtype)
+
+
+def recommend_from_export(path, user, k: int = 10, exclude=()):
+    """Top-k [(item id, score)] for one user id through an exported SavedModel.
+
+    The user's other query features come from the export's users.parquet. An
+    id the export has no row for: with a vocabulary for the user id, the OOV
+    user with default features (k items all the same); without one, an id
+    outside the schema's domain is an error naming the valid range.
+    """
+    loaded, meta, path = load_serving(path)
+    size = meta["catalog_size"]
+    if not isinstance(k, (int, np.integer)) or k < 1 or k > size:
+        raise ValueError(f"k={k} must be in [1, the catalog size {size}]")
+    specs = {spec["name"]: spec for spec in meta["features"]}
+    uid = meta["user_id"]
+    row = None
+    if meta.get("users") and (path / "users.parquet").exists() and uid is not None:
+        users = pd.read_parquet(path / "users.parquet")
+        match = users[users[uid].astype(str) == str(user)]
+        row = None if match.empty else match.iloc[-1:]  # a frame: each column keeps its dtype
+    inputs = {}
+    for name, spec in specs.items():
+        if row is not None:
+            value = row[name].to_numpy()
+            inputs[name] = _as_input(spec, [list(value[0])] if spec["list"] else value)
+            continue
+        if name == uid:
+            if spec["vocabulary"]:
+                inputs[name] = _as_input(spec, [str(user)])
+                continue
+            try:
+                user_code = int(user)
+            except ValueError:
+                raise ValueError(f"user id {user!r} is not an integer id; {uid} takes ids in {spec['range']}") from None
+            lo, hi = spec["range"] if spec["range"] else (0, None)
+            if user_code < lo or (hi is not None and user_code > hi):
+                raise ValueError(f"unknown user id {user!r}: {uid} takes ids in [{lo}, {hi}] (the model's domain)")
+            inputs[name] = _as_input(spec, [user_code])
+        elif spec["vocabulary"] or not meta.get("users"):
+            inputs[name] = _as_input(spec, _default_value(spec))
+        else:
+            raise ValueError(
+                f"user {user!r} has no row in {path / 'users.parquet'}; the query tower also needs {name!r}"
+            )
+    dtype = tf.string if meta["item_ids"] == "string" else tf.int64
+    exclude = [str(x) if dtype == tf.string else int(x) for x in exclude]
+    excluded = tf.constant([exclude], dtype) if exclude else tf.zeros([1, 0], dtype)
+    out = loaded.signatures["recommend"](**inputs, excluded=excluded, k=tf.constant(int(k), tf.int32))
+    ids = out["ids"].numpy()[0]
+    ids = ids.astype(str) if dtype == tf.string else ids
+    return list(zip(ids.tolist(), out["scores"].numpy()[0].tolist()))
+
+
+def similar_items(path, item, k: int = 10):
+    """The k items nearest ``item`` by candidate-tower embedding (dot product),
+    the item itself left out: [(item id, score)]."""
+    _, path = _meta(path)
+    table = pd.read_parquet(path / "candidate_embeddings.parquet")
+    ids = table["id"].to_numpy()
+    match = np.nonzero(table["id"].astype(str).to_numpy() == str(item))[0]
+    if not len(match):
+        raise ValueError(
+            f"unknown item id {item!r}: not among the {len(ids)} items of {path / 'candidate_embeddings.parquet'} "
+            f"(e.g. {ids[0]!r} .. {ids[-1]!r})"
+        )
+    if not isinstance(k, (int, np.integer)) or k < 1 or k > len(ids) - 1:
+        raise ValueError(f"k={k} must be in [1, the catalog size {len(ids)} - 1 (the item itself is left out)]")
+    vectors = np.stack(table["vector"].to_numpy()).astype(np.float32)
+    scores, found = BruteForce().index(vectors, ids).search(vectors[match[:1]], k, exclude=[[ids[match[0]]]])
+    return list(zip(found[0].tolist(), scores[0].tolist()))
+
+
+def _meta(path):
+    path = Path(path)
+    if not (path / SERVING_FILE).exists() and (path / "serving" / SERVING_FILE).exists():
+        path = path / "serving"
+    if not (path / SERVING_FILE).exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} holds no export (no {SERVING_FILE}); write one with export_serving "
+            "or `schemaretrieval train --out DIR` (DIR/serving)"
+        )
+    return json.loads((path / SERVING_FILE).read_text()), path

@@ -2,6 +2,7 @@
 the same top-k as the library's own path; vocabularies, exclusions, bad input."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -124,3 +125,41 @@ def test_recommend_in_python(setup):
         model.recommend(users.iloc[:1], k=len(catalog) + 1, candidates=catalog)
     with pytest.raises(ValueError, match=r"user_id.*5000.*\[0, 1999\]"):
         model.recommend({**one, "user_id": 5000}, k=5, candidates=catalog)
+
+
+def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
+    from schemaretrieval import cli
+
+    model, catalog, users, plain, raw = setup
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "serving").symlink_to(plain)  # what `train --out run` writes
+    user = users.iloc[0]
+    assert cli.main(["recommend", "--model", str(run), "--user", str(user.user_id), "-k", "5"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    want = library_topk(model, catalog, users.iloc[:1], k=5)[1][0]
+    assert [int(line.split()[1]) for line in printed[1:]] == want.tolist()
+    # excluded ids are left out, k still returned
+    items = serving.recommend_from_export(plain, user.user_id, 5, exclude=[str(want[0])])
+    assert [i for i, _ in items] == library_topk(model, catalog, users.iloc[:1], k=6)[1][0][1:].tolist()
+    # raw ids through the vocabulary; an unknown one is OOV and still gets k items
+    assert len(serving.recommend_from_export(raw, "u7", 4)) == 4
+    assert len(serving.recommend_from_export(raw, "somebody-new", 4)) == 4
+    # bad input: the message and exit 2
+    for argv, message in [
+        (["recommend", "--model", str(plain), "--user", "5000"], r"unknown user id '5000': user_id takes ids in \[0, 1999\]"),
+        (["recommend", "--model", str(plain), "--user", "1", "-k", "99999"], f"catalog size {len(catalog)}"),
+        (["recommend", "--model", str(tmp_path), "--user", "1"], "holds no export"),
+        (["similar-items", "--model", str(plain), "--item", "nope"], f"unknown item id 'nope': not among the {len(catalog)} items"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+        assert re.search(message, capsys.readouterr().err), message
+    item = catalog.item_id.iloc[3]
+    assert cli.main(["similar-items", "--model", str(plain), "--item", str(item), "-k", "3"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    vectors = model.candidate_embeddings(catalog)
+    scores = vectors @ vectors[3]
+    scores[3] = -np.inf
+    assert [int(line.split()[1]) for line in printed[1:]] == catalog.item_id.to_numpy()[np.argsort(-scores)[:3]].tolist()
