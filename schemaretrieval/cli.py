@@ -29,9 +29,10 @@ def _train_parser(sub):
     p = sub.add_parser(
         "train", help="train a two-tower model", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--schema", required=True, help="the YAML schema (or merlin schema.pbtxt/json)")
+    p.add_argument("--schema", help="the YAML schema (or merlin schema.pbtxt/json); an ETL output --data brings its own")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="interactions: a parquet file or directory, or a csv file")
+    source.add_argument("--data", help="interactions: a parquet file or directory, a csv file, "
+                        "or the output directory of `schemaretrieval etl` (schema and valid/ included)")
     source.add_argument("--synthetic", type=int, metavar="N", help="generate N interactions from the schema")
     p.add_argument("--valid", help="held-out interactions; default: --test-fraction of the data")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out when --valid is not given (default 0.2)")
@@ -41,6 +42,9 @@ def _train_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
     p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json and serving/")
+    from schemaretrieval.etl_cli import add_movielens_arguments
+
+    add_movielens_arguments(p, source)
     p.set_defaults(run=train)
 
 
@@ -103,6 +107,9 @@ def train(args) -> dict:
 
     keras.utils.set_random_seed(args.seed)
     ks = [int(k) for k in args.ks.split(",")]
+    from schemaretrieval.etl_cli import resolve_train_data
+
+    resolve_train_data(args)  # an ETL output directory brings its schema and valid/
     schema = sr.load_schema(args.schema)
     train_data, test_data, all_data, source = _load_interactions(args, schema)
     log.info("data: %s, %d train and %d test interactions", source, len(train_data), len(test_data))
@@ -147,6 +154,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    from schemaretrieval.etl_cli import add_etl_parser
+
+    add_etl_parser(sub)
     _serving_parsers(sub)
     args = parser.parse_args(argv)
     try:
