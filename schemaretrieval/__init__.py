@@ -16,6 +16,7 @@ _warnings.filterwarnings("ignore", message=".*dtype mappings did not load succes
 from merlin.schema import Tags  # noqa: E402
 
 from schemaretrieval import baselines, data, evaluation, schema  # noqa: E402
+from schemaretrieval import datasets, etl  # noqa: E402  (etl imports nvtabular on first use)
 from schemaretrieval.encoders import Encoder, MLPBlock  # noqa: E402
 from schemaretrieval.inputs import InputBlock  # noqa: E402
 from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2  # noqa: E402
@@ -28,6 +29,8 @@ __all__ = [
     "Tags",
     "baselines",
     "data",
+    "datasets",
+    "etl",
     "evaluation",
     "schema",
     "Encoder",
