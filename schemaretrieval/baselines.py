@@ -55,7 +55,11 @@ class _Baseline:
             )
         return frame[self.user_id_col].to_numpy()
 
-    def _exclusion(self, users, exclude, candidate_ids):
+    def _exclusion(self, users, exclude, candidate_ids, exclude_seen=False):
+        if exclude_seen:
+            if exclude is not None:
+                raise ValueError("give exclude= or exclude_seen=True, not both")
+            exclude = self.train_
         if exclude is None:
             return None
         return exclusion_positions(
@@ -74,6 +78,7 @@ class _Baseline:
         exclude: pd.DataFrame | None = None,
         sample_weight=None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        exclude_seen: bool = False,
     ) -> dict[str, float]:
         """Full-catalog top-k metrics, one query per row of ``data``.
 
@@ -83,7 +88,8 @@ class _Baseline:
         list when the test set has items unseen in training. ``exclude`` is a
         DataFrame of interactions (e.g. the training set) whose items are
         removed from each query user's ranking. ``sample_weight`` is an array
-        or a column name of ``data``. Returns the dict of
+        or a column name of ``data``. ``exclude_seen=True`` is
+        ``exclude=`` the data given to `fit`. Returns the dict of
         `schemaretrieval.evaluation.evaluate_ranking`.
 
         >>> train = pd.DataFrame({"u": [1, 1, 2], "i": [7, 8, 7]})
@@ -106,7 +112,7 @@ class _Baseline:
             self._score_fn(users, candidates),
             targets,
             ks,
-            self._exclusion(users, exclude, candidates),
+            self._exclusion(users, exclude, candidates, exclude_seen),
             sample_weight=sample_weight,
             chunk_bytes=chunk_bytes,
         )
@@ -119,6 +125,7 @@ class _Baseline:
         candidate_ids=None,
         exclude: pd.DataFrame | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        exclude_seen: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item ids and scores per user, best first: ``([n, k], [n, k])``.
 
@@ -137,7 +144,7 @@ class _Baseline:
         users = np.asarray(user_ids)
         k = min(int(k), len(candidates))
         score_fn = self._score_fn(users, candidates)
-        excl = self._exclusion(users, exclude, candidates)
+        excl = self._exclusion(users, exclude, candidates, exclude_seen)
         chunk = max(1, int(chunk_bytes) // (4 * len(candidates)))
         top_ids, top_scores = [], []
         for start in range(0, len(users), chunk):
@@ -171,6 +178,7 @@ class Popularity(_Baseline):
         """Count interactions per item; ``user_id_col`` is only needed for ``exclude``."""
         self.item_id_col = item_id_col
         self.user_id_col = user_id_col
+        self.train_ = train  # a reference: what exclude_seen=True excludes
         counts = train[item_id_col].value_counts(sort=False, dropna=True).sort_index()
         self.item_ids_ = counts.index.to_numpy()
         self.counts_ = counts.to_numpy().astype(np.float32)
@@ -214,6 +222,7 @@ class EASE(_Baseline):
         """Build ``X`` from ``train`` (duplicates count once) and solve for ``B_``."""
         self.user_id_col = user_id_col
         self.item_id_col = item_id_col
+        self.train_ = train  # a reference: what exclude_seen=True excludes
         frame = train[[user_id_col, item_id_col]].dropna()
         user_codes, users = pd.factorize(frame[user_id_col], sort=True)
         item_codes, items = pd.factorize(frame[item_id_col], sort=True)

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from schemaretrieval.report import PRESETS, add_evaluate_parser, preset
+
 log = logging.getLogger("schemaretrieval")
 
 TRAIN_HELP = """\
@@ -29,11 +31,12 @@ def _train_parser(sub):
     p = sub.add_parser(
         "train", help="train a two-tower model", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--schema", help="the YAML schema (or merlin schema.pbtxt/json); an ETL output --data brings its own")
+    p.add_argument("--schema", help="the YAML schema (or merlin schema.pbtxt/json); a --preset has its own")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="interactions: a parquet file or directory, a csv file, "
                         "or the output directory of `schemaretrieval etl` (schema and valid/ included)")
     source.add_argument("--synthetic", type=int, metavar="N", help="generate N interactions from the schema")
+    source.add_argument("--preset", choices=PRESETS, help="a generated preset with its own schema, e.g. movielens-like")
     p.add_argument("--valid", help="held-out interactions; default: --test-fraction of the data")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out when --valid is not given (default 0.2)")
     p.add_argument("--epochs", type=int, default=5)
@@ -88,7 +91,10 @@ def similar_items(args):
 def _load_interactions(args, schema):
     from schemaretrieval import data as data_lib
 
-    if args.synthetic is not None:
+    if args.preset:
+        frame, _ = preset(args.preset, args.seed)
+        source = f"--preset {args.preset}"
+    elif args.synthetic is not None:
         frame = data_lib.synthetic(schema, args.synthetic, seed=args.seed)
         source = f"--synthetic {args.synthetic}"
     else:
@@ -110,7 +116,9 @@ def train(args) -> dict:
     from schemaretrieval.etl_cli import resolve_train_data
 
     resolve_train_data(args)  # an ETL output directory brings its schema and valid/
-    schema = sr.load_schema(args.schema)
+    if not args.schema and not args.preset:
+        raise ValueError("give --schema (only a --preset brings its own)")
+    schema = sr.load_schema(args.schema) if args.schema else preset(args.preset, args.seed)[1]
     train_data, test_data, all_data, source = _load_interactions(args, schema)
     log.info("data: %s, %d train and %d test interactions", source, len(train_data), len(test_data))
 
@@ -157,6 +165,7 @@ def main(argv=None) -> int:
     from schemaretrieval.etl_cli import add_etl_parser
 
     add_etl_parser(sub)
+    add_evaluate_parser(sub)
     _serving_parsers(sub)
     args = parser.parse_args(argv)
     try:

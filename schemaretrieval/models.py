@@ -126,6 +126,7 @@ class TwoTowerModelV2(keras.Model):
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, shuffle=True, seed=None, **kwargs):
         """Keras's `fit`; a DataFrame or path `x` is batched and shuffled from the schema."""
+        self._remember_seen(x)
         x, batch_size = self._batches(x, batch_size, shuffle, seed)
         if validation_data is not None:
             validation_data, _ = self._batches(validation_data, batch_size or 1024, False)
@@ -211,6 +212,7 @@ class TwoTowerModelV2(keras.Model):
         ks: Sequence[int] = DEFAULT_KS,
         exclude: pd.DataFrame | None = None,
         batch_size: int = 4096,
+        exclude_seen: bool = False,
     ) -> dict[str, float]:
         """Ranks the whole catalog for every row of `data` (one query per
         interaction; its item is the one relevant answer).
@@ -223,12 +225,18 @@ class TwoTowerModelV2(keras.Model):
             exclude: interactions (e.g. the training set) whose items are
                 removed from the ranking of the same user, as TFRS's
                 `query_with_exclusions`: k results are still ranked.
+            exclude_seen: exclude the interactions of the last `fit` on a
+                table (DataFrame or path), which the model keeps a
+                reference to; the same as `exclude=train`. Not kept by
+                `save`: after `load_model`, pass `exclude=` instead.
 
         Returns:
             {"recall@10": ..., "ndcg@10": ..., "mrr@10": ..., "precision@10": ...,
             "map@10": ..., ...} averaged over the queries.
         """
         data = tables.read_table(data) if not isinstance(data, pd.DataFrame) else data
+        if exclude_seen:
+            exclude = self._seen(exclude)
         catalog = self.catalog(candidates)
         candidate_ids = catalog[self.candidate_id_column].to_numpy()
         scorer = evaluation.embedding_scorer(
@@ -246,6 +254,21 @@ class TwoTowerModelV2(keras.Model):
         from schemaretrieval import serving  # serving sits above models
 
         return serving.recommend(self, user_features, k, candidates=candidates, exclude=exclude)
+
+    def _remember_seen(self, x):
+        # A reference, not a copy: what exclude_seen=True excludes.
+        self._seen_interactions = x if isinstance(x, (pd.DataFrame, str)) or hasattr(x, "__fspath__") else None
+
+    def _seen(self, exclude):
+        if exclude is not None:
+            raise ValueError("evaluate_topk: give exclude= or exclude_seen=True, not both")
+        seen = getattr(self, "_seen_interactions", None)
+        if seen is None:
+            raise ValueError(
+                "evaluate_topk: exclude_seen=True needs the training interactions; this model was not fit on "
+                "a table (DataFrame or path) in this process, so pass exclude=train_interactions"
+            )
+        return tables.read_table(seen) if not isinstance(seen, pd.DataFrame) else seen
 
     def _exclusions(self, data, exclude, candidate_ids):
         if exclude is None:
