@@ -31,7 +31,7 @@ def _train_parser(sub):
     p = sub.add_parser(
         "train", help="train a two-tower model", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--schema", help="the YAML schema (or merlin schema.pbtxt/json); a --preset has its own")
+    p.add_argument("--schema", help="the YAML schema (or merlin schema.pbtxt/json); an ETL output --data or a --preset brings its own")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="interactions: a parquet file or directory, a csv file, "
                         "or the output directory of `schemaretrieval etl` (schema and valid/ included)")
@@ -117,7 +117,7 @@ def train(args) -> dict:
 
     resolve_train_data(args)  # an ETL output directory brings its schema and valid/
     if not args.schema and not args.preset:
-        raise ValueError("give --schema (only a --preset brings its own)")
+        raise ValueError("give --schema (only an ETL output --data or a --preset brings its own)")
     schema = sr.load_schema(args.schema) if args.schema else preset(args.preset, args.seed)[1]
     train_data, test_data, all_data, source = _load_interactions(args, schema)
     log.info("data: %s, %d train and %d test interactions", source, len(train_data), len(test_data))
