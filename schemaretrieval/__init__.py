@@ -20,8 +20,17 @@ from schemaretrieval import datasets, etl  # noqa: E402  (etl imports nvtabular 
 from schemaretrieval.encoders import Encoder, MLPBlock  # noqa: E402
 from schemaretrieval.inputs import InputBlock  # noqa: E402
 from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2  # noqa: E402
-from schemaretrieval.outputs import ContrastiveOutput  # noqa: E402
-from schemaretrieval.samplers import CandidateSampler, InBatchSampler, Negatives  # noqa: E402
+from schemaretrieval import losses  # noqa: E402
+from schemaretrieval.outputs import BPROutput, ContrastiveOutput  # noqa: E402
+from schemaretrieval.samplers import (  # noqa: E402
+    CandidateSampler,
+    CandidateTable,
+    CrossBatchSampler,
+    InBatchSampler,
+    Negatives,
+    PopularitySampler,
+    UniformSampler,
+)
 from schemaretrieval.schema import SchemaError, load_schema, save_schema  # noqa: E402
 from schemaretrieval.saving import load_model  # noqa: E402
 
@@ -39,8 +48,14 @@ __all__ = [
     "TwoTowerModel",
     "TwoTowerModelV2",
     "ContrastiveOutput",
+    "BPROutput",
+    "losses",
     "CandidateSampler",
+    "CandidateTable",
     "InBatchSampler",
+    "UniformSampler",
+    "PopularitySampler",
+    "CrossBatchSampler",
     "Negatives",
     "SchemaError",
     "load_schema",

@@ -125,7 +125,10 @@ class TwoTowerModelV2(keras.Model):
         return data, batch_size
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, shuffle=True, seed=None, **kwargs):
-        """Keras's `fit`; a DataFrame or path `x` is batched and shuffled from the schema."""
+        """Keras's `fit`; a DataFrame or path `x` is batched and shuffled from the schema.
+        Samplers that draw from the catalog and have none get it from `x`
+        (see `set_catalog`)."""
+        x = self._hand_over_catalog(x)
         self._remember_seen(x)
         x, batch_size = self._batches(x, batch_size, shuffle, seed)
         if validation_data is not None:
@@ -133,6 +136,49 @@ class TwoTowerModelV2(keras.Model):
         # A tf.data.Dataset shuffles itself; Keras warns when asked to.
         shuffle = shuffle and not isinstance(x, tf.data.Dataset)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, **kwargs)
+
+    def set_catalog(self, candidates, item_counts=None):
+        """Gives the samplers that draw from the catalog ("uniform",
+        "popularity") every item with its features and the item counts.
+
+        Args:
+            candidates: a table with one row per item (e.g.
+                `sr.data.candidate_table(interactions, schema)`), a path, or
+                a `sr.CandidateTable`.
+            item_counts: counts indexed by item id, or an interactions table
+                to count them in (needed by "popularity").
+        """
+        from schemaretrieval.samplers import CandidateTable
+
+        if not isinstance(candidates, CandidateTable):
+            candidates = CandidateTable(self.catalog(candidates), self.schema)
+        if isinstance(item_counts, pd.DataFrame):
+            item_counts = CandidateTable.item_counts(item_counts, self.candidate_id_column)
+        self.output_layer.set_catalog(candidates, item_counts, replace=True)
+        # A traced training step holds the old catalog as constants.
+        self.train_function = self.test_function = None
+
+    def _hand_over_catalog(self, x):
+        wants = getattr(self.output_layer, "wants_catalog", None)
+        if wants is None or not wants():
+            return x
+        if not (isinstance(x, (pd.DataFrame, str)) or hasattr(x, "__fspath__")):
+            if not self.output_layer.needs_catalog():
+                return x  # only item counts (logQ) were wanted
+            raise ValueError(
+                "fit: a sampler draws from the catalog and has none; fit on a DataFrame or path (the catalog "
+                "and item counts are taken from it), or call model.set_catalog(candidates, item_counts) first"
+            )
+        x = tables.read_table(x) if not isinstance(x, pd.DataFrame) else x
+        self.output_layer.set_catalog(
+            _candidate_table(x, self.schema),
+            np.bincount(
+                x[self.candidate_id_column].to_numpy().astype("int64"),
+                minlength=schema_lib.cardinality(self.schema[self.candidate_id_column]),
+            ),
+        )
+        self.train_function = self.test_function = None
+        return x
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """Keras's `evaluate`: the loss on held-out batches (see `evaluate_topk`)."""
@@ -164,7 +210,10 @@ class TwoTowerModelV2(keras.Model):
         # The towers' weights take their shapes from a batch: one row of
         # in-domain values from the schema creates them (before fit, and
         # before a saved model's weights are loaded).
-        self.call(tables.example_batch(self.schema))
+        outputs = self.call(tables.example_batch(self.schema))
+        if hasattr(self.output_layer, "build_samplers"):
+            # Sampler state sized by the candidate embeddings (a memory bank).
+            self.output_layer.build_samplers(outputs["candidate"].shape[-1])
         self.built = True
 
     def get_build_config(self):
@@ -281,6 +330,12 @@ class TwoTowerModelV2(keras.Model):
             exclude[self.candidate_id_column].to_numpy(),
             candidate_ids,
         )
+
+
+def _candidate_table(interactions, schema):
+    from schemaretrieval.samplers import CandidateTable
+
+    return CandidateTable(tables.candidate_table(interactions, schema), schema)
 
 
 def TwoTowerModel(

@@ -3,6 +3,8 @@
 `ContrastiveOutput` owns the loss options of the TFRS Retrieval task
 (temperature, accidental hits, hard negatives, sampling-probability
 correction, sample weights) and asks its samplers for negatives.
+`BPROutput` scores each row's positive against its negatives with a
+pairwise loss of `schemaretrieval.losses`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 from keras import ops
 from keras_rs.layers import HardNegativeMining, SamplingProbabilityCorrection
 
+from schemaretrieval import losses as losses_lib
 from schemaretrieval.samplers import get_samplers
 
 # Added to the logits of removed candidates: as TFRS, a large finite negative
@@ -19,8 +22,61 @@ from schemaretrieval.samplers import get_samplers
 MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
 
 
+class SampledOutput(keras.layers.Layer):
+    """What the outputs share: their samplers and the hooks through which a
+    model builds them and hands them the catalog."""
+
+    def build_samplers(self, embedding_dim: int):
+        """Creates the samplers' state (e.g. a memory bank) for candidate
+        embeddings of this width; the model calls it when it is built."""
+        for sampler in self.negative_samplers:
+            sampler.build_for_embeddings(int(embedding_dim))
+
+    def wants_catalog(self) -> bool:
+        """Whether a sampler would take something from `set_catalog` (item
+        counts for logQ, or the catalog it draws from)."""
+        return any(s.wants_catalog() for s in self.negative_samplers)
+
+    def needs_catalog(self) -> bool:
+        """Whether a sampler still waits for `set_catalog`."""
+        return any(s.needs_catalog and not s.has_catalog() for s in self.negative_samplers)
+
+    def set_catalog(self, table, item_counts=None, replace: bool = False):
+        """Hands a `CandidateTable` and item counts to the samplers that draw from the catalog."""
+        for sampler in self.negative_samplers:
+            sampler.set_catalog(table, item_counts, replace=replace)
+
+    def draw_negatives(self, positive_ids, positive, candidate_encoder, training):
+        """(in-batch negatives or None, [extra negatives])."""
+        negatives = [
+            s(positive_ids, positive, candidate_encoder=candidate_encoder, training=training)
+            for s in self.negative_samplers
+        ]
+        in_batch = [n for n, s in zip(negatives, self.negative_samplers) if s.in_batch]
+        extra = [n for n, s in zip(negatives, self.negative_samplers) if not s.in_batch]
+        return (in_batch[0] if in_batch else None), extra
+
+    def _reduce(self, losses, sample_weight):
+        if sample_weight is not None:
+            losses = losses * ops.reshape(ops.cast(sample_weight, losses.dtype), (-1,))
+        total = ops.sum(losses)
+        if self.loss_reduction == "sum":
+            return total
+        return total / ops.cast(ops.shape(losses)[0], total.dtype)
+
+
+def _same_id(positive_ids, ids):
+    return ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(ops.cast(ids, positive_ids.dtype), 0))
+
+
+def _empty_slots(positive_ids, ids):
+    """[B, M]: negatives with id < 0 (slots a sampler asks to ignore)."""
+    empty = ops.expand_dims(ops.cast(ids, "int64") < 0, 0)
+    return ops.broadcast_to(empty, (ops.shape(positive_ids)[0], ops.shape(ids)[0]))
+
+
 @keras.saving.register_keras_serializable(package="schemaretrieval")
-class ContrastiveOutput(keras.layers.Layer):
+class ContrastiveOutput(SampledOutput):
     """Softmax cross-entropy of each query against its positive and negatives.
 
     With the in-batch sampler, the logits are `query @ positives.T` and row
@@ -33,8 +89,10 @@ class ContrastiveOutput(keras.layers.Layer):
     the hardest negatives, then the cross-entropy.
 
     Args:
-        negative_samplers: a sampler name ("in-batch"), a `CandidateSampler`
-            or a list of them whose negatives are concatenated.
+        negative_samplers: a sampler name ("in-batch", "uniform",
+            "popularity", "cross-batch"), a `CandidateSampler` or a list of
+            them whose negatives are concatenated (e.g. ["in-batch",
+            "uniform"], mixed negatives).
         logits_temperature: the logits are divided by it.
         remove_accidental_hits: negatives with the same item id as the row's
             positive are removed from that row's softmax.
@@ -95,19 +153,14 @@ class ContrastiveOutput(keras.layers.Layer):
         positive = ops.cast(positive, "float32")
         batch = ops.shape(query)[0]
         blocks, masks = [], []
-        negatives = [
-            s(positive_ids, positive, candidate_encoder=candidate_encoder, training=training)
-            for s in self.negative_samplers
-        ]
-        in_batch = [n for n, s in zip(negatives, self.negative_samplers) if s.in_batch]
-        extra = [n for n, s in zip(negatives, self.negative_samplers) if not s.in_batch]
+        in_batch, extra = self.draw_negatives(positive_ids, positive, candidate_encoder, training)
 
         positive_probability = candidate_sampling_probability
-        if in_batch:
+        if in_batch is not None:
             labels = ops.arange(batch)
             scores = ops.matmul(query, ops.transpose(positive))
             if positive_probability is None and self.logq_correction:
-                positive_probability = in_batch[0].probability
+                positive_probability = in_batch.probability
             probability_shape = (1, -1)
             same_id = ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(positive_ids, 0))
             # The label column itself is the positive, never an accidental hit.
@@ -123,7 +176,9 @@ class ContrastiveOutput(keras.layers.Layer):
             scores = ops.matmul(query, ops.transpose(ops.cast(negative.embeddings, "float32")))
             probability = negative.probability if self.logq_correction else None
             blocks.append(self._corrected(scores, probability, (1, -1)))
-            masks.append(ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(ops.cast(negative.ids, positive_ids.dtype), 0)))
+            masks.append(_same_id(positive_ids, negative.ids))
+            # Empty slots (id < 0) go whatever remove_accidental_hits says.
+            blocks[-1] = blocks[-1] + MASK_VALUE * ops.cast(_empty_slots(positive_ids, negative.ids), "float32")
 
         if self.remove_accidental_hits:
             blocks = [b if m is None else b + MASK_VALUE * ops.cast(m, b.dtype) for b, m in zip(blocks, masks)]
@@ -156,12 +211,7 @@ class ContrastiveOutput(keras.layers.Layer):
             query, positive, positive_ids, candidate_sampling_probability, candidate_encoder, training
         )
         losses = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        if sample_weight is not None:
-            losses = losses * ops.reshape(ops.cast(sample_weight, losses.dtype), (-1,))
-        total = ops.sum(losses)
-        if self.loss_reduction == "sum":
-            return total
-        return total / ops.cast(ops.shape(losses)[0], total.dtype)
+        return self._reduce(losses, sample_weight)
 
     def get_config(self):
         return {
@@ -178,4 +228,115 @@ class ContrastiveOutput(keras.layers.Layer):
     def from_config(cls, config):
         config = dict(config)
         config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class BPROutput(SampledOutput):
+    """A pairwise loss of each row's positive score against its negatives.
+
+    The negatives are the samplers': with "in-batch", every other positive
+    of the batch; other samplers' negatives are shared by every row. A
+    negative with the row's own item id (a false negative) and empty slots
+    (id < 0) are always left out, as is the row's own column.
+
+    Args:
+        negative_samplers: as for `ContrastiveOutput`.
+        loss: a name of `schemaretrieval.losses.LOSSES` ("bpr", "bpr-max",
+            "top1", "top1-max", "logistic", "hinge") or a `PairwiseLoss`.
+        logits_temperature: the scores are divided by it.
+        logq_correction: subtract log(sampling probability) from the
+            negatives' scores where the sampler reports one.
+        loss_reduction: "mean" or "sum" over the batch.
+
+    Example:
+
+    >>> import numpy as np
+    >>> output = BPROutput(loss="bpr")
+    >>> q = np.eye(2, dtype="float32"); c = np.eye(2, dtype="float32")
+    >>> round(float(output(q, c, np.array([0, 1]))), 4)  # -log sigmoid(1 - 0)
+    0.3133
+    """
+
+    REDUCTIONS = ("mean", "sum")
+
+    def __init__(
+        self,
+        negative_samplers="in-batch",
+        loss="bpr",
+        logits_temperature: float = 1.0,
+        logq_correction: bool = False,
+        loss_reduction: str = "mean",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if logits_temperature <= 0:
+            raise ValueError(f"BPROutput: logits_temperature must be > 0, got {logits_temperature}")
+        if loss_reduction not in self.REDUCTIONS:
+            raise ValueError(f"BPROutput: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
+        self.negative_samplers = get_samplers(negative_samplers)
+        self.loss = losses_lib.get_loss(loss)
+        self.logits_temperature = float(logits_temperature)
+        self.logq_correction = logq_correction
+        self.loss_reduction = loss_reduction
+
+    def scores_and_mask(self, query, positive, positive_ids, candidate_encoder=None, training=False):
+        """Positive scores [B], negative scores [B, N] and their mask [B, N]."""
+        query = ops.cast(query, "float32")
+        positive = ops.cast(positive, "float32")
+        batch = ops.shape(query)[0]
+        in_batch, extra = self.draw_negatives(positive_ids, positive, candidate_encoder, training)
+        positive_scores = ops.sum(query * positive, axis=1) / self.logits_temperature
+        blocks, masks = [], []
+        if in_batch is not None:
+            blocks.append(self._corrected(ops.matmul(query, ops.transpose(positive)), in_batch.probability))
+            masks.append(ops.logical_not(ops.logical_or(ops.eye(batch, dtype="bool"), _same_id(positive_ids, positive_ids))))
+        for negative in extra:
+            scores = ops.matmul(query, ops.transpose(ops.cast(negative.embeddings, "float32")))
+            blocks.append(self._corrected(scores, negative.probability))
+            removed = ops.logical_or(_same_id(positive_ids, negative.ids), _empty_slots(positive_ids, negative.ids))
+            masks.append(ops.logical_not(removed))
+        negative_scores = blocks[0] if len(blocks) == 1 else ops.concatenate(blocks, axis=1)
+        mask = masks[0] if len(masks) == 1 else ops.concatenate(masks, axis=1)
+        return positive_scores, negative_scores, mask
+
+    def _corrected(self, scores, probability):
+        scores = scores / self.logits_temperature
+        if probability is None or not self.logq_correction:
+            return scores
+        return scores - ops.log(ops.clip(ops.reshape(ops.cast(probability, "float32"), (1, -1)), 1e-6, 1.0))
+
+    def call(
+        self,
+        query,
+        positive,
+        positive_ids,
+        sample_weight=None,
+        candidate_sampling_probability=None,
+        candidate_encoder=None,
+        training=False,
+    ):
+        """The reduced loss of one batch (`candidate_sampling_probability`
+        is accepted for the model's sake and unused: pairwise losses compare
+        the positive with each negative, not a softmax over candidates)."""
+        positive_scores, negative_scores, mask = self.scores_and_mask(
+            query, positive, positive_ids, candidate_encoder, training
+        )
+        return self._reduce(self.loss(positive_scores, negative_scores, mask), sample_weight)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "negative_samplers": [keras.saving.serialize_keras_object(s) for s in self.negative_samplers],
+            "loss": losses_lib.serialize(self.loss),
+            "logits_temperature": self.logits_temperature,
+            "logq_correction": self.logq_correction,
+            "loss_reduction": self.loss_reduction,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
+        config["loss"] = losses_lib.deserialize(config["loss"])
         return cls(**config)

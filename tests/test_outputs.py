@@ -83,8 +83,9 @@ def test_logq_correction_from_in_batch_item_counts():
     counts[7], counts[8] = 3.0, 1.0  # q(7) = 0.75, q(8) = 0.25
     output = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=True)
     logits, _ = output.logits_and_labels(QUERY, POSITIVE, IDS)
-    q = np.array([0.75, 0.25, 0.75])
-    np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(q)[None, :], rtol=1e-6)
+    # The probability of being in a batch of 3: 1 - (1 - q)^3.
+    q = 1.0 - (1.0 - np.array([0.75, 0.25, 0.75])) ** 3
+    np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(q)[None, :], rtol=1e-5)
     # Without the flag the counts are carried but not used.
     plain = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts))
     np.testing.assert_allclose(np.asarray(plain.logits_and_labels(QUERY, POSITIVE, IDS)[0]), SCORES, rtol=1e-6)
