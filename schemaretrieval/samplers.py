@@ -515,8 +515,9 @@ class CrossBatchSampler(CandidateSampler):
         self._probability = ops.convert_to_tensor(probability.astype("float32"))
 
     def call(self, positive_ids, positive_embeddings, candidate_encoder=None, training=False):
-        ids = ops.convert_to_tensor(self.bank_ids)
-        embeddings = ops.stop_gradient(ops.convert_to_tensor(self.bank))
+        # Copies: the values before this step's write (in eager too).
+        ids = ops.copy(self.bank_ids)
+        embeddings = ops.stop_gradient(ops.copy(self.bank))
         probability = None
         if self._probability is not None:
             size = ops.shape(self._probability)[0]

@@ -1,0 +1,212 @@
+"""The built-in samplers: what they draw, with which probability, what they
+remember, how names reach them, and that each trains well on skewed data."""
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import schemaretrieval as sr
+from schemaretrieval.samplers import CandidateTable, CrossBatchSampler, PopularitySampler, UniformSampler, inclusion_probability
+
+SCHEMA_PATH = "schemas/synthetic.yaml"
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return sr.load_schema(SCHEMA_PATH)
+
+
+@pytest.fixture(scope="module")
+def skewed(schema):
+    interactions = sr.data.synthetic(schema, 20_000, seed=1, popularity_skew=1.5)
+    train, test = sr.data.random_split(interactions, 0.2, seed=1)
+    return interactions, train, test, sr.data.candidate_table(interactions, schema)
+
+
+# The candidate table ---------------------------------------------------------
+
+
+def test_candidate_table_looks_up_each_items_features(schema, skewed):
+    frame = skewed[3]
+    table = CandidateTable(frame, schema)
+    assert len(table) == len(frame)
+    picked = frame.sample(5, random_state=0)
+    features = {k: np.asarray(v) for k, v in table.lookup(picked["item_id"].to_numpy()).items()}
+    np.testing.assert_array_equal(features["item_id"], picked["item_id"])
+    np.testing.assert_array_equal(features["item_category"], picked["item_category"])
+    np.testing.assert_allclose(features["item_price"], picked["item_price"])
+    for row, tags in zip(features["item_tags"], picked["item_tags"]):
+        np.testing.assert_array_equal(row[: len(tags)], tags)
+        assert (row[len(tags):] == -1).all()  # padded as in batches
+    np.testing.assert_array_equal(np.asarray(table.rows(np.array([-1, 10**6]))), [-1, -1])
+
+
+def test_candidate_table_wants_one_row_per_item(schema, skewed):
+    frame = skewed[3]
+    with pytest.raises(ValueError, match="repeat; give one row per item"):
+        CandidateTable(pd.concat([frame, frame.iloc[:1]]), schema)
+
+
+# Probabilities -----------------------------------------------------------------
+
+
+def test_popularity_sampler_draws_distinct_items_with_the_reported_probabilities(schema):
+    frame = pd.DataFrame(
+        {
+            "item_id": np.arange(12),
+            "item_category": np.zeros(12, dtype="int64"),
+            "item_tags": [[1]] * 12,
+            "item_price": np.zeros(12, dtype="float32"),
+        }
+    )
+    counts = np.array([40, 20, 10, 8, 6, 5, 4, 3, 2, 1, 1, 0], dtype="float64")
+    sampler = PopularitySampler(num_samples=4, candidates=frame, schema=schema, item_counts=counts, seed=0)
+    seen = np.zeros(12)
+    draws = 1500
+    for _ in range(draws):
+        rows = np.asarray(sampler.draw_rows())
+        assert len(set(rows.tolist())) == 4  # without replacement
+        seen[rows] += 1
+    expected = inclusion_probability(counts, 4)
+    assert expected[-1] == 0 and seen[-1] == 0  # a count of 0 is never drawn
+    np.testing.assert_allclose(expected.sum(), 4.0, rtol=1e-6)
+    # within ~4 standard errors of the empirical inclusion frequencies
+    np.testing.assert_allclose(seen / draws, expected, atol=0.05)
+    # the item shares themselves are exact, not a Zipf guess
+    np.testing.assert_allclose(sampler.share, counts / counts.sum())
+
+
+def test_uniform_sampler_probability_is_samples_over_catalog(schema, skewed):
+    frame = skewed[3]
+    tower = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([8]))
+    negatives = UniformSampler(num_samples=16, candidates=frame, schema=schema, seed=0)(
+        np.array([0]), np.zeros((1, 8)), candidate_encoder=tower
+    )
+    assert tuple(negatives.embeddings.shape) == (16, 8)
+    assert len(np.unique(np.asarray(negatives.ids))) == 16
+    assert set(np.asarray(negatives.ids)) <= set(frame["item_id"])
+    np.testing.assert_allclose(np.asarray(negatives.probability), 16 / len(frame), rtol=1e-6)
+
+
+def test_catalog_samplers_without_a_catalog_say_how_to_give_one():
+    output = sr.ContrastiveOutput(negative_samplers="uniform")
+    with pytest.raises(ValueError, match=r"has no catalog.*candidates=.*set_catalog"):
+        output(np.ones((2, 4)), np.ones((2, 4)), np.array([0, 1]))
+
+
+# The cross-batch memory ----------------------------------------------------------
+
+
+def test_cross_batch_memory_is_a_fifo_of_past_batches():
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=2)
+    first = sampler(np.array([1, 2, 3]), np.ones((3, 2)), training=True)
+    np.testing.assert_array_equal(np.asarray(first.ids), [-1, -1, -1, -1])  # empty at the start
+    second = sampler(np.array([4, 5]), 2 * np.ones((2, 2)), training=True)
+    np.testing.assert_array_equal(np.asarray(second.ids), [1, 2, 3, -1])
+    third = sampler(np.array([6]), np.ones((1, 2)), training=False)  # evaluation does not write
+    np.testing.assert_array_equal(np.asarray(third.ids), [5, 2, 3, 4])  # 5 wrapped onto the oldest slot
+    np.testing.assert_allclose(np.asarray(third.embeddings)[:, 0], [2, 1, 1, 2])
+    np.testing.assert_array_equal(np.asarray(sampler(np.array([6]), np.ones((1, 2))).ids), [5, 2, 3, 4])
+
+
+def test_cross_batch_memory_has_no_gradient_and_empty_slots_are_removed():
+    import tensorflow as tf
+
+    sampler = CrossBatchSampler(capacity=3, embedding_dim=2)
+    sampler(np.array([7]), np.ones((1, 2)), training=True)  # bank: [7, -1, -1]
+    output = sr.ContrastiveOutput(negative_samplers=sampler, remove_accidental_hits=True)
+    query = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    positive = tf.Variable([[1.0, 1.0], [0.5, 0.5]])
+    with tf.GradientTape() as tape:
+        logits, _ = output.logits_and_labels(query, positive, np.array([7, 8]), training=False)
+    logits = np.asarray(logits)
+    assert (logits[:, 2:] < -1e30).all()  # empty slots
+    assert logits[0, 1] < -1e30 and logits[1, 1] == 1.0  # item 7 is row 0's own item
+    grad = tape.gradient(tf.reduce_sum(tf.constant(0.0) + logits[1, 1]), positive)
+    assert grad is None
+
+
+def test_cross_batch_memory_is_saved_with_the_model(tmp_path, schema, skewed):
+    train = skewed[1].iloc[:2048]
+    model = sr.TwoTowerModel(schema, negative_samplers=sr.CrossBatchSampler(capacity=256))
+    model.compile(optimizer="adam")
+    model.fit(train, batch_size=256, epochs=1, verbose=0)
+    bank = model.output_layer.negative_samplers[0]
+    assert (np.asarray(bank.bank_ids) >= 0).all()
+    model.save(tmp_path / "model.keras")
+    loaded = sr.load_model(tmp_path / "model.keras").output_layer.negative_samplers[0]
+    np.testing.assert_array_equal(np.asarray(loaded.bank_ids), np.asarray(bank.bank_ids))
+    np.testing.assert_allclose(np.asarray(loaded.bank), np.asarray(bank.bank))
+
+
+# Names ------------------------------------------------------------------------------
+
+
+def test_names_reach_samplers_from_every_entry_point(schema):
+    query = sr.Encoder(sr.schema.query_schema(schema))
+    candidate = sr.Encoder(sr.schema.candidate_schema(schema))
+    v2 = sr.TwoTowerModelV2(query, candidate, negative_samplers=["in-batch", "uniform"])
+    assert [type(s).__name__ for s in v2.output_layer.negative_samplers] == ["InBatchSampler", "UniformSampler"]
+    out = sr.ContrastiveOutput(negative_samplers="popularity")
+    assert type(out.negative_samplers[0]) is PopularitySampler
+    model = sr.TwoTowerModel(schema, negative_samplers="cross-batch")
+    assert type(model.output_layer.negative_samplers[0]) is CrossBatchSampler
+    bpr = sr.TwoTowerModel(schema, outputs=sr.BPROutput(negative_samplers="uniform", loss="top1-max"))
+    assert type(bpr.output_layer.loss).__name__ == "TOP1MaxLoss"
+
+
+def test_fit_on_a_dataset_without_a_catalog_says_what_to_do(schema, skewed):
+    model = sr.TwoTowerModel(schema, negative_samplers="uniform")
+    model.compile(optimizer="adam")
+    dataset = sr.data.to_tf_dataset(skewed[1].iloc[:512], schema, 256)
+    with pytest.raises(ValueError, match="set_catalog"):
+        model.fit(dataset, epochs=1, verbose=0)
+    model.set_catalog(skewed[3], item_counts=skewed[1])
+    model.fit(dataset, epochs=1, verbose=0)
+
+
+# Correctness on data ----------------------------------------------------------------
+
+# (label, output) on the skewed set; each trains 3 epochs.
+CONFIGS = {
+    "in-batch": lambda: sr.ContrastiveOutput("in-batch", logits_temperature=0.1, logq_correction=True),
+    "uniform": lambda: sr.ContrastiveOutput(sr.UniformSampler(256, seed=0), logits_temperature=0.1, logq_correction=True),
+    "popularity": lambda: sr.ContrastiveOutput(sr.PopularitySampler(256, seed=0), logits_temperature=0.1, logq_correction=True),
+    "cross-batch": lambda: sr.ContrastiveOutput("cross-batch", logits_temperature=0.1, logq_correction=True),
+    "in-batch+uniform": lambda: sr.ContrastiveOutput(["in-batch", sr.UniformSampler(256, seed=0)], logits_temperature=0.1, logq_correction=True),
+    "bpr uniform": lambda: sr.BPROutput(sr.UniformSampler(256, seed=0), loss="bpr", logits_temperature=0.1),
+    "in-batch, no logQ": lambda: sr.ContrastiveOutput("in-batch", logits_temperature=0.1, logq_correction=False),
+}
+
+
+def train_recall(schema, skewed, make_output, epochs=3):
+    interactions, train, test, catalog = skewed
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(schema, outputs=make_output())
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(train, batch_size=512, epochs=epochs, seed=0, verbose=0)
+    return model.evaluate_topk(test, catalog, ks=[10])["recall@10"]
+
+
+@pytest.fixture(scope="module")
+def recalls(schema, skewed):
+    return {name: train_recall(schema, skewed, make) for name, make in CONFIGS.items()}
+
+
+@pytest.fixture(scope="module")
+def popularity(skewed):
+    interactions, train, test, catalog = skewed
+    return sr.baselines.Popularity().fit(train, "item_id").evaluate_topk(
+        test, candidate_ids=catalog["item_id"].to_numpy(), ks=[10]
+    )["recall@10"]
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if "no logQ" not in n])
+def test_every_sampler_and_output_beats_popularity_on_skewed_data(name, recalls, popularity):
+    assert recalls[name] > 1.2 * popularity, (name, recalls, popularity)
+
+
+def test_logq_correction_improves_in_batch_recall(recalls, popularity):
+    print({"popularity baseline": popularity, **recalls})
+    assert recalls["in-batch"] > recalls["in-batch, no logQ"] + 0.15, recalls
