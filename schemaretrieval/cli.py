@@ -47,6 +47,11 @@ def _train_parser(sub):
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json and serving/")
     from schemaretrieval.etl_cli import add_movielens_arguments
 
+    p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps (default: epoch ends)")
+    p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
+                   help="rows with NaN/inf or ids outside the schema's domain: end with an error naming the "
+                        "column (default) or leave them out and report how many")
     add_movielens_arguments(p, source)
     p.set_defaults(run=train)
 
@@ -111,7 +116,9 @@ def train(args) -> dict:
 
     import schemaretrieval as sr
 
-    keras.utils.set_random_seed(args.seed)
+    from schemaretrieval import training
+
+    training.set_seed(args.seed)  # and op determinism: the same seed, the same metrics
     ks = [int(k) for k in args.ks.split(",")]
     from schemaretrieval.etl_cli import resolve_train_data
 
@@ -124,9 +131,23 @@ def train(args) -> dict:
 
     model = sr.TwoTowerModel(schema)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    model.fit(train_data, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, verbose="auto")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.on_bad_rows == "skip":
+        skipped = {}
+        train_data, skipped["train"] = training.drop_bad_rows(train_data, schema)
+        test_data, skipped["test"] = training.drop_bad_rows(test_data, schema)
+        all_data, _ = training.drop_bad_rows(all_data, schema)
+        for name in ("train", "test"):
+            if skipped[name]:
+                print(f"skipped {sum(skipped[name].values())} bad {name} rows: {skipped[name]}")
+        (out / "skipped_rows.json").write_text(json.dumps(skipped, indent=2))
 
     catalog = sr.data.candidate_table(all_data, schema)
+    training.fit(model, train_data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 validation_data=test_data, candidates=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir,
+                 checkpoint_every=args.checkpoint_every, log_dir=out / "logs", csv_path=out / "training.csv")
+
     item_id = model.candidate_id_column
     popularity = sr.baselines.Popularity().fit(train_data, item_id)
     rows = {
@@ -135,8 +156,6 @@ def train(args) -> dict:
     }
     print(format_table(rows, [f"recall@{k}" for k in ks]))
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     sr.save_schema(schema, out / "schema.yaml")
     (out / "metrics.json").write_text(json.dumps(rows, indent=2))

@@ -1,0 +1,402 @@
+"""Training that survives being killed, repeats itself and reports as it goes.
+
+`fit(model, train, ...)` is `model.fit` one epoch at a time over a data order
+that is a function of `(seed, epoch)` alone, so a run can stop anywhere and
+resume where it stopped:
+
+* **checkpoints** (`checkpoint_dir`, `checkpoint_every`): every N steps and
+  at each epoch's end, the model's variables (towers, sampler state such as
+  the frequency estimate or the cross-batch bank, seed generators), the
+  optimizer's (step count, moments) and the data position (epoch, step
+  within it) are written atomically; a later `fit` with the same arguments
+  restores the newest one and skips the batches of the epoch already seen.
+* **reproducibility** (`set_seed`): one seed fixes the initialisation, the
+  shuffling and the samplers' draws; with op determinism a CPU run repeats
+  bit for bit.
+* **logging** (`log_dir`, `csv_path`, `TopKCallback`): TensorBoard and a CSV
+  row per epoch, with full-catalog recall@k on validation data.
+* **bad rows** (`drop_bad_rows`): rows with non-finite values or ids outside
+  the schema's domain are counted and left out instead of ending the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from schemaretrieval.data import tables
+
+__all__ = [
+    "set_seed",
+    "epoch_dataset",
+    "Checkpointer",
+    "CheckpointCallback",
+    "TopKCallback",
+    "drop_bad_rows",
+    "fit",
+]
+
+LATEST = "latest.json"
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras from one integer and, with
+    `deterministic`, turns on TensorFlow's op determinism (ops without a
+    deterministic kernel then raise instead of varying)."""
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+# --------------------------------------------------------------------------
+# Data order: a function of (seed, epoch)
+# --------------------------------------------------------------------------
+
+def epoch_order(num_rows: int, seed: int, epoch: int) -> tf.Tensor:
+    """The permutation of the rows in `epoch`: stateless, so the same
+    `(seed, epoch)` gives the same order in any process."""
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(num_rows, dtype=tf.int64), seed=tf.constant([int(seed), int(epoch)], tf.int64)
+    )
+
+
+def epoch_dataset(arrays, batch_size: int, seed: int, epoch: int, skip: int = 0, shuffle: bool = True):
+    """The batches of one epoch from validated arrays (`tables.to_arrays`),
+    rows in `epoch_order(seed, epoch)`, the first `skip` batches left out."""
+    tensors = {name: tf.constant(values) for name, values in arrays.items()}
+    n = len(next(iter(arrays.values())))
+    order = epoch_order(n, seed, epoch) if shuffle else tf.range(n, dtype=tf.int64)
+    batches = -(-n // batch_size)
+
+    def take(b):
+        index = order[b * batch_size : tf.minimum((b + 1) * batch_size, n)]
+        return {name: tf.gather(t, index) for name, t in tensors.items()}
+
+    ds = tf.data.Dataset.range(int(skip), batches).map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------
+
+def _state_variables(model):
+    """Every variable a resumed run needs, in a fixed order: the model's
+    (trainable, non-trainable, seed generators) then the optimizer's."""
+    seen, out = set(), []
+    for v in list(model.variables) + list(model.optimizer.variables if model.optimizer is not None else []):
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+class Checkpointer:
+    """Writes and restores training state in `directory`.
+
+    Each checkpoint is one `.npz` of the variables (written to a temporary
+    name and renamed, so a kill mid-write leaves the previous one intact)
+    and `latest.json` names the newest with its data position
+    `{"epoch", "step", "global_step"}` and the run's `meta` (batch size,
+    seed, rows) that must match to resume. The last `keep` are kept.
+    """
+
+    def __init__(self, directory, keep: int = 2):
+        self.directory = Path(directory)
+        self.keep = int(keep)
+
+    def latest(self) -> dict | None:
+        path = self.directory / LATEST
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
+
+    def save(self, model, epoch: int, step: int, global_step: int, meta: dict | None = None) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        variables = _state_variables(model)
+        name = f"ckpt-{global_step:09d}.npz"
+        tmp = self.directory / f".{name}.tmp"
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                **{f"v{i}": np.asarray(keras.ops.convert_to_numpy(v.value)) for i, v in enumerate(variables)},
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.directory / name)
+        info = {
+            "file": name,
+            "epoch": int(epoch),
+            "step": int(step),
+            "global_step": int(global_step),
+            "paths": [v.path for v in variables],
+            "shapes": [[int(d) for d in v.shape] for v in variables],
+            "meta": meta or {},
+        }
+        tmp = self.directory / f".{LATEST}.tmp"
+        tmp.write_text(json.dumps(info, indent=1))
+        os.replace(tmp, self.directory / LATEST)
+        for old in sorted(self.directory.glob("ckpt-*.npz"))[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return self.directory / name
+
+    def restore(self, model, meta: dict | None = None) -> dict | None:
+        """Loads the newest checkpoint into `model` (built, optimizer built);
+        returns its info, or None when there is none. A checkpoint of
+        another run (different variables or `meta`) is an error."""
+        info = self.latest()
+        if info is None:
+            return None
+        for key, value in (meta or {}).items():
+            if key in info["meta"] and info["meta"][key] != value:
+                raise ValueError(
+                    f"checkpoint {self.directory}: it was written with {key}={info['meta'][key]!r}, this run has "
+                    f"{key}={value!r}; resume with the same arguments or use another --checkpoint-dir"
+                )
+        variables = _state_variables(model)
+        # Paths carry the layers' auto-numbered names, which differ between
+        # models built in one process: the shapes identify the variables.
+        if [[int(d) for d in v.shape] for v in variables] != info["shapes"]:
+            raise ValueError(
+                f"checkpoint {self.directory}: its variables do not match this model's "
+                f"({len(info['paths'])} saved, {len(variables)} here); it belongs to another model"
+            )
+        with np.load(self.directory / info["file"]) as saved:
+            for i, v in enumerate(variables):
+                value = saved[f"v{i}"]
+                if tuple(value.shape) != tuple(v.shape):
+                    raise ValueError(f"checkpoint {self.directory}: variable {v.path} has shape {value.shape}, expected {v.shape}")
+                v.assign(value)
+        return info
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves every `every` steps (when given) and at the end of each epoch."""
+
+    def __init__(self, checkpointer: Checkpointer, epoch: int, first_step: int, steps_per_epoch: int, every=None, meta=None):
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.epoch = epoch
+        self.first_step = first_step
+        self.steps_per_epoch = steps_per_epoch
+        self.every = every
+        self.meta = meta
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.first_step + batch + 1
+        global_step = self.epoch * self.steps_per_epoch + step
+        if self.every and global_step % self.every == 0 and step < self.steps_per_epoch:
+            self.checkpointer.save(self.model, self.epoch, step, global_step, self.meta)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.checkpointer.save(self.model, epoch + 1, 0, (epoch + 1) * self.steps_per_epoch, self.meta)
+
+
+# --------------------------------------------------------------------------
+# Logging
+# --------------------------------------------------------------------------
+
+class TopKCallback(keras.callbacks.Callback):
+    """Full-catalog metrics on validation data at each epoch's end, put into
+    the epoch's logs as `val_recall@k` (so TensorBoard and CSVLogger placed
+    after it record them). Also adds the learning rate as `learning_rate`.
+
+    Args:
+        data: validation interactions (DataFrame or path).
+        candidates: the catalog (see `TwoTowerModelV2.catalog`).
+        ks: cut-offs.
+        metrics: which of evaluate_topk's metrics to log.
+    """
+
+    def __init__(self, data, candidates=None, ks: Sequence[int] = (10, 100), metrics: Sequence[str] = ("recall",)):
+        super().__init__()
+        self.data = data
+        self.candidates = candidates
+        self.ks = list(ks)
+        self.metrics = tuple(metrics)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        results = self.model.evaluate_topk(self.data, self.candidates, ks=self.ks)
+        for key, value in results.items():
+            if key.split("@")[0] in self.metrics:
+                logs[f"val_{key}"] = float(value)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def _trim_csv(path: Path, epochs_done: int):
+    """Keeps the rows of the epochs a resumed run does not repeat."""
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+# --------------------------------------------------------------------------
+# Bad rows
+# --------------------------------------------------------------------------
+
+def drop_bad_rows(frame: pd.DataFrame, schema) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows `tables.to_arrays` would reject for their values, left out
+    and counted: missing / non-finite / non-numeric values, categorical ids
+    outside the schema's domain, list elements outside it or lists longer
+    than value_count max. Returns (kept rows, {column: rows dropped for it}).
+    A missing column is not a bad row and still ends with an error."""
+    bad = np.zeros(len(frame), dtype=bool)
+    counts: dict[str, int] = {}
+    for col in schema:
+        kind = tables._column_kind(col)
+        if kind is None or col.name not in frame.columns:
+            continue
+        values = frame[col.name]
+        if tables._is_list_column(col):
+            column_bad = np.fromiter((_bad_list(v, col) for v in values), dtype=bool, count=len(values))
+        else:
+            numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+            column_bad = ~np.isfinite(numeric)
+            if kind == tables._CATEGORICAL:
+                with np.errstate(invalid="ignore"):
+                    column_bad |= numeric != np.floor(numeric)
+                    domain = tables._column_domain(col)
+                    lo, hi = domain if domain is not None else (0, np.inf)
+                    column_bad |= (numeric < lo) | (numeric > hi)
+            else:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    column_bad |= ~np.isfinite(numeric.astype("float32"))
+        new = column_bad & ~bad
+        if new.any():
+            counts[col.name] = int(new.sum())
+        bad |= column_bad
+    return frame.loc[~bad].reset_index(drop=True), counts
+
+
+def _bad_list(value, col) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False  # an empty list
+    try:
+        items = np.asarray(value, dtype="float64").reshape(-1)
+    except (TypeError, ValueError):
+        return not isinstance(value, str)  # text lists are parsed (and checked) by to_arrays
+    if not np.isfinite(items).all() or (items != np.floor(items)).any():
+        return True
+    domain = tables._column_domain(col)
+    lo, hi = domain if domain is not None else (0, np.inf)
+    if ((items < lo) | (items > hi)).any():
+        return True
+    count = tables._column_value_count(col)
+    return count is not None and count[1] is not None and len(items) > count[1]
+
+
+# --------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------
+
+def fit(
+    model,
+    data,
+    *,
+    epochs: int,
+    batch_size: int = 1024,
+    seed: int = 0,
+    validation_data=None,
+    candidates=None,
+    ks: Sequence[int] = (10, 100),
+    checkpoint_dir=None,
+    checkpoint_every: int | None = None,
+    log_dir=None,
+    csv_path=None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    shuffle: bool = True,
+    verbose="auto",
+) -> dict[str, list]:
+    """Trains `model` (compiled) on a table for `epochs`, resumably.
+
+    Args:
+        model: a compiled `TwoTowerModelV2`.
+        data: training interactions (DataFrame or path).
+        epochs, batch_size: as `Model.fit`.
+        seed: the data order of epoch e is `epoch_order(seed, e)`.
+        validation_data: held-out interactions; when given, every epoch logs
+            `val_loss` and full-catalog `val_recall@k` for `ks`.
+        candidates: the catalog for those metrics (see `model.catalog`).
+        checkpoint_dir: save and resume here (see `Checkpointer`).
+        checkpoint_every: also save every N steps (None: epoch ends only).
+        log_dir: TensorBoard logs.
+        csv_path: a CSV row of metrics per epoch.
+        callbacks: more Keras callbacks.
+
+    Returns:
+        The history of the epochs run in this call, {metric: [per epoch]}.
+    """
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
+    source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "<DataFrame>"
+    frame = tables.read_table(data) if not isinstance(data, pd.DataFrame) else data
+    frame = model._hand_over_catalog(frame)
+    model._remember_seen(frame)
+    arrays = tables.to_arrays(frame, model.schema, source=source)
+    rows = len(next(iter(arrays.values())))
+    steps = -(-rows // batch_size)
+    validation = None
+    if validation_data is not None:
+        validation = tables.to_tf_dataset(validation_data, model.schema, batch_size)
+
+    if not model.built:
+        model.build()
+    if model.optimizer is None:
+        raise ValueError("fit: compile the model first (model.compile(optimizer=...))")
+    model.optimizer.build(model.trainable_variables)
+
+    meta = {"batch_size": int(batch_size), "seed": int(seed), "rows": int(rows), "shuffle": bool(shuffle)}
+    checkpointer = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
+    epoch, step = 0, 0
+    if checkpointer is not None:
+        info = checkpointer.restore(model, meta)
+        if info is not None:
+            epoch, step = info["epoch"], info["step"]
+            if verbose:
+                print(f"resuming from {checkpoint_dir}: epoch {epoch + 1}, step {step} of {steps}")
+    if csv_path is not None:
+        csv_path = Path(csv_path)
+        if epoch == 0 and step == 0:
+            csv_path.unlink(missing_ok=True)
+        else:
+            _trim_csv(csv_path, epoch)
+
+    history: dict[str, list] = {}
+    while epoch < epochs:
+        cbs = []
+        if validation_data is not None:
+            cbs.append(TopKCallback(validation_data, candidates, ks))
+        cbs.extend(callbacks)
+        if log_dir is not None:
+            cbs.append(keras.callbacks.TensorBoard(log_dir=os.fspath(log_dir)))
+        if csv_path is not None:
+            csv_path.parent.mkdir(parents=True, exist_ok=True)
+            cbs.append(keras.callbacks.CSVLogger(os.fspath(csv_path), append=True))
+        if checkpointer is not None:
+            cbs.append(CheckpointCallback(checkpointer, epoch, step, steps, checkpoint_every, meta))
+        dataset = epoch_dataset(arrays, batch_size, seed, epoch, skip=step, shuffle=shuffle)
+        result = model.fit(
+            dataset, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation, callbacks=cbs, verbose=verbose
+        )
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+        epoch, step = epoch + 1, 0
+    return history
