@@ -1,0 +1,96 @@
+"""Training examples/s and full-catalog recall@10 of every built-in sampler
+and output, on the same skewed synthetic data, in one run.
+
+    python benchmarks/samplers.py [--rows 50000] [--epochs 3] [--skew 1.5]
+
+Timings from separate runs on a shared machine vary: compare the rows of
+one run with each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import keras
+
+import schemaretrieval as sr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Times the epochs after the first (which includes tracing)."""
+
+    def on_train_begin(self, logs=None):
+        self.starts = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.starts.append(time.perf_counter())
+
+    def on_train_end(self, logs=None):
+        self.starts.append(time.perf_counter())
+
+    def examples_per_second(self, rows):
+        timed = self.starts[1:] if len(self.starts) > 2 else self.starts
+        return rows * (len(timed) - 1) / (timed[-1] - timed[0])
+
+
+def configs(num_samples):
+    def contrastive(samplers, logq=True):
+        return lambda: sr.ContrastiveOutput(samplers, logits_temperature=0.1, logq_correction=logq)
+
+    def pairwise(samplers, loss):
+        return lambda: sr.BPROutput(samplers, loss=loss, logits_temperature=0.1, logq_correction=True)
+
+    uniform = lambda: sr.UniformSampler(num_samples, seed=0)  # noqa: E731
+    return {
+        "contrastive in-batch, no logQ": lambda: contrastive("in-batch", logq=False)(),
+        "contrastive in-batch + logQ": lambda: contrastive("in-batch")(),
+        "contrastive uniform": lambda: contrastive(uniform())(),
+        "contrastive popularity + logQ": lambda: contrastive(sr.PopularitySampler(num_samples, seed=0))(),
+        "contrastive cross-batch + logQ": lambda: contrastive("cross-batch")(),
+        "contrastive in-batch + uniform + logQ": lambda: contrastive(["in-batch", uniform()])(),
+        **{f"pairwise {loss}, uniform": (lambda loss=loss: pairwise(uniform(), loss)()) for loss in sr.losses.LOSSES},
+        "pairwise bpr, in-batch + logQ": lambda: pairwise("in-batch", "bpr")(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--skew", type=float, default=1.5)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--num-samples", type=int, default=256)
+    parser.add_argument("--only", default=None, help="run the configurations whose name contains this")
+    args = parser.parse_args(argv)
+
+    schema = sr.load_schema(ROOT / "schemas" / "synthetic.yaml")
+    interactions = sr.data.synthetic(schema, args.rows, seed=1, popularity_skew=args.skew)
+    train, test = sr.data.random_split(interactions, 0.2, seed=1)
+    catalog = sr.data.candidate_table(interactions, schema)
+    popularity = sr.baselines.Popularity().fit(train, "item_id").evaluate_topk(
+        test, candidate_ids=catalog["item_id"].to_numpy(), ks=[10]
+    )["recall@10"]
+    print(f"{args.rows} rows (skew {args.skew}), {len(catalog)} items, {args.epochs} epochs, batch {args.batch_size}, "
+          f"{os.cpu_count()} cores")
+    print(f"| {'configuration':40s} | recall@10 | train ex/s |")
+    print(f"| {'-' * 40} | --------- | ---------- |")
+    print(f"| {'most popular items':40s} | {popularity:9.3f} | {'-':>10s} |")
+    for name, make in configs(args.num_samples).items():
+        if args.only and args.only not in name:
+            continue
+        keras.utils.set_random_seed(0)
+        model = sr.TwoTowerModel(schema, outputs=make())
+        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        clock = EpochClock()
+        model.fit(train, batch_size=args.batch_size, epochs=args.epochs, seed=0, verbose=0, callbacks=[clock])
+        recall = model.evaluate_topk(test, catalog, ks=[10])["recall@10"]
+        print(f"| {name:40s} | {recall:9.3f} | {clock.examples_per_second(len(train)):10.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
