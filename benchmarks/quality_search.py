@@ -40,6 +40,15 @@ CONFIGS = {
     "lr3e-3": ({}, 3e-3, 1024),
     "batch256": ({}, 1e-3, 256),
     "temp0.05-lr3e-3": ({"logits_temperature": 0.05}, 3e-3, 1024),
+    # second round, around the best of the first
+    "temp0.3": ({"logits_temperature": 0.3}, 1e-3, 1024),
+    "temp0.5": ({"logits_temperature": 0.5}, 1e-3, 1024),
+    "temp0.2-lr3e-3": ({"logits_temperature": 0.2}, 3e-3, 1024),
+    "temp0.2-dims128": ({"logits_temperature": 0.2, "query_units": (128,), "candidate_units": (128,)}, 1e-3, 1024),
+    "batch256-temp0.2": ({"logits_temperature": 0.2}, 1e-3, 256),
+    "batch128": ({}, 1e-3, 128),
+    "batch128-temp0.2": ({"logits_temperature": 0.2}, 1e-3, 128),
+    "batch256-dims128": ({"query_units": (128,), "candidate_units": (128,)}, 1e-3, 256),
 }
 
 

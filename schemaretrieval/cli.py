@@ -39,19 +39,21 @@ def _train_parser(sub):
     source.add_argument("--preset", choices=PRESETS, help="a generated preset with its own schema, e.g. movielens-like")
     p.add_argument("--valid", help="held-out interactions; default: --test-fraction of the data")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out when --valid is not given (default 0.2)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=1024)
+    from schemaretrieval.models import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS} (docs/quality.md)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"default {DEFAULT_BATCH_SIZE} (docs/quality.md)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
     p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json and serving/")
-    from schemaretrieval.etl_cli import add_movielens_arguments
-
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps (default: epoch ends)")
     p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
                    help="rows with NaN/inf or ids outside the schema's domain: end with an error naming the "
                         "column (default) or leave them out and report how many")
+    from schemaretrieval.etl_cli import add_movielens_arguments
+
     add_movielens_arguments(p, source)
     p.set_defaults(run=train)
 
@@ -129,8 +131,6 @@ def train(args) -> dict:
     train_data, test_data, all_data, source = _load_interactions(args, schema)
     log.info("data: %s, %d train and %d test interactions", source, len(train_data), len(test_data))
 
-    model = sr.TwoTowerModel(schema)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.on_bad_rows == "skip":
@@ -144,6 +144,8 @@ def train(args) -> dict:
         (out / "skipped_rows.json").write_text(json.dumps(skipped, indent=2))
 
     catalog = sr.data.candidate_table(all_data, schema)
+    model = sr.TwoTowerModel(schema)
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     training.fit(model, train_data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                  validation_data=test_data, candidates=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir,
                  checkpoint_every=args.checkpoint_every, log_dir=out / "logs", csv_path=out / "training.csv")

@@ -1,0 +1,76 @@
+"""TwoTowerModel(schema) with its defaults beside Popularity and EASE.
+
+On the MovieLens-100K-shaped preset (sr.data.movielens_like, random 80/20
+split): full-catalog recall@10 and @100, with and without each user's
+training items excluded, in one run. docs/quality.md records the figures
+and the search that chose the defaults (benchmarks/quality_search.py).
+
+    python benchmarks/quality.py [--epochs 10] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+
+import schemaretrieval as sr  # noqa: E402
+from schemaretrieval.models import DEFAULT_EPOCHS  # noqa: E402
+
+COLUMNS = ("recall@10", "recall@100", "recall@10 excl", "recall@100 excl")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    frame, schema = sr.data.movielens_like(seed=args.seed)
+    train, test = sr.data.random_split(frame, 0.2, seed=args.seed)
+    catalog = sr.data.candidate_table(frame, schema)
+    items = catalog["item_id"].to_numpy()
+    rows, seconds = {}, {}
+
+    def both(evaluate):
+        a, b = evaluate(None), evaluate(train)
+        return {"recall@10": a["recall@10"], "recall@100": a["recall@100"],
+                "recall@10 excl": b["recall@10"], "recall@100 excl": b["recall@100"]}
+
+    start = time.perf_counter()
+    pop = sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id")
+    rows["popularity"] = both(lambda ex: pop.evaluate_topk(test, candidate_ids=items, ks=(10, 100), exclude=ex))
+    seconds["popularity"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ease = sr.baselines.EASE().fit(train, "user_id", "item_id")
+    rows["EASE (l2=500)"] = both(lambda ex: ease.evaluate_topk(test, candidate_ids=items, ks=(10, 100), exclude=ex))
+    seconds["EASE (l2=500)"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    keras.utils.set_random_seed(args.seed)
+    model = sr.TwoTowerModel(schema)
+    model.compile(optimizer="adam")
+    model.fit(train, epochs=args.epochs, seed=args.seed, verbose=0)
+    name = f"TwoTowerModel defaults, {args.epochs} epochs"
+    rows[name] = both(lambda ex: model.evaluate_topk(test, catalog, ks=(10, 100), exclude=ex))
+    seconds[name] = time.perf_counter() - start
+
+    print(f"movielens_like(seed={args.seed}): {len(train)} train / {len(test)} test interactions, "
+          f"{len(items)} items; 'excl' = each user's training items excluded")
+    width = max(map(len, rows))
+    print(" " * width + "".join(f"{c:>17}" for c in COLUMNS) + "  fit+eval s")
+    for name, m in rows.items():
+        print(f"{name:<{width}}" + "".join(f"{m[c]:>17.4f}" for c in COLUMNS) + f"  {seconds[name]:>10.1f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
