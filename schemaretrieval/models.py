@@ -177,6 +177,19 @@ class TwoTowerModelV2(keras.Model):
                 "fit: a sampler draws from the catalog and has none; fit on a DataFrame or path (the catalog "
                 "and item counts are taken from it), or call model.set_catalog(candidates, item_counts) first"
             )
+        from schemaretrieval.data import streaming
+
+        if not isinstance(x, pd.DataFrame) and streaming.use_streaming(x):
+            # too large to load: the catalog and counts are gathered row group by row group
+            from schemaretrieval.samplers import CandidateTable
+
+            self.output_layer.set_catalog(
+                CandidateTable(streaming.candidate_table(x, self.schema), self.schema),
+                streaming.item_counts(x, self.candidate_id_column,
+                                      schema_lib.cardinality(self.schema[self.candidate_id_column])),
+            )
+            self.train_function = self.test_function = None
+            return x
         x = tables.read_table(x) if not isinstance(x, pd.DataFrame) else x
         self.output_layer.set_catalog(
             _candidate_table(x, self.schema),

@@ -507,8 +507,17 @@ def to_tf_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     drop_remainder: bool = False,
+    streaming="auto",
+    shuffle_buffer: int | None = None,
 ):
     """A ``tf.data.Dataset`` of ``{column: tensor}`` batches from ``to_arrays``.
+
+    Parquet larger than ``streaming.in_memory_max_bytes()`` (1 GiB of
+    uncompressed row groups, or ``$SCHEMARETRIEVAL_IN_MEMORY_MAX_BYTES``) is
+    read row group by row group instead of whole (``streaming.stream_tf_dataset``:
+    same validation, same rows per epoch, shuffled by row group and within a
+    buffer of ``shuffle_buffer`` rows); ``streaming=True`` / ``False`` forces
+    one path.
 
     Batches are cut whole from the column tensors (no per-row slicing): the
     dataset is one index range per batch, sliced from the columns, or with
@@ -537,8 +546,14 @@ def to_tf_dataset(
     """
     import tensorflow as tf
 
+    from schemaretrieval.data import streaming as streaming_lib
+
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"to_tf_dataset: batch_size must be an int >= 1, got {batch_size!r}")
+    if streaming_lib.use_streaming(data, streaming):
+        return streaming_lib.stream_tf_dataset(
+            data, schema, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+            shuffle_buffer=shuffle_buffer)
     arrays = _arrays_from(data, schema)
     n = len(next(iter(arrays.values())))
     batch_size = int(batch_size)
