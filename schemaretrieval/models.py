@@ -13,7 +13,7 @@ from merlin.schema import Schema, Tags
 
 from schemaretrieval import evaluation
 from schemaretrieval import schema as schema_lib
-from schemaretrieval.data import tables
+from schemaretrieval.data import checks, tables
 from schemaretrieval.encoders import Encoder, MLPBlock
 from schemaretrieval.outputs import ContrastiveOutput
 from schemaretrieval.samplers import InBatchSampler
@@ -112,6 +112,17 @@ class TwoTowerModelV2(keras.Model):
             "query": self.query_tower(features, training=training),
             "candidate": self.candidate_tower(features, training=training),
         }
+
+    def train_step(self, data):
+        """Keras's step behind checks of the batch against the schema: a
+        batch that did not come through `tables.to_arrays` (a user's
+        tf.data) with ids beyond the embedding tables, NaN/inf or no rows
+        fails naming the column and step, before any weight, sampler state
+        or optimizer count moves."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        assertions = checks.batch_assertions(x, self.schema, self.optimizer.iterations + 1)
+        with tf.control_dependencies(assertions):
+            return super().train_step(data)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = self.output_layer(
