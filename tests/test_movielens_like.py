@@ -74,3 +74,11 @@ def test_features_carry_signal(full):
     two = exploded[~exploded["user_id"].isin(half)]["item_genres"].value_counts(normalize=True)
     noise = np.abs(one - two.reindex(one.index)).sum()
     assert spread > 1.5 * noise, (spread, noise)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_item_is_rated_and_every_user_has_twenty(seed):
+    frame, _ = movielens_like(seed=seed)
+    assert frame["item_id"].nunique() == 1682
+    assert frame.groupby("user_id").size().min() >= 20
+    assert not frame.duplicated(["user_id", "item_id"]).any()

@@ -234,13 +234,21 @@ def movielens_like(
     cols = order[rows, np.arange(len(rows)) - np.repeat(starts, counts)]
     del order
     # As in ML-100K, every film of the catalog has at least one rating: an
-    # item nobody drew replaces the last draw of a distinct user (by activity).
-    unrated = np.flatnonzero(np.bincount(cols, minlength=num_items) == 0)
+    # item nobody drew replaces the latest draw of a distinct user (chosen by
+    # activity) whose item has other ratings, so no item is left unrated.
+    item_counts = np.bincount(cols, minlength=num_items)
+    unrated = np.flatnonzero(item_counts == 0)
     if len(unrated):
         p = counts * (counts > counts.min())
         if (p > 0).sum() >= len(unrated):
             users = rng.choice(num_users, size=len(unrated), replace=False, p=p / p.sum())
-            cols[starts[users] + counts[users] - 1] = unrated
+            for item, user in zip(unrated.tolist(), users.tolist()):
+                for pos in range(starts[user] + counts[user] - 1, starts[user] - 1, -1):
+                    if item_counts[cols[pos]] > 1:
+                        item_counts[cols[pos]] -= 1
+                        cols[pos] = item
+                        item_counts[item] = 1
+                        break
 
     # rating: quantiles of affinity + noise mapped onto ML-100K's histogram
     score = affinity[rows, cols] * np.sqrt(d) + rng.normal(0, 0.7, len(rows))
