@@ -49,6 +49,7 @@ def _train_parser(sub):
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json and serving/")
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps (default: epoch ends)")
+    p.add_argument("--no-export", action="store_true", help="skip the serving export (DIR/serving)")
     p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
                    help="rows with NaN/inf or ids outside the schema's domain: end with an error naming the "
                         "column (default) or leave them out and report how many")
@@ -161,6 +162,9 @@ def train(args) -> dict:
     model.save(out / "model.keras")
     sr.save_schema(schema, out / "schema.yaml")
     (out / "metrics.json").write_text(json.dumps(rows, indent=2))
+    if args.no_export:
+        print(f"saved the model to {out / 'model.keras'}")
+        return rows
     from schemaretrieval import serving
 
     serving.export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), users=all_data)

@@ -21,7 +21,7 @@ from schemaretrieval.data import tables
 
 
 def _message(name, what):
-    return f"column {name!r}: {what}"
+    return f"column {name}: {what}"
 
 
 def batch_assertions(features, schema, step=None) -> list:
@@ -55,7 +55,7 @@ def batch_assertions(features, schema, step=None) -> list:
             checks.append(
                 tf.debugging.Assert(
                     tf.logical_not(tf.reduce_any(bad)),
-                    [_message(name, f"ids outside the schema's domain {expected} (the embedding table's rows); "
+                    [_message(name, f"ids outside the schema domain {expected} (the rows of its embedding table); "
                               "offending ids:"), tf.boolean_mask(values, bad)] + data,
                     summarize=5,
                     name=f"check_{name}_domain",
@@ -75,7 +75,7 @@ def batch_assertions(features, schema, step=None) -> list:
         checks.append(
             tf.debugging.Assert(
                 tf.shape(first[1])[0] > 0,
-                [f"empty batch (zero rows, column {first[0]!r})"] + ([] if step is None else ["step:", step]),
+                [f"empty batch (zero rows, column {first[0]})"] + ([] if step is None else ["step:", step]),
                 name="check_batch_not_empty",
             )
         )
