@@ -3,8 +3,9 @@
 * ``build_workflow(schema)``: an ``nvtabular.Workflow`` that encodes every
   categorical and list-categorical column with ``Categorify`` (options from the
   column's ``transform:`` key), applies the continuous steps the YAML declares
-  (fill_missing, clip, log, normalize, normalize_minmax) and carries every
-  column's tags to the output schema.
+  (fill_missing, clip, log, normalize, normalize_minmax), derives time features
+  (hour, day of week, month, normalised timestamps) from time columns, and
+  carries every column's tags to the output schema.
 * ``fit_transform(train, valid, schema, out_dir)``: fits on ``train`` only,
   transforms both, writes parquet, the output schema (merlin ``schema.pbtxt``
   and ``schema.yaml`` with domains filled), the fitted workflow, the per-item
@@ -62,6 +63,16 @@ OOV_INDEX = 2
 #: Continuous steps a ``transform:`` list may hold, in the order written.
 CONTINUOUS_STEPS = ("fill_missing", "clip", "log", "normalize", "normalize_minmax")
 _CATEGORICAL_KEYS = ("freq_threshold", "max_size", "num_buckets", "separator", "kind")
+#: Features a time column's ``transform:`` may derive: name -> (output suffix, ids incl. the missing id).
+TIME_FEATURES = {
+    "hour": ("_hour", 25),                  # 0..23 UTC, 24 missing
+    "day_of_week": ("_day_of_week", 8),     # 0 Monday .. 6 Sunday, 7 missing
+    "month": ("_month", 13),                # 0 January .. 11 December, 12 missing
+    "normalize": ("_normalized", None),     # (t - mean) / std of train, missing -> 0
+    "normalize_minmax": ("_minmax", None),  # (t - min) / (max - min) of train, missing -> 0
+}
+_TIME_KEYS = ("features", "unit", "tags")
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _DATAFRAME = "<DataFrame>"
 _WORKFLOW_DIR = "workflow"
 _REPORT = "etl_report.json"
@@ -87,6 +98,8 @@ def _kind(col: ColumnSchema) -> str:
 
 
 def _categorical_options(col: ColumnSchema, source="<schema>") -> dict:
+    if _is_derived(col):  # a time feature's ids: made by the workflow, not encoded
+        return {"kind": "passthrough"}
     spec = col.properties.get("transform")
     if spec is None:
         return {"kind": "categorify"}
@@ -154,10 +167,155 @@ def _check_transforms(schema: Schema, source="<schema>"):
             _categorical_options(col, source)
         elif kind == "continuous":
             _continuous_steps(col, source)
+        elif kind == "time":
+            _time_options(col, source)
         elif col.properties.get("transform") is not None:
             raise SchemaError(source, f"the ETL has no transform for a {kind} column "
-                                      "(only categorical and continuous columns take `transform:`)",
+                                      "(only categorical, continuous and time columns take `transform:`)",
                               column=col.name, key="transform")
+
+
+def _time_options(col: ColumnSchema, source="<schema>") -> dict | None:
+    """A time column's ``transform:`` as {features, unit, tags}, or None without one.
+
+    ``transform: [hour, day_of_week]`` or ``{features: [...], unit: ms, tags: [user]}``.
+    """
+    spec = col.properties.get("transform")
+    if spec is None:
+        return None
+    err = lambda msg: SchemaError(source, msg, column=col.name, key="transform")  # noqa: E731
+    if isinstance(spec, (str, list)):
+        spec = {"features": spec}
+    if not isinstance(spec, dict):
+        raise err(f"expected a list of features such as [hour, day_of_week] for a time column, got {spec!r}")
+    unknown = [k for k in spec if k not in _TIME_KEYS]
+    if unknown:
+        raise err(f"unknown option {unknown[0]!r}; a time column takes {', '.join(_TIME_KEYS)}")
+    features = spec.get("features")
+    features = [features] if isinstance(features, str) else features
+    if not features or not isinstance(features, list):
+        raise err(f"features: expected a list such as [hour, day_of_week], got {spec.get('features')!r}")
+    for name in features:
+        if name not in TIME_FEATURES:
+            raise err(f"unknown time feature {name!r}; expected one of {', '.join(TIME_FEATURES)}")
+    if len(set(features)) != len(features):
+        raise err(f"a time feature is listed twice in {features}")
+    unit = spec.get("unit", "s")
+    if unit not in _TIME_UNITS:
+        raise err(f"unit must be one of {', '.join(_TIME_UNITS)} (of numbers since 1970-01-01 UTC), got {unit!r}")
+    tags = spec.get("tags", ["user"])
+    tags = [tags] if isinstance(tags, str) else tags
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
+        raise err(f"tags: expected a list such as [user], got {spec.get('tags')!r}")
+    bad = [t for t in tags if t in ("categorical", "continuous", "time", "id", "user_id", "item_id", "list",
+                                    "target")]
+    if bad:
+        raise err(f"tags: {bad[0]!r} is set by the ETL or cannot apply to a derived feature; give the side "
+                  "(user, item or context)")
+    return {"features": features, "unit": unit, "tags": tags}
+
+
+def _derived_name(col_name: str, feature: str) -> str:
+    return col_name + TIME_FEATURES[feature][0]
+
+
+def _epoch_seconds(col, unit="s"):
+    """float64 seconds since 1970-01-01 UTC; missing -> NaN. Numbers in ``unit`` or datetime64."""
+    kind = getattr(col.dtype, "kind", None)
+    if kind == "M":
+        if getattr(col.dtype, "tz", None) is not None:
+            col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+        seconds = col.astype("datetime64[ns]").astype("int64").astype("float64") / 1e9
+        return seconds.where(col.notna())
+    if kind not in ("i", "u", "f", "b"):
+        raise ETLError(f"time column {col.name!r}: expected numbers since 1970 (unit {unit}) or datetime64 "
+                       f"values, found dtype {col.dtype}; parse text with pd.to_datetime first")
+    return col.astype("float64") * _TIME_UNITS[unit]
+
+
+def _time_hour(col, unit="s"):
+    sec = _epoch_seconds(col, unit)
+    return (np.floor(sec / 3600.0) % 24).fillna(24).astype("int64")
+
+
+def _time_day_of_week(col, unit="s"):
+    sec = _epoch_seconds(col, unit)
+    return ((np.floor(sec / 86400.0) + 3) % 7).fillna(7).astype("int64")  # 1970-01-01 was a Thursday
+
+
+def _time_month(col, unit="s"):
+    sec = _epoch_seconds(col, unit)
+    whole = np.floor(sec.fillna(0)).astype("int64")
+    if type(col).__module__.startswith("cudf"):
+        import cudf
+
+        months = cudf.to_datetime(whole, unit="s").dt.month
+    else:
+        months = pd.to_datetime(whole, unit="s").dt.month
+    return (months - 1).where(sec.notna(), 12).astype("int64")
+
+
+def _time_seconds(col, unit="s"):
+    return _epoch_seconds(col, unit)
+
+
+@dataclass(frozen=True)
+class _TimeFeature:
+    """``fn(col, unit)`` as a one-argument callable (NVTabular's LambdaOp counts the arguments)."""
+
+    fn: object
+    unit: str
+
+    def __call__(self, col):
+        return self.fn(col, self.unit)
+
+
+def _time_nodes(col: ColumnSchema):
+    """Workflow nodes of a time column's derived features (tagged from its ``transform:``)."""
+    from nvtabular import ops
+
+    opts = _time_options(col)
+    if opts is None:
+        return []
+    nodes = []
+    for feature in opts["features"]:
+        _, ids = TIME_FEATURES[feature]
+        name = _derived_name(col.name, feature)
+        rename = ops.Rename(name=name)
+        if ids is not None:
+            fn = {"hour": _time_hour, "day_of_week": _time_day_of_week, "month": _time_month}[feature]
+            node = ([col.name] >> ops.LambdaOp(_TimeFeature(fn, opts["unit"]), dtype=np.int64,
+                                                properties={"domain": {"min": 0, "max": ids - 1, "name": name}})
+                    >> rename >> ops.AddTags(["categorical", *opts["tags"]]))
+        else:
+            node = [col.name] >> ops.LambdaOp(_TimeFeature(_time_seconds, opts["unit"]), dtype=np.float64)
+            node = node >> (ops.Normalize(out_dtype=np.float32) if feature == "normalize" else ops.NormalizeMinMax())
+            node = (node >> ops.FillMissing(fill_val=0.0) >> ops.LambdaOp(_float32, dtype=np.float32)
+                    >> rename >> ops.AddTags(["continuous", *opts["tags"]]))
+        nodes.append(node)
+    return nodes
+
+
+def _derived_columns(col: ColumnSchema) -> list[ColumnSchema]:
+    """The output schema's columns for a time column's derived features."""
+    opts = _time_options(col)
+    if opts is None:
+        return []
+    out = []
+    for feature in opts["features"]:
+        name = _derived_name(col.name, feature)
+        _, ids = TIME_FEATURES[feature]
+        props = {"derived_from": {"column": col.name, "feature": feature, "unit": opts["unit"]}}
+        if ids is not None:
+            props["domain"] = {"min": 0, "max": ids - 1, "name": name}
+            out.append(ColumnSchema(name, tags=["categorical", *opts["tags"]], properties=props, dtype="int64"))
+        else:
+            out.append(ColumnSchema(name, tags=["continuous", *opts["tags"]], properties=props, dtype="float32"))
+    return out
+
+
+def _is_derived(col: ColumnSchema) -> bool:
+    return bool(col.properties.get("derived_from"))
 
 
 # ---------------------------------------------------------------------------- the workflow
@@ -185,7 +343,10 @@ def build_workflow(schema: Schema, stats_path=None, client=None):
       keeps integer ids as they are;
     * continuous columns: the steps of ``transform:`` in order, then a cast to
       float32;
-    * time columns are kept as integers, text and other columns as they are;
+    * time columns are kept as they are; their ``transform:`` derives features
+      (``hour``, ``day_of_week``, ``month`` ids, ``normalize`` /
+      ``normalize_minmax`` floats) as new columns ``<column>_<feature>`` tagged
+      for a tower (``tags:``, default user); text and other columns as they are;
     * every column's tags are added to the output schema (``AddTags``), so the
       workflow's output schema is tagged like the YAML.
 
@@ -205,6 +366,8 @@ def build_workflow(schema: Schema, stats_path=None, client=None):
     stats_path = str(stats_path) if stats_path is not None else "./"
     nodes = []
     for col in schema:
+        if _is_derived(col):  # a processed schema's time features: made from their time column
+            continue
         kind = _kind(col)
         node = [col.name]
         if kind == "categorical":
@@ -233,6 +396,8 @@ def build_workflow(schema: Schema, stats_path=None, client=None):
             node = node >> ops.LambdaOp(_float32, dtype=np.float32)
         node = node >> ops.AddTags(_tags_of(col))
         nodes.append(node)
+        if kind == "time":
+            nodes.extend(_time_nodes(col))
     output = nodes[0]
     for node in nodes[1:]:
         output = output + node
@@ -296,7 +461,7 @@ def _dask_context(dask):
 # ---------------------------------------------------------------------------- reading inputs
 
 
-def _coerce_partition(df, numeric, lists, source):
+def _coerce_partition(df, numeric, lists, source, times=()):
     """Continuous columns to numbers and text lists ('A|B') to lists, naming what fails.
 
     The index is reset to 0..n-1: NVTabular 23.8's Categorify on CPU writes the
@@ -315,6 +480,9 @@ def _coerce_partition(df, numeric, lists, source):
             raise ETLError(f"{source}: column {name!r}: expected numbers (a continuous column), "
                            f"cannot cast {first!r} ({int(bad.sum())} such value(s) in this partition)")
         df[name] = converted
+    for name in times:  # tz-aware datetimes -> UTC without a zone (merlin has no dtype for them)
+        if getattr(df[name].dtype, "tz", None) is not None:
+            df[name] = df[name].dt.tz_convert("UTC").dt.tz_localize(None)
     for name, sep in lists.items():
         values = df[name]
         if len(values) and values.map(lambda v: isinstance(v, str)).any():
@@ -361,6 +529,7 @@ def _read(data, schema: Schema, device: str, npartitions=None):
                            "or a directory of .parquet files")
     else:
         raise TypeError(f"expected a DataFrame or a path, got {type(data).__name__}")
+    schema = Schema([c for c in schema if not _is_derived(c)])  # made by the workflow, not read
     missing = [c.name for c in schema if c.name not in ddf.columns]
     if missing:
         raise ETLError(f"{source}: column {missing[0]!r} named in the schema is missing from the data "
@@ -373,7 +542,10 @@ def _read(data, schema: Schema, device: str, npartitions=None):
     for name in numeric:
         if meta[name].dtype.kind not in "biuf":
             meta[name] = meta[name].astype("float64")
-    ddf = ddf.map_partitions(_coerce_partition, numeric, lists, source, meta=meta).clear_divisions()
+    times = [c.name for c in schema if _kind(c) == "time" and getattr(meta[c.name].dtype, "tz", None) is not None]
+    for name in times:
+        meta[name] = meta[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    ddf = ddf.map_partitions(_coerce_partition, numeric, lists, source, times, meta=meta).clear_divisions()
     if ddf.npartitions == 0 or (source != _DATAFRAME and len(ddf.head(1, npartitions=-1)) == 0):
         raise ETLError(f"{source}: the data is empty (zero rows)")
     if device == "gpu":
@@ -412,8 +584,12 @@ def output_schema(schema: Schema, workflow) -> Schema:
         elif kind == "continuous":
             dtype = "float32"
             props.pop("domain", None)  # the transform changed the range
+        if _is_derived(col):
+            continue  # rebuilt below from its time column
         out_cols.append(ColumnSchema(col.name, tags=list(col.tags), properties=props, dtype=dtype,
                                      is_list=col.is_list, is_ragged=col.is_ragged))
+        if kind == "time":
+            out_cols.extend(_derived_columns(col))
     out = Schema(out_cols)
     out.name = getattr(schema, "name", None)
     return out

@@ -66,13 +66,16 @@ def _column_numpy_dtype(col: ColumnSchema):
 def _column_kind(col: ColumnSchema):
     """'categorical', 'continuous' or None (e.g. a text column).
 
-    The tags decide; without either tag a numeric dtype does (integers are
-    categorical, floats continuous), and a target without a dtype is continuous.
+    The tags decide; without either tag a time column is neither, otherwise a
+    numeric dtype decides (integers are categorical, floats continuous), and a
+    target without a dtype is continuous.
     """
     if Tags.CATEGORICAL in col.tags:
         return _CATEGORICAL
     if Tags.CONTINUOUS in col.tags:
         return _CONTINUOUS
+    if Tags.TIME in col.tags:  # raw times feed splits; the ETL derives the model's time features
+        return None
     dtype = _column_numpy_dtype(col)
     if dtype is not None:
         if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
