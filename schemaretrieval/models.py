@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 from merlin.schema import Schema, Tags
 
-from schemaretrieval import evaluation
+from schemaretrieval import distributed, evaluation
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data import checks, tables
 from schemaretrieval.encoders import Encoder, MLPBlock
@@ -134,7 +134,9 @@ class TwoTowerModelV2(keras.Model):
             training=training,
         )
         if self.losses:
-            loss = loss + ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
+            # Each replica adds them; Keras sums the replicas' gradients.
+            extra = ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
+            loss = loss + extra / distributed.num_replicas()
         return loss
 
     def _batches(self, data, batch_size, shuffle, seed=None):

@@ -14,6 +14,7 @@ import numpy as np
 from keras import ops
 from keras_rs.layers import HardNegativeMining, SamplingProbabilityCorrection
 
+from schemaretrieval import distributed
 from schemaretrieval import losses as losses_lib
 from schemaretrieval.samplers import get_samplers
 
@@ -62,7 +63,9 @@ class SampledOutput(keras.layers.Layer):
         total = ops.sum(losses)
         if self.loss_reduction == "sum":
             return total
-        return total / ops.cast(ops.shape(losses)[0], total.dtype)
+        # Under tf.distribute, this replica's share of the global batch's
+        # mean: Keras sums the replicas' gradients.
+        return total / ops.cast(distributed.global_batch_size(ops.shape(losses)[0]), total.dtype)
 
 
 def _same_id(positive_ids, ids):
@@ -157,14 +160,21 @@ class ContrastiveOutput(SampledOutput):
 
         positive_probability = candidate_sampling_probability
         if in_batch is not None:
-            labels = ops.arange(batch)
-            scores = ops.matmul(query, ops.transpose(positive))
-            if positive_probability is None and self.logq_correction:
+            # The in-batch sampler's candidates are the positives of the whole
+            # (global, under tf.distribute) batch; this replica's rows start
+            # at `offset` among them.
+            offset, _ = distributed.batch_offset(batch)
+            labels = ops.arange(batch) + ops.cast(offset, "int32")
+            scores = ops.matmul(query, ops.transpose(ops.cast(in_batch.embeddings, "float32")))
+            if positive_probability is not None:
+                positive_probability = distributed.all_gather(positive_probability)
+            elif self.logq_correction:
                 positive_probability = in_batch.probability
             probability_shape = (1, -1)
-            same_id = ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(positive_ids, 0))
+            same_id = _same_id(positive_ids, in_batch.ids)
             # The label column itself is the positive, never an accidental hit.
-            masks.append(ops.logical_and(same_id, ops.logical_not(ops.eye(batch, dtype="bool"))))
+            own = ops.cast(ops.one_hot(labels, ops.shape(scores)[1]), "bool")
+            masks.append(ops.logical_and(same_id, ops.logical_not(own)))
         else:
             labels = ops.zeros((batch,), dtype="int32")
             scores = ops.sum(query * positive, axis=1, keepdims=True)
@@ -289,8 +299,12 @@ class BPROutput(SampledOutput):
         positive_scores = ops.sum(query * positive, axis=1) / self.logits_temperature
         blocks, masks = [], []
         if in_batch is not None:
-            blocks.append(self._corrected(ops.matmul(query, ops.transpose(positive)), in_batch.probability))
-            masks.append(ops.logical_not(ops.logical_or(ops.eye(batch, dtype="bool"), _same_id(positive_ids, positive_ids))))
+            # The positives of the whole (global) batch; see ContrastiveOutput.
+            offset, _ = distributed.batch_offset(batch)
+            scores = ops.matmul(query, ops.transpose(ops.cast(in_batch.embeddings, "float32")))
+            own = ops.cast(ops.one_hot(ops.arange(batch) + ops.cast(offset, "int32"), ops.shape(scores)[1]), "bool")
+            blocks.append(self._corrected(scores, in_batch.probability))
+            masks.append(ops.logical_not(ops.logical_or(own, _same_id(positive_ids, in_batch.ids))))
         for negative in extra:
             scores = ops.matmul(query, ops.transpose(ops.cast(negative.embeddings, "float32")))
             blocks.append(self._corrected(scores, negative.probability))

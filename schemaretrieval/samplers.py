@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from schemaretrieval import distributed
+
 
 class Negatives(NamedTuple):
     """What a sampler returns: `ids` [M], `embeddings` [M, dim] and
@@ -139,10 +141,13 @@ class InBatchSampler(CandidateSampler):
         if num_items is not None:
             if num_items < 1:
                 raise ValueError(f"InBatchSampler: num_items must be >= 1, got {num_items}")
-            self.step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="step")
+            # Under tf.distribute every replica computes the same update from
+            # the gathered global batch: the first replica's value is kept.
+            first = "only_first_replica"
+            self.step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="step", aggregation=first)
             # -1: never seen yet.
-            self.last_seen = self.add_weight(shape=(num_items,), initializer=keras.initializers.Constant(-1.0), trainable=False, name="last_seen")
-            self.interval = self.add_weight(shape=(num_items,), initializer="ones", trainable=False, name="interval")
+            self.last_seen = self.add_weight(shape=(num_items,), initializer=keras.initializers.Constant(-1.0), trainable=False, name="last_seen", aggregation=first)
+            self.interval = self.add_weight(shape=(num_items,), initializer="ones", trainable=False, name="interval", aggregation=first)
 
     def _set_counts(self):
         if self.item_counts is None:
@@ -166,6 +171,10 @@ class InBatchSampler(CandidateSampler):
         self._set_counts()
 
     def call(self, positive_ids, positive_embeddings, candidate_encoder=None, training=False):
+        # Under tf.distribute, the positives of every replica: negatives
+        # grow with the global batch (outputs find their rows by offset).
+        positive_ids = distributed.all_gather(positive_ids)
+        positive_embeddings = distributed.all_gather(positive_embeddings)
         ids = ops.cast(positive_ids, "int32")
         probability = None
         if self.item_probability is not None:
