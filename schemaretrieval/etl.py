@@ -274,6 +274,8 @@ def _time_nodes(col: ColumnSchema):
     """Workflow nodes of a time column's derived features (tagged from its ``transform:``)."""
     from nvtabular import ops
 
+    from schemaretrieval.etl_ops import DerivedFeature
+
     opts = _time_options(col)
     if opts is None:
         return []
@@ -284,11 +286,11 @@ def _time_nodes(col: ColumnSchema):
         rename = ops.Rename(name=name)
         if ids is not None:
             fn = {"hour": _time_hour, "day_of_week": _time_day_of_week, "month": _time_month}[feature]
-            node = ([col.name] >> ops.LambdaOp(_TimeFeature(fn, opts["unit"]), dtype=np.int64,
+            node = ([col.name] >> DerivedFeature(_TimeFeature(fn, opts["unit"]), dtype=np.int64,
                                                 properties={"domain": {"min": 0, "max": ids - 1, "name": name}})
                     >> rename >> ops.AddTags(["categorical", *opts["tags"]]))
         else:
-            node = [col.name] >> ops.LambdaOp(_TimeFeature(_time_seconds, opts["unit"]), dtype=np.float64)
+            node = [col.name] >> DerivedFeature(_TimeFeature(_time_seconds, opts["unit"]), dtype=np.float64)
             node = node >> (ops.Normalize(out_dtype=np.float32) if feature == "normalize" else ops.NormalizeMinMax())
             node = (node >> ops.FillMissing(fill_val=0.0) >> ops.LambdaOp(_float32, dtype=np.float32)
                     >> rename >> ops.AddTags(["continuous", *opts["tags"]]))

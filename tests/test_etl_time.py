@@ -115,3 +115,13 @@ def test_text_timestamps_are_an_error_naming_the_column(tmp_path):
     frame = _frame(["2020-01-01"] * 3)
     with pytest.raises(Exception, match="time column 'ts'.*pd.to_datetime"):
         etl.fit_transform(frame, None, _schema(["hour"], dtype="string"), tmp_path, device="cpu")
+
+
+def test_the_workflow_tags_derived_features_without_the_time_tag():
+    schema = _schema({"features": ["hour", "normalize"], "tags": ["user"]})
+    workflow = etl.build_workflow(schema)
+    workflow.fit_schema(schema)
+    out = workflow.output_schema
+    assert set(out["ts_hour"].tags) == {sr.Tags.CATEGORICAL, sr.Tags.USER}
+    assert set(out["ts_normalized"].tags) == {sr.Tags.CONTINUOUS, sr.Tags.USER}
+    assert out["ts_hour"].properties["domain"]["max"] == 24 and sr.Tags.TIME in out["ts"].tags
