@@ -225,34 +225,33 @@ def _take(arrays: dict, index) -> dict:
 
 
 def _epoch_chunks(groups, schema, batch_size, shuffle, rng, buffer_rows, read_rows):
-    """The epoch's rows as dicts of arrays, each a whole number of batches but the last."""
-    order = rng.permutation(len(groups)) if shuffle else range(len(groups))
+    """The epoch's rows as (dict of arrays, order): ``order`` lists the rows to serve, in
+    the order to serve them, a whole number of batches but for the epoch's last chunk.
+    The rows left out of ``order`` (fewer than a batch) are carried to the next chunk."""
+    groups_order = rng.permutation(len(groups)) if shuffle else range(len(groups))
     pending: list[dict] = []
     buffered = 0
 
     def cut(final):
         nonlocal pending, buffered
         rows = _concat(pending)
-        if shuffle:
-            rows = _take(rows, rng.permutation(buffered))
         keep = buffered if final else (buffered // batch_size) * batch_size
-        chunk = _take(rows, slice(0, keep)) if keep < buffered else rows
-        rest = buffered - keep
-        pending = [_take(rows, slice(keep, None))] if rest else []
-        buffered = rest
-        return chunk, keep
+        order = rng.permutation(buffered) if shuffle else np.arange(buffered)
+        rest = order[keep:]
+        pending = [_take(rows, rest)] if len(rest) else []
+        buffered = len(rest)
+        return rows, order[:keep]
 
-    for g in order:
+    for g in groups_order:
         for piece in _pieces(groups[g], schema, read_rows):
             pending.append(piece)
             buffered += len(next(iter(piece.values())))
             if buffered >= buffer_rows:
-                chunk, size = cut(final=False)
-                if size:
-                    yield chunk
+                rows, order = cut(final=False)
+                if len(order):
+                    yield rows, order
     if buffered:
-        chunk, size = cut(final=True)
-        yield chunk
+        yield cut(final=True)
 
 
 # ------------------------------------------------------------------------- the dataset
@@ -325,18 +324,23 @@ def stream_tf_dataset(
         rng = np.random.default_rng([seed, next(epochs)])
         yield from _epoch_chunks(groups, schema, batch_size, shuffle, rng, buffer_rows, read_rows)
 
-    chunks = tf.data.Dataset.from_generator(generate, output_signature=_signature(schema))
+    chunks = tf.data.Dataset.from_generator(
+        generate, output_signature=(_signature(schema), tf.TensorSpec([None], tf.int64)))
 
-    def batches(chunk):
-        n = tf.shape(next(iter(chunk.values())), out_type=tf.int64)[0]
+    def batches(chunk, order):
+        # the shuffle's gather runs here, in TensorFlow, not in the Python generator
+        n = tf.shape(order, out_type=tf.int64)[0]
         count = n // batch_size if drop_remainder else (n + batch_size - 1) // batch_size
 
         def take(b):
             start = b * batch_size
             stop = tf.minimum(start + batch_size, n)
+            if shuffle:
+                index = order[start:stop]
+                return {name: tf.gather(t, index) for name, t in chunk.items()}
             return {name: t[start:stop] for name, t in chunk.items()}
 
-        return tf.data.Dataset.range(count).map(take)
+        return tf.data.Dataset.range(count).map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     ds = chunks.flat_map(batches)
     num_batches = total // batch_size if drop_remainder else -(-total // batch_size)
