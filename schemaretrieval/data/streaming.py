@@ -15,13 +15,14 @@ How an epoch is read:
   (``ParquetFile.iter_batches``), only the schema's columns, and converted by
   ``tables.to_arrays`` (the same validation as the in-memory path; errors name
   the file, the row group and the rows);
-* pieces gather in a buffer of ``shuffle_buffer`` rows, which is permuted
-  (with ``shuffle=True``) and cut into whole batches; the rows of the last,
-  partial batch stay in the buffer for the next fill, so every batch but the
-  epoch's last is full and every row comes exactly once per epoch, as on the
-  in-memory path;
-* the buffer goes to TensorFlow as one tensor per column and is sliced into
-  batches there (one Python step per buffer, not per batch).
+* pieces gather in a buffer of ``shuffle_buffer`` rows, which is served in a
+  fresh permutation (with ``shuffle=True``) as whole batches; the rows of the
+  last, partial batch stay in the buffer for the next fill, so every batch but
+  the epoch's last is full and every row comes exactly once per epoch, as on
+  the in-memory path;
+* the buffer goes to TensorFlow as one tensor per column with its serving
+  order, and batches are gathered there (one Python step per buffer, not per
+  batch; the gather runs outside the GIL).
 
 Memory holds one buffer (plus the piece being read and the prefetched batches),
 not the table. Rows only move within a buffer and between adjacent buffers, so
