@@ -24,9 +24,9 @@ How
         TF_USE_LEGACY_KERAS=1). If it cannot be made, our side still runs.
     Each worker prints one JSON line that the parent reads.
 
-    Our side has extra rows for the two levers Keras offers:
-    jit_compile (XLA; Keras's "auto" leaves it off on a CPU-only machine)
-    and the mixed_bfloat16 dtype policy.
+    Besides each side's default, rows show the two levers Keras offers:
+    jit_compile=True (XLA; the default leaves it off on a CPU-only machine)
+    on both sides, and the mixed_bfloat16 dtype policy on ours.
 
 Run
     python benchmarks/train_throughput.py [--epochs 5] [--batch-size 8192] [--skip-tfrs] [--repeats 1]
