@@ -46,7 +46,7 @@ def _train_parser(sub):
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
     p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
-    p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json and serving/")
+    p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, training.png (loss and recall@k per epoch) and serving/")
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps (default: epoch ends)")
     p.add_argument("--no-export", action="store_true", help="skip the serving export (DIR/serving)")
@@ -150,6 +150,10 @@ def train(args) -> dict:
     training.fit(model, train_data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                  validation_data=test_data, candidates=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir,
                  checkpoint_every=args.checkpoint_every, log_dir=out / "logs", csv_path=out / "training.csv")
+    from schemaretrieval.plots import plot_training
+
+    # loss and held-out recall@k per epoch, from the CSV log (resumed epochs included)
+    plot_training(out / "training.csv", out / "training.png", f"{source}, {len(train_data):,} training rows")
 
     item_id = model.candidate_id_column
     popularity = sr.baselines.Popularity().fit(train_data, item_id)

@@ -19,6 +19,7 @@ def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path
     assert set(metrics) == {"two-tower", "popularity"}
     assert model_row.split()[1] == f"{metrics['two-tower']['recall@10']:.4f}"
     assert metrics["two-tower"]["recall@10"] > metrics["popularity"]["recall@10"]
+    assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # loss and recall@k per epoch
     assert sr.load_schema(out / "schema.yaml").column_names == sr.load_schema("schemas/synthetic.yaml").column_names
     model = sr.load_model(out / "model.keras")
     assert model.candidate_id_column == "item_id"
