@@ -419,16 +419,16 @@ def ensure_merlin_venv() -> tuple[Path | None, str]:
     if sys.version_info[:2] > (3, 11):
         return None, f"TensorFlow 2.12 has no wheels for Python {platform.python_version()} (needs <= 3.11)"
     print(f"Creating the Merlin Models environment in {MERLIN_VENV} (first use, a few minutes)...", flush=True)
-    steps = [
-        [sys.executable, "-m", "venv", "--clear", str(MERLIN_VENV)],
-        [str(python), "-m", "pip", "install", "-q", "pip<26.2"],
-        [str(python), "-m", "pip", "install", "-q", *MERLIN_REQUIREMENTS],
-        [str(python), "-c", "import merlin.models.tf"],
-    ]
-    for step in steps:
+    steps = {
+        f"python -m venv {MERLIN_VENV}": [sys.executable, "-m", "venv", "--clear", str(MERLIN_VENV)],
+        "pip install pip<26.2": [str(python), "-m", "pip", "install", "-q", "pip<26.2"],
+        f"pip install {wanted}": [str(python), "-m", "pip", "install", "-q", *MERLIN_REQUIREMENTS],
+        "import merlin.models.tf": [str(python), "-c", "import merlin.models.tf"],
+    }
+    for name, step in steps.items():
         done = subprocess.run(step, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
         if done.returncode != 0:
-            return None, f"`{' '.join(step[-3:])}` failed: {tail(done.stderr, 2)}"
+            return None, f"the Merlin Models venv could not be made: `{name}` failed: {tail(done.stderr, 2)}"
     stamp.write_text(wanted)
     return python, ""
 
