@@ -118,7 +118,8 @@ class TwoTowerModelV2(keras.Model):
         batch that did not come through `tables.to_arrays` (a user's
         tf.data) with ids beyond the embedding tables, NaN/inf or no rows
         fails naming the column and step, before any weight, sampler state
-        or optimizer count moves."""
+        or optimizer count moves. (Under `jit_compile=True` XLA drops the
+        assertions; tables are checked by `to_arrays` either way.)"""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         assertions = checks.batch_assertions(x, self.schema, self.optimizer.iterations + 1)
         with tf.control_dependencies(assertions):
@@ -152,11 +153,20 @@ class TwoTowerModelV2(keras.Model):
         x = self._hand_over_catalog(x)
         self._remember_seen(x)
         x, batch_size = self._batches(x, batch_size, shuffle, seed)
+        self._build_variables()
         if validation_data is not None:
             validation_data, _ = self._batches(validation_data, batch_size or 1024, False)
         # A tf.data.Dataset shuffles itself; Keras warns when asked to.
         shuffle = shuffle and not isinstance(x, tf.data.Dataset)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, **kwargs)
+
+    def _build_variables(self):
+        # Variables first created inside a traced training step cannot be
+        # lifted out of an XLA-compiled function (jit_compile=True fails).
+        if not self.built:
+            self.build()
+        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def set_catalog(self, candidates, item_counts=None):
         """Gives the samplers that draw from the catalog ("uniform",
