@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from schemaretrieval.report import PRESETS, add_evaluate_parser, preset
+from schemaretrieval.report import PRESETS, add_evaluate_parser, split_data
 
 log = logging.getLogger("schemaretrieval")
 
@@ -96,24 +96,6 @@ def similar_items(args):
     return items
 
 
-def _load_interactions(args, schema):
-    from schemaretrieval import data as data_lib
-
-    if args.preset:
-        frame, _ = preset(args.preset, args.seed)
-        source = f"--preset {args.preset}"
-    elif args.synthetic is not None:
-        frame = data_lib.synthetic(schema, args.synthetic, seed=args.seed)
-        source = f"--synthetic {args.synthetic}"
-    else:
-        frame = data_lib.read_table(args.data)
-        source = args.data
-    if args.valid:
-        return frame, data_lib.read_table(args.valid), frame, source
-    train, test = data_lib.random_split(frame, args.test_fraction, seed=args.seed)
-    return train, test, frame, source
-
-
 def train(args) -> dict:
     import keras
 
@@ -128,8 +110,8 @@ def train(args) -> dict:
     resolve_train_data(args)  # an ETL output directory brings its schema and valid/
     if not args.schema and not args.preset:
         raise ValueError("give --schema (only an ETL output --data or a --preset brings its own)")
-    schema = sr.load_schema(args.schema) if args.schema else preset(args.preset, args.seed)[1]
-    train_data, test_data, all_data, source = _load_interactions(args, schema)
+    schema = sr.load_schema(args.schema) if args.schema else None
+    train_data, test_data, all_data, source, schema = split_data(args, schema)
     log.info("data: %s, %d train and %d test interactions", source, len(train_data), len(test_data))
 
     out = Path(args.out)

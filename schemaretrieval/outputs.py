@@ -25,7 +25,17 @@ MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
 
 class SampledOutput(keras.layers.Layer):
     """What the outputs share: their samplers and the hooks through which a
-    model builds them and hands them the catalog."""
+    model builds them and hands them the catalog, and the options every
+    output checks alike."""
+
+    REDUCTIONS = ("mean", "sum")
+
+    def _check_options(self, logits_temperature, loss_reduction):
+        name = type(self).__name__
+        if logits_temperature <= 0:
+            raise ValueError(f"{name}: logits_temperature must be > 0, got {logits_temperature}")
+        if loss_reduction not in self.REDUCTIONS:
+            raise ValueError(f"{name}: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
 
     def build_samplers(self, embedding_dim: int):
         """Creates the samplers' state (e.g. a memory bank) for candidate
@@ -115,8 +125,6 @@ class ContrastiveOutput(SampledOutput):
     0.3133
     """
 
-    REDUCTIONS = ("mean", "sum")
-
     def __init__(
         self,
         negative_samplers="in-batch",
@@ -128,10 +136,7 @@ class ContrastiveOutput(SampledOutput):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if logits_temperature <= 0:
-            raise ValueError(f"ContrastiveOutput: logits_temperature must be > 0, got {logits_temperature}")
-        if loss_reduction not in self.REDUCTIONS:
-            raise ValueError(f"ContrastiveOutput: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
+        self._check_options(logits_temperature, loss_reduction)
         if num_hard_negatives is not None and num_hard_negatives < 1:
             raise ValueError(f"ContrastiveOutput: num_hard_negatives must be >= 1 or None, got {num_hard_negatives}")
         self.negative_samplers = get_samplers(negative_samplers)
@@ -268,8 +273,6 @@ class BPROutput(SampledOutput):
     0.3133
     """
 
-    REDUCTIONS = ("mean", "sum")
-
     def __init__(
         self,
         negative_samplers="in-batch",
@@ -280,10 +283,7 @@ class BPROutput(SampledOutput):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if logits_temperature <= 0:
-            raise ValueError(f"BPROutput: logits_temperature must be > 0, got {logits_temperature}")
-        if loss_reduction not in self.REDUCTIONS:
-            raise ValueError(f"BPROutput: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
+        self._check_options(logits_temperature, loss_reduction)
         self.negative_samplers = get_samplers(negative_samplers)
         self.loss = losses_lib.get_loss(loss)
         self.logits_temperature = float(logits_temperature)
