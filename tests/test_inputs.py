@@ -2,7 +2,7 @@
 
 import copy
 import json
-from pathlib import Path
+from helpers import synthetic_schema
 
 import keras
 import numpy as np
@@ -10,7 +10,7 @@ import pytest
 
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.inputs import CategoricalEmbedding, InputBlock
-from schemaretrieval.schema import SchemaError, load_schema, schema_from_dict
+from schemaretrieval.schema import SchemaError, schema_from_dict
 
 SPEC = {
     "columns": {
@@ -68,10 +68,6 @@ def block():
     layer.build()
     set_tables(layer)
     return layer
-
-
-def synthetic_schema():
-    return load_schema(Path(__file__).resolve().parents[1] / "schemas" / "synthetic.yaml")
 
 
 # ---------------------------------------------------------------------------- tables

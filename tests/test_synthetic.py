@@ -3,7 +3,6 @@
 import doctest
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,23 +10,7 @@ import pytest
 from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval.data import synthetic, to_arrays
-from schemaretrieval.schema import load_schema
-
-
-def _col(name, tags, dtype, **properties):
-    is_list = Tags.LIST in tags
-    return ColumnSchema(name, tags=tags, dtype=dtype, is_list=is_list, is_ragged=is_list,
-                        properties=properties)
-
-
-def synthetic_schema():
-    """The bundled schemas/synthetic.yaml."""
-    return load_schema(Path(__file__).resolve().parents[1] / "schemas" / "synthetic.yaml")
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return synthetic_schema()
+from helpers import column, synthetic_schema
 
 
 @pytest.fixture(scope="module")
@@ -205,14 +188,14 @@ def test_categorical_without_domain_names_the_column(schema):
         synthetic(Schema(cols), 10)
     no_user_domain = Schema([
         ColumnSchema("uid", tags=[Tags.USER_ID, Tags.CATEGORICAL], dtype=np.int64),
-        _col("iid", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64, domain={"min": 0, "max": 9}),
+        column("iid", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64, domain={"min": 0, "max": 9}),
     ])
     with pytest.raises(ValueError, match="uid"):
         synthetic(no_user_domain, 10)
 
 
 def test_schema_without_id_columns_is_an_error():
-    schema = Schema([_col("iid", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64,
+    schema = Schema([column("iid", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64,
                           domain={"min": 0, "max": 9})])
     with pytest.raises(ValueError, match="user_id"):
         synthetic(schema, 10)
@@ -220,13 +203,13 @@ def test_schema_without_id_columns_is_an_error():
 
 def test_other_column_kinds_and_domain_offsets():
     schema = Schema([
-        _col("uid", [Tags.USER_ID, Tags.CATEGORICAL], np.int32, domain={"min": 100, "max": 149}),
-        _col("iid", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64, domain={"min": 1, "max": 40}),
-        _col("user_history", [Tags.USER, Tags.CATEGORICAL, Tags.LIST], np.int64,
+        column("uid", [Tags.USER_ID, Tags.CATEGORICAL], np.int32, domain={"min": 100, "max": 149}),
+        column("iid", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64, domain={"min": 1, "max": 40}),
+        column("user_history", [Tags.USER, Tags.CATEGORICAL, Tags.LIST], np.int64,
              domain={"min": 5, "max": 7}, value_count={"min": 2, "max": 5}),
-        _col("item_score", [Tags.ITEM, Tags.CONTINUOUS], np.float64),  # no domain: [0, 1]
-        _col("hour", [Tags.CONTEXT, Tags.CATEGORICAL], np.int64, domain={"min": 0, "max": 23}),
-        _col("clicked", [Tags.TARGET, Tags.CATEGORICAL], np.int64, domain={"min": 0, "max": 1}),
+        column("item_score", [Tags.ITEM, Tags.CONTINUOUS], np.float64),  # no domain: [0, 1]
+        column("hour", [Tags.CONTEXT, Tags.CATEGORICAL], np.int64, domain={"min": 0, "max": 23}),
+        column("clicked", [Tags.TARGET, Tags.CATEGORICAL], np.int64, domain={"min": 0, "max": 1}),
     ])
     frame, truth = synthetic(schema, 20_000, seed=5, num_clusters=3, return_truth=True)
     assert frame["uid"].dtype == np.int32
@@ -249,9 +232,9 @@ def test_other_column_kinds_and_domain_offsets():
 
 def test_large_catalog_shares_latent_profiles():
     schema = Schema([
-        _col("user_id", [Tags.USER_ID, Tags.CATEGORICAL], np.int64,
+        column("user_id", [Tags.USER_ID, Tags.CATEGORICAL], np.int64,
              domain={"min": 0, "max": 19_999}),
-        _col("item_id", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64,
+        column("item_id", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64,
              domain={"min": 0, "max": 49_999}),
     ])
     frame, truth = synthetic(schema, 50_000, seed=0, return_truth=True)

@@ -3,7 +3,6 @@
 import doctest
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,23 +19,7 @@ from schemaretrieval.data import (
     to_arrays,
     to_tf_dataset,
 )
-from schemaretrieval.schema import load_schema
-
-
-def _col(name, tags, dtype, **properties):
-    is_list = Tags.LIST in tags
-    return ColumnSchema(name, tags=tags, dtype=dtype, is_list=is_list, is_ragged=is_list,
-                        properties=properties)
-
-
-def synthetic_schema():
-    """The bundled schemas/synthetic.yaml."""
-    return load_schema(Path(__file__).resolve().parents[1] / "schemas" / "synthetic.yaml")
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return synthetic_schema()
+from helpers import column, synthetic_schema
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +106,7 @@ def test_to_arrays_dtypes_shapes_and_padding(schema, frame):
 
 
 def test_to_arrays_list_without_value_count_pads_to_longest_row():
-    schema = Schema([_col("tags", [Tags.ITEM, Tags.CATEGORICAL, Tags.LIST], np.int64,
+    schema = Schema([column("tags", [Tags.ITEM, Tags.CATEGORICAL, Tags.LIST], np.int64,
                           domain={"min": 0, "max": 9})])
     arrays = to_arrays(pd.DataFrame({"tags": [[1], [2, 3, 4], []]}), schema)
     np.testing.assert_array_equal(arrays["tags"], [[1, -1, -1], [2, 3, 4], [-1, -1, -1]])
@@ -275,9 +258,9 @@ def _epoch_order(ds):
 
 
 def test_to_tf_dataset_shuffles_each_epoch_reproducibly():
-    schema = Schema([_col("row", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64,
+    schema = Schema([column("row", [Tags.ITEM_ID, Tags.CATEGORICAL], np.int64,
                           domain={"min": 0, "max": 999}),
-                     _col("value", [Tags.ITEM, Tags.CONTINUOUS], np.float32)])
+                     column("value", [Tags.ITEM, Tags.CONTINUOUS], np.float32)])
     data = {"row": np.arange(1000), "value": np.arange(1000, dtype=np.float32)}
     ds = to_tf_dataset(data, schema, batch_size=128, shuffle=True, seed=5)
     first, second = _epoch_order(ds), _epoch_order(ds)
