@@ -242,12 +242,17 @@ class _Retrieval(tf.Module):
         return tf.cast(self.tower(self.encode(features), training=False), tf.float32)
 
     def topk(self, features, excluded, k):
-        queries = self.embed(features)
-        tf.debugging.assert_less_equal(
-            tf.cast(k, tf.int64), tf.constant(self.num_candidates, tf.int64),
-            message=f"k is larger than the catalog size {self.num_candidates}",
-        )
-        tf.debugging.assert_positive(k, message="k must be >= 1")
+        # The checks gate the top-k: run in parallel, TopK's own error about
+        # k could win the race and hide the catalog size.
+        checks = [
+            tf.debugging.assert_less_equal(
+                tf.cast(k, tf.int64), tf.constant(self.num_candidates, tf.int64),
+                message=f"k is larger than the catalog size {self.num_candidates}",
+            ),
+            tf.debugging.assert_positive(k, message="k must be >= 1"),
+        ]
+        with tf.control_dependencies(checks):
+            queries = tf.identity(self.embed(features))
         excluded_pos = self.item_positions.lookup(excluded)  # [B, M], -1 for padding / unknown
         batch = tf.shape(queries)[0]
         rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, None], tf.shape(excluded_pos))
