@@ -144,8 +144,8 @@ class ContrastiveOutput(SampledOutput):
         self.remove_accidental_hits = remove_accidental_hits
         self.num_hard_negatives = num_hard_negatives
         self.logq_correction = logq_correction
-        self.loss_reduction = loss_reduction
         self._correction = SamplingProbabilityCorrection()
+        self.loss_reduction = loss_reduction
         self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
 
     def logits_and_labels(
@@ -288,6 +288,7 @@ class BPROutput(SampledOutput):
         self.loss = losses_lib.get_loss(loss)
         self.logits_temperature = float(logits_temperature)
         self.logq_correction = logq_correction
+        self._correction = SamplingProbabilityCorrection()
         self.loss_reduction = loss_reduction
 
     def scores_and_mask(self, query, positive, positive_ids, candidate_encoder=None, training=False):
@@ -318,7 +319,7 @@ class BPROutput(SampledOutput):
         scores = scores / self.logits_temperature
         if probability is None or not self.logq_correction:
             return scores
-        return scores - ops.log(ops.clip(ops.reshape(ops.cast(probability, "float32"), (1, -1)), 1e-6, 1.0))
+        return self._correction(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)))
 
     def call(
         self,

@@ -227,7 +227,7 @@ def test_device_selection(caplog):
 
 
 def test_two_dask_workers_give_the_single_process_output(raw, schema, tmp_path, processed):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a core dependency: missing must fail, not skip
     train, valid, res = processed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, worker_dashboard_address=None) as cluster, \
