@@ -213,7 +213,7 @@ class TwoTowerModelV2(keras.Model):
             )
             self.train_function = self.test_function = None
             return x
-        x = tables.read_table(x) if not isinstance(x, pd.DataFrame) else x
+        x = tables.as_frame(x, "fit")
         self.output_layer.set_catalog(
             _candidate_table(x, self.schema),
             np.bincount(
@@ -288,7 +288,7 @@ class TwoTowerModelV2(keras.Model):
         """The candidate table: the given one, or every id of the item-id
         domain when the candidate tower reads nothing but the id."""
         if candidates is not None:
-            return tables.read_table(candidates) if not isinstance(candidates, pd.DataFrame) else candidates
+            return tables.as_frame(candidates, "candidates")
         if self.candidate_tower.column_names != [self.candidate_id_column]:
             raise ValueError(
                 "evaluate_topk: the candidate tower reads item features "
@@ -327,7 +327,7 @@ class TwoTowerModelV2(keras.Model):
             {"recall@10": ..., "ndcg@10": ..., "mrr@10": ..., "precision@10": ...,
             "map@10": ..., ...} averaged over the queries.
         """
-        data = tables.read_table(data) if not isinstance(data, pd.DataFrame) else data
+        data = tables.as_frame(data, "evaluate_topk")
         if exclude_seen:
             exclude = self._seen(exclude)
         catalog = self.catalog(candidates)
@@ -361,7 +361,7 @@ class TwoTowerModelV2(keras.Model):
                 "evaluate_topk: exclude_seen=True needs the training interactions; this model was not fit on "
                 "a table (DataFrame or path) in this process, so pass exclude=train_interactions"
             )
-        return tables.read_table(seen) if not isinstance(seen, pd.DataFrame) else seen
+        return tables.as_frame(seen, "exclude_seen")
 
     def _exclusions(self, data, exclude, candidate_ids):
         if exclude is None:

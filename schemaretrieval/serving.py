@@ -385,7 +385,7 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
     item_ids = item_vocab.decode(item_codes).astype(str) if item_vocab is not None else item_codes
     pd.DataFrame({"id": item_ids, "vector": list(embeddings)}).to_parquet(path / "candidate_embeddings.parquet")
     if users is not None:
-        frame = users if isinstance(users, pd.DataFrame) else tables.read_table(users)
+        frame = tables.as_frame(users, "users")
         names = [spec["name"] for spec in specs]
         missing = [n for n in names if n not in frame.columns]
         if missing:

@@ -347,7 +347,7 @@ def fit(
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
     source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "<DataFrame>"
-    frame = tables.read_table(data) if not isinstance(data, pd.DataFrame) else data
+    frame = tables.as_frame(data, "fit")
     frame = model._hand_over_catalog(frame)
     model._remember_seen(frame)
     arrays = tables.to_arrays(frame, model.schema, source=source)

@@ -26,6 +26,7 @@ from schemaretrieval.schema import candidate_schema, item_id_column, user_id_col
 
 __all__ = [
     "PAD_VALUE",
+    "as_frame",
     "read_table",
     "to_arrays",
     "to_tf_dataset",
@@ -601,6 +602,12 @@ def to_tf_dataset(
 # --------------------------------------------------------------------------
 # candidate_table / interactions
 # --------------------------------------------------------------------------
+
+def as_frame(data, what: str = "data") -> pd.DataFrame:
+    """`data` itself when it is a DataFrame, else the table at that path
+    (see `read_table`)."""
+    return _frame_from(data, what)[0]
+
 
 def _frame_from(data, what):
     if isinstance(data, (str, os.PathLike)):
