@@ -8,7 +8,7 @@
       query_tower/                   the query tower alone: features -> embedding
       candidate_embeddings.parquet   id, vector (for your own vector store)
       users.parquet                  one row of query features per user (when users= is given)
-      serving.json                   the signature's features, k, catalog size
+      serving.json                   the signature's features (and continuous steps), k, catalog size
 
 The retrieval SavedModel needs nothing but TensorFlow to load::
 
@@ -24,6 +24,14 @@ raw user id) are *strings* mapped in the graph (``tf.lookup.StaticHashTable``;
 an unknown value becomes the vocabulary's OOV index), and so are the item ids
 out and the excluded ids in. Without a vocabulary an id outside the schema's
 domain is an error naming the column and the valid range.
+
+Continuous columns are float32. With the ETL's fitted NVTabular workflow as
+``workflow=`` they are *raw* values: the graph replays each column's fitted
+steps (fill missing / NaN, clip, log1p, normalize, min-max, in the ETL's order,
+with the statistics of train; `continuous_transforms`). A continuous query
+column the graph cannot compute from its own raw value (a time column's
+derived ``normalize`` feature) fails the export, naming it. Without a workflow
+(or with a mapping of vocabularies) they are taken as the model takes them.
 """
 
 from __future__ import annotations
@@ -42,8 +50,8 @@ from schemaretrieval.data import tables
 from schemaretrieval.index import BruteForce
 
 __all__ = [
-    "Vocabulary", "vocabularies", "export_serving", "recommend", "load_serving",
-    "recommend_from_export", "similar_items", "SERVING_FILE",
+    "Vocabulary", "vocabularies", "ContinuousTransform", "continuous_transforms", "export_serving", "recommend",
+    "load_serving", "recommend_from_export", "similar_items", "SERVING_FILE",
 ]
 
 SERVING_FILE = "serving.json"
@@ -82,6 +90,24 @@ class Vocabulary:
         return np.asarray([lookup.get(int(c), str(int(c))) for c in np.asarray(codes).ravel()], dtype=object)
 
 
+def _as_workflow(workflow):
+    """None, a mapping of vocabularies, or a fitted NVTabular ``Workflow``
+    (loaded when given as a directory or as what ``etl.fit_transform``
+    returned / wrote)."""
+    if workflow is None or isinstance(workflow, Mapping):
+        return workflow
+    if hasattr(workflow, "workflow_dir"):  # etl.fit_transform's result
+        workflow = workflow.workflow_dir
+    if isinstance(workflow, (str, os.PathLike)):
+        import nvtabular as nvt
+
+        path = Path(workflow)
+        if (path / "workflow").is_dir():  # etl.fit_transform's out_dir
+            path = path / "workflow"
+        workflow = nvt.Workflow.load(str(path))
+    return workflow
+
+
 def vocabularies(workflow) -> dict[str, Vocabulary]:
     """The per-column vocabularies of ``workflow``.
 
@@ -97,8 +123,9 @@ def vocabularies(workflow) -> dict[str, Vocabulary]:
       itself on its saved unique values.
 
     This is the seam for the ETL (``schemaretrieval.etl``): whatever it saves,
-    it reaches `export_serving` through here.
+    it reaches `export_serving` through here and `continuous_transforms`.
     """
+    workflow = _as_workflow(workflow)
     if workflow is None:
         return {}
     if isinstance(workflow, Mapping):
@@ -112,51 +139,165 @@ def vocabularies(workflow) -> dict[str, Vocabulary]:
                 vocab = list(vocab)
                 out[column] = Vocabulary(vocab, np.arange(len(vocab)))
         return out
-    if hasattr(workflow, "workflow_dir"):  # etl.fit_transform's result
-        workflow = workflow.workflow_dir
-    if isinstance(workflow, (str, os.PathLike)):
-        import nvtabular as nvt
-
-        path = Path(workflow)
-        if (path / "workflow").is_dir():  # etl.fit_transform's out_dir
-            path = path / "workflow"
-        workflow = nvt.Workflow.load(str(path))
-    return _nvtabular_vocabularies(workflow)
-
-
-def _nvtabular_vocabularies(workflow) -> dict[str, Vocabulary]:
-    """Each Categorify column's unique values, encoded by the op itself."""
     from merlin.dag import ColumnSelector
     from nvtabular.ops import Categorify
 
     out = {}
-    graph = getattr(workflow, "output_node", None) or getattr(workflow, "graph").output_node
-    stack, seen = [graph], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
+    for column, (ops, _) in _column_ops(workflow).items():
+        op = next((op for op in ops if isinstance(op, Categorify)), None)
+        if op is None or column not in op.categories:
             continue
-        seen.add(id(node))
-        stack.extend(getattr(node, "parents_with_dependencies", None) or getattr(node, "parents", []))
-        op = getattr(node, "op", None)
-        if not isinstance(op, Categorify):
-            continue
-        for column, path in op.categories.items():
-            uniques = pd.read_parquet(path)
-            name = column if column in uniques.columns else uniques.columns[0]
-            values = uniques[name].dropna()
-            encoded = op.transform(ColumnSelector([column]), pd.DataFrame({column: values.to_numpy()}))
-            out[column] = Vocabulary(values.to_numpy(), encoded[column].to_numpy(), oov=NVT_OOV_INDEX)
+        uniques = pd.read_parquet(op.categories[column])
+        name = column if column in uniques.columns else uniques.columns[0]
+        values = uniques[name].dropna()
+        encoded = op.transform(ColumnSelector([column]), pd.DataFrame({column: values.to_numpy()}))
+        out[column] = Vocabulary(values.to_numpy(), encoded[column].to_numpy(), oov=NVT_OOV_INDEX)
     if not out:
         raise ValueError("vocabularies: the workflow has no fitted Categorify op")
     return out
 
 
+def _column_ops(workflow) -> dict[str, tuple[list, str]]:
+    """Per output column of a fitted NVTabular workflow: (the ops that made it,
+    input first; the input column it was made from).
+
+    The walk follows, from the output node up, the parent that outputs the
+    column, until the column is selected from the input; a column renamed or
+    derived from another one ends the walk there (its source is that other
+    column).
+    """
+    from merlin.dag.ops.concat_columns import ConcatColumns
+    from merlin.dag.ops.selection import SelectionOp
+
+    root = getattr(workflow, "output_node", None) or workflow.graph.output_node
+    out = {}
+    for column in root.output_schema.column_names:
+        ops, node = [], root
+        while True:
+            if node.op is not None and not isinstance(node.op, (ConcatColumns, SelectionOp)):
+                ops.append(node.op)
+            parents = getattr(node, "parents_with_dependencies", None) or getattr(node, "parents", [])
+            making = [p for p in parents if column in p.output_schema.column_names]
+            if not making:
+                break
+            node = making[0]
+        if isinstance(node.op, SelectionOp) or not parents:
+            source = column
+        else:
+            source = ", ".join(name for p in parents for name in p.output_schema.column_names)
+        out[column] = (ops[::-1], source)
+    return out
+
+
+@dataclass(frozen=True)
+class ContinuousTransform:
+    """The fitted steps the ETL applied to one continuous column, in order.
+
+    ``steps`` holds ``(step, arguments)`` pairs with the statistics of train:
+    ``("fill_missing", {"value"})``, ``("clip", {"min", "max"})`` (either may
+    be None), ``("log", {})`` (log1p of values floored at 0),
+    ``("normalize", {"mean", "std"})``, ``("normalize_minmax", {"min", "max"})``.
+    ``error`` says why the column cannot be replayed from a raw input (then
+    calling the transform raises it).
+    """
+
+    column: str
+    steps: tuple = ()
+    error: str | None = None
+
+    def __call__(self, values) -> tf.Tensor:
+        """The steps on raw values in TensorFlow: float32 out, NaN is a missing value."""
+        if self.error is not None:
+            raise ValueError(f"{self.column}: {self.error}")
+        x = tf.cast(values, tf.float64)  # the ETL computes in float64 and casts at the end
+        for step, arg in self.steps:
+            if step == "fill_missing":
+                x = tf.where(tf.math.is_nan(x), tf.constant(arg["value"], tf.float64), x)
+            elif step == "clip":
+                # comparisons, not tf.clip_by_value: NaN stays NaN, as in NVTabular's Clip
+                if arg["min"] is not None:
+                    x = tf.where(x < arg["min"], tf.constant(arg["min"], tf.float64), x)
+                if arg["max"] is not None:
+                    x = tf.where(x > arg["max"], tf.constant(arg["max"], tf.float64), x)
+            elif step == "log":
+                x = tf.math.log1p(tf.where(x < 0, tf.zeros_like(x), x))
+            elif step == "normalize":
+                x = x - arg["mean"]
+                if arg["std"] > 0:  # NVTabular only centres a constant column
+                    x = x / arg["std"]
+            elif step == "normalize_minmax":
+                span = arg["max"] - arg["min"]
+                # NVTabular maps a constant train column to x / 2x (0.5; NaN for 0)
+                x = (x - arg["min"]) / span if span > 0 else x / (2 * x)
+            else:
+                raise ValueError(f"{self.column}: unknown continuous step {step!r}")
+        return tf.cast(x, tf.float32)
+
+
+def continuous_transforms(workflow) -> dict[str, ContinuousTransform]:
+    """The fitted continuous steps of each continuous column of ``workflow``
+    (as `vocabularies` takes it); ``{}`` for None or a mapping of vocabularies
+    (their continuous inputs are taken as encoded).
+
+    A column the workflow computes from another one (a time column's
+    ``normalize`` feature) or with an op other than the ETL's continuous steps
+    gets a transform whose ``error`` says so.
+    """
+    workflow = _as_workflow(workflow)
+    if workflow is None or isinstance(workflow, Mapping):
+        return {}
+    from merlin.dag.ops.udf import UDF
+    from merlin.schema import Tags
+    from nvtabular import ops as nvt_ops
+    from nvtabular.ops.add_metadata import AddMetadata
+
+    from schemaretrieval import etl
+
+    continuous = workflow.output_schema.select_by_tag(Tags.CONTINUOUS).column_names
+    out = {}
+    for column, (ops, source) in _column_ops(workflow).items():
+        if column not in continuous:
+            continue
+        if source != column:
+            out[column] = ContinuousTransform(column, error=(
+                f"the workflow computes it from {source!r} (e.g. a time feature); the SavedModel replays "
+                "a continuous column's own steps only, not derived features"))
+            continue
+        steps, error = [], None
+        for op in ops:
+            if isinstance(op, nvt_ops.FillMedian):
+                steps.append(("fill_missing", {"value": float(op.medians[column])}))
+            elif isinstance(op, nvt_ops.FillMissing):
+                steps.append(("fill_missing", {"value": float(op.fill_val)}))
+            elif isinstance(op, nvt_ops.Clip):
+                steps.append(("clip", {"min": _float_or_none(op.min_value), "max": _float_or_none(op.max_value)}))
+            elif isinstance(op, nvt_ops.Normalize):
+                steps.append(("normalize", {"mean": float(op.means[column]), "std": float(op.stds[column])}))
+            elif isinstance(op, nvt_ops.NormalizeMinMax):
+                steps.append(("normalize_minmax", {"min": float(op.mins[column]), "max": float(op.maxs[column])}))
+            elif type(op) is UDF and op.f is etl._log1p_nonneg:
+                steps.append(("log", {}))
+            elif type(op) is UDF and op.f is etl._float32 or isinstance(op, AddMetadata):
+                continue  # the final cast (the graph casts too) and tags: no change to the values
+            else:
+                name = type(op).__name__ + (f"({getattr(op.f, '__name__', op.f)})" if isinstance(op, UDF) else "")
+                error = (f"the workflow applies {name}, which the SavedModel cannot replay "
+                         f"(it replays the ETL's {', '.join(etl.CONTINUOUS_STEPS)})")
+                break
+        out[column] = ContinuousTransform(column, error=error) if error else ContinuousTransform(column, tuple(steps))
+    return out
+
+
+def _float_or_none(value):
+    return None if value is None else float(value)
+
+
 # ----------------------------------------------------------------- feature specs
 
 
-def _feature_specs(model, vocabs):
-    """One entry per query-tower column: how the signature takes it."""
+def _feature_specs(model, vocabs, transforms):
+    """One entry per query-tower column: how the signature takes it (and, for
+    a continuous column with fitted ETL steps, the steps the graph applies)."""
     specs = []
     for name in model.query_tower.column_names:
         col = model.schema[name]
@@ -169,6 +310,7 @@ def _feature_specs(model, vocabs):
             spec["range"] = [int(dom[0]), int(dom[1])] if dom else None
         else:
             spec["dtype"] = "float32"
+            spec["transform"] = [[step, arg] for step, arg in transforms[name].steps] if name in transforms else None
         specs.append(spec)
     return specs
 
@@ -184,11 +326,12 @@ def _tensor_spec(spec):
 class _Retrieval(tf.Module):
     """The exported module: features (+ excluded ids) -> top-k ids and scores."""
 
-    def __init__(self, tower, specs, vocabs, embeddings, item_codes, item_vocab, k):
+    def __init__(self, tower, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k):
         super().__init__(name="retrieval")
         self.tower = tower
         self.tower_variables = list(tower.variables)
         self.specs = specs
+        self._transforms = transforms  # plain Python: traced into constants, nothing to save
         self.k = int(k)
         self.num_candidates = int(len(embeddings))
         self.candidates_t = tf.Variable(np.ascontiguousarray(embeddings.T), trainable=False, name="candidates_t")
@@ -216,7 +359,8 @@ class _Retrieval(tf.Module):
         self.item_dtype = tf.string if item_vocab is not None else tf.int64
 
     def encode(self, features):
-        """Raw features -> the model's inputs (vocabulary lookups, range checks)."""
+        """Raw features -> the model's inputs (vocabulary lookups, the ETL's
+        continuous steps, range checks)."""
         out = {}
         for spec in self.specs:
             name = spec["name"]
@@ -225,6 +369,8 @@ class _Retrieval(tf.Module):
                 codes = self.tables[name].lookup(value)
                 # list columns pad with "" -> the model's padding -1
                 value = tf.where(value == "", tf.constant(-1, tf.int64), codes) if spec["list"] else codes
+            elif spec.get("transform") is not None:
+                value = self._transforms[name](value)
             elif spec["kind"] == "categorical" and spec["range"] is not None:
                 lo, hi = spec["range"]
                 checked = value if not spec["list"] else tf.where(value == -1, tf.cast(lo, value.dtype), value)
@@ -278,8 +424,8 @@ def _no_exclusions(batch, dtype):
     return tf.zeros([batch, 0], dtype) if dtype == tf.int64 else tf.fill([batch, 0], "")
 
 
-def _build_module(model, specs, vocabs, embeddings, item_codes, item_vocab, k):
-    module = _Retrieval(model.query_tower, specs, vocabs, embeddings, item_codes, item_vocab, k)
+def _build_module(model, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k):
+    module = _Retrieval(model.query_tower, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k)
     input_specs = {spec["name"]: _tensor_spec(spec) for spec in specs}
     first = specs[0]["name"]
 
@@ -356,28 +502,36 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
             only the item id (every id of its domain).
         path: the directory to write (created).
         k: results of the default signature (the `recommend` signature takes k).
-        workflow: the ETL's vocabularies (see `vocabularies`); None when
-            queries come as the model's encoded ids.
+        workflow: the ETL's fitted workflow or vocabularies (see
+            `vocabularies`); None when queries come as the model's encoded
+            inputs. With a fitted NVTabular workflow the graph also replays
+            each continuous query column's fitted steps
+            (`continuous_transforms`), so those inputs are raw values too.
         users: optional table of query features, one row per user (the last
             row of a user wins), written to users.parquet for
-            ``schemaretrieval recommend --user``; with a vocabulary for the
-            user id, its ids are the raw ones.
+            ``schemaretrieval recommend --user``; its values are what the
+            signature takes (with a workflow: raw ids and raw continuous
+            values).
 
     Returns:
         the path.
     """
     path = Path(path)
+    workflow = _as_workflow(workflow)  # loaded once for both readers
     vocabs = vocabularies(workflow)
+    transforms = continuous_transforms(workflow)
+    if workflow is not None and not isinstance(workflow, Mapping):
+        _check_replayable(model, transforms)
     catalog = model.catalog(candidates)
     item_codes = catalog[model.candidate_id_column].to_numpy().astype(np.int64)
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(catalog):
         raise ValueError(f"export_serving: k={k!r} must be in [1, the catalog size {len(catalog)}]")
     embeddings = model.candidate_embeddings(catalog).astype(np.float32)
-    specs = _feature_specs(model, vocabs)
+    specs = _feature_specs(model, vocabs, transforms)
     item_vocab = vocabs.get(model.candidate_id_column)
 
     path.mkdir(parents=True, exist_ok=True)
-    module, signatures = _build_module(model, specs, vocabs, embeddings, item_codes, item_vocab, k)
+    module, signatures = _build_module(model, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k)
     tf.saved_model.save(module, str(path), signatures=signatures)
     tower, tower_signatures = _query_tower_module(model, specs)
     tf.saved_model.save(tower, str(path / "query_tower"), signatures=tower_signatures)
@@ -405,6 +559,25 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
     }
     (path / SERVING_FILE).write_text(json.dumps(meta, indent=2))
     return path
+
+
+def _check_replayable(model, transforms):
+    """Every continuous query column has fitted steps the graph can replay:
+    a raw input must never reach the tower untransformed."""
+    for name in model.query_tower.column_names:
+        if tables._column_kind(model.schema[name]) == "categorical":
+            continue
+        if name not in transforms:
+            raise ValueError(
+                f"export_serving: the query tower reads the continuous column {name!r}, which the workflow does "
+                f"not output (its continuous columns: {sorted(transforms)}); export with the workflow the "
+                "model's data came from"
+            )
+        if transforms[name].error is not None:
+            raise ValueError(
+                f"export_serving: the query tower reads {name!r}, but {transforms[name].error}; leave it out of "
+                "the query tower, or export without workflow= and pass every input encoded"
+            )
 
 
 def load_serving(path):
@@ -455,7 +628,9 @@ def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, 
 
 def _default_value(spec):
     if spec["kind"] != "categorical":
-        return [0.0]
+        # no row for the user: missing (NaN) where the graph fills it like the ETL, else 0
+        steps = [step for step, _ in spec.get("transform") or []]
+        return [float("nan")] if "fill_missing" in steps else [0.0]
     if spec["vocabulary"]:
         return [[""]] if spec["list"] else [""]  # not in the vocabulary: OOV
     low = spec["range"][0] if spec["range"] else 0

@@ -1,5 +1,6 @@
 """Serving export: the SavedModel answers in a process without schemaretrieval,
-the same top-k as the library's own path; vocabularies, exclusions, bad input."""
+the same top-k as the library's own path; vocabularies, exclusions, bad input;
+an export from the ETL's fitted workflow takes raw ids and raw continuous values."""
 
 import json
 import re
@@ -16,8 +17,28 @@ import tensorflow as tf
 import schemaretrieval as sr
 from schemaretrieval import serving
 from schemaretrieval.index import BruteForce
+from schemaretrieval.schema import schema_from_dict
 
 K = 10
+
+
+def without_the_library(tmp_path, script, **arrays):
+    """Runs ``script`` in a fresh Python that never imports schemaretrieval.
+
+    The script has ``np``, ``tf``, the ``arrays`` as ``x`` and a dict ``out``
+    of arrays to hand back; returns ``out``.
+    """
+    np.savez(tmp_path / "in.npz", **arrays)
+    program = "\n".join([
+        "import sys, numpy as np, tensorflow as tf",
+        f"x = np.load({str(tmp_path / 'in.npz')!r})",
+        "out = {}",
+        textwrap.dedent(script),
+        "assert not [m for m in sys.modules if m.startswith('schemaretrieval')]",
+        f"np.savez({str(tmp_path / 'out.npz')!r}, **out)",
+    ])
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
+    return np.load(tmp_path / "out.npz")
 
 
 @pytest.fixture(scope="module")
@@ -51,28 +72,21 @@ def test_saved_model_in_a_process_without_the_library_matches_the_library(setup,
     exclude = [catalog["item_id"].to_numpy()[i : i + 3] for i in range(20)]
     exclude[0] = library_topk(model, catalog, users.iloc[:1])[1][0, :3]  # its own best items
     exclude[1] = np.array([exclude[1][0], -1, -1])  # padding
-    np.savez(tmp_path / "in.npz", user_id=users.user_id.to_numpy(), user_age=users.user_age.to_numpy("float32"),
-             user_country=users.user_country.to_numpy(), excluded=np.stack(exclude))
-    script = textwrap.dedent(f"""
-        import sys, numpy as np, tensorflow as tf
-        x = np.load({str(tmp_path / 'in.npz')!r})
+    out = without_the_library(tmp_path, f"""
         loaded = tf.saved_model.load({str(plain)!r})
         feats = dict(user_id=tf.constant(x["user_id"]), user_age=tf.constant(x["user_age"]),
                      user_country=tf.constant(x["user_country"]))
-        out = loaded.signatures["serving_default"](**feats)
+        top = loaded.signatures["serving_default"](**feats)
         ex = loaded.signatures["recommend"](**feats, excluded=tf.constant(x["excluded"]), k=tf.constant(7))
         raw = tf.saved_model.load({str(raw)!r})
         r = raw.signatures["serving_default"](user_id=tf.constant(["u%d" % u for u in x["user_id"]] + ["nobody"]),
             user_age=tf.constant(np.append(x["user_age"], 0.5).astype("float32")),
             user_country=tf.constant(np.append(x["user_country"], 1)))
         tower = tf.saved_model.load({str(plain / 'query_tower')!r}).signatures["serving_default"](**feats)
-        assert not [m for m in sys.modules if m.startswith("schemaretrieval")]
-        np.savez({str(tmp_path / 'out.npz')!r}, ids=out["ids"].numpy(), scores=out["scores"].numpy(),
-                 ex_ids=ex["ids"].numpy(), raw_ids=r["ids"].numpy().astype(str), raw_scores=r["scores"].numpy(),
-                 emb=tower["embedding"].numpy())
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
-    out = np.load(tmp_path / "out.npz")
+        out.update(ids=top["ids"].numpy(), scores=top["scores"].numpy(), ex_ids=ex["ids"].numpy(),
+                   raw_ids=r["ids"].numpy().astype(str), raw_scores=r["scores"].numpy(), emb=tower["embedding"].numpy())
+    """, user_id=users.user_id.to_numpy(), user_age=users.user_age.to_numpy("float32"),
+        user_country=users.user_country.to_numpy(), excluded=np.stack(exclude))
     scores, ids = library_topk(model, catalog, users)
     np.testing.assert_array_equal(out["ids"], ids)
     np.testing.assert_allclose(out["scores"], scores, rtol=1e-4, atol=1e-5)
@@ -163,3 +177,135 @@ def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
     scores = vectors @ vectors[3]
     scores[3] = -np.inf
     assert [int(line.split()[1]) for line in printed[1:]] == catalog.item_id.to_numpy()[np.argsort(-scores)[:3]].tolist()
+
+
+# ------------------------------------------------------------------ from the ETL's output
+
+AGE_STEPS = [{"fill_missing": 30}, {"clip": {"min": 18, "max": 65}}, "normalize"]
+SPEND_STEPS = [{"fill_missing": "median"}, "log", "normalize_minmax"]
+
+
+@pytest.fixture(scope="module")
+def etl_export(tmp_path_factory):
+    """Raw interactions (string ids, raw continuous user features with gaps) ->
+    `etl.fit_transform` -> a model trained on its output -> `export_serving(workflow=)`."""
+    rng = np.random.default_rng(0)
+    n_users, n = 40, 400
+    age = rng.integers(14, 80, n_users).astype("float64")  # some below and above the clip
+    age[3] = np.nan
+    spend = rng.exponential(40.0, n_users)
+    spend[5] = np.nan
+    users = rng.integers(0, n_users, n)
+    raw = pd.DataFrame({
+        "user_id": [f"u{u}" for u in users],
+        "user_age": age[users],
+        "user_spend": spend[users],
+        "item_id": [f"i{i}" for i in rng.integers(0, 50, n)],
+        "timestamp": rng.integers(1_600_000_000, 1_700_000_000, n),
+    })
+    schema = schema_from_dict({"columns": {
+        "user_id": {"tags": ["user_id", "categorical"], "dtype": "string"},
+        "user_age": {"tags": ["user", "continuous"], "dtype": "float64", "transform": AGE_STEPS},
+        "user_spend": {"tags": ["user", "continuous"], "dtype": "float64", "transform": SPEND_STEPS},
+        "item_id": {"tags": ["item_id", "categorical"], "dtype": "string"},
+        # derives timestamp_normalized, a user feature the graph cannot compute from raw inputs
+        "timestamp": {"tags": ["time"], "dtype": "int64", "transform": ["normalize"]},
+    }})
+    root = tmp_path_factory.mktemp("etl-export")
+    res = sr.etl.fit_transform(raw, None, schema, root / "etl", device="cpu")
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(res.schema.excluding_by_name(["timestamp_normalized"]),
+                             query_units=(16,), candidate_units=(16,))
+    model.compile(optimizer="adam")
+    model.fit(res.train, batch_size=64, epochs=1, verbose=0)
+    catalog = sr.data.candidate_table(sr.data.read_table(res.train), model.schema)
+    path = serving.export_serving(model, catalog, root / "export", k=K, workflow=res, users=raw)
+    return raw, res, model, catalog, path
+
+
+def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(etl_export, tmp_path):
+    raw, res, model, catalog, path = etl_export
+    rows = raw.drop_duplicates("user_id").reset_index(drop=True)  # u3 has no age, u5 no spend
+    assert rows.user_age.isna().any() and rows.user_spend.isna().any()
+    assert ((rows.user_age < 18) | (rows.user_age > 65)).any()  # clipped
+    nobody = {"user_id": "nobody", "user_age": np.nan, "user_spend": np.nan, "item_id": "i0", "timestamp": 0}
+    rows = pd.concat([rows, pd.DataFrame([nobody])], ignore_index=True)
+    out = without_the_library(tmp_path, f"""
+        loaded = tf.saved_model.load({str(path)!r})
+        feats = dict(user_id=tf.constant(x["user_id"]), user_age=tf.constant(x["user_age"]),
+                     user_spend=tf.constant(x["user_spend"]))
+        top = loaded.signatures["serving_default"](**feats)
+        out.update(ids=top["ids"].numpy().astype(str), scores=top["scores"].numpy(),
+                   emb=loaded.signatures["query_embedding"](**feats)["embedding"].numpy())
+    """, user_id=rows.user_id.to_numpy(str), user_age=rows.user_age.to_numpy("float32"),
+        user_spend=rows.user_spend.to_numpy("float32"))
+    # the library's path: the ETL's own transform of the same raw rows, then the model
+    encoded = sr.etl.transform(rows, res.out_dir, device="cpu")
+    assert encoded.user_id.iloc[-1] == sr.etl.OOV_INDEX
+    scores, ids = model.recommend(encoded, k=K, candidates=catalog)
+    item_ids = serving.vocabularies(res)["item_id"].decode(ids.ravel()).reshape(ids.shape)
+    np.testing.assert_array_equal(out["ids"], item_ids.astype(str))
+    np.testing.assert_allclose(out["scores"], scores, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["emb"], model.query_embeddings(encoded), rtol=1e-4, atol=1e-5)
+    # the continuous inputs matter: raw values fed to the tower as they are give other embeddings
+    untransformed = encoded.assign(user_age=rows.user_age.fillna(30).to_numpy("float32"))
+    assert np.abs(model.query_embeddings(untransformed) - out["emb"]).max() > 1e-3
+    # the CLI's path: users.parquet holds the raw rows
+    row_of_u3 = rows.index[rows.user_id == "u3"][0]  # the user without an age
+    assert [i for i, _ in serving.recommend_from_export(path, "u3", K)] == list(out["ids"][row_of_u3])
+    # without users.parquet a user's continuous features are missing, filled in the graph as the
+    # ETL fills them: an unknown user gets the "nobody" row's items
+    bare = serving.export_serving(model, catalog, tmp_path / "bare", k=K, workflow=res)
+    assert [i for i, _ in serving.recommend_from_export(bare, "somebody-new", K)] == list(out["ids"][-1])
+
+
+def test_the_graph_replays_the_fitted_continuous_steps(etl_export):
+    raw, res, model, catalog, path = etl_export
+    transforms = serving.continuous_transforms(res)
+    # the statistics by hand, on the raw training column
+    age = np.clip(np.nan_to_num(raw.user_age.to_numpy(), nan=30.0), 18, 65)
+    mean, std = age.mean(), age.std(ddof=1)
+    median = np.nanmedian(raw.user_spend.to_numpy())
+    logged = np.log1p(np.nan_to_num(raw.user_spend.to_numpy(), nan=median))
+    low, high = logged.min(), logged.max()
+    probe = np.array([40.0, np.nan, 10.0, 99.0, -5.0, 0.0])
+    want = {
+        "user_age": (np.clip(np.nan_to_num(probe, nan=30.0), 18, 65) - mean) / std,
+        "user_spend": (np.log1p(np.maximum(np.nan_to_num(probe, nan=median), 0)) - low) / (high - low),
+    }
+    encoded = sr.data.read_table(res.train)
+    for name in ("user_age", "user_spend"):
+        got = transforms[name](tf.constant(probe, tf.float32)).numpy()
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        # and what the workflow's transform wrote for the training rows
+        np.testing.assert_allclose(transforms[name](raw[name].to_numpy()).numpy(), encoded[name].to_numpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    assert [s for s, _ in transforms["user_age"].steps] == ["fill_missing", "clip", "normalize"]
+    assert transforms["user_age"].steps[2][1] == pytest.approx({"mean": mean, "std": std})
+    assert transforms["user_spend"].steps[0][1] == pytest.approx({"value": median})
+    # serving.json records what the graph applies
+    features = {f["name"]: f for f in json.loads((path / "serving.json").read_text())["features"]}
+    assert features["user_age"]["transform"][1] == ["clip", {"min": 18.0, "max": 65.0}]
+    assert features["user_id"]["dtype"] == "string" and "transform" not in features["user_id"]
+
+
+def test_export_refuses_a_query_column_the_graph_cannot_replay(etl_export, tmp_path):
+    import nvtabular as nvt
+    from nvtabular import ops
+
+    raw, res, model, catalog, path = etl_export
+    needs_time = sr.TwoTowerModel(res.schema, query_units=(4,), candidate_units=(4,))
+    assert "timestamp_normalized" in needs_time.query_tower.column_names
+    with pytest.raises(ValueError, match=r"reads 'timestamp_normalized', but the workflow computes it from "
+                                         r"'timestamp'.*export without workflow="):
+        serving.export_serving(needs_time, catalog, tmp_path / "time", k=K, workflow=res)
+    assert not (tmp_path / "time").exists()
+    # an op outside the ETL's continuous steps is named, not skipped
+    frame = pd.DataFrame({"user_spend": [1.0, 2.0, 3.0]})
+    workflow = nvt.Workflow(["user_spend"] >> ops.LogOp() >> ops.AddTags(["continuous"]))
+    workflow.fit(nvt.Dataset(frame, cpu=True))
+    spend = serving.continuous_transforms(workflow)["user_spend"]
+    assert spend.error.startswith("the workflow applies LogOp, which the SavedModel cannot replay")
+    with pytest.raises(ValueError, match="user_spend: the workflow applies LogOp"):
+        spend(tf.constant([1.0]))
