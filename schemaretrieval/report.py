@@ -92,6 +92,8 @@ def _schema(args):
 
 def split_data(args, schema):
     """``(train, test, all, source, schema)`` as `train` and `evaluate` make them."""
+    import pandas as pd
+
     from schemaretrieval import data as data_lib
 
     if getattr(args, "preset", None):
@@ -105,7 +107,10 @@ def split_data(args, schema):
         frame = data_lib.read_table(args.data)
         source = args.data
     if args.valid:
-        return frame, data_lib.read_table(args.valid), frame, source, schema
+        # The catalog holds every item of either part: held-out items the
+        # training data never saw (the ETL's OOV id among them) are ranked too.
+        valid = data_lib.read_table(args.valid)
+        return frame, valid, pd.concat([frame, valid], ignore_index=True), source, schema
     train, test = data_lib.random_split(frame, args.test_fraction, seed=args.seed)
     return train, test, frame, source, schema
 
@@ -169,7 +174,10 @@ def evaluate(args) -> dict:
 
     if not args.model and not args.baseline:
         raise ValueError("give --model DIR and/or --baseline popularity|ease")
+    from schemaretrieval.etl_cli import resolve_train_data
+
     ks = [int(k) for k in args.ks.split(",")]
+    resolve_train_data(args)  # an ETL output directory brings its schema and valid/, as in train
     schema = _schema(args)
     train, test, everything, source, schema = split_data(args, schema)
     log.info("data: %s, %d train and %d test interactions", source, len(train), len(test))

@@ -53,3 +53,30 @@ def test_etl_errors_exit_with_the_message(tmp_path, capsys):
                   str(tmp_path / "o"), "--device", "cpu"])
     assert info.value.code == 2
     assert "raw.csv: column 'user_age'" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_an_etl_output_whose_valid_part_has_unseen_items(tmp_path, capsys):
+    # A random split of real data leaves some items only in the held-out part:
+    # the ETL maps them to the OOV id, which must be a candidate like any other.
+    raw = datasets.movielens(ML100K)
+    unseen = raw["item_id"].iloc[0]
+    valid = pd.concat([raw[raw["item_id"] == unseen], raw[raw["item_id"] != unseen].iloc[::5]])
+    train = raw.drop(valid.index)
+    train.to_parquet(tmp_path / "train.parquet")
+    valid.to_parquet(tmp_path / "valid.parquet")
+    out = tmp_path / "etl"
+    assert cli.main(["etl", "--schema", "schemas/movielens-100k.yaml", "--train", str(tmp_path / "train.parquet"),
+                     "--valid", str(tmp_path / "valid.parquet"), "--out", str(out), "--device", "cpu"]) == 0
+    assert json.loads((out / "etl_report.json").read_text())["valid"]["oov"]["item_id"] == (raw["item_id"] == unseen).sum()
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", str(out), "--epochs", "1", "--batch-size", "16", "--ks", "5",
+                     "--no-export", "--out", str(run)]) == 0
+    report = tmp_path / "report"
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", str(run), "--data", str(out), "--baseline", "popularity",
+                     "--exclude-seen", "--ks", "5", "--out", str(report)]) == 0
+    summary = json.loads((report / "evaluate.json").read_text())
+    # the ETL directory's own parts, not every parquet file under it
+    assert (summary["num_train"], summary["num_test"]) == (len(train), len(valid))
+    assert summary["num_items"] == train["item_id"].nunique() + 1  # + the OOV id of the unseen item
+    assert set(summary["metrics"]) == {"two-tower", "popularity"}
