@@ -342,32 +342,45 @@ class TwoTowerModelV2(keras.Model):
             exclude=self._exclusions(data, exclude, candidate_ids),
         )
 
-    def recommend(self, user_features, k: int = 10, candidates=None, exclude=None):
+    def recommend(self, user_features, k: int = 10, candidates=None, exclude=None, exclude_seen: bool = False):
         """Top-k (scores, item ids) per user row; see `schemaretrieval.serving.recommend`."""
         from schemaretrieval import serving  # serving sits above models
 
-        return serving.recommend(self, user_features, k, candidates=candidates, exclude=exclude)
+        return serving.recommend(self, user_features, k, candidates=candidates, exclude=exclude,
+                                 exclude_seen=exclude_seen)
 
     def _remember_seen(self, x):
         # A reference, not a copy: what exclude_seen=True excludes.
         self._seen_interactions = x if isinstance(x, (pd.DataFrame, str)) or hasattr(x, "__fspath__") else None
 
-    def _seen(self, exclude):
+    def _seen(self, exclude, caller="evaluate_topk", instead="exclude=train_interactions"):
+        """The interactions of the last `fit` on a table, what `exclude_seen=True`
+        means for `caller` (whose other way to say it is `instead`)."""
         if exclude is not None:
-            raise ValueError("evaluate_topk: give exclude= or exclude_seen=True, not both")
+            raise ValueError(f"{caller}: give exclude= or exclude_seen=True, not both")
         seen = getattr(self, "_seen_interactions", None)
         if seen is None:
             raise ValueError(
-                "evaluate_topk: exclude_seen=True needs the training interactions; this model was not fit on "
-                "a table (DataFrame or path) in this process, so pass exclude=train_interactions"
+                f"{caller}: exclude_seen=True needs the training interactions; this model was not fit on "
+                f"a table (DataFrame or path) in this process, so pass {instead}"
             )
         return tables.as_frame(seen, "exclude_seen")
 
-    def _exclusions(self, data, exclude, candidate_ids):
+    def _exclusion_table(self, exclude, caller):
+        """`exclude` as a DataFrame of interactions with the user and item id columns."""
+        if self.query_id_column is None:
+            raise ValueError(f"{caller}: exclude= needs a column tagged user_id to match queries to users")
+        exclude = tables.as_frame(exclude, f"{caller}: exclude")
+        tables._require_columns(exclude, [self.query_id_column, self.candidate_id_column], caller,
+                                "exclude= (interactions: user id, item id)")
+        return exclude
+
+    def _exclusions(self, data, exclude, candidate_ids, caller="evaluate_topk"):
+        """CSR catalog positions of the items each row's user has in `exclude`
+        (see `evaluation.exclusion_positions`); None without `exclude`."""
         if exclude is None:
             return None
-        if self.query_id_column is None:
-            raise ValueError("evaluate_topk: exclude= needs a column tagged user_id to match queries to users")
+        exclude = self._exclusion_table(exclude, caller)
         return evaluation.exclusion_positions(
             data[self.query_id_column].to_numpy(),
             exclude[self.query_id_column].to_numpy(),

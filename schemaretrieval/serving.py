@@ -8,7 +8,8 @@
       query_tower/                   the query tower alone: features -> embedding
       candidate_embeddings.parquet   id, vector (for your own vector store)
       users.parquet                  one row of query features per user (when users= is given)
-      serving.json                   the signature's features (and continuous steps), k, catalog size
+      serving.json                   the signature's features (and continuous steps), k, catalog size,
+                                     whether each user's seen items are excluded
 
 The retrieval SavedModel needs nothing but TensorFlow to load::
 
@@ -16,6 +17,11 @@ The retrieval SavedModel needs nothing but TensorFlow to load::
     out = loaded.signatures["serving_default"](user_id=..., user_age=..., ...)
     out["ids"], out["scores"]                      # [batch, k] best first
     out = loaded.recommend(features_dict, excluded_ids, k)   # same, with exclusions
+
+With ``exclude=`` (or ``exclude_seen=True``) every signature also leaves out
+the items each known user has in those interactions (e.g. the training set),
+looked up in the graph by the encoded user id; a slot that exclusion leaves
+without an item has score -inf and id -1 ("" for string ids).
 
 Inputs are the query tower's columns, one value per row (a list column:
 ``[batch, L]`` padded with -1). Categorical columns are int64 ids as the model
@@ -323,10 +329,23 @@ def _tensor_spec(spec):
 # ------------------------------------------------------------------ the module
 
 
-class _Retrieval(tf.Module):
-    """The exported module: features (+ excluded ids) -> top-k ids and scores."""
+@dataclass
+class _Seen:
+    """Each known user's seen items, as the graph stores them: the catalog
+    positions of user ``users[i]`` (its encoded id) are
+    ``positions[indptr[i]:indptr[i + 1]]``."""
 
-    def __init__(self, tower, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k):
+    column: str
+    users: np.ndarray
+    indptr: np.ndarray
+    positions: np.ndarray
+
+
+class _Retrieval(tf.Module):
+    """The exported module: features (+ excluded ids) -> top-k ids and scores,
+    each user's seen items (when stored) excluded too."""
+
+    def __init__(self, tower, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k, seen=None):
         super().__init__(name="retrieval")
         self.tower = tower
         self.tower_variables = list(tower.variables)
@@ -357,6 +376,21 @@ class _Retrieval(tf.Module):
             tf.lookup.KeyValueTensorInitializer(keys, positions), default_value=tf.constant(-1, tf.int64)
         )
         self.item_dtype = tf.string if item_vocab is not None else tf.int64
+        # What fills a slot when fewer than k items are left unexcluded.
+        self.fill_id = tf.constant("" if item_vocab is not None else -1, self.item_dtype)
+        self.seen_column = None if seen is None else seen.column
+        if seen is not None:
+            # encoded user id -> its row of a ragged [users, seen items]; any
+            # other id -> the last row, empty
+            self.seen_rows = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(seen.users, tf.int64), tf.range(len(seen.users), dtype=tf.int64)
+                ),
+                default_value=tf.constant(len(seen.users), tf.int64),
+            )
+            self.seen_splits = tf.Variable(np.append(seen.indptr, seen.indptr[-1]).astype(np.int64),
+                                           trainable=False, name="seen_splits")
+            self.seen_positions = tf.Variable(seen.positions.astype(np.int32), trainable=False, name="seen_positions")
 
     def encode(self, features):
         """Raw features -> the model's inputs (vocabulary lookups, the ETL's
@@ -385,7 +419,16 @@ class _Retrieval(tf.Module):
         return out
 
     def embed(self, features):
-        return tf.cast(self.tower(self.encode(features), training=False), tf.float32)
+        return self._tower(self.encode(features))
+
+    def _tower(self, encoded):
+        return tf.cast(self.tower(encoded, training=False), tf.float32)
+
+    def seen(self, encoded):
+        """[batch, most seen] catalog positions of each row's seen items, -1 padded."""
+        rows = self.seen_rows.lookup(tf.cast(encoded[self.seen_column], tf.int64))
+        table = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits, validate=False)
+        return tf.cast(tf.gather(table, rows).to_tensor(default_value=-1), tf.int64)
 
     def topk(self, features, excluded, k):
         # The checks gate the top-k: run in parallel, TopK's own error about
@@ -397,9 +440,12 @@ class _Retrieval(tf.Module):
             ),
             tf.debugging.assert_positive(k, message="k must be >= 1"),
         ]
+        encoded = self.encode(features)
         with tf.control_dependencies(checks):
-            queries = tf.identity(self.embed(features))
+            queries = tf.identity(self._tower(encoded))
         excluded_pos = self.item_positions.lookup(excluded)  # [B, M], -1 for padding / unknown
+        if self.seen_column is not None:
+            excluded_pos = tf.concat([excluded_pos, self.seen(encoded)], axis=1)
         batch = tf.shape(queries)[0]
         rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, None], tf.shape(excluded_pos))
         best_scores, best_pos = [], []
@@ -416,16 +462,18 @@ class _Retrieval(tf.Module):
             best_pos.append(tf.cast(top.indices, tf.int64) + start)
         scores, pos = tf.concat(best_scores, 1), tf.concat(best_pos, 1)
         top = tf.math.top_k(scores, k=k)
-        positions = tf.gather(pos, top.indices, batch_dims=1)
-        return {"scores": top.values, "ids": tf.gather(self.item_ids, positions)}
+        ids = tf.gather(self.item_ids, tf.gather(pos, top.indices, batch_dims=1))
+        # -inf is an excluded item: fewer than k were left, the slot is filled
+        ids = tf.where(tf.math.equal(top.values, -np.inf), self.fill_id, ids)
+        return {"scores": top.values, "ids": ids}
 
 
 def _no_exclusions(batch, dtype):
     return tf.zeros([batch, 0], dtype) if dtype == tf.int64 else tf.fill([batch, 0], "")
 
 
-def _build_module(model, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k):
-    module = _Retrieval(model.query_tower, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k)
+def _build_module(model, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k, seen=None):
+    module = _Retrieval(model.query_tower, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k, seen)
     input_specs = {spec["name"]: _tensor_spec(spec) for spec in specs}
     first = specs[0]["name"]
 
@@ -492,7 +540,8 @@ def _query_tower_module(model, specs):
 # ------------------------------------------------------------------ export
 
 
-def export_serving(model, candidates, path, k: int = 100, workflow=None, users=None) -> Path:
+def export_serving(model, candidates, path, k: int = 100, workflow=None, users=None, exclude=None,
+                   exclude_seen: bool = False) -> Path:
     """Writes the retrieval SavedModel, the query tower and the candidate embeddings.
 
     Args:
@@ -512,6 +561,15 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
             ``schemaretrieval recommend --user``; its values are what the
             signature takes (with a workflow: raw ids and raw continuous
             values).
+        exclude: interactions (user id, item id; e.g. the training set, with
+            the ids the model was fit on) whose items every signature leaves
+            out of the same user's results, besides the caller's
+            ``excluded``, as TFRS's ``query_with_exclusions``: k results are
+            still returned. A user without rows here (or the user-id
+            vocabulary's OOV id) has nothing excluded.
+        exclude_seen: exclude the interactions of the model's last `fit` on
+            a table; the same as ``exclude=train`` (see
+            `TwoTowerModelV2.evaluate_topk`).
 
     Returns:
         the path.
@@ -526,12 +584,15 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
     item_codes = catalog[model.candidate_id_column].to_numpy().astype(np.int64)
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(catalog):
         raise ValueError(f"export_serving: k={k!r} must be in [1, the catalog size {len(catalog)}]")
+    if exclude_seen:
+        exclude = model._seen(exclude, "export_serving")
+    seen = None if exclude is None else _seen_items(model, exclude, item_codes, vocabs)
     embeddings = model.candidate_embeddings(catalog).astype(np.float32)
     specs = _feature_specs(model, vocabs, transforms)
     item_vocab = vocabs.get(model.candidate_id_column)
 
     path.mkdir(parents=True, exist_ok=True)
-    module, signatures = _build_module(model, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k)
+    module, signatures = _build_module(model, specs, vocabs, transforms, embeddings, item_codes, item_vocab, k, seen)
     tf.saved_model.save(module, str(path), signatures=signatures)
     tower, tower_signatures = _query_tower_module(model, specs)
     tf.saved_model.save(tower, str(path / "query_tower"), signatures=tower_signatures)
@@ -556,9 +617,34 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
         "item_id": model.candidate_id_column,
         "item_ids": "string" if item_vocab is not None else "int64",
         "users": users is not None,
+        "exclude_seen": seen is not None,
+        "seen_users": 0 if seen is None else int(len(seen.users)),
     }
     (path / SERVING_FILE).write_text(json.dumps(meta, indent=2))
     return path
+
+
+def _seen_items(model, exclude, item_codes, vocabs) -> _Seen:
+    """Each user's items in ``exclude`` as catalog positions, keyed by the
+    encoded user id the graph computes (the OOV id left out)."""
+    exclude = model._exclusion_table(exclude, "export_serving")
+    uid = model.query_id_column
+    if uid not in model.query_tower.column_names:
+        raise ValueError(
+            f"export_serving: exclude= matches users by {uid!r}, which the query tower does not read "
+            f"(it reads {model.query_tower.column_names}), so the graph has no user id to look seen items up by"
+        )
+    users = pd.unique(exclude[uid].to_numpy())
+    if not np.issubdtype(users.dtype, np.integer):
+        raise ValueError(
+            f"export_serving: exclude[{uid!r}] holds {users.dtype} values; seen items are keyed by the encoded "
+            "(integer) user id, so pass the interactions as the model was fit on them"
+        )
+    if uid in vocabs:
+        # Raw ids the vocabulary does not know become its OOV id: an unknown user has seen nothing.
+        users = users[users != vocabs[uid].oov]
+    indptr, positions = model._exclusions(pd.DataFrame({uid: users}), exclude, item_codes, "export_serving")
+    return _Seen(uid, users.astype(np.int64), indptr, positions)
 
 
 def _check_replayable(model, transforms):
@@ -590,7 +676,8 @@ def load_serving(path):
 # ------------------------------------------------------------------ recommend
 
 
-def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, index=None):
+def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, index=None,
+              exclude_seen: bool = False):
     """Top-k items for each row of ``user_features`` in Python: query tower +
     `BruteForce` over the catalog.
 
@@ -602,9 +689,13 @@ def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, 
         candidates: the catalog (see `TwoTowerModelV2.catalog`).
         exclude: one collection of item ids per user, left out of its results.
         index: an already built index over the catalog (skips re-embedding it).
+        exclude_seen: also leave out each user's items in the model's last
+            `fit` on a table (matched by the user id column), as
+            `export_serving(exclude_seen=True)` does in the graph.
 
     Returns:
-        (scores, item ids), each ``[num_users, k]``.
+        (scores, item ids), each ``[num_users, k]``; k larger than what
+        exclusion leaves of the catalog for some user is a ValueError.
     """
     if isinstance(user_features, Mapping) and not isinstance(user_features, pd.DataFrame):
         user_features = {name: np.atleast_1d(np.asarray(v)) if np.ndim(v) == 0 else v
@@ -619,8 +710,28 @@ def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, 
         if k > len(catalog):
             raise ValueError(f"recommend: k={k} is larger than the catalog size {len(catalog)}")
         index = BruteForce().index(model.candidate_embeddings(catalog), catalog[model.candidate_id_column].to_numpy())
+    if exclude_seen:
+        exclude = _with_seen(model, user_features, index.ids, exclude)
     queries = model.query_embeddings(user_features)
     return index.search(queries, k, exclude=exclude)
+
+
+def _with_seen(model, user_features, item_ids, exclude):
+    """``exclude`` (one collection of ids per user, or None) with each user's
+    seen items of the last fit added."""
+    seen = model._seen(None, "recommend", instead="exclude= the item ids to leave out for each user")
+    seen = model._exclusion_table(seen, "recommend")
+    uid = model.query_id_column
+    if uid not in user_features:
+        raise ValueError(f"recommend: exclude_seen=True matches users by {uid!r}, which user_features lacks")
+    users = pd.DataFrame({uid: np.asarray(user_features[uid]).ravel()})
+    indptr, positions = model._exclusions(users, seen, item_ids, "recommend")
+    seen_ids = np.split(item_ids[positions], indptr[1:-1])
+    if exclude is None:
+        return seen_ids
+    if len(exclude) != len(seen_ids):
+        raise ValueError(f"recommend: exclude has {len(exclude)} entries for {len(seen_ids)} users (one per user)")
+    return [([] if mine is None else list(mine)) + theirs.tolist() for mine, theirs in zip(exclude, seen_ids)]
 
 
 # ------------------------------------------------------------------ from an export directory
@@ -651,6 +762,9 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
     id the export has no row for: with a vocabulary for the user id, the OOV
     user with default features (k items all the same); without one, an id
     outside the schema's domain is an error naming the valid range.
+
+    ``exclude`` is left out besides the seen items the export stores (see
+    `export_serving`); when fewer than k items are left, fewer are returned.
     """
     loaded, meta, path = load_serving(path)
     size = meta["catalog_size"]
@@ -691,9 +805,10 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
     exclude = [str(x) if dtype == tf.string else int(x) for x in exclude]
     excluded = tf.constant([exclude], dtype) if exclude else tf.zeros([1, 0], dtype)
     out = loaded.signatures["recommend"](**inputs, excluded=excluded, k=tf.constant(int(k), tf.int32))
-    ids = out["ids"].numpy()[0]
+    ids, scores = out["ids"].numpy()[0], out["scores"].numpy()[0]
     ids = ids.astype(str) if dtype == tf.string else ids
-    return list(zip(ids.tolist(), out["scores"].numpy()[0].tolist()))
+    kept = scores > -np.inf  # the graph's filled slots: fewer than k items were left unexcluded
+    return list(zip(ids[kept].tolist(), scores[kept].tolist()))
 
 
 def similar_items(path, item, k: int = 10):
