@@ -1,12 +1,19 @@
 """The measured search behind TwoTowerModel's defaults (docs/quality.md).
 
-On the MovieLens-100K-shaped preset (random 80/20 split, seed 0), trains
-TwoTowerModel(schema) with one option changed at a time from the defaults and
-reports full-catalog recall@10/@100, with and without each user's training
-items excluded, after several epoch counts (one run per config, evaluated as
-it trains). Popularity and EASE are printed beside it.
+Trains TwoTowerModel(schema) with one option changed at a time and reports
+full-catalog recall@1/@5/@10/@100 without exclusion and recall@1/@10/@100
+with each user's training items excluded ("x@k"), after several epoch counts
+(one run per config, evaluated as it trains), with Popularity and EASE
+printed beside it. Data: the MovieLens-100K-shaped preset (random 80/20
+split), or with --movielens DIR a real GroupLens folder through the ETL, as
+benchmarks/quality.py takes it.
 
-    python benchmarks/quality_search.py [--configs name,...] [--epochs 1,2,3,5,8]
+Round 1 (preset) varied the first defaults (in-batch negatives with logQ,
+temperature 0.1, batch 1024, Merlin's embedding widths); round 2 (real
+MovieLens-100K) varied round 1's result: dropout, towers, the negatives
+and the id embedding width.
+
+    python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16]
 
 Output: one line per (config, epochs), also appended as JSON lines to
 --out (default runs/quality_search.jsonl).
@@ -23,85 +30,114 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
+from quality import movielens, preset  # noqa: E402
+from schemaretrieval.schema import cardinality  # noqa: E402
 
-# name -> (TwoTowerModel kwargs, learning rate, batch size)
+
+def in_batch(schema, **kwargs):
+    """The first defaults' negatives: in-batch, with the streaming frequency estimate."""
+    return {"negative_samplers": sr.InBatchSampler(num_items=cardinality(schema["item_id"])), **kwargs}
+
+
+def full_catalog(schema, **kwargs):
+    """Every item of the catalog at every step."""
+    return {"negative_samplers": sr.UniformSampler(num_samples=cardinality(schema["item_id"])), **kwargs}
+
+
+def round1(**kwargs):
+    # ids at Merlin's width (16 for 1k-5k ids)
+    return lambda schema: in_batch(schema, id_embedding_dim=None, **kwargs)
+
+
+# name -> (schema -> TwoTowerModel kwargs, learning rate, batch size)
 CONFIGS = {
-    "default": ({}, 1e-3, 1024),
-    "temp0.05": ({"logits_temperature": 0.05}, 1e-3, 1024),
-    "temp0.2": ({"logits_temperature": 0.2}, 1e-3, 1024),
-    "no-logq": ({"logq_correction": False}, 1e-3, 1024),
-    "dims128": ({"query_units": (128,), "candidate_units": (128,)}, 1e-3, 1024),
-    "mlp128-64": ({"query_units": (128, 64), "candidate_units": (128, 64)}, 1e-3, 1024),
-    "lr3e-3": ({}, 3e-3, 1024),
-    "batch256": ({}, 1e-3, 256),
-    "temp0.05-lr3e-3": ({"logits_temperature": 0.05}, 3e-3, 1024),
-    # second round, around the best of the first
-    "temp0.3": ({"logits_temperature": 0.3}, 1e-3, 1024),
-    "temp0.5": ({"logits_temperature": 0.5}, 1e-3, 1024),
-    "temp0.2-lr3e-3": ({"logits_temperature": 0.2}, 3e-3, 1024),
-    "temp0.2-dims128": ({"logits_temperature": 0.2, "query_units": (128,), "candidate_units": (128,)}, 1e-3, 1024),
-    "batch256-temp0.2": ({"logits_temperature": 0.2}, 1e-3, 256),
-    "batch128": ({}, 1e-3, 128),
-    "batch128-temp0.2": ({"logits_temperature": 0.2}, 1e-3, 128),
-    "batch256-dims128": ({"query_units": (128,), "candidate_units": (128,)}, 1e-3, 256),
+    # round 1, on the preset, from the first defaults
+    "first-defaults": (round1(logits_temperature=0.1), 1e-3, 1024),
+    "temp0.05": (round1(logits_temperature=0.05), 1e-3, 1024),
+    "temp0.2": (round1(logits_temperature=0.2), 1e-3, 1024),
+    "temp0.3": (round1(logits_temperature=0.3), 1e-3, 1024),
+    "no-logq": (round1(logits_temperature=0.1, logq_correction=False), 1e-3, 1024),
+    "dims128": (round1(logits_temperature=0.1, query_units=(128,), candidate_units=(128,)), 1e-3, 1024),
+    "mlp128-64": (round1(logits_temperature=0.1, query_units=(128, 64), candidate_units=(128, 64)), 1e-3, 1024),
+    "lr3e-3": (round1(logits_temperature=0.1), 3e-3, 1024),
+    "temp0.05-lr3e-3": (round1(logits_temperature=0.05), 3e-3, 1024),
+    "batch256": (round1(logits_temperature=0.1), 1e-3, 256),
+    "batch256-temp0.2": (round1(logits_temperature=0.2), 1e-3, 256),
+    "batch128": (round1(logits_temperature=0.1), 1e-3, 128),
+    "batch128-temp0.2": (round1(logits_temperature=0.2), 1e-3, 128),
+    # round 2, on real MovieLens-100K, from round 1's result (batch128-temp0.2)
+    "r1-dropout0.2": (round1(dropout=0.2), 1e-3, 128),
+    "r1-temp0.1": (round1(logits_temperature=0.1), 1e-3, 128),
+    "r1-batch256": (round1(), 1e-3, 256),
+    "r1-towers128": (round1(query_units=(128,), candidate_units=(128,)), 1e-3, 128),
+    "r1-towers32": (round1(query_units=(32,), candidate_units=(32,)), 1e-3, 128),
+    "r1-ids32": (lambda s: in_batch(s, id_embedding_dim=32), 1e-3, 128),
+    "r1-ids64": (lambda s: in_batch(s, id_embedding_dim=64), 1e-3, 128),
+    "r1-mixed": (lambda s: {"negative_samplers": [sr.InBatchSampler(num_items=cardinality(s["item_id"])),
+                                                  sr.UniformSampler(num_samples=256)], "id_embedding_dim": None},
+                 1e-3, 128),
+    "full-catalog-ids16": (lambda s: full_catalog(s, id_embedding_dim=None), 1e-3, 128),
+    "full-catalog-ids16-temp0.1": (lambda s: full_catalog(s, id_embedding_dim=None, logits_temperature=0.1), 1e-3, 128),
+    # the recipe for seen-excluded retrieval on a small catalog (docs/quality.md)
+    "full-catalog-ids64": (lambda s: full_catalog(s, id_embedding_dim=64), 1e-3, 128),
+    "full-catalog-ids64-batch256": (lambda s: full_catalog(s, id_embedding_dim=64), 1e-3, 256),
+    "full-catalog-ids64-batch512-lr2e-3": (lambda s: full_catalog(s, id_embedding_dim=64), 2e-3, 512),
+    "defaults": (lambda s: {}, 1e-3, None),
 }
+COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 
 
-def baselines(train, test, candidates, ks=(10, 100)):
-    rows = {}
-    for name, model in (
-        ("popularity", sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id")),
-        ("ease", sr.baselines.EASE(500.0).fit(train, "user_id", "item_id")),
-    ):
-        a = model.evaluate_topk(test, candidate_ids=candidates, ks=ks)
-        b = model.evaluate_topk(test, candidate_ids=candidates, ks=ks, exclude=train)
-        rows[name] = {**{f"recall@{k}": a[f"recall@{k}"] for k in ks}, **{f"recall@{k} excl": b[f"recall@{k}"] for k in ks}}
-    return rows
+def recalls(evaluate, train):
+    a, b = evaluate(None), evaluate(train)
+    return {**{f"r@{k}": a[f"recall@{k}"] for k in (1, 5, 10, 100)},
+            **{f"x@{k}": b[f"recall@{k}"] for k in (1, 10, 100)}}
 
 
 def fmt(name, m):
-    return f"{name:<22} " + " ".join(f"{m[c]:.3f}" for c in ("recall@10", "recall@100", "recall@10 excl", "recall@100 excl"))
+    return f"{name:<44} " + " ".join(f"{m[c]:.3f}" for c in COLUMNS)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
+    p.add_argument("--movielens", metavar="DIR", help="a GroupLens MovieLens folder instead of the preset")
     p.add_argument("--configs", default=",".join(CONFIGS))
-    p.add_argument("--epochs", default="1,2,3,5,8,12")
+    p.add_argument("--epochs", default="4,8,12,16")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/quality_search.jsonl")
     args = p.parse_args(argv)
-    frame, schema = sr.data.movielens_like(seed=args.seed)
-    train, test = sr.data.random_split(frame, 0.2, seed=args.seed)
-    catalog = sr.data.candidate_table(frame, schema)
+    train, test, schema, source = movielens(args.movielens, args.seed) if args.movielens else preset(args.seed)
+    catalog = sr.data.candidate_table(pd.concat([train, test], ignore_index=True), schema)
+    items = catalog["item_id"].to_numpy()
+    ks = [1, 5, 10, 100]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    print("config                 r@10  r@100 r@10x r@100x  (x: training items excluded)")
-    for name, m in baselines(train, test, catalog["item_id"].to_numpy()).items():
-        print(fmt(name, m), flush=True)
-    checkpoints = [int(e) for e in args.epochs.split(",")]
+    print(f"{source}\n{'config':<44} " + "  ".join(f"{c:>4}" for c in COLUMNS))
+    for name, baseline in (("popularity", sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id")),
+                           ("EASE (l2 500)", sr.baselines.EASE(500.0).fit(train, "user_id", "item_id"))):
+        print(fmt(name, recalls(lambda ex: baseline.evaluate_topk(test, candidate_ids=items, ks=ks, exclude=ex), train)),
+              flush=True)
     for name in args.configs.split(","):
-        kwargs, lr, batch = CONFIGS[name]
+        make, lr, batch = CONFIGS[name]
         keras.utils.set_random_seed(args.seed)
-        model = sr.TwoTowerModel(schema, **kwargs)
+        model = sr.TwoTowerModel(schema, **make(schema))
         model.compile(optimizer=keras.optimizers.Adam(lr))
         done, seconds = 0, 0.0
-        for epochs in checkpoints:
+        for epochs in [int(e) for e in args.epochs.split(",")]:
             start = time.perf_counter()
             model.fit(train, batch_size=batch, epochs=epochs, initial_epoch=done, seed=args.seed, verbose=0)
             seconds += time.perf_counter() - start
             done = epochs
-            a = model.evaluate_topk(test, catalog, ks=[10, 100])
-            b = model.evaluate_topk(test, catalog, ks=[10, 100], exclude=train)
-            m = {"recall@10": a["recall@10"], "recall@100": a["recall@100"],
-                 "recall@10 excl": b["recall@10"], "recall@100 excl": b["recall@100"]}
+            m = recalls(lambda ex: model.evaluate_topk(test, catalog, ks=ks, exclude=ex), train)
             print(fmt(f"{name} ep{epochs}", m) + f"  ({seconds:.0f} s)", flush=True)
             with out.open("a") as f:
-                f.write(json.dumps({"config": name, "epochs": epochs, "lr": lr, "batch": batch, **kwargs, **m, "train_s": seconds}, default=list) + "\n")
+                f.write(json.dumps({"data": source, "config": name, "epochs": epochs, "lr": lr, "batch": batch,
+                                    **m, "train_s": seconds}) + "\n")
 
 
 if __name__ == "__main__":

@@ -161,3 +161,23 @@ def test_loaded_model_keeps_training_with_its_frequency_estimate(tmp_path, schem
     np.testing.assert_array_equal(before, trained.output_layer.negative_samplers[0].interval.numpy())
     loaded.fit(split[1].iloc[:2048], batch_size=512, epochs=1, verbose=0)
     assert not np.array_equal(before, loaded.output_layer.negative_samplers[0].interval.numpy())
+
+
+def test_id_embedding_dim_widens_only_the_id_tables_the_schema_leaves_to_the_rule(schema):
+    def widths(model):
+        return {name: table.table.output_dim
+                for tower in (model.query_tower, model.candidate_tower)
+                for name, table in tower.inputs_block.tables.items()}
+
+    rule = widths(sr.TwoTowerModel(schema))
+    assert (rule["user_id"], rule["item_id"], rule["user_country"]) == (16, 16, 8)  # Merlin's rule
+    wide = widths(sr.TwoTowerModel(schema, id_embedding_dim=64))
+    assert (wide["user_id"], wide["item_id"]) == (64, 64)
+    assert {k: v for k, v in wide.items() if k not in ("user_id", "item_id")} == \
+           {k: v for k, v in rule.items() if k not in ("user_id", "item_id")}
+    # an embedding_dim the schema gives is the user's choice and stays
+    given = schema.excluding_by_name(["item_id"]) + sr.schema.Schema(
+        [schema["item_id"].with_properties({**schema["item_id"].properties, "embedding_dim": 24})])
+    assert widths(sr.TwoTowerModel(given, id_embedding_dim=64))["item_id"] == 24
+    # narrower than the rule: the rule wins (it is a floor)
+    assert widths(sr.TwoTowerModel(schema, id_embedding_dim=8))["user_id"] == 16
