@@ -49,7 +49,8 @@ def _train_parser(sub):
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, training.png (loss and recall@k per epoch) and serving/")
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps (default: epoch ends)")
-    p.add_argument("--no-export", action="store_true", help="skip the serving export (DIR/serving)")
+    p.add_argument("--no-export", action="store_true",
+                   help="skip the serving export (DIR/serving; it leaves each user's training items out)")
     p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
                    help="rows with NaN/inf or ids outside the schema's domain: end with an error naming the "
                         "column (default) or leave them out and report how many")
@@ -64,7 +65,8 @@ def _serving_parsers(sub):
     p.add_argument("--model", required=True, help="a `train --out` directory or an export_serving directory")
     p.add_argument("--user", required=True, help="the user id (raw when the export has the ETL's vocabulary)")
     p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
-    p.add_argument("--exclude", default="", help="comma-separated item ids to leave out (e.g. already seen)")
+    p.add_argument("--exclude", default="", help="comma-separated item ids to leave out, besides the user's "
+                   "training items that a `train --out` export leaves out itself")
     p.set_defaults(run=recommend)
     p = sub.add_parser("similar-items", help="the items nearest an item by candidate embedding")
     p.add_argument("--model", required=True, help="a `train --out` directory or an export_serving directory")
@@ -153,7 +155,10 @@ def train(args) -> dict:
         return rows
     from schemaretrieval import serving
 
-    serving.export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), users=all_data)
+    # A user asking for recommendations should not get what they already rated
+    # (a schema without a user id has no way to know).
+    seen = train_data if model.query_id_column is not None else None
+    serving.export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), users=all_data, exclude=seen)
     print(f"saved the model to {out / 'model.keras'} and its serving export to {out / 'serving'}")
     return rows
 

@@ -2,9 +2,11 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 import schemaretrieval as sr
+from schemaretrieval import serving
 from schemaretrieval.cli import main
 
 
@@ -23,6 +25,19 @@ def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path
     assert sr.load_schema(out / "schema.yaml").column_names == sr.load_schema("schemas/synthetic.yaml").column_names
     model = sr.load_model(out / "model.keras")
     assert model.candidate_id_column == "item_id"
+    # the serving export leaves out each user's training items, still k of them
+    schema = sr.load_schema("schemas/synthetic.yaml")
+    frame = sr.data.synthetic(schema, 20000, seed=0)
+    train, _ = sr.data.random_split(frame, 0.2, seed=0)  # as the CLI splits
+    assert json.loads((out / "serving" / "serving.json").read_text())["exclude_seen"] is True
+    users = train["user_id"].value_counts().index[:3].to_numpy()
+    rows = pd.read_parquet(out / "serving" / "users.parquet").set_index("user_id").loc[users].reset_index()
+    unfiltered = model.recommend(rows, k=100, candidates=sr.data.candidate_table(frame, schema))[1]
+    for user, before in zip(users, unfiltered):
+        seen = set(train.loc[train["user_id"] == user, "item_id"])
+        items = [item for item, _ in serving.recommend_from_export(out, user, 100)]
+        assert len(items) == 100 and not set(items) & seen
+        assert set(before) & seen  # what a model trained on them would otherwise recommend
 
 
 def test_help_names_every_option(capsys):

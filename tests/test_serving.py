@@ -110,6 +110,7 @@ def test_export_writes_embeddings_users_and_metadata(setup):
     assert set(pd.read_parquet(plain / "users.parquet").columns) == {"user_id", "user_age", "user_country"}
     meta = json.loads((plain / "serving.json").read_text())
     assert meta["catalog_size"] == len(catalog) and meta["k"] == K
+    assert meta["exclude_seen"] is False  # exported without exclude=
     assert {f["name"]: f["dtype"] for f in json.loads((raw / "serving.json").read_text())["features"]}["user_id"] == "string"
 
 
@@ -177,6 +178,127 @@ def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
     scores = vectors @ vectors[3]
     scores[3] = -np.inf
     assert [int(line.split()[1]) for line in printed[1:]] == catalog.item_id.to_numpy()[np.argsort(-scores)[:3]].tolist()
+
+
+# ------------------------------------------------------------------ seen items left out
+
+# Ten items; each user's training items. User 2 has seen all but two (8, 9);
+# user 5 is in the domain but has no training rows.
+SEEN = {0: [0, 1, 2], 1: [3], 2: [0, 1, 2, 3, 4, 5, 6, 7], 3: [9], 4: [4, 5]}
+SEEN_K = 4
+
+
+@pytest.fixture(scope="module")
+def seen_export(tmp_path_factory):
+    """A model fit on the SEEN table, exported with exclude_seen=True (int ids),
+    and with exclude= and vocabularies whose OOV user id is 5 (raw ids)."""
+    schema = schema_from_dict({"columns": {
+        "user_id": {"tags": ["user_id", "categorical"], "dtype": "int64", "domain": {"min": 0, "max": 5}},
+        "item_id": {"tags": ["item_id", "categorical"], "dtype": "int64", "domain": {"min": 0, "max": 9}},
+    }})
+    train = pd.DataFrame([(u, i) for u, items in SEEN.items() for i in items] * 4, columns=["user_id", "item_id"])
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
+    model.compile(optimizer="adam")
+    model.fit(train, batch_size=8, epochs=2, verbose=0)
+    root = tmp_path_factory.mktemp("seen")
+    plain = serving.export_serving(model, None, root / "plain", k=SEEN_K, exclude_seen=True)
+    vocab = {
+        "user_id": serving.Vocabulary([f"u{u}" for u in range(5)], np.arange(5), oov=5),
+        "item_id": [f"i{i}" for i in range(10)],
+    }
+    # rows under the OOV id (e.g. users below a frequency threshold) are not any one user's
+    with_oov_rows = pd.concat([train, pd.DataFrame({"user_id": [5, 5], "item_id": [0, 8]})])
+    raw = serving.export_serving(model, None, root / "raw", k=SEEN_K, workflow=vocab, exclude=with_oov_rows)
+    return model, train, plain, raw
+
+
+def test_the_saved_model_leaves_out_each_users_training_items(seen_export, tmp_path):
+    model, train, plain, raw = seen_export
+    users = np.arange(6)
+    out = without_the_library(tmp_path, f"""
+        loaded = tf.saved_model.load({str(plain)!r})
+        top = loaded.signatures["serving_default"](user_id=tf.constant(x["users"]))
+        ex = loaded.signatures["recommend"](user_id=tf.constant(x["users"]), excluded=tf.constant(x["caller"]),
+                                            k=tf.constant(2))
+        raw = tf.saved_model.load({str(raw)!r}).signatures["serving_default"](
+            user_id=tf.constant(["u0", "u1", "u2", "u3", "u4", "nobody"]))
+        out.update(ids=top["ids"].numpy(), scores=top["scores"].numpy(), ex_ids=ex["ids"].numpy(),
+                   raw_ids=raw["ids"].numpy().astype(str))
+    """, users=users, caller=np.array([[8, -1], [8, 4], [-1, -1], [9, -1], [0, 3], [5, -1]]))
+    assert out["ids"].shape == (6, SEEN_K)
+    for user, items in SEEN.items():
+        assert not set(out["ids"][user]) & set(items), user
+    # the same ranking as the library's with the training items excluded (user 2 has only 2 left)
+    known = pd.DataFrame({"user_id": [0, 1, 3, 4]})
+    scores, ids = model.recommend(known, k=SEEN_K, exclude_seen=True)
+    np.testing.assert_array_equal(out["ids"][[0, 1, 3, 4]], ids)
+    np.testing.assert_allclose(out["scores"][[0, 1, 3, 4]], scores, rtol=1e-4, atol=1e-5)
+    assert (model.recommend(known, k=SEEN_K, exclude=train.groupby("user_id").item_id.apply(list).loc[known.user_id]
+                            .tolist())[1] == ids).all()
+    # fewer than k left: the left ones best first, then filled slots (id -1, score -inf)
+    only = model.recommend({"user_id": 2}, k=2, exclude_seen=True)[1][0]
+    assert sorted(only) == [8, 9]
+    np.testing.assert_array_equal(out["ids"][2], [*only, -1, -1])
+    assert np.isneginf(out["scores"][2, 2:]).all() and np.isfinite(out["scores"][2, :2]).all()
+    with pytest.raises(ValueError, match=r"query 0 excludes 8 of the catalog's 10 items, leaving 2 \(< k\)"):
+        model.recommend({"user_id": 2}, k=SEEN_K, exclude_seen=True)  # the library refuses instead
+    # a user without training rows: the unfiltered top-k
+    np.testing.assert_array_equal(out["ids"][5], model.recommend({"user_id": 5}, k=SEEN_K)[1][0])
+    # the caller's excluded combine with the seen items
+    caller = [[8], [8, 4], [], [9], [0, 3], [5]]  # -1 pads the graph's rows
+    np.testing.assert_array_equal(out["ex_ids"], model.recommend(pd.DataFrame({"user_id": users}), k=2,
+                                                                 exclude=caller, exclude_seen=True)[1])
+    # raw ids: the same items; the OOV user has seen nothing, though the table has rows under its id
+    np.testing.assert_array_equal(out["raw_ids"][:2], np.char.add("i", out["ids"][:2].astype(str)))
+    assert list(out["raw_ids"][2]) == [f"i{i}" for i in only] + ["", ""]
+    np.testing.assert_array_equal(out["raw_ids"][5], np.char.add("i", out["ids"][5].astype(str)))
+
+
+def test_serving_json_and_recommend_from_export_with_seen_items(seen_export, capsys):
+    from schemaretrieval import cli
+
+    model, _, plain, raw = seen_export
+    meta = json.loads((plain / "serving.json").read_text())
+    assert meta["exclude_seen"] is True and meta["seen_users"] == 5
+    assert json.loads((raw / "serving.json").read_text())["seen_users"] == 5  # not the OOV id
+    want = model.recommend({"user_id": 0}, k=3, exclude_seen=True)[1][0]
+    assert [i for i, _ in serving.recommend_from_export(plain, 0, 3)] == want.tolist()
+    assert [i for i, _ in serving.recommend_from_export(raw, "u0", 3)] == [f"i{i}" for i in want]
+    # with --exclude too; user 2 has two items left and gets two, not k
+    assert cli.main(["recommend", "--model", str(plain), "--user", "0", "-k", "2", "--exclude", str(want[0])]) == 0
+    assert [int(line.split()[1]) for line in capsys.readouterr().out.splitlines()[1:]] == want[1:3].tolist()
+    assert sorted(i for i, _ in serving.recommend_from_export(plain, 2, SEEN_K)) == [8, 9]
+    assert serving.recommend_from_export(plain, 2, SEEN_K, exclude=[8, 9]) == []
+
+
+def test_seen_items_need_the_training_interactions(seen_export, tmp_path):
+    model, train, plain, _ = seen_export
+    model.save(tmp_path / "model.keras")
+    loaded = sr.load_model(tmp_path / "model.keras")  # carries no training data
+    with pytest.raises(ValueError, match=r"export_serving: exclude_seen=True needs the training interactions; this "
+                                         r"model was not fit on a table .* so pass exclude=train_interactions"):
+        serving.export_serving(loaded, None, tmp_path / "x", k=2, exclude_seen=True)
+    with pytest.raises(ValueError, match=r"recommend: exclude_seen=True needs the training interactions.* so pass "
+                                         r"exclude= the item ids to leave out for each user"):
+        loaded.recommend({"user_id": 0}, k=2, exclude_seen=True)
+    with pytest.raises(ValueError, match="export_serving: give exclude= or exclude_seen=True, not both"):
+        serving.export_serving(model, None, tmp_path / "x", k=2, exclude=train, exclude_seen=True)
+    with pytest.raises(ValueError, match=r"exclude= \(interactions: user id, item id\) needs column \['item_id'\]"):
+        serving.export_serving(loaded, None, tmp_path / "x", k=2, exclude=train[["user_id"]])
+    with pytest.raises(ValueError, match=r"exclude\['user_id'\] holds object values; .* the encoded \(integer\) user id"):
+        serving.export_serving(loaded, None, tmp_path / "x", k=2, exclude=train.assign(user_id="u" + train.user_id.astype(str)))
+    with pytest.raises(ValueError, match="recommend: exclude has 1 entries for 2 users"):
+        model.recommend({"user_id": [0, 1]}, k=2, exclude=[[0]], exclude_seen=True)
+    assert not (tmp_path / "x").exists()
+    # the graph looks seen items up by the user id: a query tower must read it
+    schema = sr.load_schema("schemas/synthetic.yaml")
+    no_id = sr.TwoTowerModelV2(sr.Encoder(schema.select_by_name(["user_age"]), sr.MLPBlock([4])),
+                               sr.Encoder(schema.select_by_name(["item_id"]), sr.MLPBlock([4])), schema=schema)
+    interactions = sr.data.synthetic(schema, 50, seed=0)
+    with pytest.raises(ValueError, match=r"exclude= matches users by 'user_id', which the query tower does not read "
+                                         r"\(it reads \['user_age'\]\)"):
+        serving.export_serving(no_id, None, tmp_path / "x", k=2, exclude=interactions)
 
 
 # ------------------------------------------------------------------ from the ETL's output
