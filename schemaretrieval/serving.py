@@ -378,8 +378,9 @@ class _Retrieval(tf.Module):
         self.item_dtype = tf.string if item_vocab is not None else tf.int64
         # What fills a slot when fewer than k items are left unexcluded.
         self.fill_id = tf.constant("" if item_vocab is not None else -1, self.item_dtype)
-        self.seen_column = None if seen is None else seen.column
-        if seen is not None:
+        # No user with seen items: nothing to look up (a lookup table cannot be empty).
+        self.seen_column = seen.column if seen is not None and len(seen.users) else None
+        if self.seen_column is not None:
             # encoded user id -> its row of a ragged [users, seen items]; any
             # other id -> the last row, empty
             self.seen_rows = tf.lookup.StaticHashTable(

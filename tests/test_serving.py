@@ -255,13 +255,17 @@ def test_the_saved_model_leaves_out_each_users_training_items(seen_export, tmp_p
     np.testing.assert_array_equal(out["raw_ids"][5], np.char.add("i", out["ids"][5].astype(str)))
 
 
-def test_serving_json_and_recommend_from_export_with_seen_items(seen_export, capsys):
+def test_serving_json_and_recommend_from_export_with_seen_items(seen_export, tmp_path, capsys):
     from schemaretrieval import cli
 
     model, _, plain, raw = seen_export
     meta = json.loads((plain / "serving.json").read_text())
     assert meta["exclude_seen"] is True and meta["seen_users"] == 5
     assert json.loads((raw / "serving.json").read_text())["seen_users"] == 5  # not the OOV id
+    only_oov = serving.export_serving(model, None, tmp_path / "only-oov", k=2, exclude=pd.DataFrame(
+        {"user_id": [5], "item_id": [0]}), workflow={"user_id": serving.Vocabulary(["u0"], [0], oov=5)})
+    assert json.loads((only_oov / "serving.json").read_text())["seen_users"] == 0
+    assert len(serving.recommend_from_export(only_oov, "u0", 2)) == 2
     want = model.recommend({"user_id": 0}, k=3, exclude_seen=True)[1][0]
     assert [i for i, _ in serving.recommend_from_export(plain, 0, 3)] == want.tolist()
     assert [i for i, _ in serving.recommend_from_export(raw, "u0", 3)] == [f"i{i}" for i in want]
