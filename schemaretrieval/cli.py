@@ -140,11 +140,17 @@ def train(args) -> dict:
     plot_training(out / "training.csv", out / "training.png", f"{source}, {len(train_data):,} training rows")
 
     item_id = model.candidate_id_column
-    popularity = sr.baselines.Popularity().fit(train_data, item_id)
+    popularity = sr.baselines.Popularity().fit(train_data, item_id, user_id_col=model.query_id_column)
+    candidate_ids = catalog[item_id].to_numpy()
     rows = {
         "two-tower": model.evaluate_topk(test_data, catalog, ks=ks),
-        "popularity": popularity.evaluate_topk(test_data, candidate_ids=catalog[item_id].to_numpy(), ks=ks),
+        "popularity": popularity.evaluate_topk(test_data, candidate_ids=candidate_ids, ks=ks),
     }
+    if model.query_id_column is not None:
+        # What serving returns (train --out exports with seen items excluded).
+        rows["two-tower, seen excluded"] = model.evaluate_topk(test_data, catalog, ks=ks, exclude=train_data)
+        rows["popularity, seen excluded"] = popularity.evaluate_topk(
+            test_data, candidate_ids=candidate_ids, ks=ks, exclude=train_data)
     print(format_table(rows, [f"recall@{k}" for k in ks]))
 
     model.save(out / "model.keras")

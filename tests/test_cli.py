@@ -15,11 +15,13 @@ def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path
     main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "20000", "--epochs", "3",
           "--batch-size", "512", "--learning-rate", "0.003", "--out", str(out)])
     printed = capsys.readouterr().out
-    header, model_row, popularity_row = [line for line in printed.splitlines() if "recall@" in line or line.startswith(("two-tower", "popularity"))][-3:]
+    header, *table = [line for line in printed.splitlines() if "recall@" in line or line.startswith(("two-tower", "popularity"))][-5:]
     assert header.split() == ["recall@10", "recall@100"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"two-tower", "popularity"}
-    assert model_row.split()[1] == f"{metrics['two-tower']['recall@10']:.4f}"
+    names = ["two-tower", "popularity", "two-tower, seen excluded", "popularity, seen excluded"]
+    assert list(metrics) == names
+    for name, line in zip(names, table):  # the printed table is metrics.json's
+        assert line.startswith(name) and line.split()[-2:] == [f"{metrics[name]['recall@10']:.4f}", f"{metrics[name]['recall@100']:.4f}"]
     assert metrics["two-tower"]["recall@10"] > metrics["popularity"]["recall@10"]
     assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # loss and recall@k per epoch
     assert sr.load_schema(out / "schema.yaml").column_names == sr.load_schema("schemas/synthetic.yaml").column_names
@@ -28,7 +30,9 @@ def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path
     # the serving export leaves out each user's training items, still k of them
     schema = sr.load_schema("schemas/synthetic.yaml")
     frame = sr.data.synthetic(schema, 20000, seed=0)
-    train, _ = sr.data.random_split(frame, 0.2, seed=0)  # as the CLI splits
+    train, test = sr.data.random_split(frame, 0.2, seed=0)  # as the CLI splits
+    excluded = model.evaluate_topk(test, sr.data.candidate_table(frame, schema), ks=[10, 100], exclude=train)
+    assert metrics["two-tower, seen excluded"]["recall@10"] == pytest.approx(excluded["recall@10"])
     assert json.loads((out / "serving" / "serving.json").read_text())["exclude_seen"] is True
     users = train["user_id"].value_counts().index[:3].to_numpy()
     rows = pd.read_parquet(out / "serving" / "users.parquet").set_index("user_id").loc[users].reset_index()
