@@ -33,6 +33,7 @@ from schemaretrieval.samplers import (  # noqa: E402
 )
 from schemaretrieval.schema import SchemaError, load_schema, save_schema  # noqa: E402
 from schemaretrieval.saving import load_model  # noqa: E402
+from schemaretrieval import training  # noqa: E402  (the docs' sr.training.fit)
 
 __all__ = [
     "Tags",
@@ -61,4 +62,5 @@ __all__ = [
     "load_schema",
     "save_schema",
     "load_model",
+    "training",
 ]
