@@ -17,6 +17,9 @@ resume where it stopped:
   row per epoch, with full-catalog recall@k on validation data.
 * **bad rows** (`drop_bad_rows`): rows with non-finite values or ids outside
   the schema's domain are counted and left out instead of ending the run.
+* **early stopping** (`EarlyStopping`): a validation split cut from the
+  training data decides when to stop and which epoch's weights to keep;
+  `validation_data` (the test data) never does.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from schemaretrieval import evaluation
 from schemaretrieval.data import tables
+from schemaretrieval.data.splits import random_split
 
 __all__ = [
     "set_seed",
@@ -40,6 +45,7 @@ __all__ = [
     "Checkpointer",
     "CheckpointCallback",
     "TopKCallback",
+    "EarlyStopping",
     "drop_bad_rows",
     "fit",
 ]
@@ -107,6 +113,10 @@ class Checkpointer:
     and `latest.json` names the newest with its data position
     `{"epoch", "step", "global_step"}` and the run's `meta` (batch size,
     seed, rows) that must match to resume. The last `keep` are kept.
+
+    `save(..., state=(info, arrays))` keeps more of the run in the same
+    checkpoint (fit's early stopping: its JSON-able counters and the best
+    epoch's weights); `restore` hands it back as `info["state"]`.
     """
 
     def __init__(self, directory, keep: int = 2):
@@ -119,15 +129,18 @@ class Checkpointer:
             return None
         return json.loads(path.read_text())
 
-    def save(self, model, epoch: int, step: int, global_step: int, meta: dict | None = None) -> Path:
+    def save(self, model, epoch: int, step: int, global_step: int, meta: dict | None = None,
+             state: tuple[dict, list] | None = None) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         variables = _state_variables(model)
+        state_info, state_arrays = state if state is not None else (None, [])
         name = f"ckpt-{global_step:09d}.npz"
         tmp = self.directory / f".{name}.tmp"
         with open(tmp, "wb") as handle:
             np.savez(
                 handle,
                 **{f"v{i}": np.asarray(keras.ops.convert_to_numpy(v.value)) for i, v in enumerate(variables)},
+                **{f"s{i}": np.asarray(a) for i, a in enumerate(state_arrays)},
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -140,6 +153,8 @@ class Checkpointer:
             "paths": [v.path for v in variables],
             "shapes": [[int(d) for d in v.shape] for v in variables],
             "meta": meta or {},
+            "state": state_info,
+            "state_arrays": len(state_arrays),
         }
         tmp = self.directory / f".{LATEST}.tmp"
         tmp.write_text(json.dumps(info, indent=1))
@@ -151,7 +166,8 @@ class Checkpointer:
     def restore(self, model, meta: dict | None = None) -> dict | None:
         """Loads the newest checkpoint into `model` (built, optimizer built);
         returns its info, or None when there is none. A checkpoint of
-        another run (different variables or `meta`) is an error."""
+        another run (different variables or `meta`) is an error. The `state`
+        saved with it is `info["state"]`, `(info, arrays)` or None."""
         info = self.latest()
         if info is None:
             return None
@@ -175,13 +191,17 @@ class Checkpointer:
                 if tuple(value.shape) != tuple(v.shape):
                     raise ValueError(f"checkpoint {self.directory}: variable {v.path} has shape {value.shape}, expected {v.shape}")
                 v.assign(value)
+            arrays = [saved[f"s{i}"] for i in range(info.get("state_arrays", 0))]
+        info["state"] = (info["state"], arrays) if info.get("state") is not None else None
         return info
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Saves every `every` steps (when given) and at the end of each epoch."""
+    """Saves every `every` steps (when given) and at the end of each epoch,
+    with `state()` (when given) as the checkpoint's `state`."""
 
-    def __init__(self, checkpointer: Checkpointer, epoch: int, first_step: int, steps_per_epoch: int, every=None, meta=None):
+    def __init__(self, checkpointer: Checkpointer, epoch: int, first_step: int, steps_per_epoch: int, every=None, meta=None,
+                 state=None):
         super().__init__()
         self.checkpointer = checkpointer
         self.epoch = epoch
@@ -189,15 +209,16 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.every = every
         self.meta = meta
+        self.state = state or (lambda: None)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.first_step + batch + 1
         global_step = self.epoch * self.steps_per_epoch + step
         if self.every and global_step % self.every == 0 and step < self.steps_per_epoch:
-            self.checkpointer.save(self.model, self.epoch, step, global_step, self.meta)
+            self.checkpointer.save(self.model, self.epoch, step, global_step, self.meta, self.state())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.checkpointer.save(self.model, epoch + 1, 0, (epoch + 1) * self.steps_per_epoch, self.meta)
+        self.checkpointer.save(self.model, epoch + 1, 0, (epoch + 1) * self.steps_per_epoch, self.meta, self.state())
 
 
 # --------------------------------------------------------------------------
@@ -214,22 +235,28 @@ class TopKCallback(keras.callbacks.Callback):
         candidates: the catalog (see `TwoTowerModelV2.catalog`).
         ks: cut-offs.
         metrics: which of evaluate_topk's metrics to log.
+        exclude: interactions whose items are left out of the same user's
+            ranking (`evaluate_topk(exclude=)`), e.g. the training rows.
+        prefix: put before each metric's name in the logs.
     """
 
-    def __init__(self, data, candidates=None, ks: Sequence[int] = (10, 100), metrics: Sequence[str] = ("recall",)):
+    def __init__(self, data, candidates=None, ks: Sequence[int] = (10, 100), metrics: Sequence[str] = ("recall",),
+                 exclude=None, prefix: str = "val_"):
         super().__init__()
         self.data = data
         self.candidates = candidates
         self.ks = list(ks)
         self.metrics = tuple(metrics)
+        self.exclude = exclude
+        self.prefix = prefix
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        results = self.model.evaluate_topk(self.data, self.candidates, ks=self.ks)
+        results = self.model.evaluate_topk(self.data, self.candidates, ks=self.ks, exclude=self.exclude)
         for key, value in results.items():
             if key.split("@")[0] in self.metrics:
-                logs[f"val_{key}"] = float(value)
+                logs[f"{self.prefix}{key}"] = float(value)
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
@@ -246,6 +273,182 @@ def _trim_csv(path: Path, epochs_done: int):
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
     with open(path, "w", newline="") as handle:
         csv.writer(handle).writerows(kept)
+
+
+# --------------------------------------------------------------------------
+# Early stopping
+# --------------------------------------------------------------------------
+
+# The names evaluate_topk reports, "recall" of "recall@10", ...
+RANKING_METRICS = tuple(dict.fromkeys(key.split("@")[0] for key in evaluation.metrics_from_ranks([0.0], ks=(1,))))
+EARLY_STOPPING_PREFIX = "early_stopping_"
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping of `fit` on a validation split cut from its training data.
+
+    `fit(model, data, epochs=E, early_stopping=EarlyStopping(...))` moves a
+    random `validation_fraction` of `data`'s rows (per interaction, as
+    `sr.data.random_split` with `seed`) to a validation split and trains on the
+    rest. After each epoch it ranks the whole catalog for the split's rows,
+    with each user's remaining training items excluded (`exclude_seen`), and
+    logs `monitor` as `early_stopping_<monitor>` (history, CSV, TensorBoard)
+    with one printed line. It is Keras's `EarlyStopping` (`mode="max"`), kept
+    across fit's one-epoch `model.fit` calls: training ends once the monitor
+    has not improved by more than `min_delta` for `patience` epochs, so
+    `epochs` is the maximum, and with `restore_best_weights` the best
+    epoch's weights come back at the end (every model weight, the samplers'
+    state included; the optimizer keeps its last state). `validation_data`,
+    the test data, is never looked at.
+
+    Cold rows: a split row whose user or item does not occur in the rest
+    would score an embedding that training never updates, so it goes back
+    to the training rows; the split holds only users and items the model
+    trains on and can be smaller than `validation_fraction` asks (much
+    smaller when most users have one or two rows).
+
+    After `fit`: `best_epoch` (0-based, the CSV's `epoch`), `best` (its
+    value), `stopped_epoch` (0 when it ran to `epochs`), `wait`. With
+    `checkpoint_dir` this state is saved in every checkpoint, so a resumed
+    run stops where an uninterrupted one would, and a stopped run stays
+    stopped.
+
+    Args:
+        validation_fraction: the share of rows cut out, in (0, 1).
+        monitor: `"<metric>@<k>"`, metric one of recall, ndcg, mrr,
+            precision, map (higher is better).
+        patience: epochs without improvement before stopping, >= 0.
+        min_delta: the smallest rise that counts as an improvement, >= 0.
+        exclude_seen: leave each user's training items out of their
+            ranking, as `evaluate_topk(exclude=train)`.
+        restore_best_weights: end with the best epoch's weights.
+        seed: the split's seed.
+        verbose: 0 prints nothing, 1 a line per epoch and Keras's messages.
+
+    Example:
+        >>> import keras, schemaretrieval as sr
+        >>> schema = sr.load_schema("schemas/synthetic.yaml")
+        >>> data = sr.data.synthetic(schema, 1000, seed=0)
+        >>> model = sr.TwoTowerModel(schema)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        >>> stop = sr.training.EarlyStopping(0.1, "recall@10", patience=1, verbose=0)
+        >>> history = sr.training.fit(model, data, epochs=20, batch_size=128, verbose=0, early_stopping=stop,
+        ...                           candidates=sr.data.candidate_table(data, schema))
+        >>> len(history["early_stopping_recall@10"]) <= 20, history["best_epoch"] == stop.best_epoch
+        (True, True)
+    """
+
+    def __init__(
+        self,
+        validation_fraction: float = 0.1,
+        monitor: str = "recall@10",
+        patience: int = 2,
+        min_delta: float = 0.0,
+        exclude_seen: bool = True,
+        restore_best_weights: bool = True,
+        seed: int = 0,
+        verbose: int = 1,
+    ):
+        if not isinstance(validation_fraction, (int, float)) or not 0.0 < validation_fraction < 1.0:
+            raise ValueError(f"EarlyStopping: validation_fraction must be in (0, 1), got {validation_fraction!r}")
+        metric, _, k = str(monitor).partition("@")
+        if metric not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+            raise ValueError(
+                f"EarlyStopping: monitor must be '<metric>@<k>' with metric one of {', '.join(RANKING_METRICS)} "
+                f"and k >= 1 (e.g. 'recall@10'), got {monitor!r}"
+            )
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
+        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}")
+        super().__init__(
+            monitor=EARLY_STOPPING_PREFIX + monitor, mode="max", patience=patience, min_delta=min_delta,
+            verbose=verbose, restore_best_weights=restore_best_weights,
+        )
+        self.validation_fraction = float(validation_fraction)
+        self.metric, self.k = metric, int(k)
+        self.exclude_seen = bool(exclude_seen)
+        self.seed = int(seed)
+        super().on_train_begin()  # the state before any epoch: best None, wait 0
+
+    def config(self) -> dict:
+        """What a checkpoint's run must share to be resumed with this one."""
+        return {
+            "validation_fraction": self.validation_fraction, "monitor": f"{self.metric}@{self.k}",
+            "patience": self.patience, "min_delta": self.min_delta, "exclude_seen": self.exclude_seen,
+            "restore_best_weights": self.restore_best_weights, "seed": self.seed,
+        }
+
+    def split(self, data, model) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(training rows, validation split) of `data`, rows in their order;
+        together they are `data`. Cold rows stay in training (see above)."""
+        frame = tables.as_frame(data, "EarlyStopping.split").reset_index(drop=True)
+        user, item = model.query_id_column, model.candidate_id_column
+        if self.exclude_seen and user is None:
+            raise ValueError(
+                "EarlyStopping: exclude_seen=True needs a column tagged user_id to know each user's training "
+                "items; the schema has none, so pass exclude_seen=False"
+            )
+        rows = pd.DataFrame({"row": np.arange(len(frame))})
+        held = np.zeros(len(frame), dtype=bool)
+        held[random_split(rows, self.validation_fraction, self.seed)[1]["row"].to_numpy()] = True
+        rest = frame[~held]
+        cold = ~frame[item].isin(rest[item]).to_numpy()
+        if user is not None:
+            cold |= ~frame[user].isin(rest[user]).to_numpy()
+        held &= ~cold
+        if not held.any():
+            raise ValueError(
+                f"EarlyStopping: the validation split of {len(frame)} rows is empty (validation_fraction="
+                f"{self.validation_fraction}; its rows' users or items occur nowhere else); give more data or "
+                "a larger validation_fraction"
+            )
+        return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+
+    def callbacks(self, validation, train, candidates) -> list[keras.callbacks.Callback]:
+        """The monitor's `TopKCallback`, then this."""
+        return [
+            TopKCallback(validation, candidates, [self.k], [self.metric], exclude=train if self.exclude_seen else None,
+                         prefix=EARLY_STOPPING_PREFIX),
+            self,
+        ]
+
+    # fit calls model.fit once per epoch: Keras's per-call reset and
+    # restore happen once per run instead (start / finish).
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def start(self, model):
+        """Before a run's first epoch (a resumed run then sets its state)."""
+        self.set_model(model)  # a stopped run that is resumed runs no epoch to be given it
+        super().on_train_begin()
+
+    def finish(self):
+        """After a run's last epoch: the best weights back."""
+        super().on_train_end()
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        value = (logs or {}).get(self.monitor)
+        if self.verbose and value is not None:
+            status = "stopping" if self.model.stop_training else f"{self.wait} of {self.patience} epochs without improvement"
+            print(f"epoch {epoch + 1}: validation split {self.metric}@{self.k} {value:.4f}, best {self.best:.4f} "
+                  f"at epoch {self.best_epoch + 1}; {status}")
+
+    def state(self) -> tuple[dict, list]:
+        """(counters, best weights): what a checkpoint keeps of this run."""
+        counters = {"best": None if self.best is None else float(self.best), "best_epoch": int(self.best_epoch),
+                    "wait": int(self.wait), "stopped_epoch": int(self.stopped_epoch)}
+        return counters, [np.asarray(w) for w in (self.best_weights or [])]
+
+    def set_state(self, state: tuple[dict, list]):
+        counters, weights = state
+        self.best, self.best_epoch = counters["best"], counters["best_epoch"]
+        self.wait, self.stopped_epoch = counters["wait"], counters["stopped_epoch"]
+        self.best_weights = list(weights) or None
 
 
 # --------------------------------------------------------------------------
@@ -324,6 +527,7 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     shuffle: bool = True,
     verbose="auto",
+    early_stopping: EarlyStopping | None = None,
 ) -> dict[str, list]:
     """Trains `model` (compiled) on a table for `epochs`, resumably.
 
@@ -340,16 +544,32 @@ def fit(
         log_dir: TensorBoard logs.
         csv_path: a CSV row of metrics per epoch.
         callbacks: more Keras callbacks.
+        early_stopping: an `EarlyStopping`: train on `data` less a
+            validation split cut from it, stop when the split's metric stops
+            improving (`epochs` is then the maximum) and keep the best
+            epoch's weights. `candidates` is the catalog it ranks.
 
     Returns:
-        The history of the epochs run in this call, {metric: [per epoch]}.
+        The history of the epochs run in this call, {metric: [per epoch]};
+        with early stopping also `early_stopping_<monitor>` per epoch and
+        `best_epoch` (an int, 0-based).
     """
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(
+            f"fit: early_stopping must be a schemaretrieval.training.EarlyStopping or None, got "
+            f"{type(early_stopping).__name__}"
+        )
     source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "<DataFrame>"
     frame = tables.as_frame(data, "fit")
+    seen = frame
+    if early_stopping is not None:
+        frame, held_out = early_stopping.split(frame, model)
+        tables.to_arrays(held_out, model.schema, source=f"{source} (early stopping's validation split)")
+        catalog = model.catalog(candidates)  # fails now, not after the first epoch, without one
+    # The samplers' catalog and item counts come from the rows trained on.
     frame = model._hand_over_catalog(frame)
-    model._remember_seen(frame)
     arrays = tables.to_arrays(frame, model.schema, source=source)
     rows = len(next(iter(arrays.values())))
     steps = -(-rows // batch_size)
@@ -363,13 +583,20 @@ def fit(
         raise ValueError("fit: compile the model first (model.compile(optimizer=...))")
     model.optimizer.build(model.trainable_variables)
 
-    meta = {"batch_size": int(batch_size), "seed": int(seed), "rows": int(rows), "shuffle": bool(shuffle)}
+    # early_stopping first: other early stopping also means other rows, and
+    # restore names the first key that differs.
+    meta = {"early_stopping": early_stopping.config() if early_stopping is not None else None,
+            "batch_size": int(batch_size), "seed": int(seed), "rows": int(rows), "shuffle": bool(shuffle)}
     checkpointer = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
     epoch, step = 0, 0
+    if early_stopping is not None:
+        early_stopping.start(model)
     if checkpointer is not None:
         info = checkpointer.restore(model, meta)
         if info is not None:
             epoch, step = info["epoch"], info["step"]
+            if early_stopping is not None and info["state"] is not None:
+                early_stopping.set_state(info["state"])
             if verbose:
                 print(f"resuming from {checkpoint_dir}: epoch {epoch + 1}, step {step} of {steps}")
     if csv_path is not None:
@@ -380,10 +607,13 @@ def fit(
             _trim_csv(csv_path, epoch)
 
     history: dict[str, list] = {}
-    while epoch < epochs:
+    while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
         cbs = []
         if validation_data is not None:
             cbs.append(TopKCallback(validation_data, candidates, ks))
+        if early_stopping is not None:
+            # before the checkpoint, which saves the epoch's verdict with it
+            cbs.extend(early_stopping.callbacks(held_out, frame, catalog))
         cbs.extend(callbacks)
         if log_dir is not None:
             cbs.append(keras.callbacks.TensorBoard(log_dir=os.fspath(log_dir)))
@@ -391,7 +621,8 @@ def fit(
             csv_path.parent.mkdir(parents=True, exist_ok=True)
             cbs.append(keras.callbacks.CSVLogger(os.fspath(csv_path), append=True))
         if checkpointer is not None:
-            cbs.append(CheckpointCallback(checkpointer, epoch, step, steps, checkpoint_every, meta))
+            cbs.append(CheckpointCallback(checkpointer, epoch, step, steps, checkpoint_every, meta,
+                                          early_stopping.state if early_stopping is not None else None))
         dataset = epoch_dataset(arrays, batch_size, seed, epoch, skip=step, shuffle=shuffle)
         result = model.fit(
             dataset, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation, callbacks=cbs, verbose=verbose
@@ -399,4 +630,11 @@ def fit(
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
         epoch, step = epoch + 1, 0
+    # Each epoch's model.fit on a tf.data dataset forgets the table; all of
+    # data, the split included, is what evaluate_topk(exclude_seen=True)
+    # leaves out of a later ranking.
+    model._remember_seen(seen)
+    if early_stopping is not None:
+        early_stopping.finish()  # the best epoch's weights back
+        history["best_epoch"] = int(early_stopping.best_epoch)
     return history
