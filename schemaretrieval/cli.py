@@ -45,6 +45,12 @@ def _train_parser(sub):
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"default {DEFAULT_BATCH_SIZE} (docs/quality.md)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop when recall@K (K = the first of --ks), with seen items excluded, on a validation split "
+                        "cut from the training data has not risen for PATIENCE epochs, and keep the best epoch; "
+                        "--epochs is then the maximum (docs/training.md)")
+    p.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="with --early-stopping: the share of training rows in its validation split (default 0.1)")
     p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, training.png (loss and recall@k per epoch) and serving/")
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
@@ -131,9 +137,14 @@ def train(args) -> dict:
     catalog = sr.data.candidate_table(all_data, schema)
     model = sr.TwoTowerModel(schema)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    early_stopping = None
+    if args.early_stopping is not None:
+        early_stopping = training.EarlyStopping(validation_fraction=args.validation_fraction, monitor=f"recall@{ks[0]}",
+                                                patience=args.early_stopping, seed=args.seed)
     training.fit(model, train_data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                  validation_data=test_data, candidates=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir,
-                 checkpoint_every=args.checkpoint_every, log_dir=out / "logs", csv_path=out / "training.csv")
+                 checkpoint_every=args.checkpoint_every, log_dir=out / "logs", csv_path=out / "training.csv",
+                 early_stopping=early_stopping)
     from schemaretrieval.plots import plot_training
 
     # loss and held-out recall@k per epoch, from the CSV log (resumed epochs included)

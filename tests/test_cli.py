@@ -69,3 +69,16 @@ def test_data_and_synthetic_are_exclusive(capsys):
         main(["train", "--schema", "schemas/synthetic.yaml", "--data", "x.parquet", "--synthetic", "10", "--out", "o"])
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_train_with_early_stopping_watches_a_split_of_the_training_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "4000", "--epochs", "20", "--batch-size", "256",
+          "--learning-rate", "0.01", "--early-stopping", "1", "--validation-fraction", "0.2", "--ks", "10,100",
+          "--no-export", "--out", str(out)])
+    log = pd.read_csv(out / "training.csv")
+    watched = log["early_stopping_recall@10"].to_numpy()
+    # patience 1: the run ends one epoch after its best, well before --epochs
+    assert len(log) == int(watched.argmax()) + 2 < 20
+    assert "stopping" in capsys.readouterr().out
+    assert "val_recall@10" in log  # the test data is logged, not watched
