@@ -370,8 +370,9 @@ class TwoTowerModelV2(keras.Model):
         if self.query_id_column is None:
             raise ValueError(f"{caller}: exclude= needs a column tagged user_id to match queries to users")
         exclude = tables.as_frame(exclude, f"{caller}: exclude")
+        # An empty table is a valid "exclude nothing".
         tables._require_columns(exclude, [self.query_id_column, self.candidate_id_column], caller,
-                                "exclude= (interactions: user id, item id)")
+                                "exclude= (interactions: user id, item id)", allow_empty=True)
         return exclude
 
     def _exclusions(self, data, exclude, candidate_ids, caller="evaluate_topk"):

@@ -617,14 +617,14 @@ def _frame_from(data, what):
     raise TypeError(f"{what} expects a DataFrame or a path, got {type(data).__name__}")
 
 
-def _require_columns(frame, names, source, what):
+def _require_columns(frame, names, source, what, allow_empty=False):
     missing = [name for name in names if name not in frame.columns]
     if missing:
         raise ValueError(
             f"{source}: {what} needs column{'s' if len(missing) > 1 else ''} {missing}; "
             f"the data has columns {list(frame.columns)}"
         )
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise ValueError(f"{source}: the data is empty (zero rows)")
 
 
