@@ -10,8 +10,8 @@ benchmarks/quality.py takes it.
 
 Round 1 (preset) varied the first defaults (in-batch negatives with logQ,
 temperature 0.1, batch 1024, Merlin's embedding widths); round 2 (real
-MovieLens-100K) varied round 1's result: dropout, towers, the negatives
-and the id embedding width.
+MovieLens-100K) varied round 1's result: dropout on the query input,
+towers, the negatives and the id embedding width.
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16]
 
@@ -40,19 +40,22 @@ from quality import movielens, preset  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
 
 
+# Round 1's towers: ids at Merlin's width (16 for 1k-5k ids), no dropout.
+ROUND1 = {"id_embedding_dim": None, "query_input_dropout": 0.0}
+
+
 def in_batch(schema, **kwargs):
-    """The first defaults' negatives: in-batch, with the streaming frequency estimate."""
-    return {"negative_samplers": sr.InBatchSampler(num_items=cardinality(schema["item_id"])), **kwargs}
+    """The defaults' negatives: in-batch, with the streaming frequency estimate."""
+    return {"negative_samplers": sr.InBatchSampler(num_items=cardinality(schema["item_id"])), **ROUND1, **kwargs}
 
 
 def full_catalog(schema, **kwargs):
     """Every item of the catalog at every step."""
-    return {"negative_samplers": sr.UniformSampler(num_samples=cardinality(schema["item_id"])), **kwargs}
+    return {"negative_samplers": sr.UniformSampler(num_samples=cardinality(schema["item_id"])), **ROUND1, **kwargs}
 
 
 def round1(**kwargs):
-    # ids at Merlin's width (16 for 1k-5k ids)
-    return lambda schema: in_batch(schema, id_embedding_dim=None, **kwargs)
+    return lambda schema: in_batch(schema, **kwargs)
 
 
 # name -> (schema -> TwoTowerModel kwargs, learning rate, batch size)
@@ -72,7 +75,8 @@ CONFIGS = {
     "batch128": (round1(logits_temperature=0.1), 1e-3, 128),
     "batch128-temp0.2": (round1(logits_temperature=0.2), 1e-3, 128),
     # round 2, on real MovieLens-100K, from round 1's result (batch128-temp0.2)
-    "r1-dropout0.2": (round1(dropout=0.2), 1e-3, 128),
+    "r1-query-dropout0.3": (round1(query_input_dropout=0.3), 1e-3, 128),
+    "r1-query-dropout0.5": (round1(query_input_dropout=0.5), 1e-3, 128),
     "r1-temp0.1": (round1(logits_temperature=0.1), 1e-3, 128),
     "r1-batch256": (round1(), 1e-3, 256),
     "r1-towers128": (round1(query_units=(128,), candidate_units=(128,)), 1e-3, 128),
@@ -80,14 +84,18 @@ CONFIGS = {
     "r1-ids32": (lambda s: in_batch(s, id_embedding_dim=32), 1e-3, 128),
     "r1-ids64": (lambda s: in_batch(s, id_embedding_dim=64), 1e-3, 128),
     "r1-mixed": (lambda s: {"negative_samplers": [sr.InBatchSampler(num_items=cardinality(s["item_id"])),
-                                                  sr.UniformSampler(num_samples=256)], "id_embedding_dim": None},
+                                                  sr.UniformSampler(num_samples=256)], **ROUND1},
                  1e-3, 128),
-    "full-catalog-ids16": (lambda s: full_catalog(s, id_embedding_dim=None), 1e-3, 128),
-    "full-catalog-ids16-temp0.1": (lambda s: full_catalog(s, id_embedding_dim=None, logits_temperature=0.1), 1e-3, 128),
-    # the recipe for seen-excluded retrieval on a small catalog (docs/quality.md)
+    "full-catalog-ids16": (lambda s: full_catalog(s), 1e-3, 128),
+    "full-catalog-ids16-temp0.1": (lambda s: full_catalog(s, logits_temperature=0.1), 1e-3, 128),
+    "full-catalog-ids16-query-dropout0.5": (lambda s: full_catalog(s, query_input_dropout=0.5), 1e-3, 128),
     "full-catalog-ids64": (lambda s: full_catalog(s, id_embedding_dim=64), 1e-3, 128),
     "full-catalog-ids64-batch256": (lambda s: full_catalog(s, id_embedding_dim=64), 1e-3, 256),
     "full-catalog-ids64-batch512-lr2e-3": (lambda s: full_catalog(s, id_embedding_dim=64), 2e-3, 512),
+    "ids64-query-dropout0.5": (lambda s: in_batch(s, id_embedding_dim=64, query_input_dropout=0.5), 1e-3, 128),
+    # the recipe for seen-excluded retrieval on a small catalog (docs/quality.md)
+    "full-catalog-ids64-query-dropout0.5": (lambda s: full_catalog(s, id_embedding_dim=64, query_input_dropout=0.5),
+                                            1e-3, 128),
     "defaults": (lambda s: {}, 1e-3, None),
 }
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")

@@ -30,7 +30,9 @@ arrays = tables.to_arrays(frame, schema)
 
 def build():
     keras.utils.set_random_seed(0)
-    model = sr.TwoTowerModel(schema, query_units=(16,), candidate_units=(16,), logits_temperature=0.2)
+    # No dropout: its masks are drawn per replica, so they could not match one device's.
+    model = sr.TwoTowerModel(schema, query_units=(16,), candidate_units=(16,), logits_temperature=0.2,
+                             query_input_dropout=0.0)
     model.compile(optimizer=keras.optimizers.SGD(0.5))
     model.build()
     return model

@@ -169,8 +169,9 @@ def test_id_embedding_dim_widens_only_the_id_tables_the_schema_leaves_to_the_rul
                 for tower in (model.query_tower, model.candidate_tower)
                 for name, table in tower.inputs_block.tables.items()}
 
-    rule = widths(sr.TwoTowerModel(schema))
+    rule = widths(sr.TwoTowerModel(schema, id_embedding_dim=None))
     assert (rule["user_id"], rule["item_id"], rule["user_country"]) == (16, 16, 8)  # Merlin's rule
+    assert widths(sr.TwoTowerModel(schema))["user_id"] == 64  # the default floor
     wide = widths(sr.TwoTowerModel(schema, id_embedding_dim=64))
     assert (wide["user_id"], wide["item_id"]) == (64, 64)
     assert {k: v for k, v in wide.items() if k not in ("user_id", "item_id")} == \
@@ -181,3 +182,24 @@ def test_id_embedding_dim_widens_only_the_id_tables_the_schema_leaves_to_the_rul
     assert widths(sr.TwoTowerModel(given, id_embedding_dim=64))["item_id"] == 24
     # narrower than the rule: the rule wins (it is a floor)
     assert widths(sr.TwoTowerModel(schema, id_embedding_dim=8))["user_id"] == 16
+
+
+def test_query_input_dropout_drops_in_training_only_and_bad_dropouts_are_named(schema, split):
+    _, train, _ = split
+    batch = {k: v[:64] for k, v in sr.data.tables.to_arrays(train, schema).items()}
+    model = sr.TwoTowerModel(schema)  # the default: half the query input dropped in training
+    assert [type(b).__name__ for b in model.query_tower.blocks][:2] == ["Dropout", "MLPBlock"]
+    assert model.query_tower.blocks[0].rate == 0.5
+    assert "Dropout" not in [type(b).__name__ for b in model.candidate_tower.blocks]
+    served = [np.asarray(model.query_tower(batch, training=False)) for _ in range(2)]
+    np.testing.assert_array_equal(*served)
+    trained = [np.asarray(model.query_tower(batch, training=True)) for _ in range(2)]
+    assert not np.allclose(*trained)
+    assert "Dropout" not in [type(b).__name__ for b in sr.TwoTowerModel(schema, query_input_dropout=0.0).query_tower.blocks]
+    with pytest.raises(ValueError, match=r"query_input_dropout must be in \[0, 1\), got 1.0"):
+        sr.TwoTowerModel(schema, query_input_dropout=1.0)
+    # between-layer dropout with one-layer towers would do nothing: an error, not a silent no-op
+    with pytest.raises(ValueError, match=r"dropout=0.2 applies between a tower's dense layers.*query_units=\(64,\)"):
+        sr.TwoTowerModel(schema, dropout=0.2)
+    deep = sr.TwoTowerModel(schema, dropout=0.2, query_units=(32, 16), candidate_units=(32, 16))
+    assert any(type(layer).__name__ == "Dropout" for layer in deep.candidate_tower.blocks[0].layers)

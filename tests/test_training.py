@@ -72,8 +72,11 @@ def test_a_run_killed_mid_epoch_resumes_and_ends_like_an_uninterrupted_one(runs)
     b = sr.load_model(runs["root"] / "b" / "model.keras")
     assert len(a.variables) == len(b.variables)
     # Tolerance 1e-6 absolute; on CPU with op determinism the runs agree bit for bit.
+    # A .keras file does not keep the dropout's seed generator (each load draws
+    # a new one); the checkpoint does, and the weights show that it resumed.
     for x, y in zip(a.variables, b.variables):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-6, err_msg=x.path)
+        if "seed_generator" not in x.path:
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-6, err_msg=x.path)
     # The sampler's streaming frequency estimate resumed too (it is a weight).
     assert any("in_batch_sampler" in v.path for v in a.variables)
 
