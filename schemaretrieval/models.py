@@ -280,8 +280,17 @@ class TwoTowerModelV2(keras.Model):
         """Runs one tower over a table (DataFrame, path or dict of arrays)."""
         schema = self.schema.select_by_name(tower.column_names)
         dataset = tables.to_tf_dataset(data, schema, batch_size, shuffle=False)
-        run = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
+        run = self._inference_function(tower)
         return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in dataset], axis=0)
+
+    def _inference_function(self, tower):
+        # One traced function per tower for the model's life: a new one per
+        # call retraced (and warned) at every per-epoch evaluation. Kept out
+        # of Keras's attribute tracking, which would wrap the dict.
+        functions = self.__dict__.setdefault("_inference_functions", {})
+        if id(tower) not in functions:
+            functions[id(tower)] = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
+        return functions[id(tower)]
 
     def query_embeddings(self, data, batch_size: int = 4096) -> np.ndarray:
         """Query-tower outputs, one row per row of `data`."""
