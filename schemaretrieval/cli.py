@@ -153,15 +153,16 @@ def train(args) -> dict:
     item_id = model.candidate_id_column
     popularity = sr.baselines.Popularity().fit(train_data, item_id, user_id_col=model.query_id_column)
     candidate_ids = catalog[item_id].to_numpy()
+    # What serving leaves out (a schema without a user id has no way to know).
+    seen = train_data if model.query_id_column is not None else None
     rows = {
         "two-tower": model.evaluate_topk(test_data, catalog, ks=ks),
         "popularity": popularity.evaluate_topk(test_data, candidate_ids=candidate_ids, ks=ks),
     }
-    if model.query_id_column is not None:
-        # What serving returns (train --out exports with seen items excluded).
-        rows["two-tower, seen excluded"] = model.evaluate_topk(test_data, catalog, ks=ks, exclude=train_data)
+    if seen is not None:
+        rows["two-tower, seen excluded"] = model.evaluate_topk(test_data, catalog, ks=ks, exclude=seen)
         rows["popularity, seen excluded"] = popularity.evaluate_topk(
-            test_data, candidate_ids=candidate_ids, ks=ks, exclude=train_data)
+            test_data, candidate_ids=candidate_ids, ks=ks, exclude=seen)
     print(format_table(rows, [f"recall@{k}" for k in ks]))
 
     model.save(out / "model.keras")
@@ -172,9 +173,7 @@ def train(args) -> dict:
         return rows
     from schemaretrieval import serving
 
-    # A user asking for recommendations should not get what they already rated
-    # (a schema without a user id has no way to know).
-    seen = train_data if model.query_id_column is not None else None
+    # A user asking for recommendations should not get what they already rated.
     serving.export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), users=all_data, exclude=seen)
     print(f"saved the model to {out / 'model.keras'} and its serving export to {out / 'serving'}")
     return rows
