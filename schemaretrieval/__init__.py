@@ -18,6 +18,7 @@ from merlin.schema import Tags  # noqa: E402
 from schemaretrieval import baselines, data, evaluation, schema  # noqa: E402
 from schemaretrieval import datasets, etl  # noqa: E402  (etl imports nvtabular on first use)
 from schemaretrieval.encoders import Encoder, MLPBlock  # noqa: E402
+from schemaretrieval.history import UserHistory  # noqa: E402
 from schemaretrieval.inputs import InputBlock  # noqa: E402
 from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2  # noqa: E402
 from schemaretrieval import losses  # noqa: E402
@@ -44,6 +45,7 @@ __all__ = [
     "evaluation",
     "schema",
     "Encoder",
+    "UserHistory",
     "MLPBlock",
     "InputBlock",
     "TwoTowerModel",

@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 from merlin.schema import Schema
 
+from schemaretrieval import schema as schema_lib
 from schemaretrieval.inputs import InputBlock
 
 
@@ -116,9 +117,13 @@ class Encoder(keras.layers.Layer):
     given the same feature dict.
 
     Args:
-        schema: the columns this tower reads (e.g. `schema.select_by_tag(Tags.USER)`).
+        schema: the columns this tower reads (e.g. `schema.select_by_tag(Tags.USER)`);
+            may be empty when `history` is given.
         *blocks: Keras layers applied in order to the concatenated inputs,
             e.g. `MLPBlock([128, 64])` and `keras.layers.UnitNormalization()`.
+        history: a `UserHistory` whose output is concatenated to the
+            schema's columns (a query tower's): the tower then also reads
+            its user-id column.
 
     Example:
 
@@ -130,40 +135,59 @@ class Encoder(keras.layers.Layer):
     (2, 8)
     """
 
-    def __init__(self, schema: Schema, *blocks: keras.layers.Layer, **kwargs):
+    def __init__(self, schema: Schema, *blocks: keras.layers.Layer, history=None, **kwargs):
         blocks = list(blocks) + list(kwargs.pop("blocks", []))
         super().__init__(**kwargs)
+        if not schema.column_names and history is None:
+            raise ValueError("Encoder: the schema has no columns and no history= is given; the tower reads nothing")
         self.schema = schema
-        self.inputs_block = InputBlock(schema, name="inputs")
+        self.inputs_block = InputBlock(schema, name="inputs") if schema.column_names else None
+        self.history = history
         self.blocks = blocks
 
     @property
     def column_names(self) -> list[str]:
-        return self.inputs_block.column_names
+        names = list(self.inputs_block.column_names) if self.inputs_block is not None else []
+        if self.history is not None and self.history.user_id_column not in names:
+            names.append(self.history.user_id_column)
+        return names
 
     def build(self, input_shape=None):
         # The blocks take their shapes from the first batch they see.
-        self.inputs_block.build(None)
+        if self.inputs_block is not None:
+            self.inputs_block.build(None)
+        if self.history is not None and not self.history.built:
+            self.history.build()
         self.built = True
 
     def call(self, features, training=None):
-        x = self.inputs_block({name: features[name] for name in self.column_names if name in features})
+        parts = []
+        if self.inputs_block is not None:
+            parts.append(self.inputs_block({name: features[name] for name in self.inputs_block.column_names
+                                            if name in features}))
+        if self.history is not None:
+            # All features: in training the history leaves out each row's own item.
+            parts.append(self.history(features, training=training))
+        x = parts[0] if len(parts) == 1 else keras.ops.concatenate(parts, axis=-1)
         for block in self.blocks:
             x = block(x, training=training)
         return x
 
     def get_config(self):
-        return {
+        config = {
             **super().get_config(),
-            "schema": self.inputs_block.get_config()["schema"],
+            "schema": schema_lib.schema_to_dict(self.schema),
             "blocks": [keras.saving.serialize_keras_object(block) for block in self.blocks],
         }
+        if self.history is not None:
+            config["history"] = keras.saving.serialize_keras_object(self.history)
+        return config
 
     @classmethod
     def from_config(cls, config):
-        from schemaretrieval import schema as schema_lib
-
         config = dict(config)
         schema = schema_lib.schema_from_dict(config.pop("schema"))
         blocks = [keras.saving.deserialize_keras_object(block) for block in config.pop("blocks")]
+        if "history" in config:
+            config["history"] = keras.saving.deserialize_keras_object(config["history"])
         return cls(schema, *blocks, **config)

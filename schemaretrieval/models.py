@@ -12,6 +12,7 @@ from keras import ops
 from merlin.schema import Schema, Tags
 
 from schemaretrieval import distributed, evaluation
+from schemaretrieval import history as history_lib
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data import checks, tables
 from schemaretrieval.encoders import Encoder, MLPBlock
@@ -37,6 +38,11 @@ DEFAULT_EPOCHS = 12
 # (wider ids memorise each user's training items, dropout forgets them).
 DEFAULT_ID_EMBEDDING_DIM = 64
 DEFAULT_QUERY_INPUT_DROPOUT = 0.5
+# Round 3 (docs/quality.md): a query tower that reads the user's training
+# history instead of the user-id embedding (user_history=True) did best
+# with sharper logits and less input dropout.
+DEFAULT_HISTORY_TEMPERATURE = 0.1
+DEFAULT_HISTORY_QUERY_INPUT_DROPOUT = 0.25
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -159,13 +165,50 @@ class TwoTowerModelV2(keras.Model):
         (see `set_catalog`)."""
         x = self._hand_over_catalog(x)
         self._remember_seen(x)
+        table = x
         x, batch_size = self._batches(x, batch_size, shuffle, seed)
+        self._fill_history(table)
         self._build_variables()
         if validation_data is not None:
             validation_data, _ = self._batches(validation_data, batch_size or 1024, False)
         # A tf.data.Dataset shuffles itself; Keras warns when asked to.
         shuffle = shuffle and not isinstance(x, tf.data.Dataset)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, **kwargs)
+
+    def _fill_history(self, x):
+        """A query tower with a `UserHistory` reads the users' items from the
+        table trained on (after `_batches` has checked its ids)."""
+        history = getattr(self.query_tower, "history", None)
+        if history is None:
+            return
+        users, items = history.user_id_column, history.item_id_column
+        if isinstance(x, pd.DataFrame):
+            columns = x
+        elif isinstance(x, str) or hasattr(x, "__fspath__"):
+            from schemaretrieval.data import streaming
+
+            columns = (streaming.read_columns(x, [users, items]) if streaming.use_streaming(x)
+                       else tables.as_frame(x, "fit"))
+        else:
+            if not history.has_interactions():
+                raise ValueError(
+                    "fit: the query tower reads each user's training history and has none; fit on a DataFrame "
+                    "or path (the history is taken from it), or call model.set_history(interactions) first"
+                )
+            return
+        history.set_interactions(np.asarray(columns[users]), np.asarray(columns[items]))
+
+    def set_history(self, interactions):
+        """Gives a query tower's `UserHistory` the training interactions
+        (a table with the user-id and item-id columns, or a path), for
+        `fit` on a `tf.data.Dataset`; `fit` on a table does it itself."""
+        history = getattr(self.query_tower, "history", None)
+        if history is None:
+            raise ValueError("set_history: the query tower has no UserHistory")
+        frame = tables.as_frame(interactions, "set_history")
+        tables._require_columns(frame, [history.user_id_column, history.item_id_column], "set_history",
+                                "interactions (user id, item id)")
+        self._fill_history(frame)
 
     def _build_variables(self):
         # Variables first created inside a traced training step cannot be
@@ -423,7 +466,10 @@ def TwoTowerModel(
     logq_correction: bool = True,
     outputs: ContrastiveOutput | None = None,
     id_embedding_dim: int | None = DEFAULT_ID_EMBEDDING_DIM,
-    query_input_dropout: float = DEFAULT_QUERY_INPUT_DROPOUT,
+    query_input_dropout: float | None = None,
+    user_history: bool = False,
+    history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
+    history_max_length: int = history_lib.DEFAULT_MAX_LENGTH,
 ) -> TwoTowerModelV2:
     """A `TwoTowerModelV2` built from the schema's tags alone.
 
@@ -441,13 +487,21 @@ def TwoTowerModel(
     Args:
         dropout: the dropout rate between each tower's dense layers (towers
             of one layer, the default, have none: giving it is an error).
+        logits_temperature: None picks the measured one: 0.2, or 0.1 with
+            `user_history`.
         query_input_dropout: the dropout rate on the query tower's input
             (its features' embeddings, concatenated) in training: it keeps
             the model from memorising each user's training items through
-            the user-id embedding.
+            the user-id embedding. None picks the measured one: 0.5, or
+            0.25 with `user_history`.
         id_embedding_dim: the narrowest embedding of the user-id and item-id
             columns whose schema gives no `embedding_dim` (Merlin's rule
             when it is wider); None keeps the rule.
+        user_history: the query tower reads each user's training items (a
+            `UserHistory`, filled by `fit` from the table it trains on)
+            instead of the user-id embedding. Not the default: see
+            docs/quality.md, round 3, for where it helps.
+        history_keep_rate, history_max_length: the `UserHistory`'s.
 
     Example:
 
@@ -466,15 +520,43 @@ def TwoTowerModel(
             f"(query_units={tuple(query_units)}, candidate_units={tuple(candidate_units)}); give more layers, "
             "or use query_input_dropout= for the query tower's input"
         )
+    logits_temperature_given = logits_temperature is not None
+    user_id = schema_lib.user_id_column(schema)
+    if user_history and user_id is None:
+        raise ValueError(
+            "TwoTowerModel: user_history=True reads each user's training items by the column tagged user_id, "
+            "and the schema has none; tag one, or pass user_history=False"
+        )
+    if query_input_dropout is None:
+        query_input_dropout = DEFAULT_HISTORY_QUERY_INPUT_DROPOUT if user_history else DEFAULT_QUERY_INPUT_DROPOUT
+    if logits_temperature is None and outputs is None:
+        logits_temperature = DEFAULT_HISTORY_TEMPERATURE if user_history else DEFAULT_TEMPERATURE
     if not 0.0 <= query_input_dropout < 1.0:
         raise ValueError(f"TwoTowerModel: query_input_dropout must be in [0, 1), got {query_input_dropout}")
 
-    def tower(columns, units, input_dropout=0.0):
+    def tower(columns, units, input_dropout=0.0, history=None):
         blocks = [keras.layers.Dropout(input_dropout)] if input_dropout else []
         blocks.append(MLPBlock(list(units), dropout=dropout, no_activation_last_layer=True))
         if l2_normalize:
             blocks.append(keras.layers.UnitNormalization())
-        return Encoder(columns, *blocks)
+        return Encoder(columns, *blocks, history=history)
+
+    query_columns, history = schema_lib.query_schema(schema), None
+    if user_history:
+        item_id = schema_lib.item_id_column(schema)
+        # The history stands in for the user-id embedding: with both, the
+        # id memorises each user's training items (docs/quality.md, round 3).
+        query_columns = query_columns.excluding_by_name([user_id])
+        history = history_lib.UserHistory(
+            num_users=schema_lib.cardinality(schema[user_id]),
+            num_items=schema_lib.cardinality(schema[item_id]),
+            output_dim=schema_lib.embedding_dim(schema[item_id]),
+            user_id_column=user_id,
+            item_id_column=item_id,
+            max_length=history_max_length,
+            keep_rate=history_keep_rate,
+            name="user_history",
+        )
 
     if outputs is None:
         # In-batch negatives over-penalise popular items; the streaming
@@ -482,16 +564,16 @@ def TwoTowerModel(
         outputs = ContrastiveOutput(
             negative_samplers=negative_samplers
             or InBatchSampler(num_items=schema_lib.cardinality(schema[schema_lib.item_id_column(schema)])),
-            logits_temperature=DEFAULT_TEMPERATURE if logits_temperature is None else logits_temperature,
+            logits_temperature=logits_temperature,
             logq_correction=logq_correction,
         )
-    elif logits_temperature is not None or negative_samplers is not None:
+    elif logits_temperature_given or negative_samplers is not None:
         raise ValueError(
             "TwoTowerModel: logits_temperature and negative_samplers configure the default output; "
             "with outputs= given, pass them to the output instead"
         )
     return TwoTowerModelV2(
-        tower(schema_lib.query_schema(schema), query_units, query_input_dropout),
+        tower(query_columns, query_units, query_input_dropout, history),
         tower(schema_lib.candidate_schema(schema), candidate_units),
         outputs=outputs,
         schema=schema,

@@ -571,6 +571,7 @@ def fit(
     # The samplers' catalog and item counts come from the rows trained on.
     frame = model._hand_over_catalog(frame)
     arrays = tables.to_arrays(frame, model.schema, source=source)
+    model._fill_history(frame)  # the rows trained on, as the catalog
     rows = len(next(iter(arrays.values())))
     steps = -(-rows // batch_size)
     validation = None

@@ -392,3 +392,16 @@ def item_counts(path, column: str, minlength: int = 0) -> np.ndarray:
             counts = np.pad(counts, (0, len(part) - len(counts)))
         counts += part
     return counts
+
+
+def read_columns(path, names) -> dict[str, np.ndarray]:
+    """The given columns of a parquet file or directory as numpy arrays, read
+    one row group at a time (memory: those columns only)."""
+    import pyarrow.parquet as pq
+
+    parts = {name: [] for name in names}
+    for group in parquet_row_groups(path):
+        table = pq.ParquetFile(group.path).read_row_group(group.index, columns=list(names))
+        for name in names:
+            parts[name].append(table.column(name).to_numpy())
+    return {name: np.concatenate(chunks) if chunks else np.zeros(0) for name, chunks in parts.items()}
