@@ -11,9 +11,11 @@ benchmarks/quality.py takes it.
 Round 1 (preset) varied the first defaults (in-batch negatives with logQ,
 temperature 0.1, batch 1024, Merlin's embedding widths); round 2 (real
 MovieLens-100K) varied round 1's result: dropout on the query input,
-towers, the negatives and the id embedding width.
+towers, the negatives and the id embedding width; round 3 (real
+MovieLens-100K) the query tower reading the user's training history
+(`user_history=True`), with `--drop` taking query features out of the schema.
 
-    python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16]
+    python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
 Output: one line per (config, epochs), also appended as JSON lines to
 --out (default runs/quality_search.jsonl).
@@ -97,6 +99,9 @@ CONFIGS = {
     "full-catalog-ids64-query-dropout0.5": (lambda s: full_catalog(s, id_embedding_dim=64, query_input_dropout=0.5),
                                             1e-3, 128),
     "defaults": (lambda s: {}, 1e-3, None),
+    # round 3, on real MovieLens-100K: the user's training history instead of the user-id embedding
+    "history": (lambda s: {"user_history": True}, 1e-3, None),
+    "history-length128": (lambda s: {"user_history": True, "history_max_length": 128}, 1e-3, None),
 }
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 
@@ -118,8 +123,16 @@ def main(argv=None):
     p.add_argument("--epochs", default="4,8,12,16")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/quality_search.jsonl")
+    p.add_argument("--drop", default="", help="comma-separated feature columns the models do not read")
     args = p.parse_args(argv)
     train, test, schema, source = movielens(args.movielens, args.seed) if args.movielens else preset(args.seed)
+    dropped = [c for c in args.drop.split(",") if c]
+    unknown = sorted(set(dropped) - set(schema.column_names))
+    if unknown:
+        p.error(f"--drop: no column(s) {unknown} in the schema; it has {schema.column_names}")
+    if dropped:
+        schema = schema.excluding_by_name(dropped)
+        source += f", without {dropped}"
     catalog = sr.data.candidate_table(pd.concat([train, test], ignore_index=True), schema)
     items = catalog["item_id"].to_numpy()
     ks = [1, 5, 10, 100]
