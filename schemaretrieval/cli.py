@@ -51,6 +51,9 @@ def _train_parser(sub):
                         "--epochs is then the maximum (docs/training.md)")
     p.add_argument("--validation-fraction", type=float, default=0.1,
                    help="with --early-stopping: the share of training rows in its validation split (default 0.1)")
+    p.add_argument("--user-history", action="store_true",
+                   help="the query tower reads each user's training items instead of the user-id embedding "
+                        "(TwoTowerModel(user_history=True); docs/quality.md, section 6)")
     p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, training.png (loss and recall@k per epoch) and serving/")
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
@@ -135,7 +138,7 @@ def train(args) -> dict:
         (out / "skipped_rows.json").write_text(json.dumps(skipped, indent=2))
 
     catalog = sr.data.candidate_table(all_data, schema)
-    model = sr.TwoTowerModel(schema)
+    model = sr.TwoTowerModel(schema, user_history=args.user_history)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     early_stopping = None
     if args.early_stopping is not None:

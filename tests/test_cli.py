@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,17 @@ def test_train_with_early_stopping_watches_a_split_of_the_training_data(tmp_path
     assert len(log) == int(watched.argmax()) + 2 < 20
     assert "stopping" in capsys.readouterr().out
     assert "val_recall@10" in log  # the test data is logged, not watched
+
+
+def test_train_with_user_history_saves_the_history_in_the_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "4000", "--epochs", "1", "--batch-size", "256",
+          "--user-history", "--no-export", "--out", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["two-tower"]["recall@10"] <= 1.0
+    history = sr.load_model(out / "model.keras").query_tower.history
+    assert history is not None and history.has_interactions()
+    frame = sr.data.synthetic(sr.load_schema("schemas/synthetic.yaml"), 4000, seed=0)
+    train, _ = sr.data.random_split(frame, 0.2, seed=0)  # as the CLI splits: the history is the training part's
+    expected = sr.history.history_table(train["user_id"], train["item_id"], history.num_users, history.max_length)
+    np.testing.assert_array_equal(np.asarray(history.items), expected)
