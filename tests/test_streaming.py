@@ -134,3 +134,19 @@ def test_model_fits_on_a_streamed_directory(schema, table, monkeypatch):
     model.compile(optimizer="adam")
     history = model.fit(directory, batch_size=128, epochs=2, seed=0, verbose=0)
     assert np.isfinite(history.history["loss"]).all() and len(history.history["loss"]) == 2
+
+
+def test_a_user_history_fit_on_a_streamed_directory_reads_only_the_two_id_columns(schema, table, monkeypatch):
+    from schemaretrieval.history import history_table
+
+    directory, frame = table
+    columns = streaming.read_columns(directory, ["user_id", "item_id"])
+    np.testing.assert_array_equal(columns["user_id"], frame["user_id"].to_numpy())
+    np.testing.assert_array_equal(columns["item_id"], frame["item_id"].to_numpy())
+    monkeypatch.setenv(streaming.IN_MEMORY_MAX_BYTES_ENV, "0")
+    model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,), user_history=True, history_max_length=16)
+    model.compile(optimizer="adam")
+    model.fit(directory, batch_size=128, epochs=1, seed=0, verbose=0)
+    history = model.query_tower.history
+    expected = history_table(frame["user_id"], frame["item_id"], history.num_users, 16)
+    np.testing.assert_array_equal(np.asarray(history.items), expected)
