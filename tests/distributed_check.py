@@ -23,6 +23,7 @@ from schemaretrieval.data import tables  # noqa: E402
 
 GLOBAL_BATCH = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 schema = sr.load_schema(sys.argv[2] if len(sys.argv) > 2 else "schemas/synthetic.yaml")
+USER_HISTORY = len(sys.argv) > 3 and sys.argv[3] == "user-history"
 # A smaller last batch, split unevenly between the replicas (17 and 16 rows).
 frame = sr.data.synthetic(schema, 4 * GLOBAL_BATCH + GLOBAL_BATCH // 2 + 1, seed=0)
 arrays = tables.to_arrays(frame, schema)
@@ -31,10 +32,13 @@ arrays = tables.to_arrays(frame, schema)
 def build():
     keras.utils.set_random_seed(0)
     # No dropout: its masks are drawn per replica, so they could not match one device's.
+    # With the history, every other item is read (keep rate 1) for the same reason.
     model = sr.TwoTowerModel(schema, query_units=(16,), candidate_units=(16,), logits_temperature=0.2,
-                             query_input_dropout=0.0)
+                             query_input_dropout=0.0, user_history=USER_HISTORY, history_keep_rate=1.0)
     model.compile(optimizer=keras.optimizers.SGD(0.5))
     model.build()
+    if USER_HISTORY:
+        model.set_history(frame)
     return model
 
 

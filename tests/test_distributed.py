@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def result():
+@pytest.fixture(scope="module", params=["user-id", "user-history"])
+def result(request):
     run = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "distributed_check.py"), "64"],
+        [sys.executable, str(ROOT / "tests" / "distributed_check.py"), "64", "schemas/synthetic.yaml", request.param],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
     )
