@@ -28,7 +28,7 @@ class MLPBlock(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> MLPBlock([8, 4])(np.ones((2, 3))).shape
+    >>> tuple(MLPBlock([8, 4])(np.ones((2, 3))).shape)
     (2, 4)
     """
 
@@ -131,7 +131,7 @@ class Encoder(keras.layers.Layer):
     >>> from merlin.schema import ColumnSchema, Schema, Tags
     >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
     ...     dtype="int64", properties={"domain": {"min": 0, "max": 99}})])
-    >>> Encoder(s, MLPBlock([8]))({"item_id": np.array([3, 4]), "other": np.array([0, 0])}).shape
+    >>> tuple(Encoder(s, MLPBlock([8]))({"item_id": np.array([3, 4]), "other": np.array([0, 0])}).shape)
     (2, 8)
     """
 

@@ -87,7 +87,7 @@ class UserHistory(keras.layers.Layer):
     >>> import numpy as np
     >>> layer = UserHistory(num_users=3, num_items=10, output_dim=4)
     >>> layer.set_interactions(user_ids=[0, 0, 2], item_ids=[5, 7, 5])
-    >>> layer({"user_id": np.array([0, 1])}).shape
+    >>> tuple(layer({"user_id": np.array([0, 1])}).shape)
     (2, 4)
     """
 
@@ -133,7 +133,8 @@ class UserHistory(keras.layers.Layer):
 
     def has_interactions(self) -> bool:
         """Whether the table holds any history (set, or loaded with the weights)."""
-        return self.built and bool(np.any(keras.ops.convert_to_numpy(self.items) != _EMPTY))
+        # Reduced where the table lives: copying a large one out at every fit would cost more.
+        return self.built and bool(keras.ops.convert_to_numpy(ops.any(ops.not_equal(self.items, _EMPTY))))
 
     def call(self, features, training=None):
         history = ops.take(self.items, ops.cast(features[self.user_id_column], "int32"), axis=0)

@@ -32,7 +32,7 @@ class CategoricalEmbedding(keras.layers.Layer):
 
     >>> import numpy as np
     >>> layer = CategoricalEmbedding(input_dim=10, output_dim=4)
-    >>> layer(np.array([[1, 2, -1]])).shape
+    >>> tuple(layer(np.array([[1, 2, -1]])).shape)
     (1, 4)
     """
 
@@ -95,7 +95,7 @@ class InputBlock(keras.layers.Layer):
     >>> from merlin.schema import ColumnSchema, Schema, Tags
     >>> s = Schema([ColumnSchema("user_id", tags=[Tags.USER_ID, Tags.CATEGORICAL],
     ...     dtype="int64", properties={"domain": {"min": 0, "max": 9}, "embedding_dim": 4})])
-    >>> InputBlock(s)({"user_id": np.array([1, 2])}).shape
+    >>> tuple(InputBlock(s)({"user_id": np.array([1, 2])}).shape)
     (2, 4)
     """
 

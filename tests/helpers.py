@@ -18,3 +18,12 @@ def column(name, tags, dtype, **properties):
 def synthetic_schema():
     """The bundled schemas/synthetic.yaml."""
     return load_schema(SYNTHETIC_YAML)
+
+
+def module_examples_pass(module, at_least=1):
+    """Runs the docstring examples of `module`; True when at least
+    `at_least` ran and none failed (failures are printed)."""
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    return result.attempted >= at_least and result.failed == 0
