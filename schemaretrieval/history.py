@@ -121,15 +121,32 @@ class UserHistory(keras.layers.Layer):
         self.built = True
 
     def set_interactions(self, user_ids, item_ids, seed: int = 0):
-        """Fills the table from training interactions (replacing it)."""
+        """Fills the table from training interactions (replacing it); ids
+        that are not whole numbers within the id domains fail naming the
+        column."""
         if not self.built:
             self.build()
-        items = np.asarray(item_ids, dtype="int64")
-        if items.size and items.max() >= self.num_items:
+        users = self._ids(user_ids, self.user_id_column, self.num_users)
+        items = self._ids(item_ids, self.item_id_column, self.num_items)
+        self.items.assign(history_table(users, items, self.num_users, self.max_length, seed))
+
+    @staticmethod
+    def _ids(values, column, cardinality):
+        values = np.asarray(values)
+        if values.dtype.kind == "f":
+            if not np.isfinite(values).all():
+                raise ValueError(f"UserHistory: column {column!r} has NaN or infinite ids")
+            if (values != np.round(values)).any():
+                raise ValueError(f"UserHistory: column {column!r} has ids that are not whole numbers")
+        elif values.dtype.kind not in "iu" and values.size:
+            raise ValueError(f"UserHistory: column {column!r} must hold integer ids, got dtype {values.dtype}")
+        values = values.astype("int64")
+        if values.size and (values.min() < 0 or values.max() >= cardinality):
             raise ValueError(
-                f"UserHistory: item ids must be below the item-id cardinality {self.num_items}, got {items.max()}"
+                f"UserHistory: column {column!r}: ids must be in [0, {cardinality}) (its cardinality), "
+                f"got {values.min()}..{values.max()}"
             )
-        self.items.assign(history_table(user_ids, items, self.num_users, self.max_length, seed))
+        return values
 
     def has_interactions(self) -> bool:
         """Whether the table holds any history (set, or loaded with the weights)."""

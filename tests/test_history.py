@@ -33,8 +33,16 @@ def test_history_table_names_bad_ids():
     with pytest.raises(ValueError, match="2 user ids but 1 item ids"):
         history_table([0, 1], [1], num_users=2)
     layer = UserHistory(num_users=2, num_items=3, output_dim=2)
-    with pytest.raises(ValueError, match="item ids must be below the item-id cardinality 3, got 3"):
+    with pytest.raises(ValueError, match=r"column 'item_id': ids must be in \[0, 3\) \(its cardinality\), got 3..3"):
         layer.set_interactions([0], [3])
+    with pytest.raises(ValueError, match="column 'user_id': ids must be in"):
+        layer.set_interactions([-1], [0])
+    with pytest.raises(ValueError, match="column 'user_id' has NaN or infinite ids"):
+        layer.set_interactions([0.0, np.nan], [0, 1])
+    with pytest.raises(ValueError, match="column 'item_id' has ids that are not whole numbers"):
+        layer.set_interactions([0, 1], [0.5, 1.0])
+    with pytest.raises(ValueError, match="column 'item_id' must hold integer ids, got dtype <U1"):
+        layer.set_interactions([0], ["a"])
     with pytest.raises(ValueError, match=r"keep_rate must be in \(0, 1\], got 0.0"):
         UserHistory(num_users=2, num_items=3, output_dim=2, keep_rate=0.0)
 
