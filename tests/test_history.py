@@ -110,14 +110,22 @@ def test_a_schema_without_a_user_id_needs_user_history_off(data):
     assert sr.TwoTowerModel(no_id).query_tower.history is None
 
 
-def test_fit_on_a_table_fills_the_history_from_it(data):
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A user-history model fit one epoch on the table."""
     schema, interactions = data
+    keras.utils.set_random_seed(0)
     model = sr.TwoTowerModel(schema, user_history=True)
     model.compile(optimizer="adam")
     model.fit(interactions, epochs=1, verbose=0)
+    return model
+
+
+def test_fit_on_a_table_fills_the_history_from_it(data, fitted):
+    schema, interactions = data
     expected = history_table(interactions["user_id"], interactions["item_id"],
-                             sr.schema.cardinality(schema["user_id"]), model.query_tower.history.max_length)
-    np.testing.assert_array_equal(np.asarray(model.query_tower.history.items), expected)
+                             sr.schema.cardinality(schema["user_id"]), fitted.query_tower.history.max_length)
+    np.testing.assert_array_equal(np.asarray(fitted.query_tower.history.items), expected)
 
 
 def test_fit_on_a_tf_dataset_needs_the_history_given(data):
@@ -135,31 +143,24 @@ def test_fit_on_a_tf_dataset_needs_the_history_given(data):
     assert losses[1] < losses[0]
 
 
-def test_saved_model_keeps_the_history(tmp_path, data):
+def test_saved_model_keeps_the_history(tmp_path, data, fitted):
     schema, interactions = data
-    keras.utils.set_random_seed(0)
-    model = sr.TwoTowerModel(schema, user_history=True)
-    model.compile(optimizer="adam")
-    model.fit(interactions, epochs=1, verbose=0)
-    model.save(tmp_path / "m.keras")
+    fitted.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.query_tower.history.has_interactions()
-    users = pd.DataFrame({c: interactions[c][:50] for c in model.query_tower.column_names})
-    np.testing.assert_allclose(loaded.query_embeddings(users), model.query_embeddings(users), atol=1e-6)
+    users = pd.DataFrame({c: interactions[c][:50] for c in fitted.query_tower.column_names})
+    np.testing.assert_allclose(loaded.query_embeddings(users), fitted.query_embeddings(users), atol=1e-6)
     assert not sr.TwoTowerModel(schema, user_history=True).query_tower.history.has_interactions()  # before any fit
 
 
-def test_the_serving_export_looks_the_history_up_by_user_id(tmp_path, data):
+def test_the_serving_export_looks_the_history_up_by_user_id(tmp_path, data, fitted):
     import tensorflow as tf
 
     from schemaretrieval import serving
     from schemaretrieval.index import BruteForce
 
     schema, interactions = data
-    keras.utils.set_random_seed(0)
-    model = sr.TwoTowerModel(schema, user_history=True)
-    model.compile(optimizer="adam")
-    model.fit(interactions, epochs=1, verbose=0)
+    model = fitted
     catalog = sr.data.candidate_table(interactions, schema)
     path = serving.export_serving(model, catalog, tmp_path / "export", k=5)
     users = interactions.drop_duplicates("user_id").iloc[:10]
