@@ -520,7 +520,6 @@ def TwoTowerModel(
             f"(query_units={tuple(query_units)}, candidate_units={tuple(candidate_units)}); give more layers, "
             "or use query_input_dropout= for the query tower's input"
         )
-    logits_temperature_given = logits_temperature is not None
     user_id = schema_lib.user_id_column(schema)
     if user_history and user_id is None:
         raise ValueError(
@@ -567,7 +566,7 @@ def TwoTowerModel(
             logits_temperature=logits_temperature,
             logq_correction=logq_correction,
         )
-    elif logits_temperature_given or negative_samplers is not None:
+    elif logits_temperature is not None or negative_samplers is not None:  # left as given when outputs= is
         raise ValueError(
             "TwoTowerModel: logits_temperature and negative_samplers configure the default output; "
             "with outputs= given, pass them to the output instead"
