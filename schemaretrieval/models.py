@@ -155,7 +155,7 @@ class TwoTowerModelV2(keras.Model):
 
     def _batches(self, data, batch_size, shuffle, seed=None):
         """Keras's own inputs pass through; tables become batched datasets."""
-        if isinstance(data, (pd.DataFrame, str)) or hasattr(data, "__fspath__"):
+        if _is_table(data):
             return tables.to_tf_dataset(data, self.schema, batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle, seed=seed), None
         return data, batch_size
 
@@ -184,7 +184,7 @@ class TwoTowerModelV2(keras.Model):
         users, items = history.user_id_column, history.item_id_column
         if isinstance(x, pd.DataFrame):
             columns = x
-        elif isinstance(x, str) or hasattr(x, "__fspath__"):
+        elif _is_table(x):
             from schemaretrieval.data import streaming
 
             columns = (streaming.read_columns(x, [users, items]) if streaming.use_streaming(x)
@@ -243,7 +243,7 @@ class TwoTowerModelV2(keras.Model):
         wants = getattr(self.output_layer, "wants_catalog", None)
         if wants is None or not wants():
             return x
-        if not (isinstance(x, (pd.DataFrame, str)) or hasattr(x, "__fspath__")):
+        if not _is_table(x):
             if not self.output_layer.needs_catalog():
                 return x  # only item counts (logQ) were wanted
             raise ValueError(
@@ -410,7 +410,7 @@ class TwoTowerModelV2(keras.Model):
 
     def _remember_seen(self, x):
         # A reference, not a copy: what exclude_seen=True excludes.
-        self._seen_interactions = x if isinstance(x, (pd.DataFrame, str)) or hasattr(x, "__fspath__") else None
+        self._seen_interactions = x if _is_table(x) else None
 
     def _seen(self, exclude, caller="evaluate_topk", instead="exclude=train_interactions"):
         """The interactions of the last `fit` on a table, what `exclude_seen=True`
@@ -447,6 +447,12 @@ class TwoTowerModelV2(keras.Model):
             exclude[self.candidate_id_column].to_numpy(),
             candidate_ids,
         )
+
+
+def _is_table(data) -> bool:
+    """A DataFrame or a path (what the model batches from the schema itself),
+    rather than Keras's own inputs."""
+    return isinstance(data, (pd.DataFrame, str)) or hasattr(data, "__fspath__")
 
 
 def _candidate_table(interactions, schema):
