@@ -29,9 +29,14 @@ _EMPTY = -1
 
 
 def history_table(user_ids, item_ids, num_users: int, max_length: int = DEFAULT_MAX_LENGTH,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, *, num_items: int | None = None,
+                  names: tuple[str, str] = ("history_table: user_ids", "history_table: item_ids")) -> np.ndarray:
     """A (num_users, max_length) int32 table of each user's distinct items,
     padded with -1; users with more than `max_length` keep a random sample.
+
+    Ids must be whole numbers in [0, num_users) and [0, num_items) (any
+    item id >= 0 when `num_items` is None); an error starts with the
+    matching entry of `names`.
 
     Example:
 
@@ -40,14 +45,10 @@ def history_table(user_ids, item_ids, num_users: int, max_length: int = DEFAULT_
            [-1, -1, -1, -1],
            [ 5, -1, -1, -1]], dtype=int32)
     """
-    users = np.asarray(user_ids, dtype="int64")
-    items = np.asarray(item_ids, dtype="int64")
+    users = _checked_ids(user_ids, names[0], num_users)
+    items = _checked_ids(item_ids, names[1], num_items)
     if users.shape != items.shape:
         raise ValueError(f"history_table: {users.size} user ids but {items.size} item ids")
-    if users.size and (users.min() < 0 or users.max() >= num_users):
-        raise ValueError(f"history_table: user ids must be in [0, {num_users}), got {users.min()}..{users.max()}")
-    if items.size and items.min() < 0:
-        raise ValueError(f"history_table: item ids must be >= 0, got {items.min()}")
     pairs = np.unique(np.stack([users, items], axis=1), axis=0) if users.size else np.zeros((0, 2), "int64")
     # A random order within each user, so that a cut at max_length samples.
     order = np.lexsort((np.random.default_rng(seed).random(len(pairs)), pairs[:, 0]))
@@ -62,6 +63,24 @@ def history_table(user_ids, item_ids, num_users: int, max_length: int = DEFAULT_
     table = np.sort(np.where(table == _EMPTY, last, table), axis=1)
     table[table == last] = _EMPTY
     return table
+
+
+def _checked_ids(values, name: str, cardinality: int | None) -> np.ndarray:
+    """`values` as int64 ids, or an error naming `name`: NaN, fractional and
+    non-numeric ids, and ids outside [0, cardinality), are never cast."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} has NaN or infinite ids")
+        if (values != np.round(values)).any():
+            raise ValueError(f"{name} has ids that are not whole numbers")
+    elif values.dtype.kind not in "iu" and values.size:
+        raise ValueError(f"{name} must hold integer ids, got dtype {values.dtype}")
+    values = values.astype("int64")
+    if values.size and (values.min() < 0 or (cardinality is not None and values.max() >= cardinality)):
+        expected = ">= 0" if cardinality is None else f"in [0, {cardinality}) (the id cardinality)"
+        raise ValueError(f"{name}: ids must be {expected}, got {values.min()}..{values.max()}")
+    return values
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -126,27 +145,9 @@ class UserHistory(keras.layers.Layer):
         column."""
         if not self.built:
             self.build()
-        users = self._ids(user_ids, self.user_id_column, self.num_users)
-        items = self._ids(item_ids, self.item_id_column, self.num_items)
-        self.items.assign(history_table(users, items, self.num_users, self.max_length, seed))
-
-    @staticmethod
-    def _ids(values, column, cardinality):
-        values = np.asarray(values)
-        if values.dtype.kind == "f":
-            if not np.isfinite(values).all():
-                raise ValueError(f"UserHistory: column {column!r} has NaN or infinite ids")
-            if (values != np.round(values)).any():
-                raise ValueError(f"UserHistory: column {column!r} has ids that are not whole numbers")
-        elif values.dtype.kind not in "iu" and values.size:
-            raise ValueError(f"UserHistory: column {column!r} must hold integer ids, got dtype {values.dtype}")
-        values = values.astype("int64")
-        if values.size and (values.min() < 0 or values.max() >= cardinality):
-            raise ValueError(
-                f"UserHistory: column {column!r}: ids must be in [0, {cardinality}) (its cardinality), "
-                f"got {values.min()}..{values.max()}"
-            )
-        return values
+        names = (f"UserHistory: column {self.user_id_column!r}", f"UserHistory: column {self.item_id_column!r}")
+        self.items.assign(history_table(user_ids, item_ids, self.num_users, self.max_length, seed,
+                                        num_items=self.num_items, names=names))
 
     def has_interactions(self) -> bool:
         """Whether the table holds any history (set, or loaded with the weights)."""

@@ -28,12 +28,16 @@ def test_history_table_samples_long_histories_without_repeats():
 
 
 def test_history_table_names_bad_ids():
-    with pytest.raises(ValueError, match=r"user ids must be in \[0, 2\), got 0..2"):
+    with pytest.raises(ValueError, match=r"history_table: user_ids: ids must be in \[0, 2\) \(the id cardinality\), got 0..2"):
         history_table([0, 2], [1, 1], num_users=2)
+    with pytest.raises(ValueError, match=r"history_table: item_ids: ids must be >= 0, got -1..1"):
+        history_table([0, 1], [-1, 1], num_users=2)
+    with pytest.raises(ValueError, match="history_table: item_ids has NaN or infinite ids"):
+        history_table([0, 1], [np.nan, 1], num_users=2)
     with pytest.raises(ValueError, match="2 user ids but 1 item ids"):
         history_table([0, 1], [1], num_users=2)
     layer = UserHistory(num_users=2, num_items=3, output_dim=2)
-    with pytest.raises(ValueError, match=r"column 'item_id': ids must be in \[0, 3\) \(its cardinality\), got 3..3"):
+    with pytest.raises(ValueError, match=r"UserHistory: column 'item_id': ids must be in \[0, 3\) \(the id cardinality\), got 3..3"):
         layer.set_interactions([0], [3])
     with pytest.raises(ValueError, match="column 'user_id': ids must be in"):
         layer.set_interactions([-1], [0])
