@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
-from keras_rs.layers import HardNegativeMining, SamplingProbabilityCorrection
+from keras_rs.layers import HardNegativeMining
 
 from schemaretrieval import distributed
 from schemaretrieval import losses as losses_lib
@@ -21,6 +21,19 @@ from schemaretrieval.samplers import get_samplers
 # Added to the logits of removed candidates: as TFRS, a large finite negative
 # rather than -inf, so a row whose candidates are all removed stays finite.
 MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
+
+
+
+# The smallest probability a logQ correction takes the log of (as keras-rs).
+_PROBABILITY_FLOOR = 1e-6
+
+
+def _logq_corrected(scores, probability):
+    """`scores - log(probability)`. keras-rs's SamplingProbabilityCorrection
+    also clips at 1, but samplers report expected copies (module docstring of
+    `schemaretrieval.samplers`), which pass 1 for popular items in large
+    batches."""
+    return scores - ops.log(ops.maximum(probability, _PROBABILITY_FLOOR))
 
 
 class SampledOutput(keras.layers.Layer):
@@ -144,7 +157,6 @@ class ContrastiveOutput(SampledOutput):
         self.remove_accidental_hits = remove_accidental_hits
         self.num_hard_negatives = num_hard_negatives
         self.logq_correction = logq_correction
-        self._correction = SamplingProbabilityCorrection()
         self.loss_reduction = loss_reduction
         self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
 
@@ -209,7 +221,7 @@ class ContrastiveOutput(SampledOutput):
         scores = scores / self.logits_temperature
         if probability is None:
             return scores
-        return self._correction(scores, ops.reshape(ops.cast(probability, "float32"), shape))
+        return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), shape))
 
     def call(
         self,
@@ -288,7 +300,6 @@ class BPROutput(SampledOutput):
         self.loss = losses_lib.get_loss(loss)
         self.logits_temperature = float(logits_temperature)
         self.logq_correction = logq_correction
-        self._correction = SamplingProbabilityCorrection()
         self.loss_reduction = loss_reduction
 
     def scores_and_mask(self, query, positive, positive_ids, candidate_encoder=None, training=False):
@@ -319,7 +330,7 @@ class BPROutput(SampledOutput):
         scores = scores / self.logits_temperature
         if probability is None or not self.logq_correction:
             return scores
-        return self._correction(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)))
+        return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)))
 
     def call(
         self,

@@ -5,10 +5,16 @@ A `CandidateSampler` is handed the batch's positive candidates and returns
 probability with which each was drawn (for logQ correction). Samplers are
 named in `negative_samplers=` by instance or by a registered string.
 
-The probability a sampler reports is the chance that the item is among
-that sampler's negatives in one training step (its inclusion
-probability), so that the logQ corrections of several samplers mixed in
-one softmax are on one scale. An id < 0 marks a slot to ignore (e.g. an
+The probability a sampler reports is the expected number of times the
+item is among that sampler's negatives in one training step: for samplers
+of distinct items (`UniformSampler`, `PopularitySampler`) its inclusion
+probability; for in-batch negatives, where a popular item fills several
+columns at once, each column its own draw, the batch size times the item's
+share of the draws. That is the weight the softmax denominator gives the
+item in expectation, and it keeps the logQ corrections of several samplers
+mixed in one softmax on one scale. `CrossBatchSampler` is the exception:
+it reports the chance that its bank holds the item at all, which measured
+better when the bank is the only source of negatives (docs/samplers.md). An id < 0 marks a slot to ignore (e.g. an
 empty place in a memory bank): outputs always remove it.
 
 Samplers that draw from the catalog (`UniformSampler`,
@@ -101,28 +107,30 @@ class InBatchSampler(CandidateSampler):
     The sampler reports each negative's probability from one of:
 
     - `item_counts`: interaction counts indexed by item id; with `q =
-      count / total` the share of one draw, the probability that the item
-      is in a batch of B is `1 - (1 - q)^B`;
+      count / total` the share of one draw, a batch of B holds the item
+      `B * q` times on average (not `1 - (1 - q)^B`, the chance of holding
+      it at all: each copy is a column of the logits);
     - `num_items`: the size of the id space, for a streaming estimate learnt
-      during training (Yi et al., RecSys 2019): per id, the moving average
-      `interval` of the steps between its occurrences, and probability
-      `1 / interval`. The estimate is part of the model's weights, so it is
-      saved and restored with them.
+      during training (Yi et al., RecSys 2019): per id, the moving averages
+      of the steps between its occurrences (`interval`) and of its copies in
+      the batches that hold it (`multiplicity`), and probability
+      `multiplicity / interval`. The estimate is part of the model's
+      weights, so it is saved and restored with them.
 
     With neither, negatives carry no probability.
 
     Args:
         item_counts: optional 1-D array of counts >= 0, indexed by item id.
         num_items: optional id-space size for the streaming estimate.
-        estimate_rate: the moving average's weight of the newest interval.
+        estimate_rate: the moving averages' weight of the newest step.
 
     Example:
 
     >>> import numpy as np
     >>> sampler = InBatchSampler(item_counts=np.array([1.0, 3.0]))
     >>> negatives = sampler(np.array([0, 1]), np.ones((2, 4)))
-    >>> [float(p) for p in negatives.probability]  # 1 - (1 - q)^2, q = 0.25, 0.75
-    [0.4375, 0.9375]
+    >>> [float(p) for p in negatives.probability]  # B * q, B = 2, q = 0.25, 0.75
+    [0.5, 1.5]
     """
 
     in_batch = True
@@ -148,6 +156,7 @@ class InBatchSampler(CandidateSampler):
             # -1: never seen yet.
             self.last_seen = self.add_weight(shape=(num_items,), initializer=keras.initializers.Constant(-1.0), trainable=False, name="last_seen", aggregation=first)
             self.interval = self.add_weight(shape=(num_items,), initializer="ones", trainable=False, name="interval", aggregation=first)
+            self.multiplicity = self.add_weight(shape=(num_items,), initializer="ones", trainable=False, name="multiplicity", aggregation=first)
 
     def _set_counts(self):
         if self.item_counts is None:
@@ -179,25 +188,31 @@ class InBatchSampler(CandidateSampler):
         probability = None
         if self.item_probability is not None:
             share = ops.take(self.item_probability, ids)
-            batch = ops.cast(ops.shape(ids)[0], share.dtype)
-            # The chance of being in the batch: B draws of share q each.
-            probability = -ops.expm1(batch * ops.log1p(-ops.minimum(share, 1.0 - 1e-7)))
+            probability = ops.cast(ops.shape(ids)[0], share.dtype) * share
         elif self.num_items is not None:
             if training:
                 self._update_estimate(ids)
-            probability = 1.0 / ops.take(self.interval, ids)
+            probability = ops.take(self.multiplicity, ids) / ops.take(self.interval, ids)
         return Negatives(positive_ids, positive_embeddings, probability)
 
     def _update_estimate(self, ids):
         step = self.step + 1.0
         last = ops.take(self.last_seen, ids)
-        previous = ops.take(self.interval, ids)
+        first = last < 0
         # A first sighting has waited since the start: `step` steps.
-        gap = ops.where(last < 0, step, step - last)
-        blended = ops.where(last < 0, gap, (1.0 - self.estimate_rate) * previous + self.estimate_rate * gap)
+        gap = ops.where(first, step, step - last)
+        # Copies of each id in this batch (B x B, the size of the logits).
+        copies = ops.sum(ops.cast(ops.equal(ids[:, None], ids[None, :]), "float32"), axis=1)
+        rate = self.estimate_rate
+
+        def blend(previous, newest):
+            return ops.where(first, newest, (1.0 - rate) * previous + rate * newest)
+
         indices = ops.expand_dims(ids, 1)
         # Duplicates in a batch compute the same value, so any write wins.
-        self.interval.assign(ops.scatter_update(self.interval, indices, blended))
+        self.interval.assign(ops.scatter_update(self.interval, indices, blend(ops.take(self.interval, ids), gap)))
+        self.multiplicity.assign(
+            ops.scatter_update(self.multiplicity, indices, blend(ops.take(self.multiplicity, ids), copies)))
         self.last_seen.assign(ops.scatter_update(self.last_seen, indices, ops.full(ops.shape(ids), step)))
         self.step.assign(step)
 
@@ -478,7 +493,9 @@ class CrossBatchSampler(CandidateSampler):
     The bank fills in proportion to popularity, as in-batch negatives do:
     with item counts (given, or handed over by the model on `fit` from a
     table) each negative carries the chance of being in a bank of
-    `capacity` draws, `1 - (1 - q)^capacity`, for `logq_correction`.
+    `capacity` draws, `1 - (1 - q)^capacity`, for `logq_correction`: the
+    one sampler that does not report expected copies (see the module
+    docstring).
 
     Args:
         capacity: rows of the bank.
@@ -520,6 +537,9 @@ class CrossBatchSampler(CandidateSampler):
             return
         self.item_counts = np.asarray(item_counts, dtype="float64")
         share = self.item_counts / self.item_counts.sum()
+        # The chance of holding the item, not its expected copies (as
+        # in-batch): alone, the bank's negatives face an uncorrected
+        # positive, and copies measured worse there (docs/samplers.md).
         probability = -np.expm1(self.capacity * np.log1p(-np.minimum(share, 1.0 - 1e-12)))
         self._probability = ops.convert_to_tensor(probability.astype("float32"))
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from keras_rs.layers import RemoveAccidentalHits
+from keras_rs.layers import RemoveAccidentalHits, SamplingProbabilityCorrection
 
 from schemaretrieval.outputs import MASK_VALUE, ContrastiveOutput
 from schemaretrieval.samplers import CandidateSampler, InBatchSampler, Negatives
@@ -70,6 +70,26 @@ def test_keras_rs_remove_accidental_hits_is_a_no_op_in_0_4_0():
     np.testing.assert_allclose(np.asarray(logits), SCORES, atol=1e-30)
 
 
+def test_keras_rs_sampling_probability_correction_clips_at_one_in_0_4_0():
+    # Why the library corrects by itself: samplers report expected copies,
+    # which pass 1 for popular items in large batches; keras-rs 0.4.0 clips
+    # them to 1, so a column holding 3 expected copies is under-corrected.
+    corrected = SamplingProbabilityCorrection()(np.zeros((1, 2), "float32"), np.array([[0.5, 3.0]], "float32"))
+    np.testing.assert_allclose(np.asarray(corrected), [[-np.log(0.5), 0.0]], rtol=1e-6)
+
+
+def test_logq_correction_takes_expected_copies_above_one():
+    counts = np.zeros(10)
+    counts[7], counts[8] = 3.0, 1.0
+    sampler = InBatchSampler(item_counts=counts)
+    output = ContrastiveOutput(negative_samplers=sampler, logq_correction=True)
+    ids = np.array([7, 7, 7, 7, 8, 8, 7, 7])  # 8 draws: 6 expected copies of item 7, 2 of item 8
+    query = positive = np.ones((8, 2), "float32")
+    logits, _ = output.logits_and_labels(query, positive, ids)
+    expected = 2.0 - np.log(np.where(ids == 7, 6.0, 2.0))
+    np.testing.assert_allclose(np.asarray(logits)[0], expected, rtol=1e-6)
+
+
 def test_candidate_sampling_probability_subtracts_log_q():
     probability = np.array([0.5, 0.25, 0.5], dtype="float32")
     logits, _ = ContrastiveOutput().logits_and_labels(
@@ -83,8 +103,8 @@ def test_logq_correction_from_in_batch_item_counts():
     counts[7], counts[8] = 3.0, 1.0  # q(7) = 0.75, q(8) = 0.25
     output = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=True)
     logits, _ = output.logits_and_labels(QUERY, POSITIVE, IDS)
-    # The probability of being in a batch of 3: 1 - (1 - q)^3.
-    q = 1.0 - (1.0 - np.array([0.75, 0.25, 0.75])) ** 3
+    # The expected copies in a batch of 3: 3q.
+    q = 3 * np.array([0.75, 0.25, 0.75])
     np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(q)[None, :], rtol=1e-5)
     # Without the flag the counts are carried but not used.
     plain = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts))

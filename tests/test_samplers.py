@@ -95,7 +95,43 @@ def test_catalog_samplers_without_a_catalog_say_how_to_give_one():
         output(np.ones((2, 4)), np.ones((2, 4)), np.array([0, 1]))
 
 
+# In-batch frequencies ------------------------------------------------------------
+
+
+def test_in_batch_probability_is_the_expected_copies_per_batch():
+    # q = 0.25, 0.75; a batch of 4 holds 4q copies of each on average, and
+    # each copy is a column of the logits (1 - (1 - q)^4 would undercount).
+    sampler = sr.InBatchSampler(item_counts=np.array([1.0, 3.0]))
+    negatives = sampler(np.array([0, 1, 1, 1]), np.ones((4, 2)))
+    np.testing.assert_allclose(np.asarray(negatives.probability), [1.0, 3.0, 3.0, 3.0], rtol=1e-6)
+
+
+def test_in_batch_streaming_estimate_by_hand():
+    sampler = sr.InBatchSampler(num_items=4, estimate_rate=0.5)
+
+    def step(ids, training=True):
+        return np.asarray(sampler(np.array(ids), np.ones((len(ids), 2)), training=training).probability)
+
+    # step 1: first sightings wait 1 step; item 0 comes twice
+    np.testing.assert_allclose(step([0, 0, 1]), [2.0, 2.0, 1.0])
+    # step 2: item 0 after 1 step, copies 0.5 * 2 + 0.5 * 1; item 2 first seen after 2 steps, twice
+    np.testing.assert_allclose(step([0, 2, 2]), [1.5, 1.0, 1.0])
+    # outside training the estimate is read, not updated
+    np.testing.assert_allclose(step([1, 3], training=False), [1.0, 1.0])
+    # step 3: item 1 after 2 steps, interval 0.5 * 1 + 0.5 * 2; item 3 first seen after 3 steps
+    np.testing.assert_allclose(step([1, 3]), [1 / 1.5, 1 / 3], rtol=1e-6)
+
+
 # The cross-batch memory ----------------------------------------------------------
+
+
+def test_cross_batch_probability_is_the_chance_the_bank_holds_the_item():
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, item_counts=np.array([1.0, 3.0]))
+    sampler(np.array([1, 0]), np.ones((2, 2)), training=True)
+    negatives = sampler(np.array([0]), np.ones((1, 2)), training=False)
+    np.testing.assert_array_equal(np.asarray(negatives.ids), [1, 0, -1, -1])
+    # 4 draws of q = 0.75 and 0.25: 1 - (1 - q)^4; empty slots carry 1 (they are removed anyway)
+    np.testing.assert_allclose(np.asarray(negatives.probability), [1 - 0.25**4, 1 - 0.75**4, 1.0, 1.0], rtol=1e-6)
 
 
 def test_cross_batch_memory_is_a_fifo_of_past_batches():
