@@ -13,7 +13,9 @@ temperature 0.1, batch 1024, Merlin's embedding widths); round 2 (real
 MovieLens-100K) varied round 1's result: dropout on the query input,
 towers, the negatives and the id embedding width; round 3 (real
 MovieLens-100K) the query tower reading the user's training history
-(`user_history=True`), with `--drop` taking query features out of the schema.
+(`user_history=True`), with `--drop` taking query features out of the schema;
+round 4 (real data and the preset) the logQ probability of in-batch
+negatives and weight decay (AdamW).
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
@@ -60,7 +62,22 @@ def round1(**kwargs):
     return lambda schema: in_batch(schema, **kwargs)
 
 
-# name -> (schema -> TwoTowerModel kwargs, learning rate, batch size)
+class OneOverInterval(sr.InBatchSampler):
+    """Yi et al.'s streaming estimate as the defaults had it before round 4:
+    `1 / interval`, the chance that a batch holds the item at all."""
+
+    def call(self, positive_ids, positive_embeddings, candidate_encoder=None, training=False):
+        negatives = super().call(positive_ids, positive_embeddings, candidate_encoder, training)
+        ids = keras.ops.cast(negatives.ids, "int32")
+        return negatives._replace(probability=1.0 / keras.ops.take(self.interval, ids))
+
+
+def adamw(weight_decay):
+    """Adam 1e-3 with decoupled weight decay on every weight (Keras's AdamW)."""
+    return lambda: keras.optimizers.AdamW(1e-3, weight_decay=weight_decay)
+
+
+# name -> (schema -> TwoTowerModel kwargs, Adam's learning rate or an optimizer factory, batch size)
 CONFIGS = {
     # round 1, on the preset, from the first defaults
     "first-defaults": (round1(logits_temperature=0.1), 1e-3, 1024),
@@ -102,6 +119,15 @@ CONFIGS = {
     # round 3, on real MovieLens-100K: the user's training history instead of the user-id embedding
     "history": (lambda s: {"user_history": True}, 1e-3, None),
     "history-length128": (lambda s: {"user_history": True, "history_max_length": 128}, 1e-3, None),
+    # round 4: the logQ probability as expected copies per batch (the defaults now), against
+    # the chance of holding the item at all (the defaults before), and exact training counts
+    "yi-estimate": (lambda s: {"negative_samplers": OneOverInterval(num_items=cardinality(s["item_id"]))},
+                    1e-3, None),
+    "exact-counts": (lambda s: {"negative_samplers": sr.InBatchSampler()}, 1e-3, None),
+    # round 4: weight decay, the knob between the unexcluded and the excluded figures
+    "adamw0.1": (lambda s: {}, adamw(0.1), None),
+    "adamw0.3": (lambda s: {}, adamw(0.3), None),
+    "adamw1": (lambda s: {}, adamw(1.0), None),
 }
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 
@@ -147,7 +173,7 @@ def main(argv=None):
         make, lr, batch = CONFIGS[name]
         keras.utils.set_random_seed(args.seed)
         model = sr.TwoTowerModel(schema, **make(schema))
-        model.compile(optimizer=keras.optimizers.Adam(lr))
+        model.compile(optimizer=lr() if callable(lr) else keras.optimizers.Adam(lr))
         done, seconds = 0, 0.0
         for epochs in [int(e) for e in args.epochs.split(",")]:
             start = time.perf_counter()
@@ -157,7 +183,7 @@ def main(argv=None):
             m = recalls(lambda ex: model.evaluate_topk(test, catalog, ks=ks, exclude=ex), train)
             print(fmt(f"{name} ep{epochs}", m) + f"  ({seconds:.0f} s)", flush=True)
             with out.open("a") as f:
-                f.write(json.dumps({"data": source, "config": name, "epochs": epochs, "lr": lr, "batch": batch,
+                f.write(json.dumps({"data": source, "config": name, "epochs": epochs, "lr": lr if isinstance(lr, float) else name, "batch": batch,
                                     **m, "train_s": seconds}) + "\n")
 
 
