@@ -485,10 +485,8 @@ def TwoTowerModel(
     that scores are cosines sharpened by `logits_temperature`.
 
     The negatives, unless given, are in-batch, corrected by a streaming
-    estimate of each item's frequency (`logq_correction`). docs/quality.md
-    has the measurements behind every default, and a recipe (every catalog
-    item as a negative) that comes closer to EASE with seen items excluded
-    on real MovieLens-100K, for about 3x the training time.
+    estimate of each item's copies per batch (`logq_correction`).
+    docs/quality.md has the measurements behind every default.
 
     Args:
         dropout: the dropout rate between each tower's dense layers (towers
