@@ -250,11 +250,3 @@ def test_encoder_serialization_round_trip():
     np.testing.assert_array_equal(np.asarray(restored(FEATURES)), expected)
     # the restored tables are the assigned ones, not fresh random ones
     np.testing.assert_array_equal(np.asarray(restored.inputs_block.tables["tags"].table.embeddings), TAG_TABLE)
-
-
-def test_the_module_examples_run():
-    from helpers import module_examples_pass
-
-    from schemaretrieval import encoders
-
-    assert module_examples_pass(encoders, at_least=3)

@@ -10,7 +10,7 @@ import pytest
 import schemaretrieval as sr
 from schemaretrieval.history import UserHistory, history_table
 
-from helpers import module_examples_pass, synthetic_schema
+from helpers import synthetic_schema
 
 
 def test_history_table_holds_each_users_distinct_items_padded():
@@ -174,9 +174,3 @@ def test_the_serving_export_looks_the_history_up_by_user_id(tmp_path, data, fitt
     scores, ids = index.search(model.query_embeddings(users), 5)
     np.testing.assert_array_equal(served["ids"].numpy(), ids)
     np.testing.assert_allclose(served["scores"].numpy(), scores, rtol=1e-4, atol=1e-5)
-
-
-def test_the_module_examples_run():
-    from schemaretrieval import history
-
-    assert module_examples_pass(history, at_least=3)

@@ -239,11 +239,3 @@ def test_keras_serialization_round_trip(block):
     restored(BATCH)
     restored.set_weights(block.get_weights())
     np.testing.assert_allclose(np.asarray(restored(BATCH)), EXPECTED, rtol=1e-6, atol=1e-6)
-
-
-def test_the_module_examples_run():
-    from helpers import module_examples_pass
-
-    from schemaretrieval import inputs
-
-    assert module_examples_pass(inputs, at_least=3)
