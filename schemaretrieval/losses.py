@@ -69,7 +69,15 @@ class PairwiseLoss:
 
 
 class BPRLoss(PairwiseLoss):
-    """mean_j -log sigmoid(positive - negative_j)."""
+    """mean_j -log sigmoid(positive - negative_j).
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = BPRLoss().compute(np.array([1.0]), np.array([[1.0, -3.0]]), np.array([[True, False]]))
+    >>> round(float(loss[0]), 4)  # -log sigmoid(0); the masked negative is left out
+    0.6931
+    """
 
     name = "bpr"
 
@@ -97,7 +105,14 @@ class _KerasRSLoss(PairwiseLoss):
 
 
 class LogisticLoss(_KerasRSLoss):
-    """mean_j log(1 + exp(-(positive - negative_j))), by keras-rs."""
+    """mean_j log(1 + exp(-(positive - negative_j))), by keras-rs.
+
+    Example:
+
+    >>> import numpy as np
+    >>> round(float(LogisticLoss().compute(np.array([2.0]), np.array([[2.0]]))[0]), 4)  # log 2, as bpr
+    0.6931
+    """
 
     name = "logistic"
 
@@ -110,6 +125,13 @@ class HingeLoss(_KerasRSLoss):
 
     keras-rs's hinge has margin 1 on differences divided by its
     temperature: max(0, 1 - d / m) * m = max(0, m - d) gives any margin.
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = HingeLoss(margin=0.5).compute(np.array([1.0]), np.array([[0.8, 0.0]]))
+    >>> round(float(loss[0]), 4)  # (max(0, 0.5 - 0.2) + max(0, 0.5 - 1.0)) / 2
+    0.15
     """
 
     name = "hinge"
@@ -130,7 +152,14 @@ class HingeLoss(_KerasRSLoss):
 
 
 class TOP1Loss(PairwiseLoss):
-    """mean_j sigmoid(negative_j - positive) + sigmoid(negative_j^2)."""
+    """mean_j sigmoid(negative_j - positive) + sigmoid(negative_j^2).
+
+    Example:
+
+    >>> import numpy as np
+    >>> round(float(TOP1Loss().compute(np.array([0.0]), np.array([[0.0]]))[0]), 4)  # sigmoid(0) + sigmoid(0)
+    1.0
+    """
 
     name = "top1"
 
@@ -141,7 +170,15 @@ class TOP1Loss(PairwiseLoss):
 
 class BPRMaxLoss(PairwiseLoss):
     """-log sum_j s_j sigmoid(positive - negative_j) + reg * sum_j s_j negative_j^2,
-    s the softmax of the valid negative scores."""
+    s the softmax of the valid negative scores.
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = BPRMaxLoss(regularization=0.5).compute(np.array([0.0]), np.array([[0.0, 0.0]]))
+    >>> round(float(loss[0]), 4)  # -log(2 * 0.5 * sigmoid(0)) + 0.5 * 0
+    0.6931
+    """
 
     name = "bpr-max"
 
@@ -163,7 +200,14 @@ class BPRMaxLoss(PairwiseLoss):
 
 
 class TOP1MaxLoss(PairwiseLoss):
-    """sum_j s_j (sigmoid(negative_j - positive) + sigmoid(negative_j^2))."""
+    """sum_j s_j (sigmoid(negative_j - positive) + sigmoid(negative_j^2)).
+
+    Example:
+
+    >>> import numpy as np
+    >>> round(float(TOP1MaxLoss().compute(np.array([0.0]), np.array([[0.0, 0.0]]))[0]), 4)  # 0.5 * 1 + 0.5 * 1
+    1.0
+    """
 
     name = "top1-max"
 

@@ -40,7 +40,14 @@ from schemaretrieval import distributed
 
 class Negatives(NamedTuple):
     """What a sampler returns: `ids` [M], `embeddings` [M, dim] and
-    `probability` [M] (None when the sampler cannot say)."""
+    `probability` [M] (None when the sampler cannot say).
+
+    Example:
+
+    >>> negatives = Negatives(np.array([3, 5]), np.ones((2, 4)))
+    >>> negatives.ids.tolist(), negatives.probability is None
+    ([3, 5], True)
+    """
 
     ids: object
     embeddings: object
@@ -456,6 +463,19 @@ class PopularitySampler(_CatalogSampler):
         item_counts: counts indexed by item id; required with `candidates`.
         smoothing: added to every count, so unseen items can be drawn.
         seed: for the draws.
+
+    Example:
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> frame = sr.data.synthetic(schema, 500, seed=0)
+    >>> counts = CandidateTable.item_counts(frame, "item_id")
+    >>> sampler = PopularitySampler(num_samples=8, candidates=sr.data.candidate_table(frame, schema),
+    ...                             item_counts=counts, schema=schema, seed=0)
+    >>> tower = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([4]))
+    >>> negatives = sampler(np.array([1]), np.ones((1, 4)), candidate_encoder=tower)
+    >>> tuple(negatives.embeddings.shape), round(float(sampler.probability_array.sum()), 6)  # 8 distinct items
+    ((8, 4), 8.0)
     """
 
     def __init__(self, num_samples: int = 256, candidates=None, item_counts=None, schema=None, smoothing: float = 0.0, seed=None, **kwargs):
@@ -502,6 +522,13 @@ class CrossBatchSampler(CandidateSampler):
         embedding_dim: the candidate tower's output width; when None, taken
             from the first call (the model builds it from its tower).
         item_counts: optional counts indexed by item id, for logQ.
+
+    Example:
+
+    >>> sampler = CrossBatchSampler(capacity=4, embedding_dim=2)
+    >>> _ = sampler(np.array([1, 2]), np.ones((2, 2)), training=True)
+    >>> [int(i) for i in sampler(np.array([3]), np.ones((1, 2))).ids]  # the bank before this step; -1 is empty
+    [1, 2, -1, -1]
     """
 
     def __init__(self, capacity: int = 1024, embedding_dim: int | None = None, item_counts=None, **kwargs):

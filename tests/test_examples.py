@@ -2,9 +2,12 @@
 show (the models, samplers and training examples fit small models)."""
 
 import importlib
+import inspect
 
 import pytest
 from helpers import module_examples_pass
+
+import schemaretrieval as sr
 
 # module -> the examples it has at least (a floor: an example removed or
 # turned into plain text fails here)
@@ -20,11 +23,11 @@ EXAMPLES = {
     "history": 5,
     "index": 7,
     "inputs": 7,
-    "losses": 1,
+    "losses": 16,
     "models": 11,
     "outputs": 8,
     "plots": 2,
-    "samplers": 24,
+    "samplers": 36,
     "schema": 20,
     "training": 8,
 }
@@ -34,3 +37,10 @@ EXAMPLES = {
 def test_the_module_examples_run(name):
     module = importlib.import_module(f"schemaretrieval.{name}")
     assert module_examples_pass(module, at_least=EXAMPLES[name])
+
+
+def test_every_public_class_has_an_example():
+    classes = [name for name in sr.__all__
+               if inspect.isclass(getattr(sr, name)) and getattr(sr, name).__module__.startswith("schemaretrieval")]
+    assert len(classes) >= 15
+    assert [name for name in classes if ">>>" not in (getattr(sr, name).__doc__ or "")] == []
