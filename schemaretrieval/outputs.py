@@ -22,8 +22,6 @@ from schemaretrieval.samplers import get_samplers
 # rather than -inf, so a row whose candidates are all removed stays finite.
 MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
 
-
-
 # The smallest probability a logQ correction takes the log of (as keras-rs).
 _PROBABILITY_FLOOR = 1e-6
 

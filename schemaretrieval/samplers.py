@@ -14,8 +14,10 @@ share of the draws. That is the weight the softmax denominator gives the
 item in expectation, and it keeps the logQ corrections of several samplers
 mixed in one softmax on one scale. `CrossBatchSampler` is the exception:
 it reports the chance that its bank holds the item at all, which measured
-better when the bank is the only source of negatives (docs/samplers.md). An id < 0 marks a slot to ignore (e.g. an
-empty place in a memory bank): outputs always remove it.
+better when the bank is the only source of negatives (docs/samplers.md).
+
+An id < 0 marks a slot to ignore (e.g. an empty place in a memory bank):
+outputs always remove it.
 
 Samplers that draw from the catalog (`UniformSampler`,
 `PopularitySampler`) need a `CandidateTable` of every item's features to
@@ -208,8 +210,10 @@ class InBatchSampler(CandidateSampler):
         first = last < 0
         # A first sighting has waited since the start: `step` steps.
         gap = ops.where(first, step, step - last)
-        # Copies of each id in this batch (B x B, the size of the logits).
-        copies = ops.sum(ops.cast(ops.equal(ids[:, None], ids[None, :]), "float32"), axis=1)
+        # Copies of each id in this batch: the width of its run in the sorted ids.
+        ordered = ops.sort(ids)
+        copies = ops.cast(
+            ops.searchsorted(ordered, ids, side="right") - ops.searchsorted(ordered, ids, side="left"), "float32")
         rate = self.estimate_rate
 
         def blend(previous, newest):
