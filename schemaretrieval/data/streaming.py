@@ -352,19 +352,26 @@ def stream_tf_dataset(
 # ------------------------------------------------------------------------- the catalog, streamed
 
 
+def _row_groups_of(path, names):
+    """Each row group of a parquet file or directory, as a pyarrow Table of
+    the columns ``names`` only."""
+    import pyarrow.parquet as pq
+
+    for group in parquet_row_groups(path):
+        yield pq.ParquetFile(group.path).read_row_group(group.index, columns=list(names))
+
+
 def candidate_table(path, schema: Schema) -> pd.DataFrame:
     """``tables.candidate_table`` of a parquet file or directory, reading only
     the candidate columns one row group at a time (memory: the catalog)."""
-    import pyarrow.parquet as pq
-
     from schemaretrieval.schema import candidate_schema
 
     item_id = tables._id_column(schema, tables.Tags.ITEM)
     names = candidate_schema(schema).column_names
     parts = []
     seen = None
-    for group in parquet_row_groups(path):
-        frame = pq.ParquetFile(group.path).read_row_group(group.index, columns=names).to_pandas()
+    for group in _row_groups_of(path, names):
+        frame = group.to_pandas()
         ids = frame[item_id].to_numpy()
         first = ~pd.Series(ids).duplicated(keep="first").to_numpy()
         if seen is not None:
@@ -381,12 +388,9 @@ def candidate_table(path, schema: Schema) -> pd.DataFrame:
 
 def item_counts(path, column: str, minlength: int = 0) -> np.ndarray:
     """Occurrences of each id of ``column`` (``np.bincount``), read one row group at a time."""
-    import pyarrow.parquet as pq
-
     counts = np.zeros(minlength, dtype=np.int64)
-    for group in parquet_row_groups(path):
-        ids = pq.ParquetFile(group.path).read_row_group(group.index, columns=[column])
-        ids = ids.column(column).to_numpy().astype(np.int64)
+    for group in _row_groups_of(path, [column]):
+        ids = group.column(column).to_numpy().astype(np.int64)
         part = np.bincount(ids, minlength=len(counts))
         if len(part) > len(counts):
             counts = np.pad(counts, (0, len(part) - len(counts)))
@@ -397,11 +401,8 @@ def item_counts(path, column: str, minlength: int = 0) -> np.ndarray:
 def read_columns(path, names) -> dict[str, np.ndarray]:
     """The given columns of a parquet file or directory as numpy arrays, read
     one row group at a time (memory: those columns only)."""
-    import pyarrow.parquet as pq
-
     parts = {name: [] for name in names}
-    for group in parquet_row_groups(path):
-        table = pq.ParquetFile(group.path).read_row_group(group.index, columns=list(names))
+    for group in _row_groups_of(path, names):
         for name in names:
-            parts[name].append(table.column(name).to_numpy())
+            parts[name].append(group.column(name).to_numpy())
     return {name: np.concatenate(chunks) if chunks else np.zeros(0) for name, chunks in parts.items()}
