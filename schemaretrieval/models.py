@@ -350,9 +350,9 @@ class TwoTowerModelV2(keras.Model):
             return tables.as_frame(candidates, "candidates")
         if self.candidate_tower.column_names != [self.candidate_id_column]:
             raise ValueError(
-                "evaluate_topk: the candidate tower reads item features "
-                f"{self.candidate_tower.column_names}; pass candidates= a table of every item with its "
-                "features, e.g. sr.data.candidate_table(all_interactions, schema)"
+                "candidates=None: the catalog can be every id of the item-id domain only when the candidate "
+                f"tower reads nothing else, and it reads {self.candidate_tower.column_names}; pass candidates= "
+                "a table of every item with its features, e.g. sr.data.candidate_table(all_interactions, schema)"
             )
         domain = self.schema[self.candidate_id_column].int_domain
         return pd.DataFrame({self.candidate_id_column: np.arange(domain.min, domain.max + 1)})
