@@ -80,7 +80,17 @@ _ITEM_COUNTS = "item_counts.parquet"
 
 
 class ETLError(ValueError):
-    """Data that the ETL cannot process; the message names the source and the column."""
+    """Data that the ETL cannot process; the message names the source and the column.
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> data = sr.data.synthetic(schema, 100, seed=0).drop(columns="item_price")
+    >>> fit_transform(data, schema=schema, out_dir=tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    schemaretrieval.etl.ETLError: <DataFrame>: column 'item_price' named in the schema is missing from the data ...
+    """
 
 
 # ---------------------------------------------------------------------------- the transform: key
@@ -665,7 +675,19 @@ def _scan(directory: Path, schema: Schema, item_id: str | None):
 
 @dataclass
 class ETLOutput:
-    """What ``fit_transform`` wrote; unpacks as ``train, valid = fit_transform(...)`` (paths)."""
+    """What ``fit_transform`` wrote; unpacks as ``train, valid = fit_transform(...)`` (paths).
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train, valid = sr.data.random_split(sr.data.synthetic(schema, 500, seed=0), 0.2, seed=0)
+    >>> out = fit_transform(train, valid, schema=schema, out_dir=tempfile.mkdtemp())
+    >>> out.train.name, out.valid.name, out.report["device"], out.report["train"]["rows"]
+    ('train', 'valid', 'cpu', 400)
+    >>> int(out.item_counts.sum())  # training rows per encoded item id
+    400
+    >>> train_dir, valid_dir = out
+    """
 
     out_dir: Path
     train: Path

@@ -42,7 +42,25 @@ DEFAULT_CHUNK_BYTES = 128 * 2**20
 
 class TopKIndex:
     """The shared part: ids, argument checks, exclusion. Subclasses implement
-    `_add(embeddings)` and `_search(queries, k) -> (scores, positions)`."""
+    `_add(embeddings)` and `_search(queries, k) -> (scores, positions)`.
+
+    A subclass gets ids, exclusion and the checks from here; for example an
+    exact index in NumPy:
+
+    >>> import numpy as np
+    >>> class NumpyIndex(TopKIndex):
+    ...     def _add(self, embeddings):
+    ...         self.embeddings = embeddings
+    ...     def _search(self, queries, k):
+    ...         scores = queries @ self.embeddings.T
+    ...         positions = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    ...         return np.take_along_axis(scores, positions, axis=1), positions
+    >>> index = NumpyIndex().index(np.eye(3, dtype="float32"), ids=[10, 20, 30])
+    >>> index.search(np.array([[0.2, 0.9, 0.5]]), k=2)[1].tolist()
+    [[20, 30]]
+    >>> index.search(np.array([[0.2, 0.9, 0.5]]), k=2, exclude=[[20]])[1].tolist()
+    [[30, 10]]
+    """
 
     def __init__(self):
         self._ids = None

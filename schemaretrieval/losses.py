@@ -51,7 +51,26 @@ def _softmax(negative, valid):
 
 
 class PairwiseLoss:
-    """The interface: `compute(positive_scores, negative_scores, mask) -> [B]`."""
+    """The interface: `compute(positive_scores, negative_scores, mask) -> [B]`.
+
+    A loss of your own subclasses it; registered in `LOSSES` under its
+    `name`, it is found by that name and a saved model that uses it loads.
+    For example BPR on each row's highest-scoring valid negative only:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> class HardestBPR(PairwiseLoss):
+    ...     name = "hardest-bpr"
+    ...     def compute(self, positive_scores, negative_scores, mask=None):
+    ...         valid = ops.ones_like(negative_scores) if mask is None else ops.cast(mask, "float32")
+    ...         hardest = ops.max(ops.where(valid > 0, negative_scores, -1e9), axis=1)
+    ...         return ops.softplus(hardest - positive_scores)
+    >>> LOSSES["hardest-bpr"] = HardestBPR
+    >>> loss = get_loss("hardest-bpr").compute(np.array([1.0]), np.array([[1.0, 3.0]]), np.array([[True, False]]))
+    >>> round(float(loss[0]), 4)  # -log sigmoid(1 - 1): the masked 3.0 is not the hardest
+    0.6931
+    >>> del LOSSES["hardest-bpr"]
+    """
 
     name = None
 

@@ -74,6 +74,12 @@ class Vocabulary:
 
     ``values[i]`` (compared as strings) encodes to ``codes[i]``; anything else
     to ``oov``.
+
+    >>> vocab = Vocabulary(values=["u7", "u9"], codes=[3, 4])
+    >>> vocab.encode(["u9", "u7", "new"]).tolist()
+    [4, 3, 2]
+    >>> vocab.decode([3, 4, 9]).tolist()
+    ['u7', 'u9', '9']
     """
 
     values: np.ndarray
@@ -205,6 +211,15 @@ class ContinuousTransform:
     ``("normalize", {"mean", "std"})``, ``("normalize_minmax", {"min", "max"})``.
     ``error`` says why the column cannot be replayed from a raw input (then
     calling the transform raises it).
+
+    >>> age = ContinuousTransform("age", (("fill_missing", {"value": 30.0}),
+    ...                                   ("normalize", {"mean": 30.0, "std": 10.0})))
+    >>> age([20.0, float("nan"), 45.0]).numpy().tolist()
+    [-1.0, 0.0, 1.5]
+    >>> ContinuousTransform("ts_days", error="computed from 'timestamp'")([1.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: ts_days: computed from 'timestamp'
     """
 
     column: str
@@ -574,6 +589,26 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
 
     Returns:
         the path.
+
+    Example: export with each user's training items left out, then ask the
+    export for one user's top 5 and for an item's neighbours.
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(train, epochs=1, verbose=0)
+    >>> users = train.drop_duplicates("user_id")[["user_id", "user_age", "user_country"]]
+    >>> catalog = sr.data.candidate_table(train, schema)
+    >>> path = export_serving(model, catalog, tempfile.mkdtemp(), k=5, users=users, exclude_seen=True)
+    >>> user = int(train["user_id"].iloc[0])
+    >>> top = recommend_from_export(path, user, k=5)
+    >>> len(top), set(train.loc[train["user_id"] == user, "item_id"]) & {item for item, _ in top}
+    (5, set())
+    >>> len(similar_items(path, top[0][0], k=3))
+    3
     """
     path = Path(path)
     workflow = _as_workflow(workflow)  # loaded once for both readers

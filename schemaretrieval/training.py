@@ -117,6 +117,22 @@ class Checkpointer:
     `save(..., state=(info, arrays))` keeps more of the run in the same
     checkpoint (fit's early stopping: its JSON-able counters and the best
     epoch's weights); `restore` hands it back as `info["state"]`.
+
+    >>> import tempfile
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> _ = model.layers[0].kernel.assign([[1.0], [2.0]])
+    >>> checkpointer = Checkpointer(tempfile.mkdtemp())
+    >>> checkpointer.save(model, epoch=1, step=0, global_step=10, meta={"batch_size": 32}).name
+    'ckpt-000000010.npz'
+    >>> _ = model.layers[0].kernel.assign([[0.0], [0.0]])
+    >>> info = checkpointer.restore(model, meta={"batch_size": 32})
+    >>> info["epoch"], model.layers[0].kernel.numpy().ravel().tolist()
+    (1, [1.0, 2.0])
+    >>> checkpointer.restore(model, meta={"batch_size": 64})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: checkpoint ...: it was written with batch_size=32, this run has batch_size=64; ...
     """
 
     def __init__(self, directory, keep: int = 2):
@@ -198,7 +214,23 @@ class Checkpointer:
 
 class CheckpointCallback(keras.callbacks.Callback):
     """Saves every `every` steps (when given) and at the end of each epoch,
-    with `state()` (when given) as the checkpoint's `state`."""
+    with `state()` (when given) as the checkpoint's `state`.
+
+    `epoch` and `first_step` say where the data order starts (a resumed
+    epoch starts past its first step); the positions saved count from there.
+
+    >>> import tempfile
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> checkpointer = Checkpointer(tempfile.mkdtemp(), keep=3)
+    >>> save = CheckpointCallback(checkpointer, epoch=0, first_step=0, steps_per_epoch=4, every=2)
+    >>> x, y = np.ones((32, 2), "float32"), np.ones((32, 1), "float32")
+    >>> _ = model.fit(x, y, batch_size=8, epochs=1, callbacks=[save], verbose=0)
+    >>> sorted(path.name for path in checkpointer.directory.glob("ckpt-*"))
+    ['ckpt-000000002.npz', 'ckpt-000000004.npz']
+    >>> {key: checkpointer.latest()[key] for key in ("epoch", "step", "global_step")}
+    {'epoch': 1, 'step': 0, 'global_step': 4}
+    """
 
     def __init__(self, checkpointer: Checkpointer, epoch: int, first_step: int, steps_per_epoch: int, every=None, meta=None,
                  state=None):
@@ -238,6 +270,17 @@ class TopKCallback(keras.callbacks.Callback):
         exclude: interactions whose items are left out of the same user's
             ranking (`evaluate_topk(exclude=)`), e.g. the training rows.
         prefix: put before each metric's name in the logs.
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> data = sr.data.synthetic(schema, 2000, seed=0)
+    >>> train, valid = sr.data.random_split(data, 0.1, seed=0)
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    >>> topk = TopKCallback(valid, sr.data.candidate_table(data, schema), ks=[10], exclude=train)
+    >>> history = model.fit(train, epochs=2, callbacks=[topk], verbose=0)
+    >>> [0.0 <= value <= 1.0 for value in history.history["val_recall@10"]]
+    [True, True]
     """
 
     def __init__(self, data, candidates=None, ks: Sequence[int] = (10, 100), metrics: Sequence[str] = ("recall",),
