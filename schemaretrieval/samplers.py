@@ -398,10 +398,17 @@ class _CatalogSampler(CandidateSampler):
         self.probability_array = inclusion_probability(share, self.samples)
         self._probability = ops.convert_to_tensor(self.probability_array.astype("float32"))
 
-    def draw_rows(self):
+    def draw_rows(self, training=True):
         """`samples` distinct rows: the top of log weight + Gumbel noise,
-        which is drawing one by one without replacement."""
-        uniform = keras.random.uniform((self.table.size,), minval=1e-9, maxval=1.0, seed=self.seed_generator)
+        which is drawing one by one without replacement.
+
+        Outside training (the val_loss of `fit(validation_data=...)`,
+        `evaluate`) every call draws the same rows, from the fixed seed
+        `seed` (0 when None): the training draws stay those of the seed
+        whether or not the run validates, and the loss on held-out data is
+        comparable from one epoch to the next."""
+        seed = self.seed_generator if training else (0 if self.seed is None else int(self.seed))
+        uniform = keras.random.uniform((self.table.size,), minval=1e-9, maxval=1.0, seed=seed)
         _, rows = ops.top_k(self._log_weights - ops.log(-ops.log(uniform)), self.samples)
         return rows
 
@@ -414,7 +421,7 @@ class _CatalogSampler(CandidateSampler):
             )
         if candidate_encoder is None:
             raise ValueError(f"{type(self).__name__} needs candidate_encoder= to embed the items it draws")
-        rows = self.draw_rows()
+        rows = self.draw_rows(training)
         embeddings = candidate_encoder(self.table.gather(rows), training=training)
         return Negatives(ops.take(self.table.ids, rows), embeddings, ops.take(self._probability, rows))
 

@@ -89,6 +89,42 @@ def test_uniform_sampler_probability_is_samples_over_catalog(schema, skewed):
     np.testing.assert_allclose(np.asarray(negatives.probability), 16 / len(frame), rtol=1e-6)
 
 
+def test_catalog_sampler_draws_outside_training_leave_the_training_draws_alone(schema, skewed):
+    frame = skewed[3]
+    tower = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([8]))
+
+    def draws(evaluate_between):
+        sampler = UniformSampler(num_samples=16, candidates=frame, schema=schema, seed=3)
+        out = []
+        for _ in range(2):
+            out.append(np.asarray(sampler(np.array([0]), np.zeros((1, 8)), candidate_encoder=tower, training=True).ids))
+            if evaluate_between:
+                held_out = [np.asarray(sampler(np.array([0]), np.zeros((1, 8)), candidate_encoder=tower).ids)
+                            for _ in range(2)]
+                # the same negatives at every evaluation call: val_loss compares across epochs
+                np.testing.assert_array_equal(held_out[0], held_out[1])
+        return out
+
+    plain, evaluated = draws(False), draws(True)
+    assert not np.array_equal(plain[0], plain[1])
+    for a, b in zip(plain, evaluated):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_with_validation_data_trains_the_same_weights_as_without(schema, skewed):
+    _, train, test, _ = skewed
+
+    def weights(**fit_kwargs):
+        keras.utils.set_random_seed(0)
+        model = sr.TwoTowerModel(schema, negative_samplers=UniformSampler(num_samples=32, seed=0))
+        model.compile(optimizer="adam")
+        model.fit(train.iloc[:2000], batch_size=256, epochs=2, seed=0, verbose=0, **fit_kwargs)
+        return [np.asarray(v) for v in model.trainable_variables]
+
+    for a, b in zip(weights(), weights(validation_data=test.iloc[:500])):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
 def test_catalog_samplers_without_a_catalog_say_how_to_give_one():
     output = sr.ContrastiveOutput(negative_samplers="uniform")
     with pytest.raises(ValueError, match=r"has no catalog.*candidates=.*set_catalog"):
