@@ -15,7 +15,8 @@ towers, the negatives and the id embedding width; round 3 (real
 MovieLens-100K) the query tower reading the user's training history
 (`user_history=True`), with `--drop` taking query features out of the schema;
 round 4 (real data and the preset) the logQ probability of in-batch
-negatives and weight decay (AdamW).
+negatives and weight decay (AdamW); round 5 (real data, three split seeds) a
+cosine learning-rate schedule.
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
@@ -41,6 +42,7 @@ import pandas as pd  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
 from quality import movielens, preset  # noqa: E402
+from schemaretrieval.models import DEFAULT_BATCH_SIZE  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
 
 
@@ -74,10 +76,16 @@ class OneOverInterval(sr.InBatchSampler):
 
 def adamw(weight_decay):
     """Adam 1e-3 with decoupled weight decay on every weight (Keras's AdamW)."""
-    return lambda: keras.optimizers.AdamW(1e-3, weight_decay=weight_decay)
+    return lambda steps: keras.optimizers.AdamW(1e-3, weight_decay=weight_decay)
 
 
-# name -> (schema -> TwoTowerModel kwargs, Adam's learning rate or an optimizer factory, batch size)
+def cosine(learning_rate):
+    """Adam from `learning_rate` down to 0 over the run's steps (cosine)."""
+    return lambda steps: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
+
+
+# name -> (schema -> TwoTowerModel kwargs, Adam's learning rate or a factory of the optimizer from the
+# run's total steps, batch size)
 CONFIGS = {
     # round 1, on the preset, from the first defaults
     "first-defaults": (round1(logits_temperature=0.1), 1e-3, 1024),
@@ -128,6 +136,10 @@ CONFIGS = {
     "adamw0.1": (lambda s: {}, adamw(0.1), None),
     "adamw0.3": (lambda s: {}, adamw(0.3), None),
     "adamw1": (lambda s: {}, adamw(1.0), None),
+    # round 5: a cosine learning-rate schedule over the run (to the last of --epochs)
+    "cosine2e-3": (lambda s: {}, cosine(2e-3), None),
+    "cosine3e-3": (lambda s: {}, cosine(3e-3), None),
+    "cosine3e-3-query-dropout0.4": (lambda s: {"query_input_dropout": 0.4}, cosine(3e-3), None),
 }
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 
@@ -173,9 +185,11 @@ def main(argv=None):
         make, lr, batch = CONFIGS[name]
         keras.utils.set_random_seed(args.seed)
         model = sr.TwoTowerModel(schema, **make(schema))
-        model.compile(optimizer=lr() if callable(lr) else keras.optimizers.Adam(lr))
+        epoch_counts = [int(e) for e in args.epochs.split(",")]
+        steps = epoch_counts[-1] * -(-len(train) // (batch or DEFAULT_BATCH_SIZE))
+        model.compile(optimizer=lr(steps) if callable(lr) else keras.optimizers.Adam(lr))
         done, seconds = 0, 0.0
-        for epochs in [int(e) for e in args.epochs.split(",")]:
+        for epochs in epoch_counts:
             start = time.perf_counter()
             model.fit(train, batch_size=batch, epochs=epochs, initial_epoch=done, seed=args.seed, verbose=0)
             seconds += time.perf_counter() - start
