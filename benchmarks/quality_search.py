@@ -15,8 +15,9 @@ towers, the negatives and the id embedding width; round 3 (real
 MovieLens-100K) the query tower reading the user's training history
 (`user_history=True`), with `--drop` taking query features out of the schema;
 round 4 (real data and the preset) the logQ probability of in-batch
-negatives and weight decay (AdamW); round 5 (real data, three split seeds) a
-cosine learning-rate schedule.
+negatives and weight decay (AdamW); round 5 (real data over three split
+seeds, and the preset) a cosine learning-rate schedule and the weight of the
+logQ correction.
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
@@ -140,6 +141,8 @@ CONFIGS = {
     "cosine2e-3": (lambda s: {}, cosine(2e-3), None),
     "cosine3e-3": (lambda s: {}, cosine(3e-3), None),
     "cosine3e-3-query-dropout0.4": (lambda s: {"query_input_dropout": 0.4}, cosine(3e-3), None),
+    # round 5: the weight of log(probability) in the logQ correction (1 is the defaults')
+    **{f"logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), 1e-3, None) for w in (0.75, 1.1, 1.25, 1.5, 2.0)},
 }
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 

@@ -469,7 +469,7 @@ def TwoTowerModel(
     l2_normalize: bool = True,
     logits_temperature: float | None = None,
     negative_samplers=None,
-    logq_correction: bool = True,
+    logq_correction: bool | float = True,
     outputs: ContrastiveOutput | None = None,
     id_embedding_dim: int | None = DEFAULT_ID_EMBEDDING_DIM,
     query_input_dropout: float | None = None,
@@ -485,7 +485,8 @@ def TwoTowerModel(
     that scores are cosines sharpened by `logits_temperature`.
 
     The negatives, unless given, are in-batch, corrected by a streaming
-    estimate of each item's copies per batch (`logq_correction`).
+    estimate of each item's copies per batch (`logq_correction`: True, or
+    the weight of the correction, as `ContrastiveOutput` takes it).
     docs/quality.md has the measurements behind every default.
 
     Args:

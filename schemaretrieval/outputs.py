@@ -26,12 +26,22 @@ MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
 _PROBABILITY_FLOOR = 1e-6
 
 
-def _logq_corrected(scores, probability):
-    """`scores - log(probability)`. keras-rs's SamplingProbabilityCorrection
-    also clips at 1, but samplers report expected copies (module docstring of
-    `schemaretrieval.samplers`), which pass 1 for popular items in large
-    batches."""
-    return scores - ops.log(ops.maximum(probability, _PROBABILITY_FLOOR))
+def _logq_corrected(scores, probability, weight=1.0):
+    """`scores - weight * log(probability)`. keras-rs's
+    SamplingProbabilityCorrection also clips at 1, but samplers report
+    expected copies (module docstring of `schemaretrieval.samplers`), which
+    pass 1 for popular items in large batches."""
+    return scores - weight * ops.log(ops.maximum(probability, _PROBABILITY_FLOOR))
+
+
+def _logq_weight(name, logq_correction) -> float:
+    """The weight of log(probability) that `logq_correction` asks for: True is
+    1 (Yi et al.), False 0, a number >= 0 itself (Merlin's `reg_factor`)."""
+    if isinstance(logq_correction, bool):
+        return float(logq_correction)
+    if isinstance(logq_correction, (int, float, np.integer, np.floating)) and 0 <= float(logq_correction) < np.inf:
+        return float(logq_correction)
+    raise ValueError(f"{name}: logq_correction must be True, False or a weight >= 0, got {logq_correction!r}")
 
 
 class SampledOutput(keras.layers.Layer):
@@ -123,7 +133,9 @@ class ContrastiveOutput(SampledOutput):
         num_hard_negatives: keep only this many highest-scoring negatives
             per row.
         logq_correction: subtract log(sampling probability) from the logits
-            of every candidate whose sampler reports one (Yi et al. 2019).
+            of every candidate whose sampler reports one (Yi et al. 2019);
+            a number weighs it (`weight * log(probability)`; True is 1).
+            Above 1 it leaves popular items higher in the results.
         loss_reduction: "mean" (Merlin's, sum of weighted losses / batch
             size) or "sum" (TFRS's).
 
@@ -142,7 +154,7 @@ class ContrastiveOutput(SampledOutput):
         logits_temperature: float = 1.0,
         remove_accidental_hits: bool = False,
         num_hard_negatives: int | None = None,
-        logq_correction: bool = False,
+        logq_correction: bool | float = False,
         loss_reduction: str = "mean",
         **kwargs,
     ):
@@ -155,6 +167,7 @@ class ContrastiveOutput(SampledOutput):
         self.remove_accidental_hits = remove_accidental_hits
         self.num_hard_negatives = num_hard_negatives
         self.logq_correction = logq_correction
+        self._logq_weight = _logq_weight(type(self).__name__, logq_correction)
         self.loss_reduction = loss_reduction
         self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
 
@@ -183,7 +196,7 @@ class ContrastiveOutput(SampledOutput):
             scores = ops.matmul(query, ops.transpose(ops.cast(in_batch.embeddings, "float32")))
             if positive_probability is not None:
                 positive_probability = distributed.all_gather(positive_probability)
-            elif self.logq_correction:
+            elif self._logq_weight:
                 positive_probability = in_batch.probability
             probability_shape = (1, -1)
             same_id = _same_id(positive_ids, in_batch.ids)
@@ -199,7 +212,7 @@ class ContrastiveOutput(SampledOutput):
 
         for negative in extra:
             scores = ops.matmul(query, ops.transpose(ops.cast(negative.embeddings, "float32")))
-            probability = negative.probability if self.logq_correction else None
+            probability = negative.probability if self._logq_weight else None
             blocks.append(self._corrected(scores, probability, (1, -1)))
             masks.append(_same_id(positive_ids, negative.ids))
             # Empty slots (id < 0) go whatever remove_accidental_hits says.
@@ -219,7 +232,10 @@ class ContrastiveOutput(SampledOutput):
         scores = scores / self.logits_temperature
         if probability is None:
             return scores
-        return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), shape))
+        # A probability the caller gave (candidate_sampling_probability) is
+        # taken at weight 1 when the output's own correction is off.
+        weight = self._logq_weight or 1.0
+        return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), shape), weight)
 
     def call(
         self,
@@ -271,7 +287,8 @@ class BPROutput(SampledOutput):
             "top1", "top1-max", "logistic", "hinge") or a `PairwiseLoss`.
         logits_temperature: the scores are divided by it.
         logq_correction: subtract log(sampling probability) from the
-            negatives' scores where the sampler reports one.
+            negatives' scores where the sampler reports one; a number
+            weighs it, as in `ContrastiveOutput`.
         loss_reduction: "mean" or "sum" over the batch.
 
     Example:
@@ -288,7 +305,7 @@ class BPROutput(SampledOutput):
         negative_samplers="in-batch",
         loss="bpr",
         logits_temperature: float = 1.0,
-        logq_correction: bool = False,
+        logq_correction: bool | float = False,
         loss_reduction: str = "mean",
         **kwargs,
     ):
@@ -298,6 +315,7 @@ class BPROutput(SampledOutput):
         self.loss = losses_lib.get_loss(loss)
         self.logits_temperature = float(logits_temperature)
         self.logq_correction = logq_correction
+        self._logq_weight = _logq_weight(type(self).__name__, logq_correction)
         self.loss_reduction = loss_reduction
 
     def scores_and_mask(self, query, positive, positive_ids, candidate_encoder=None, training=False):
@@ -326,9 +344,9 @@ class BPROutput(SampledOutput):
 
     def _corrected(self, scores, probability):
         scores = scores / self.logits_temperature
-        if probability is None or not self.logq_correction:
+        if probability is None or not self._logq_weight:
             return scores
-        return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)))
+        return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)), self._logq_weight)
 
     def call(
         self,

@@ -133,3 +133,6 @@ def test_bpr_output_extra_negatives_masks_false_negatives_and_empty_slots():
     row0 = -np.log(sigmoid(2.0 - (0.0 - np.log(0.5))))
     total = BPROutput(negative_samplers=Extra(), logits_temperature=0.5, logq_correction=True, loss_reduction="sum")
     assert np.isclose(float(total(QUERY, POSITIVES, IDS, sample_weight=weights)), row0, rtol=1e-5)
+    weighted = BPROutput(negative_samplers=Extra(), logits_temperature=0.5, logq_correction=2.0)
+    negative = np.asarray(weighted.scores_and_mask(QUERY, POSITIVES, IDS)[1])
+    np.testing.assert_allclose(negative[:, 0], np.array([0.0, 1.0, 1.0]) / 0.5 - 2.0 * np.log(0.5), rtol=1e-6)

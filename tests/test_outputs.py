@@ -111,6 +111,23 @@ def test_logq_correction_from_in_batch_item_counts():
     np.testing.assert_allclose(np.asarray(plain.logits_and_labels(QUERY, POSITIVE, IDS)[0]), SCORES, rtol=1e-6)
 
 
+def test_a_logq_weight_scales_the_correction_of_every_column():
+    counts = np.zeros(10)
+    counts[7], counts[8] = 3.0, 1.0  # expected copies in a batch of 3: 2.25 and 0.75
+    output = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=1.5)
+    logits, _ = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    copies = 3 * np.array([0.75, 0.25, 0.75])
+    np.testing.assert_allclose(np.asarray(logits), SCORES - 1.5 * np.log(copies)[None, :], rtol=1e-5)
+    # Weight 1 is True; 0 is no correction.
+    same = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=1.0)
+    ones = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=True)
+    np.testing.assert_allclose(np.asarray(same.logits_and_labels(QUERY, POSITIVE, IDS)[0]),
+                               np.asarray(ones.logits_and_labels(QUERY, POSITIVE, IDS)[0]), rtol=1e-6)
+    off = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=0.0)
+    np.testing.assert_allclose(np.asarray(off.logits_and_labels(QUERY, POSITIVE, IDS)[0]), SCORES, rtol=1e-6)
+    assert ContrastiveOutput.from_config(output.get_config()).logq_correction == 1.5
+
+
 def test_num_hard_negatives_keeps_the_positive_and_the_hardest():
     output = ContrastiveOutput(num_hard_negatives=1)
     logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
@@ -156,6 +173,8 @@ def test_sampled_negatives_without_in_batch_put_the_positive_first():
         ({"logits_temperature": 0.0}, "logits_temperature must be > 0"),
         ({"loss_reduction": "avg"}, "loss_reduction must be one of"),
         ({"num_hard_negatives": 0}, "num_hard_negatives must be >= 1"),
+        ({"logq_correction": -0.5}, r"logq_correction must be True, False or a weight >= 0, got -0.5"),
+        ({"logq_correction": "yes"}, r"logq_correction must be True, False or a weight >= 0, got 'yes'"),
         ({"negative_samplers": "in-bach"}, "unknown sampler 'in-bach'"),
         ({"negative_samplers": ["in-batch", "in-batch"]}, "name the in-batch sampler once"),
     ],
