@@ -34,7 +34,7 @@ def _logq_corrected(scores, probability, weight=1.0):
     return scores - weight * ops.log(ops.maximum(probability, _PROBABILITY_FLOOR))
 
 
-def _logq_weight(name, logq_correction) -> float:
+def _checked_logq_weight(name, logq_correction) -> float:
     """The weight of log(probability) that `logq_correction` asks for: True is
     1 (Yi et al.), False 0, a number >= 0 itself (Merlin's `reg_factor`)."""
     if isinstance(logq_correction, bool):
@@ -51,12 +51,17 @@ class SampledOutput(keras.layers.Layer):
 
     REDUCTIONS = ("mean", "sum")
 
-    def _check_options(self, logits_temperature, loss_reduction):
+    def _check_options(self, logits_temperature, loss_reduction, logq_correction):
         name = type(self).__name__
+        _checked_logq_weight(name, logq_correction)
         if logits_temperature <= 0:
             raise ValueError(f"{name}: logits_temperature must be > 0, got {logits_temperature}")
         if loss_reduction not in self.REDUCTIONS:
             raise ValueError(f"{name}: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
+
+    @property
+    def _logq_weight(self) -> float:
+        return _checked_logq_weight(type(self).__name__, self.logq_correction)
 
     def build_samplers(self, embedding_dim: int):
         """Creates the samplers' state (e.g. a memory bank) for candidate
@@ -159,7 +164,7 @@ class ContrastiveOutput(SampledOutput):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._check_options(logits_temperature, loss_reduction)
+        self._check_options(logits_temperature, loss_reduction, logq_correction)
         if num_hard_negatives is not None and num_hard_negatives < 1:
             raise ValueError(f"ContrastiveOutput: num_hard_negatives must be >= 1 or None, got {num_hard_negatives}")
         self.negative_samplers = get_samplers(negative_samplers)
@@ -167,7 +172,6 @@ class ContrastiveOutput(SampledOutput):
         self.remove_accidental_hits = remove_accidental_hits
         self.num_hard_negatives = num_hard_negatives
         self.logq_correction = logq_correction
-        self._logq_weight = _logq_weight(type(self).__name__, logq_correction)
         self.loss_reduction = loss_reduction
         self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
 
@@ -310,12 +314,11 @@ class BPROutput(SampledOutput):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._check_options(logits_temperature, loss_reduction)
+        self._check_options(logits_temperature, loss_reduction, logq_correction)
         self.negative_samplers = get_samplers(negative_samplers)
         self.loss = losses_lib.get_loss(loss)
         self.logits_temperature = float(logits_temperature)
         self.logq_correction = logq_correction
-        self._logq_weight = _logq_weight(type(self).__name__, logq_correction)
         self.loss_reduction = loss_reduction
 
     def scores_and_mask(self, query, positive, positive_ids, candidate_encoder=None, training=False):
