@@ -26,7 +26,17 @@ _SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
 def movielens_schema_path(variant: str) -> Path:
-    """The bundled YAML schema of a MovieLens variant (schemas/movielens-*.yaml)."""
+    """The bundled YAML schema of a MovieLens variant (schemas/movielens-*.yaml).
+
+    It names the columns `movielens` returns for that variant:
+
+    >>> movielens_schema_path("ml-1m").name, movielens_schema_path("ml-25m").name
+    ('movielens-1m.yaml', 'movielens-latest.yaml')
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema(movielens_schema_path("ml-100k"))
+    >>> set(schema.column_names) <= set(movielens("tests/fixtures/ml-100k").columns)
+    True
+    """
     name = {"ml-100k": "movielens-100k", "ml-1m": "movielens-1m"}.get(variant, "movielens-latest")
     return _SCHEMAS / f"{name}.yaml"
 
@@ -50,6 +60,16 @@ def movielens(path, variant: str | None = None) -> pd.DataFrame:
     (latin-1), ``users.dat``, all ``::``-separated; ml-latest(-small), ml-20m,
     ml-25m, ml-32m ``ratings.csv`` and ``movies.csv`` (utf-8, titles like
     "Heat (1995)", genres "A|B", "(no genres listed)" for none).
+
+    Example (a tiny ml-100k folder: 48 ratings of 8 users):
+
+    >>> ratings = movielens("tests/fixtures/ml-100k")
+    >>> len(ratings), str(ratings["rating"].dtype)
+    (48, 'float32')
+    >>> ratings.loc[2, ["user_id", "item_id", "rating", "item_title", "item_genres", "item_year"]].tolist()
+    [1, 4, 5.0, 'Heat (1995)', ['Action', 'Crime', 'Thriller'], 1995.0]
+    >>> ratings.loc[ratings["user_id"] == 8, "user_zip"].iloc[0]  # raw strings: the zero is kept
+    '05201'
     """
     path = Path(path)
     if not path.is_dir():

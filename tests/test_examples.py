@@ -17,6 +17,7 @@ EXAMPLES = {
     "data.splits": 11,
     "data.synthetic": 12,
     "data.tables": 29,
+    "datasets": 8,
     "encoders": 6,
     "etl": 17,
     "evaluation": 16,
