@@ -19,7 +19,7 @@ EXAMPLES = {
     "data.tables": 29,
     "datasets": 8,
     "encoders": 6,
-    "etl": 17,
+    "etl": 37,
     "evaluation": 16,
     "history": 5,
     "index": 12,
