@@ -42,6 +42,19 @@ def plot_training(history, path, title: str = "") -> Path:
             or a ``{metric: [per epoch]}`` dict (as `training.fit` returns).
         path: the PNG to write.
         title: above the plots.
+
+    Example: with ``val_recall@k`` logged, a second panel makes the image
+    wider (1000 x 380 pixels instead of 550 x 380).
+
+    >>> import os, tempfile
+    >>> from matplotlib.image import imread
+    >>> out = tempfile.mkdtemp()
+    >>> history = {"loss": [2.5, 2.1, 1.9], "val_recall@10": [0.10, 0.15, 0.20]}
+    >>> png = plot_training(history, os.path.join(out, "training.png"), title="run 1")
+    >>> png.name, png.read_bytes()[:4], imread(png).shape
+    ('training.png', b'\x89PNG', (380, 1000, 4))
+    >>> imread(plot_training({"loss": [2.5, 2.1]}, os.path.join(out, "loss.png"))).shape
+    (380, 550, 4)
     """
     import matplotlib
 

@@ -27,7 +27,7 @@ EXAMPLES = {
     "losses": 23,
     "models": 11,
     "outputs": 8,
-    "plots": 2,
+    "plots": 9,
     "samplers": 36,
     "schema": 20,
     "serving": 20,
