@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import keras
@@ -159,20 +160,24 @@ class TwoTowerModelV2(keras.Model):
             loss = loss + extra / distributed.num_replicas()
         return loss
 
-    def _batches(self, data, batch_size, shuffle, seed=None):
-        """Keras's own inputs pass through; tables become batched datasets."""
+    def _batches(self, data, batch_size, shuffle, seed=None, source=None):
+        """Keras's own inputs pass through; tables become batched datasets
+        (`source` names a DataFrame read from a file in errors)."""
         if _is_table(data):
-            return tables.to_tf_dataset(data, self.schema, batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle, seed=seed), None
+            return tables.to_tf_dataset(data, self.schema, batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle,
+                                        seed=seed, source=source), None
         return data, batch_size
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, shuffle=True, seed=None, **kwargs):
         """Keras's `fit`; a DataFrame or path `x` is batched and shuffled from the schema.
         Samplers that draw from the catalog and have none get it from `x`
         (see `set_catalog`)."""
-        x = self._hand_over_catalog(x)
         self._remember_seen(x)
-        table = x
-        x, batch_size = self._batches(x, batch_size, shuffle, seed)
+        table, source = _read_once(x)
+        # The rows are checked before the catalog is taken from them, so that
+        # bad input is named by its file and row, not as the catalog's.
+        x, batch_size = self._batches(table, batch_size, shuffle, seed, source)
+        self._hand_over_catalog(table)
         self._fill_history(table)
         self._build_variables()
         if validation_data is not None:
@@ -190,11 +195,10 @@ class TwoTowerModelV2(keras.Model):
         users, items = history.user_id_column, history.item_id_column
         if isinstance(x, pd.DataFrame):
             columns = x
-        elif _is_table(x):
+        elif _is_table(x):  # fit has read every other path (_read_once)
             from schemaretrieval.data import streaming
 
-            columns = (streaming.read_columns(x, [users, items]) if streaming.use_streaming(x)
-                       else tables.as_frame(x, "fit"))
+            columns = streaming.read_columns(x, [users, items])
         else:
             if not history.has_interactions():
                 raise ValueError(
@@ -246,12 +250,14 @@ class TwoTowerModelV2(keras.Model):
         self.train_function = self.test_function = None
 
     def _hand_over_catalog(self, x):
+        """Samplers that want the catalog or item counts take them from the
+        table `x` (a DataFrame, or a path too large to read whole)."""
         wants = getattr(self.output_layer, "wants_catalog", None)
         if wants is None or not wants():
-            return x
+            return
         if not _is_table(x):
             if not self.output_layer.needs_catalog():
-                return x  # only item counts (logQ) were wanted
+                return  # only item counts (logQ) were wanted
             raise ValueError(
                 "fit: a sampler draws from the catalog and has none; fit on a DataFrame or path (the catalog "
                 "and item counts are taken from it), or call model.set_catalog(candidates, item_counts) first"
@@ -268,7 +274,7 @@ class TwoTowerModelV2(keras.Model):
                                       schema_lib.cardinality(self.schema[self.candidate_id_column])),
             )
             self.train_function = self.test_function = None
-            return x
+            return
         x = tables.as_frame(x, "fit")
         self.output_layer.set_catalog(
             _candidate_table(x, self.schema),
@@ -278,7 +284,6 @@ class TwoTowerModelV2(keras.Model):
             ),
         )
         self.train_function = self.test_function = None
-        return x
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """Keras's `evaluate`: the loss on held-out batches (see `evaluate_topk`)."""
@@ -459,6 +464,19 @@ def _is_table(data) -> bool:
     """A DataFrame or a path (what the model batches from the schema itself),
     rather than Keras's own inputs."""
     return isinstance(data, (pd.DataFrame, str)) or hasattr(data, "__fspath__")
+
+
+def _read_once(data):
+    """(`data`, how errors name it): a path that is not streamed (csv, or
+    parquet that fits in memory) is read here, once, for the batches, the
+    catalog and the history alike."""
+    if isinstance(data, pd.DataFrame) or not _is_table(data):
+        return data, None
+    from schemaretrieval.data import streaming
+
+    if streaming.use_streaming(data):
+        return data, None
+    return tables.read_table(data), os.fspath(data)
 
 
 def _candidate_table(interactions, schema):

@@ -611,10 +611,12 @@ def fit(
         frame, held_out = early_stopping.split(frame, model)
         tables.to_arrays(held_out, model.schema, source=f"{source} (early stopping's validation split)")
         catalog = model.catalog(candidates)  # fails now, not after the first epoch, without one
-    # The samplers' catalog and item counts come from the rows trained on.
-    frame = model._hand_over_catalog(frame)
+    # Checked first, so that a bad row is named by its file and row, not as
+    # the catalog's; the samplers' catalog and item counts, and the history,
+    # come from the rows trained on.
     arrays = tables.to_arrays(frame, model.schema, source=source)
-    model._fill_history(frame)  # the rows trained on, as the catalog
+    model._hand_over_catalog(frame)
+    model._fill_history(frame)
     rows = len(next(iter(arrays.values())))
     steps = -(-rows // batch_size)
     validation = None

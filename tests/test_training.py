@@ -236,6 +236,42 @@ def test_a_table_with_bad_values_fails_through_fit_naming_the_column(schema, fra
         training.fit(_model(schema), bad, epochs=1, batch_size=64, verbose=0)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"negative_samplers": "uniform"}, {"user_history": True}],
+                         ids=["defaults", "catalog-sampler", "user-history"])
+def test_a_bad_csv_is_named_by_its_file_and_row_whatever_reads_it_first(schema, frame, tmp_path, kwargs):
+    # The catalog sampler and the history read the same rows as the batches;
+    # the error must still name the file and its row, not the catalog's.
+    bad = frame.copy()
+    bad["item_id"] = bad["item_id"].astype("float64")
+    bad.loc[3, "item_id"] = np.nan
+    path = tmp_path / "train.csv"
+    bad.to_csv(path, index=False)
+    message = rf"^{str(path)}: column 'item_id': expected integer ids, found missing / NaN values \(1 row, first at row 3\)"
+    with pytest.raises(ValueError, match=message):
+        _model(schema, **kwargs).fit(path, batch_size=64, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        training.fit(_model(schema, **kwargs), path, epochs=1, batch_size=64, verbose=0)
+
+
+@pytest.mark.parametrize("sampler", [None, "uniform"], ids=["defaults", "catalog-sampler"])
+def test_fit_on_a_csv_reads_it_once_for_batches_catalog_and_history(schema, frame, tmp_path, monkeypatch, sampler):
+    path = tmp_path / "train.csv"
+    frame.to_csv(path, index=False)
+    reads = []
+    read_table = tables.read_table
+    monkeypatch.setattr(tables, "read_table", lambda p: reads.append(p) or read_table(p))
+    model = _model(schema, negative_samplers=sampler, user_history=True)
+    model.fit(path, batch_size=256, epochs=1, verbose=0)
+    assert reads == [path]
+    history = model.query_tower.history
+    assert history.has_interactions()
+    user = int(frame["user_id"].iloc[0])
+    row = np.asarray(history.items)[user]
+    assert set(row[row >= 0]) == set(frame.loc[frame["user_id"] == user, "item_id"])
+    if sampler:
+        assert model.output_layer.negative_samplers[0].has_catalog()
+
+
 def test_drop_bad_rows_counts_them_per_column(schema, frame):
     bad = frame.copy()
     bad.loc[[1, 2], "user_age"] = [np.nan, np.inf]

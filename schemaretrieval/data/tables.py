@@ -497,10 +497,10 @@ def to_arrays(data, schema: Schema, *, source: str = _DATAFRAME) -> dict[str, np
 # to_tf_dataset
 # --------------------------------------------------------------------------
 
-def _arrays_from(data, schema):
+def _arrays_from(data, schema, source=None):
     if isinstance(data, (str, os.PathLike)):
         return to_arrays(read_table(data), schema, source=os.fspath(data))
-    return to_arrays(data, schema)
+    return to_arrays(data, schema, source=source or _DATAFRAME)
 
 
 def to_tf_dataset(
@@ -513,6 +513,7 @@ def to_tf_dataset(
     drop_remainder: bool = False,
     streaming="auto",
     shuffle_buffer: int | None = None,
+    source: str | None = None,
 ):
     """A ``tf.data.Dataset`` of ``{column: tensor}`` batches from ``to_arrays``.
 
@@ -537,6 +538,8 @@ def to_tf_dataset(
         shuffle: reshuffle the rows every epoch.
         seed: seed of the shuffle.
         drop_remainder: leave out the last, smaller batch.
+        source: how errors name an in-memory ``data`` (the file it was read
+            from, say); a path names itself.
 
     Example:
         >>> import numpy as np, pandas as pd
@@ -558,7 +561,7 @@ def to_tf_dataset(
         return streaming_lib.stream_tf_dataset(
             data, schema, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
             shuffle_buffer=shuffle_buffer)
-    arrays = _arrays_from(data, schema)
+    arrays = _arrays_from(data, schema, source)
     n = len(next(iter(arrays.values())))
     batch_size = int(batch_size)
     tensors = {name: tf.constant(values) for name, values in arrays.items()}
