@@ -193,7 +193,11 @@ def format_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The library's own INFO (the ETL device, what was written) and every
+    # library's warnings; TensorFlow's INFO (the SavedModel's renamed captured
+    # inputs, "Assets written to") says nothing a user can act on.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("schemaretrieval").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
