@@ -136,6 +136,26 @@ def vocabularies(workflow) -> dict[str, Vocabulary]:
 
     This is the seam for the ETL (``schemaretrieval.etl``): whatever it saves,
     it reaches `export_serving` through here and `continuous_transforms`.
+
+    Example: the vocabularies of a fitted ETL encode raw values to the very
+    ids the ETL wrote.
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> ratings = sr.datasets.movielens("tests/fixtures/ml-100k")
+    >>> out = sr.etl.fit_transform(ratings, schema="schemas/movielens-100k.yaml", out_dir=tempfile.mkdtemp())
+    >>> vocabs = vocabularies(out)
+    >>> sorted(vocabs)
+    ['item_genres', 'item_id', 'item_year', 'user_gender', 'user_id', 'user_occupation', 'user_zip']
+    >>> encoded = sr.data.read_table(out.train)
+    >>> bool((vocabs["user_id"].encode(ratings["user_id"]) == encoded["user_id"]).all())
+    True
+    >>> vocabs["user_occupation"].encode(["writer", "astronaut"]).tolist()  # unseen: the OOV id
+    [7, 2]
+    >>> vocabularies({"user_id": {"u7": 3, "u9": 4}})["user_id"].encode(["u9", "new"]).tolist()
+    [4, 2]
+    >>> vocabularies(None)
+    {}
     """
     workflow = _as_workflow(workflow)
     if workflow is None:
@@ -263,6 +283,21 @@ def continuous_transforms(workflow) -> dict[str, ContinuousTransform]:
     A column the workflow computes from another one (a time column's
     ``normalize`` feature) or with an op other than the ETL's continuous steps
     gets a transform whose ``error`` says so.
+
+    Example: the fitted steps of a user's age replay what the ETL wrote.
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> ratings = sr.datasets.movielens("tests/fixtures/ml-100k")
+    >>> out = sr.etl.fit_transform(ratings, schema="schemas/movielens-100k.yaml", out_dir=tempfile.mkdtemp())
+    >>> transforms = continuous_transforms(out)
+    >>> sorted(transforms), [step for step, _ in transforms["user_age"].steps]
+    (['rating', 'user_age'], ['fill_missing', 'normalize'])
+    >>> age = transforms["user_age"](ratings["user_age"].to_numpy())
+    >>> np.allclose(age.numpy(), sr.data.read_table(out.train)["user_age"])
+    True
+    >>> continuous_transforms({"user_id": ["u7", "u9"]})  # vocabularies only: inputs come encoded
+    {}
     """
     workflow = _as_workflow(workflow)
     if workflow is None or isinstance(workflow, Mapping):
@@ -704,7 +739,26 @@ def _check_replayable(model, transforms):
 
 def load_serving(path):
     """(the loaded retrieval SavedModel, its serving.json, the directory) from
-    an export directory or a `train --out` directory (its serving/)."""
+    an export directory or a `train --out` directory (its serving/).
+
+    Example: the top 5 of two users through the default signature.
+
+    >>> import tempfile
+    >>> import tensorflow as tf
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)  # untrained, to keep the example quick; any model exports
+    >>> export = export_serving(model, sr.data.candidate_table(train, schema), tempfile.mkdtemp(), k=5)
+    >>> loaded, meta, path = load_serving(export)
+    >>> [spec["name"] for spec in meta["features"]], meta["k"], path == export
+    (['user_id', 'user_age', 'user_country'], 5, True)
+    >>> out = loaded.signatures["serving_default"](user_id=tf.constant([3, 7], tf.int64),
+    ...                                            user_age=tf.constant([0.2, 0.9]),
+    ...                                            user_country=tf.constant([1, 4], tf.int64))
+    >>> out["ids"].shape.as_list(), out["scores"].shape.as_list()
+    ([2, 5], [2, 5])
+    """
     meta, path = _meta(path)
     return tf.saved_model.load(str(path)), meta, path
 
@@ -732,6 +786,27 @@ def recommend(model, user_features, k: int = 10, candidates=None, exclude=None, 
     Returns:
         (scores, item ids), each ``[num_users, k]``; k larger than what
         exclusion leaves of the catalog for some user is a ValueError.
+
+    Example: three users' top 5, best first; leaving out the first user's
+    best item moves the others up.
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(train, epochs=1, verbose=0)
+    >>> users = train.drop_duplicates("user_id").head(3)
+    >>> catalog = sr.data.candidate_table(train, schema)
+    >>> scores, ids = recommend(model, users, k=5, candidates=catalog)
+    >>> scores.shape, ids.shape, bool((scores[:, :-1] >= scores[:, 1:]).all())
+    ((3, 5), (3, 5), True)
+    >>> _, again = recommend(model, users, k=5, candidates=catalog, exclude=[[ids[0, 0]], [], []])
+    >>> again[0, :4].tolist() == ids[0, 1:].tolist(), again[1:].tolist() == ids[1:].tolist()
+    (True, True)
+    >>> _, unseen = recommend(model, users, k=5, candidates=catalog, exclude_seen=True)
+    >>> [set(row) & set(train.loc[train["user_id"] == user, "item_id"]) for user, row in zip(users["user_id"], unseen)]
+    [set(), set(), set()]
     """
     if isinstance(user_features, Mapping) and not isinstance(user_features, pd.DataFrame):
         user_features = {name: np.atleast_1d(np.asarray(v)) if np.ndim(v) == 0 else v
@@ -801,6 +876,28 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
 
     ``exclude`` is left out besides the seen items the export stores (see
     `export_serving`); when fewer than k items are left, fewer are returned.
+
+    Example: the export answers what `recommend` answers in Python.
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)  # untrained, to keep the example quick; any model exports
+    >>> users = train.drop_duplicates("user_id")[["user_id", "user_age", "user_country"]]
+    >>> catalog = sr.data.candidate_table(train, schema)
+    >>> path = export_serving(model, catalog, tempfile.mkdtemp(), k=5, users=users)
+    >>> user = int(users["user_id"].iloc[0])
+    >>> top = recommend_from_export(path, user, k=5)
+    >>> scores, ids = recommend(model, users.head(1), k=5, candidates=catalog)
+    >>> [item for item, _ in top] == ids[0].tolist(), np.allclose([score for _, score in top], scores[0], atol=1e-5)
+    (True, True)
+    >>> recommend_from_export(path, user, k=4, exclude=[top[0][0]]) == top[1:]
+    True
+    >>> recommend_from_export(path, 5000)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown user id 5000: user_id takes ids in [0, 1999] (the model's domain)
     """
     loaded, meta, path = load_serving(path)
     size = meta["catalog_size"]
@@ -849,7 +946,19 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
 
 def similar_items(path, item, k: int = 10):
     """The k items nearest ``item`` by candidate-tower embedding (dot product),
-    the item itself left out: [(item id, score)]."""
+    the item itself left out: [(item id, score)].
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)  # untrained, to keep the example quick; any model exports
+    >>> path = export_serving(model, sr.data.candidate_table(train, schema), tempfile.mkdtemp(), k=5)
+    >>> item = int(train["item_id"].iloc[0])
+    >>> neighbours = similar_items(path, item, k=3)
+    >>> len(neighbours), item in [other for other, _ in neighbours], neighbours[0][1] >= neighbours[-1][1]
+    (3, False, True)
+    """
     _, path = _meta(path)
     table = pd.read_parquet(path / "candidate_embeddings.parquet")
     ids = table["id"].to_numpy()

@@ -30,7 +30,7 @@ EXAMPLES = {
     "plots": 9,
     "samplers": 36,
     "schema": 20,
-    "serving": 20,
+    "serving": 88,
     "training": 36,
 }
 
