@@ -56,7 +56,22 @@ LATEST = "latest.json"
 def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras from one integer and, with
     `deterministic`, turns on TensorFlow's op determinism (ops without a
-    deterministic kernel then raise instead of varying)."""
+    deterministic kernel then raise instead of varying).
+
+    Example: the same seed, the same initial weights and draws.
+    (`deterministic=True`, the default, would leave op determinism on for
+    the rest of the process: TensorFlow has no way to turn it off.)
+
+    >>> def first_weights():
+    ...     layer = keras.layers.Dense(2)
+    ...     layer.build((None, 3))
+    ...     return layer.kernel.numpy()
+    >>> set_seed(7, deterministic=False)
+    >>> weights, draw = first_weights(), np.random.rand()
+    >>> set_seed(7, deterministic=False)
+    >>> bool((first_weights() == weights).all()), bool(np.random.rand() == draw)
+    (True, True)
+    """
     keras.utils.set_random_seed(int(seed))
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -76,7 +91,24 @@ def epoch_order(num_rows: int, seed: int, epoch: int) -> tf.Tensor:
 
 def epoch_dataset(arrays, batch_size: int, seed: int, epoch: int, skip: int = 0, shuffle: bool = True):
     """The batches of one epoch from validated arrays (`tables.to_arrays`),
-    rows in `epoch_order(seed, epoch)`, the first `skip` batches left out."""
+    rows in `epoch_order(seed, epoch)`, the first `skip` batches left out.
+
+    Example: every row once per epoch, the columns of a row kept together,
+    and a resumed epoch (`skip`) goes on with the same order.
+
+    >>> arrays = {"user_id": np.arange(10), "item_id": np.arange(10) + 100}
+    >>> batches = [{name: t.numpy().tolist() for name, t in batch.items()}
+    ...            for batch in epoch_dataset(arrays, batch_size=4, seed=0, epoch=0)]
+    >>> [len(batch["user_id"]) for batch in batches]
+    [4, 4, 2]
+    >>> sorted(sum((batch["user_id"] for batch in batches), [])) == list(range(10))
+    True
+    >>> all(item - user == 100 for b in batches for user, item in zip(b["user_id"], b["item_id"]))
+    True
+    >>> resumed = epoch_dataset(arrays, batch_size=4, seed=0, epoch=0, skip=1)
+    >>> [batch["user_id"].numpy().tolist() for batch in resumed] == [b["user_id"] for b in batches[1:]]
+    True
+    """
     tensors = {name: tf.constant(values) for name, values in arrays.items()}
     n = len(next(iter(arrays.values())))
     order = epoch_order(n, seed, epoch) if shuffle else tf.range(n, dtype=tf.int64)
@@ -503,7 +535,19 @@ def drop_bad_rows(frame: pd.DataFrame, schema) -> tuple[pd.DataFrame, dict[str, 
     and counted: missing / non-finite / non-numeric values, categorical ids
     outside the schema's domain, list elements outside it or lists longer
     than value_count max. Returns (kept rows, {column: rows dropped for it}).
-    A missing column is not a bad row and still ends with an error."""
+    A missing column is not a bad row and still ends with an error.
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> data = sr.data.synthetic(schema, 5, seed=0)
+    >>> data.loc[1, "user_age"] = float("nan")
+    >>> data.loc[3, "item_id"] = 3000  # the schema's domain is 0..2999
+    >>> kept, dropped = drop_bad_rows(data, schema)
+    >>> len(kept), dropped
+    (3, {'user_age': 1, 'item_id': 1})
+    >>> len(sr.data.to_arrays(kept, schema)["item_id"])  # what to_arrays would have rejected is gone
+    3
+    """
     bad = np.zeros(len(frame), dtype=bool)
     counts: dict[str, int] = {}
     for col in schema:
@@ -596,6 +640,22 @@ def fit(
         The history of the epochs run in this call, {metric: [per epoch]};
         with early stopping also `early_stopping_<monitor>` per epoch and
         `best_epoch` (an int, 0-based).
+
+    Example: a run with checkpoints; run again with the same arguments, it
+    resumes after the epochs done (here: all of them, so nothing is left).
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> data = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    >>> checkpoints = tempfile.mkdtemp()
+    >>> history = fit(model, data, epochs=1, batch_size=500, checkpoint_dir=checkpoints, verbose=0)
+    >>> list(history), len(history["loss"]), Checkpointer(checkpoints).latest()["global_step"]  # 2000 rows / 500
+    (['loss'], 1, 4)
+    >>> fit(model, data, epochs=1, batch_size=500, checkpoint_dir=checkpoints, verbose=0)
+    {}
     """
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")

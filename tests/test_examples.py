@@ -31,7 +31,7 @@ EXAMPLES = {
     "samplers": 36,
     "schema": 20,
     "serving": 88,
-    "training": 36,
+    "training": 66,
 }
 
 
