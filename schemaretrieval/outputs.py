@@ -93,6 +93,14 @@ class SampledOutput(keras.layers.Layer):
         extra = [n for n, s in zip(negatives, self.negative_samplers) if not s.in_batch]
         return (in_batch[0] if in_batch else None), extra
 
+    def _probability_of_positives(self, positive_ids):
+        """Each positive's probability among the samplers' negatives (summed
+        over samplers), or None when a sampler cannot say."""
+        parts = [s.probability_of(positive_ids) for s in self.negative_samplers]
+        if not parts or any(p is None for p in parts):
+            return None
+        return sum(parts[1:], parts[0])
+
     def _reduce(self, losses, sample_weight):
         if sample_weight is not None:
             losses = losses * ops.reshape(ops.cast(sample_weight, losses.dtype), (-1,))
@@ -140,6 +148,8 @@ class ContrastiveOutput(SampledOutput):
         logq_correction: subtract log(sampling probability) from the logits
             of every candidate whose sampler reports one (Yi et al. 2019);
             a number weighs it (`weight * log(probability)`; True is 1).
+            Without in-batch negatives the positive's column is corrected
+            too, by what its samplers' `probability_of` reports for it.
             Above 1 it leaves popular items higher in the results.
         loss_reduction: "mean" (Merlin's, sum of weighted losses / batch
             size) or "sum" (TFRS's).
@@ -212,6 +222,8 @@ class ContrastiveOutput(SampledOutput):
             scores = ops.sum(query * positive, axis=1, keepdims=True)
             probability_shape = (-1, 1)
             masks.append(None)
+            if positive_probability is None and self._logq_weight:
+                positive_probability = self._probability_of_positives(positive_ids)
         blocks.append(self._corrected(scores, positive_probability, probability_shape))
 
         for negative in extra:

@@ -106,6 +106,17 @@ class CandidateSampler(keras.layers.Layer):
         bank); the model calls it when it is built, so the state exists
         before saved weights are loaded. The base class has none."""
 
+    def probability_of(self, ids):
+        """The probability the sampler would report for each of `ids` [N]
+        among its negatives, or None when it cannot say (the base class).
+
+        Without in-batch negatives, `ContrastiveOutput` corrects each row's
+        positive by it too: in a sampled softmax every column, the positive
+        included, loses the log of its sampling probability, or the
+        positive of a rarely drawn item is pushed down against negatives
+        corrected upwards."""
+        return None
+
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
 class InBatchSampler(CandidateSampler):
@@ -425,6 +436,13 @@ class _CatalogSampler(CandidateSampler):
         embeddings = candidate_encoder(self.table.gather(rows), training=training)
         return Negatives(ops.take(self.table.ids, rows), embeddings, ops.take(self._probability, rows))
 
+    def probability_of(self, ids):
+        if self.table is None:
+            return None
+        rows = self.table.rows(ids)
+        # An id the catalog lacks is never drawn: it is left uncorrected (1).
+        return ops.where(rows >= 0, ops.take(self._probability, ops.maximum(rows, 0)), 1.0)
+
     def get_config(self):
         # The catalog is training data, not configuration: a loaded model
         # gets it again from set_catalog or from fit on a DataFrame.
@@ -576,8 +594,8 @@ class CrossBatchSampler(CandidateSampler):
         self.item_counts = np.asarray(item_counts, dtype="float64")
         share = self.item_counts / self.item_counts.sum()
         # The chance of holding the item, not its expected copies (as
-        # in-batch): alone, the bank's negatives face an uncorrected
-        # positive, and copies measured worse there (docs/samplers.md).
+        # in-batch): with the bank alone copies measured worse, the
+        # positive's column corrected or not (docs/samplers.md).
         probability = -np.expm1(self.capacity * np.log1p(-np.minimum(share, 1.0 - 1e-12)))
         self._probability = ops.convert_to_tensor(probability.astype("float32"))
 
@@ -585,15 +603,18 @@ class CrossBatchSampler(CandidateSampler):
         # Copies: the values before this step's write (in eager too).
         ids = ops.copy(self.bank_ids)
         embeddings = ops.stop_gradient(ops.copy(self.bank))
-        probability = None
-        if self._probability is not None:
-            size = ops.shape(self._probability)[0]
-            known = ops.logical_and(ids >= 0, ids < size)
-            probability = ops.where(known, ops.take(self._probability, ops.where(known, ids, 0)), 1.0)
-        negatives = Negatives(ids, embeddings, probability)
+        negatives = Negatives(ids, embeddings, self.probability_of(ids))
         if training:
             self._enqueue(ops.cast(positive_ids, "int64"), ops.stop_gradient(ops.cast(positive_embeddings, self.bank.dtype)))
         return negatives
+
+    def probability_of(self, ids):
+        if self._probability is None:
+            return None
+        ids = ops.cast(ids, "int64")
+        # Empty slots (-1) and ids past the counts: left uncorrected (1).
+        known = ops.logical_and(ids >= 0, ids < ops.shape(self._probability)[0])
+        return ops.where(known, ops.take(self._probability, ops.where(known, ids, 0)), 1.0)
 
     def _enqueue(self, ids, embeddings):
         # A batch larger than the bank keeps its last `capacity` rows.

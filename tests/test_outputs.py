@@ -167,6 +167,43 @@ def test_sampled_negatives_without_in_batch_put_the_positive_first():
     np.testing.assert_array_equal(np.asarray(labels), [0, 0, 0])
 
 
+class KnownProbabilitySampler(FixedSampler):
+    """FixedSampler that can also say how likely it draws any id."""
+
+    PROBABILITY = {7: 0.2, 8: 0.5, 9: 0.1}
+
+    def probability_of(self, ids):
+        return np.array([self.PROBABILITY[int(i)] for i in np.asarray(ids)], dtype="float32")
+
+
+def test_without_in_batch_the_positive_column_loses_its_own_log_probability():
+    positive_scores = (QUERY * POSITIVE).sum(axis=1)
+    extra = QUERY @ np.array([[0.0, 1.0], [2.0, 0.0]]).T - np.log([0.5, 0.1])
+    own = np.log([0.2, 0.5, 0.2])  # rows' positives: items 7, 8, 7
+    output = ContrastiveOutput(negative_samplers=KnownProbabilitySampler(), logq_correction=True)
+    logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
+    np.testing.assert_allclose(np.asarray(logits), np.concatenate([(positive_scores - own)[:, None], extra], axis=1),
+                               rtol=1e-6)
+    # A weight weighs it too; two samplers add their probabilities.
+    weighted = ContrastiveOutput(negative_samplers=KnownProbabilitySampler(), logq_correction=1.5)
+    np.testing.assert_allclose(np.asarray(weighted.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0],
+                               positive_scores - 1.5 * own, rtol=1e-6)
+    both = ContrastiveOutput(negative_samplers=[KnownProbabilitySampler(), KnownProbabilitySampler()],
+                             logq_correction=True)
+    np.testing.assert_allclose(np.asarray(both.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0],
+                               positive_scores - np.log(2 * np.exp(own)), rtol=1e-6)
+    # A sampler that cannot say leaves the positive as it is; so does logQ off.
+    mixed = ContrastiveOutput(negative_samplers=[KnownProbabilitySampler(), FixedSampler()], logq_correction=True)
+    np.testing.assert_allclose(np.asarray(mixed.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0], positive_scores,
+                               rtol=1e-6)
+    off = ContrastiveOutput(negative_samplers=KnownProbabilitySampler())
+    np.testing.assert_allclose(np.asarray(off.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0], positive_scores,
+                               rtol=1e-6)
+    # The caller's candidate_sampling_probability comes first (as in TFRS).
+    given = output.logits_and_labels(QUERY, POSITIVE, IDS, candidate_sampling_probability=np.array([0.1, 0.1, 0.1]))
+    np.testing.assert_allclose(np.asarray(given[0])[:, 0], positive_scores - np.log(0.1), rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -170,6 +170,26 @@ def test_cross_batch_probability_is_the_chance_the_bank_holds_the_item():
     np.testing.assert_allclose(np.asarray(negatives.probability), [1 - 0.25**4, 1 - 0.75**4, 1.0, 1.0], rtol=1e-6)
 
 
+def test_probability_of_any_id_is_what_the_sampler_reports_when_it_draws_it(schema, skewed):
+    # The output corrects each row's positive by it (without in-batch negatives).
+    interactions, catalog = skewed[0], skewed[3]
+    counts = CandidateTable.item_counts(interactions, "item_id")
+    tower = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([8]))
+    for sampler in (PopularitySampler(8, candidates=catalog, item_counts=counts, schema=schema, seed=0),
+                    UniformSampler(8, candidates=catalog, schema=schema, seed=0)):
+        negatives = sampler(np.array([0]), np.zeros((1, 8)), candidate_encoder=tower, training=True)
+        np.testing.assert_allclose(np.asarray(sampler.probability_of(negatives.ids)),
+                                   np.asarray(negatives.probability), rtol=1e-6)
+        # An id the catalog lacks is never drawn: it is left uncorrected.
+        missing = int(catalog["item_id"].max()) + 5
+        assert float(sampler.probability_of(np.array([missing]))[0]) == 1.0
+    bank = CrossBatchSampler(capacity=4, embedding_dim=2, item_counts=np.array([1.0, 3.0]))
+    np.testing.assert_allclose(np.asarray(bank.probability_of(np.array([1, 0, -1, 7]))),
+                               [1 - 0.25**4, 1 - 0.75**4, 1.0, 1.0], rtol=1e-6)
+    assert CrossBatchSampler(capacity=4, embedding_dim=2).probability_of(np.array([0])) is None
+    assert sr.InBatchSampler().probability_of(np.array([0])) is None
+
+
 def test_cross_batch_memory_is_a_fifo_of_past_batches():
     sampler = CrossBatchSampler(capacity=4, embedding_dim=2)
     first = sampler(np.array([1, 2, 3]), np.ones((3, 2)), training=True)
