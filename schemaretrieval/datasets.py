@@ -37,6 +37,9 @@ def movielens_schema_path(variant: str) -> Path:
     >>> set(schema.column_names) <= set(movielens("tests/fixtures/ml-100k").columns)
     True
     """
+    if variant not in MOVIELENS_VARIANTS:
+        raise ValueError(f"movielens_schema_path: unknown variant {variant!r}; expected one of "
+                         f"{', '.join(MOVIELENS_VARIANTS)}")
     name = {"ml-100k": "movielens-100k", "ml-1m": "movielens-1m"}.get(variant, "movielens-latest")
     return _SCHEMAS / f"{name}.yaml"
 

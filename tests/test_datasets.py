@@ -54,6 +54,9 @@ def test_guess_variant_and_errors(tmp_path):
         datasets.movielens(tmp_path)
     with pytest.raises(ValueError, match="unknown variant"):
         datasets.movielens(f"{FIXTURES}/ml-100k", "ml-2k")
+    # A typo is not guessed to mean the ml-latest schema.
+    with pytest.raises(ValueError, match=r"movielens_schema_path: unknown variant 'ml-10m'; expected one of ml-100k"):
+        datasets.movielens_schema_path("ml-10m")
     with pytest.raises(FileNotFoundError, match="u.user"):
         (tmp_path / "u.data").write_text("1\t1\t5\t1\n")
         (tmp_path / "u.item").write_text("1|A (1990)|||x" + "|0" * 19 + "\n")
