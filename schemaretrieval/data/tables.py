@@ -608,7 +608,22 @@ def to_tf_dataset(
 
 def as_frame(data, what: str = "data") -> pd.DataFrame:
     """`data` itself when it is a DataFrame, else the table at that path
-    (see `read_table`)."""
+    (see `read_table`); anything else is an error naming `what`.
+
+    Example:
+        >>> import os, tempfile
+        >>> frame = pd.DataFrame({"user_id": [1, 2], "item_id": [3, 4]})
+        >>> as_frame(frame) is frame
+        True
+        >>> path = os.path.join(tempfile.mkdtemp(), "events.parquet")
+        >>> frame.to_parquet(path)
+        >>> as_frame(path).equals(frame)
+        True
+        >>> as_frame([1, 2], "exclude")
+        Traceback (most recent call last):
+        ...
+        TypeError: exclude expects a DataFrame or a path, got list
+    """
     return _frame_from(data, what)[0]
 
 
