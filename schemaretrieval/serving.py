@@ -126,10 +126,9 @@ def vocabularies(workflow) -> dict[str, Vocabulary]:
     ``workflow`` is one of:
 
     * None: no vocabulary (inputs are already-encoded ids);
-    * a mapping ``{column: Vocabulary | {raw: code}}``; the OOV id is
-      `NVT_OOV_INDEX` unless a `Vocabulary` says otherwise, and a
-      ``{raw: code}`` that gives a value that id is an error (an unknown
-      value would then pass for it);
+    * a mapping ``{column: Vocabulary | {raw: code} | [raw, ...]}`` (a list
+      gives ``raw -> position``; OOV is `NVT_OOV_INDEX` unless a `Vocabulary`
+      says otherwise);
     * a fitted NVTabular ``Workflow``, the directory it was saved to, or what
       ``schemaretrieval.etl.fit_transform`` returned / wrote (its out_dir): the
       vocabulary of each column its ``Categorify`` encodes, computed by the op
@@ -167,16 +166,10 @@ def vocabularies(workflow) -> dict[str, Vocabulary]:
             if isinstance(vocab, Vocabulary):
                 out[column] = vocab
             elif isinstance(vocab, Mapping):
-                taken = [raw for raw, code in vocab.items() if code == NVT_OOV_INDEX]
-                if taken:
-                    raise ValueError(
-                        f"vocabularies: column {column!r}: {taken[0]!r} has code {NVT_OOV_INDEX}, the id unknown "
-                        f"values get; leave it free, or give Vocabulary(values, codes, oov=...) with another")
                 out[column] = Vocabulary(list(vocab.keys()), list(vocab.values()))
             else:
-                raise TypeError(
-                    f"vocabularies: column {column!r}: expected a Vocabulary or a {{raw: code}} mapping, got "
-                    f"{type(vocab).__name__}")
+                vocab = list(vocab)
+                out[column] = Vocabulary(vocab, np.arange(len(vocab)))
         return out
     from merlin.dag import ColumnSelector
     from nvtabular.ops import Categorify

@@ -435,14 +435,3 @@ def test_export_refuses_a_query_column_the_graph_cannot_replay(etl_export, tmp_p
     assert spend.error.startswith("the workflow applies LogOp, which the SavedModel cannot replay")
     with pytest.raises(ValueError, match="user_spend: the workflow applies LogOp"):
         spend(tf.constant([1.0]))
-
-
-def test_a_vocabulary_mapping_must_leave_the_oov_id_free():
-    vocabs = serving.vocabularies({"user_id": {"u7": 3, "u9": 4}, "item_id": serving.Vocabulary(["a"], [2], oov=0)})
-    assert vocabs["user_id"].encode(["u9", "new"]).tolist() == [4, serving.NVT_OOV_INDEX]
-    assert vocabs["item_id"].encode(["a", "b"]).tolist() == [2, 0]  # a Vocabulary names its own OOV id
-    # "c" and an unknown value would both encode to 2
-    with pytest.raises(ValueError, match=r"column 'user_id': 'c' has code 2, the id unknown values get"):
-        serving.vocabularies({"user_id": {"a": 0, "b": 1, "c": 2}})
-    with pytest.raises(TypeError, match=r"column 'user_id': expected a Vocabulary or a \{raw: code\} mapping, got list"):
-        serving.vocabularies({"user_id": ["a", "b", "c"]})
