@@ -41,19 +41,18 @@ def test_the_module_examples_run(name):
     assert module_examples_pass(module, at_least=EXAMPLES[name])
 
 
-def test_every_public_class_has_an_example():
+def _public(kind):
+    """{qualified name: object} of what the library's modules export in
+    __all__ that `kind` accepts (inspect.isclass, inspect.isfunction)."""
     modules = [sr] + [importlib.import_module(f"schemaretrieval.{name}") for name in EXAMPLES]
-    classes = {f"{obj.__module__}.{obj.__qualname__}": obj
-               for module in modules for obj in (getattr(module, name) for name in getattr(module, "__all__", ()))
-               if inspect.isclass(obj) and obj.__module__.startswith("schemaretrieval")}
-    assert len(classes) >= 25
-    assert [name for name, obj in sorted(classes.items()) if ">>>" not in (obj.__doc__ or "")] == []
+    return {f"{obj.__module__}.{obj.__qualname__}": obj
+            for module in modules for obj in (getattr(module, name) for name in getattr(module, "__all__", ()))
+            if kind(obj) and obj.__module__.startswith("schemaretrieval")}
 
 
-def test_every_public_function_has_an_example():
-    modules = [sr] + [importlib.import_module(f"schemaretrieval.{name}") for name in EXAMPLES]
-    functions = {f"{obj.__module__}.{obj.__qualname__}": obj
-                 for module in modules for obj in (getattr(module, name) for name in getattr(module, "__all__", ()))
-                 if inspect.isfunction(obj) and obj.__module__.startswith("schemaretrieval")}
-    assert len(functions) >= 50
-    assert [name for name, obj in sorted(functions.items()) if ">>>" not in (obj.__doc__ or "")] == []
+@pytest.mark.parametrize("kind, at_least", [(inspect.isclass, 25), (inspect.isfunction, 50)],
+                         ids=["classes", "functions"])
+def test_every_public_class_and_function_has_an_example(kind, at_least):
+    public = _public(kind)
+    assert len(public) >= at_least
+    assert [name for name, obj in sorted(public.items()) if ">>>" not in (obj.__doc__ or "")] == []
