@@ -591,6 +591,21 @@ def _query_tower_module(model, specs):
 # ------------------------------------------------------------------ export
 
 
+def _check_oov_code_is_free(specs, vocabs):
+    """A query column's vocabulary given by the caller may not give a raw
+    value the code unknown values get: the graph would serve both as one
+    user. (The item id's vocabulary only decodes, and a fitted workflow's
+    come from its Categorify, which owns its OOV id.)"""
+    for spec in specs:
+        if spec["vocabulary"]:
+            vocab = vocabs[spec["name"]]
+            taken = vocab.values[vocab.codes == vocab.oov]
+            if len(taken):
+                raise ValueError(
+                    f"export_serving: workflow[{spec['name']!r}] gives {taken[0]!r} code {vocab.oov}, the code of "
+                    f"unknown values; leave that code free, or give Vocabulary(values, codes, oov=...) with another")
+
+
 def export_serving(model, candidates, path, k: int = 100, workflow=None, users=None, exclude=None,
                    exclude_seen: bool = False) -> Path:
     """Writes the retrieval SavedModel, the query tower and the candidate embeddings.
@@ -660,6 +675,8 @@ def export_serving(model, candidates, path, k: int = 100, workflow=None, users=N
     seen = None if exclude is None else _seen_items(model, exclude, item_codes, vocabs)
     embeddings = model.candidate_embeddings(catalog).astype(np.float32)
     specs = _feature_specs(model, vocabs, transforms)
+    if isinstance(workflow, Mapping):
+        _check_oov_code_is_free(specs, vocabs)
     item_vocab = vocabs.get(model.candidate_id_column)
 
     path.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,8 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     plain = serving.export_serving(model, catalog, root / "plain", k=K, users=interactions)
     vocab = {
-        "user_id": {f"u{i}": i for i in range(2000)},
+        # code 2 is left to unknown users (NVTabular's OOV id)
+        "user_id": {f"u{i}": i for i in range(2000) if i != serving.NVT_OOV_INDEX},
         "item_id": serving.Vocabulary([f"i{i}" for i in range(3000)], np.arange(3000), oov=0),
     }
     raw = serving.export_serving(model, catalog, root / "raw", k=K, workflow=vocab)
@@ -435,3 +436,19 @@ def test_export_refuses_a_query_column_the_graph_cannot_replay(etl_export, tmp_p
     assert spend.error.startswith("the workflow applies LogOp, which the SavedModel cannot replay")
     with pytest.raises(ValueError, match="user_spend: the workflow applies LogOp"):
         spend(tf.constant([1.0]))
+
+
+def test_a_query_vocabulary_must_leave_the_code_of_unknown_values_free(setup, tmp_path):
+    model, catalog, *_ = setup
+    # "b" and every unknown user would be served as one user
+    with pytest.raises(ValueError, match=r"workflow\['user_id'\] gives 'b' code 2, the code of unknown values"):
+        serving.export_serving(model, catalog, tmp_path / "x", k=K, workflow={"user_id": {"a": 3, "b": 2}})
+    with pytest.raises(ValueError, match=r"gives 'b' code 5"):
+        serving.export_serving(model, catalog, tmp_path / "x", k=K,
+                               workflow={"user_id": serving.Vocabulary(["a", "b"], [3, 5], oov=5)})
+    assert not (tmp_path / "x").exists()
+    # the item id's vocabulary only decodes: code 2 is an item like any other
+    items = {"item_id": [f"i{i}" for i in range(3000)], "user_id": serving.Vocabulary(["a"], [3], oov=2)}
+    path = serving.export_serving(model, catalog, tmp_path / "ok", k=K, workflow=items)
+    ids = pd.read_parquet(path / "candidate_embeddings.parquet")["id"].tolist()
+    assert ids == [f"i{i}" for i in catalog["item_id"]] and "i2" in ids
