@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import keras
@@ -470,13 +469,13 @@ def _read_once(data):
     """(`data`, how errors name it): a path that is not streamed (csv, or
     parquet that fits in memory) is read here, once, for the batches, the
     catalog and the history alike."""
-    if isinstance(data, pd.DataFrame) or not _is_table(data):
+    if not _is_table(data):
         return data, None
     from schemaretrieval.data import streaming
 
-    if streaming.use_streaming(data):
+    if not isinstance(data, pd.DataFrame) and streaming.use_streaming(data):
         return data, None
-    return tables.read_table(data), os.fspath(data)
+    return tables._frame_from(data, "fit")
 
 
 def _candidate_table(interactions, schema):

@@ -664,8 +664,7 @@ def fit(
             f"fit: early_stopping must be a schemaretrieval.training.EarlyStopping or None, got "
             f"{type(early_stopping).__name__}"
         )
-    source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "<DataFrame>"
-    frame = tables.as_frame(data, "fit")
+    frame, source = tables._frame_from(data, "fit")
     seen = frame
     if early_stopping is not None:
         frame, held_out = early_stopping.split(frame, model)
