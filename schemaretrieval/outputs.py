@@ -46,8 +46,9 @@ def _checked_logq_weight(name, logq_correction) -> float:
 
 class SampledOutput(keras.layers.Layer):
     """What the outputs share: their samplers and the hooks through which a
-    model builds them and hands them the catalog, and the options every
-    output checks alike."""
+    model builds them and hands them the catalog, the options every output
+    checks alike, and `call`: each output's `row_losses`, weighted and
+    reduced."""
 
     REDUCTIONS = ("mean", "sum")
 
@@ -110,6 +111,36 @@ class SampledOutput(keras.layers.Layer):
         # Under tf.distribute, this replica's share of the global batch's
         # mean: Keras sums the replicas' gradients.
         return total / ops.cast(distributed.global_batch_size(ops.shape(losses)[0]), total.dtype)
+
+    def call(
+        self,
+        query,
+        positive,
+        positive_ids,
+        sample_weight=None,
+        candidate_sampling_probability=None,
+        candidate_encoder=None,
+        training=False,
+    ):
+        """The reduced loss of one batch."""
+        losses = self.row_losses(query, positive, positive_ids, candidate_sampling_probability, candidate_encoder,
+                                 training)
+        return self._reduce(losses, sample_weight)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "negative_samplers": [keras.saving.serialize_keras_object(s) for s in self.negative_samplers],
+            "logits_temperature": self.logits_temperature,
+            "logq_correction": self.logq_correction,
+            "loss_reduction": self.loss_reduction,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
+        return cls(**config)
 
 
 def _same_id(positive_ids, ids):
@@ -253,39 +284,20 @@ class ContrastiveOutput(SampledOutput):
         weight = self._logq_weight or 1.0
         return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), shape), weight)
 
-    def call(
-        self,
-        query,
-        positive,
-        positive_ids,
-        sample_weight=None,
-        candidate_sampling_probability=None,
-        candidate_encoder=None,
-        training=False,
-    ):
-        """The reduced loss of one batch."""
+    def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                   candidate_encoder=None, training=False):
+        """Each row's cross-entropy [B], before sample weights and reduction."""
         logits, labels = self.logits_and_labels(
             query, positive, positive_ids, candidate_sampling_probability, candidate_encoder, training
         )
-        losses = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        return self._reduce(losses, sample_weight)
+        return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "negative_samplers": [keras.saving.serialize_keras_object(s) for s in self.negative_samplers],
-            "logits_temperature": self.logits_temperature,
             "remove_accidental_hits": self.remove_accidental_hits,
             "num_hard_negatives": self.num_hard_negatives,
-            "logq_correction": self.logq_correction,
-            "loss_reduction": self.loss_reduction,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -363,37 +375,21 @@ class BPROutput(SampledOutput):
             return scores
         return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)), self._logq_weight)
 
-    def call(
-        self,
-        query,
-        positive,
-        positive_ids,
-        sample_weight=None,
-        candidate_sampling_probability=None,
-        candidate_encoder=None,
-        training=False,
-    ):
-        """The reduced loss of one batch (`candidate_sampling_probability`
-        is accepted for the model's sake and unused: pairwise losses compare
-        the positive with each negative, not a softmax over candidates)."""
+    def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                   candidate_encoder=None, training=False):
+        """Each row's pairwise loss [B]. `candidate_sampling_probability` is
+        accepted for the model's sake and unused: a pairwise loss compares
+        the positive with each negative, not a softmax over candidates."""
         positive_scores, negative_scores, mask = self.scores_and_mask(
             query, positive, positive_ids, candidate_encoder, training
         )
-        return self._reduce(self.loss(positive_scores, negative_scores, mask), sample_weight)
+        return self.loss(positive_scores, negative_scores, mask)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "negative_samplers": [keras.saving.serialize_keras_object(s) for s in self.negative_samplers],
-            "loss": losses_lib.serialize(self.loss),
-            "logits_temperature": self.logits_temperature,
-            "logq_correction": self.logq_correction,
-            "loss_reduction": self.loss_reduction,
-        }
+        return {**super().get_config(), "loss": losses_lib.serialize(self.loss)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
         config["loss"] = losses_lib.deserialize(config["loss"])
-        return cls(**config)
+        return super().from_config(config)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras_rs.layers import RemoveAccidentalHits, SamplingProbabilityCorrection
 
-from schemaretrieval.outputs import MASK_VALUE, ContrastiveOutput
+from schemaretrieval.outputs import MASK_VALUE, BPROutput, ContrastiveOutput
 from schemaretrieval.samplers import CandidateSampler, InBatchSampler, Negatives
 
 # Three queries and their three positive candidates; items 7 and 7 collide.
@@ -219,3 +219,21 @@ def test_without_in_batch_the_positive_column_loses_its_own_log_probability():
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ContrastiveOutput(**kwargs)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=np.arange(1.0, 11.0)),
+                              logits_temperature=0.5, remove_accidental_hits=True, num_hard_negatives=2,
+                              logq_correction=1.5, loss_reduction="sum"),
+    lambda: BPROutput(negative_samplers="in-batch", loss="top1-max", logits_temperature=0.5, logq_correction=2.0,
+                      loss_reduction="sum"),
+], ids=["contrastive", "bpr"])
+def test_an_output_rebuilt_from_its_config_keeps_every_option_and_its_loss(make):
+    output = make()
+    config = output.get_config()
+    rebuilt = type(output).from_config(config)
+    assert rebuilt.get_config() == config
+    for option in ("logits_temperature", "logq_correction", "loss_reduction"):
+        assert getattr(rebuilt, option) == getattr(output, option)
+    assert type(rebuilt.negative_samplers[0]) is InBatchSampler
+    assert np.isclose(float(rebuilt(QUERY, POSITIVE, IDS)), float(output(QUERY, POSITIVE, IDS)), rtol=1e-6)
