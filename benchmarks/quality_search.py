@@ -17,7 +17,7 @@ MovieLens-100K) the query tower reading the user's training history
 round 4 (real data and the preset) the logQ probability of in-batch
 negatives and weight decay (AdamW); round 5 (real data over three split
 seeds, and the preset) a cosine learning-rate schedule and the weight of the
-logQ correction.
+logQ correction; round 7 L2 normalisation and tower depth.
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
@@ -143,6 +143,10 @@ CONFIGS = {
     "cosine3e-3-query-dropout0.4": (lambda s: {"query_input_dropout": 0.4}, cosine(3e-3), None),
     # round 5: the weight of log(probability) in the logQ correction (1 is the defaults')
     **{f"logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), 1e-3, None) for w in (0.75, 1.1, 1.25, 1.5, 2.0)},
+    # round 7: the two defaults round 1 kept without a row of their own, L2 normalisation and tower depth
+    "no-l2": (lambda s: {"l2_normalize": False, "logits_temperature": 1.0}, 1e-3, None),
+    "no-l2-temp0.2": (lambda s: {"l2_normalize": False}, 1e-3, None),
+    "towers128-64": (lambda s: {"query_units": (128, 64), "candidate_units": (128, 64)}, 1e-3, None),
 }
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 
