@@ -100,3 +100,17 @@ def test_approximate_indexes_recall_against_exact(index):
     _, approx = index.search(queries, k=10)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
     assert recall >= 0.9, recall
+
+
+def test_keras_rs_brute_force_retrieval_keeps_ids_as_int32_in_0_4_0():
+    # Why the library has its own exact index (schemaretrieval/index.py):
+    # keras-rs 0.4.0 stores candidate ids in an int32 variable, so an int64
+    # id such as a hashed item id cannot be returned as given.
+    from keras_rs.layers import BruteForceRetrieval
+
+    embeddings = np.eye(2, dtype="float32")
+    layer = BruteForceRetrieval(k=1, candidate_embeddings=embeddings, candidate_ids=np.array([5, 9]))
+    assert layer.candidate_ids.dtype == "int32"
+    big = np.array([2**40 + 1, 7], dtype="int64")
+    _, ids = BruteForce().index(embeddings, ids=big).search(np.array([[1.0, 0.0]], "float32"), k=1)
+    assert ids.dtype == np.int64 and ids.tolist() == [[2**40 + 1]]
