@@ -28,7 +28,7 @@ DEFAULT_KS = (1, 5, 10, 50, 100)
 DEFAULT_TEMPERATURE = 0.2
 #: fit's batch size for a DataFrame or path when none is given.
 DEFAULT_BATCH_SIZE = 128
-#: The recommended number of epochs (the CLI's default; Keras's fit keeps 1).
+#: fit's number of epochs when none is given (Keras's own is 1), and the CLI's.
 DEFAULT_EPOCHS = 12
 # Round 2 of the search (real MovieLens-100K, docs/quality.md): ids 64 wide
 # rather than Merlin's 16, with half of the query tower's input dropped in
@@ -167,10 +167,13 @@ class TwoTowerModelV2(keras.Model):
                                         seed=seed, source=source), None
         return data, batch_size
 
-    def fit(self, x=None, y=None, batch_size=None, validation_data=None, shuffle=True, seed=None, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, epochs=DEFAULT_EPOCHS, validation_data=None, shuffle=True,
+            seed=None, **kwargs):
         """Keras's `fit`; a DataFrame or path `x` is batched and shuffled from the schema.
         Samplers that draw from the catalog and have none get it from `x`
-        (see `set_catalog`)."""
+        (see `set_catalog`). Unless given, `epochs` is the measured
+        `DEFAULT_EPOCHS` (12), not Keras's 1, and a table's `batch_size`
+        is `DEFAULT_BATCH_SIZE` (128): docs/quality.md."""
         self._remember_seen(x)
         table, source = _read_once(x)
         # The rows are checked before the catalog is taken from them, so that
@@ -183,7 +186,8 @@ class TwoTowerModelV2(keras.Model):
             validation_data, _ = self._batches(validation_data, batch_size or 1024, False)
         # A tf.data.Dataset shuffles itself; Keras warns when asked to.
         shuffle = shuffle and not isinstance(x, tf.data.Dataset)
-        return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, **kwargs)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                           shuffle=shuffle, **kwargs)
 
     def _fill_history(self, x):
         """A query tower with a `UserHistory` reads the users' items from the

@@ -38,6 +38,7 @@ import tensorflow as tf
 from schemaretrieval import evaluation
 from schemaretrieval.data import tables
 from schemaretrieval.data.splits import random_split
+from schemaretrieval.models import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 
 __all__ = [
     "set_seed",
@@ -601,8 +602,8 @@ def fit(
     model,
     data,
     *,
-    epochs: int,
-    batch_size: int = 1024,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int | None = None,
     seed: int = 0,
     validation_data=None,
     candidates=None,
@@ -621,7 +622,9 @@ def fit(
     Args:
         model: a compiled `TwoTowerModelV2`.
         data: training interactions (DataFrame or path).
-        epochs, batch_size: as `Model.fit`.
+        epochs, batch_size: as `Model.fit`; by default the measured ones,
+            `DEFAULT_EPOCHS` (12) and `DEFAULT_BATCH_SIZE` (128), as
+            `TwoTowerModelV2.fit` takes them (docs/quality.md).
         seed: the data order of epoch e is `epoch_order(seed, e)`.
         validation_data: held-out interactions; when given, every epoch logs
             `val_loss` and full-catalog `val_recall@k` for `ks`.
@@ -659,6 +662,7 @@ def fit(
     """
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(
             f"fit: early_stopping must be a schemaretrieval.training.EarlyStopping or None, got "

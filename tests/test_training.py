@@ -20,6 +20,7 @@ import schemaretrieval as sr
 from schemaretrieval import training
 from schemaretrieval.cli import main
 from schemaretrieval.data import tables
+from schemaretrieval.models import DEFAULT_EPOCHS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schemas" / "synthetic.yaml"
@@ -502,3 +503,12 @@ def test_exclude_seen_without_a_user_id_column_is_named(frame):
         training.EarlyStopping().split(frame, no_users)
     train, held_out = training.EarlyStopping(exclude_seen=False).split(frame, no_users)
     assert len(train) + len(held_out) == len(frame) and held_out["item_id"].isin(train["item_id"]).all()
+
+
+def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(schema, frame):
+    rows = frame.iloc[:300]  # batches of 128: 128 + 128 + 44
+    for fit in (lambda model: model.fit(rows, verbose=0).history, lambda model: training.fit(model, rows, verbose=0)):
+        model = _model(schema)
+        history = fit(model)
+        assert len(history["loss"]) == DEFAULT_EPOCHS == 12
+        assert int(model.optimizer.iterations) == DEFAULT_EPOCHS * 3
