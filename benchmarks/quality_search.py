@@ -17,7 +17,8 @@ MovieLens-100K) the query tower reading the user's training history
 round 4 (real data and the preset) the logQ probability of in-batch
 negatives and weight decay (AdamW); round 5 (real data over three split
 seeds, and the preset) a cosine learning-rate schedule and the weight of the
-logQ correction; round 7 L2 normalisation and tower depth.
+logQ correction; round 7 L2 normalisation and tower depth, and the preset
+at ML-1M's size (`--preset-size 1m`).
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
@@ -147,7 +148,13 @@ CONFIGS = {
     "no-l2": (lambda s: {"l2_normalize": False, "logits_temperature": 1.0}, 1e-3, None),
     "no-l2-temp0.2": (lambda s: {"l2_normalize": False}, 1e-3, None),
     "towers128-64": (lambda s: {"query_units": (128, 64), "candidate_units": (128, 64)}, 1e-3, None),
+    # round 7, the preset at ML-1M's size: wider, or larger batches
+    "towers128-ids128": (lambda s: {"query_units": (128,), "candidate_units": (128,), "id_embedding_dim": 128},
+                         1e-3, None),
+    "batch512-lr2e-3": (lambda s: {}, 2e-3, 512),
 }
+# --preset-size: the preset's counts (users, items, interactions); 1m is ML-1M's
+PRESET_SIZES = {"100k": (943, 1682, 100_000), "1m": (6040, 3706, 1_000_000)}
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
 
 
@@ -169,8 +176,13 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/quality_search.jsonl")
     p.add_argument("--drop", default="", help="comma-separated feature columns the models do not read")
+    p.add_argument("--preset-size", choices=sorted(PRESET_SIZES), default="100k")
+    p.add_argument("--ease-l2", default="500", help="comma-separated EASE regularisations to print")
     args = p.parse_args(argv)
-    train, test, schema, source = movielens(args.movielens, args.seed) if args.movielens else preset(args.seed)
+    if args.movielens:
+        train, test, schema, source = movielens(args.movielens, args.seed)
+    else:
+        train, test, schema, source = preset(args.seed, *PRESET_SIZES[args.preset_size])
     dropped = [c for c in args.drop.split(",") if c]
     unknown = sorted(set(dropped) - set(schema.column_names))
     if unknown:
@@ -184,8 +196,10 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"{source}\n{'config':<44} " + "  ".join(f"{c:>4}" for c in COLUMNS))
-    for name, baseline in (("popularity", sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id")),
-                           ("EASE (l2 500)", sr.baselines.EASE(500.0).fit(train, "user_id", "item_id"))):
+    baselines = [("popularity", sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id"))]
+    baselines += [(f"EASE (l2 {l2})", sr.baselines.EASE(float(l2)).fit(train, "user_id", "item_id"))
+                  for l2 in args.ease_l2.split(",")]
+    for name, baseline in baselines:
         print(fmt(name, recalls(lambda ex: baseline.evaluate_topk(test, candidate_ids=items, ks=ks, exclude=ex), train)),
               flush=True)
     for name in args.configs.split(","):
