@@ -112,6 +112,13 @@ class SampledOutput(keras.layers.Layer):
         # mean: Keras sums the replicas' gradients.
         return total / ops.cast(distributed.global_batch_size(ops.shape(losses)[0]), total.dtype)
 
+    def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                   candidate_encoder=None, training=False):
+        """Each row's loss [B], before sample weights and reduction."""
+        raise NotImplementedError(
+            f"{type(self).__name__}: an output defines row_losses(query, positive, positive_ids, ...)"
+        )
+
     def call(
         self,
         query,
