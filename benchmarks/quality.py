@@ -39,7 +39,8 @@ COLUMNS = ("recall@10", "recall@100", "recall@10 excl", "recall@100 excl")
 def preset(seed, num_users=943, num_items=1682, num_interactions=100_000):
     frame, schema = sr.data.movielens_like(num_users, num_items, num_interactions, seed=seed)
     train, test = sr.data.random_split(frame, 0.2, seed=seed)
-    size = "" if num_interactions == 100_000 else f", {num_users} users, {num_items} items, {num_interactions} rows"
+    default = (num_users, num_items, num_interactions) == (943, 1682, 100_000)
+    size = "" if default else f", {num_users} users, {num_items} items, {num_interactions} rows"
     return train, test, schema, f"movielens_like(seed={seed}{size})"
 
 
