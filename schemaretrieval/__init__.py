@@ -21,6 +21,8 @@ from schemaretrieval.encoders import Encoder, MLPBlock  # noqa: E402
 from schemaretrieval.history import UserHistory  # noqa: E402
 from schemaretrieval.inputs import InputBlock  # noqa: E402
 from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2  # noqa: E402
+from schemaretrieval import optimizers  # noqa: E402
+from schemaretrieval.optimizers import AveragedAdam, default_optimizer  # noqa: E402
 from schemaretrieval import losses  # noqa: E402
 from schemaretrieval.outputs import BPROutput, ContrastiveOutput  # noqa: E402
 from schemaretrieval.samplers import (  # noqa: E402
@@ -50,6 +52,9 @@ __all__ = [
     "InputBlock",
     "TwoTowerModel",
     "TwoTowerModelV2",
+    "optimizers",
+    "AveragedAdam",
+    "default_optimizer",
     "ContrastiveOutput",
     "BPROutput",
     "losses",

@@ -26,6 +26,7 @@ EXAMPLES = {
     "inputs": 7,
     "losses": 23,
     "models": 11,
+    "optimizers": 6,
     "outputs": 8,
     "plots": 9,
     "samplers": 36,
