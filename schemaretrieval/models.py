@@ -16,6 +16,7 @@ from schemaretrieval import history as history_lib
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data import checks, tables
 from schemaretrieval.encoders import Encoder, MLPBlock
+from schemaretrieval.optimizers import default_optimizer
 from schemaretrieval.outputs import ContrastiveOutput
 from schemaretrieval.samplers import InBatchSampler
 
@@ -49,8 +50,6 @@ DEFAULT_HISTORY_QUERY_INPUT_DROPOUT = 0.25
 # either tower; on the preset it traded 0.001-0.002 of x@10 for the
 # unexcluded figures.
 DEFAULT_LOGQ_CORRECTION = 1.1
-
-
 @keras.saving.register_keras_serializable(package="schemaretrieval")
 class TwoTowerModelV2(keras.Model):
     """A query tower and a candidate tower trained so that a query scores its
@@ -125,6 +124,19 @@ class TwoTowerModelV2(keras.Model):
         self.query_id_column = user_ids[0] if user_ids else None
 
     # Keras plumbing ------------------------------------------------------
+
+    def compile(self, optimizer=None, **kwargs):
+        """Keras's `compile`; without an optimizer, the measured
+        `default_optimizer()` (Adam 1e-3, fit ending on the moving average
+        of the weights) rather than Keras's RMSprop."""
+        super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras's own skips any model whose compile is overridden; this one
+        # only fills in a missing optimizer, so a loaded model compiles as saved.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def call(self, features, training=None):
         return {

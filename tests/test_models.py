@@ -203,3 +203,22 @@ def test_query_input_dropout_drops_in_training_only_and_bad_dropouts_are_named(s
         sr.TwoTowerModel(schema, dropout=0.2)
     deep = sr.TwoTowerModel(schema, dropout=0.2, query_units=(32, 16), candidate_units=(32, 16))
     assert any(type(layer).__name__ == "Dropout" for layer in deep.candidate_tower.blocks[0].layers)
+
+
+def test_compile_without_an_optimizer_takes_the_measured_one_and_fit_ends_on_its_average(tmp_path, schema, split):
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
+    model.compile()
+    opt = model.optimizer
+    assert (type(opt).__name__, round(float(opt.learning_rate), 6), opt.use_ema, opt.ema_momentum) == (
+        "AveragedAdam", 1e-3, True, 0.9995)
+    model.fit(split[1].iloc[:1024], batch_size=256, epochs=2, verbose=0)
+    # Keras's fit ends with the weights set to the optimizer's average.
+    for variable, average in zip(model.trainable_variables, opt._model_variables_moving_average):
+        np.testing.assert_array_equal(np.asarray(variable), np.asarray(average), err_msg=variable.path)
+    model.save(tmp_path / "model.keras")
+    loaded = sr.load_model(tmp_path / "model.keras").optimizer
+    assert (type(loaded), loaded.ema_momentum, int(loaded.iterations)) == (sr.AveragedAdam, 0.9995, 8)
+    # A given optimizer is used as given.
+    model.compile(optimizer="sgd")
+    assert (type(model.optimizer).__name__, model.optimizer.use_ema) == ("SGD", False)
