@@ -598,6 +598,19 @@ def _bad_list(value, col) -> bool:
 # fit
 # --------------------------------------------------------------------------
 
+class _TrainingWeights(keras.callbacks.Callback):
+    """Keeps the weights an epoch ends on, before Keras's `fit` replaces
+    them with the optimizer's moving average, so that the next epoch
+    trains on from them."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+
+    def restore(self):
+        for variable, value in zip(self.model.trainable_variables, self.values):
+            variable.assign(value)
+
+
 def fit(
     model,
     data,
@@ -715,6 +728,10 @@ def fit(
         else:
             _trim_csv(csv_path, epoch)
 
+    # An optimizer with use_ema ends every model.fit on the moving average;
+    # one model.fit per epoch must not restart each epoch from it.
+    averaged = bool(getattr(model.optimizer, "use_ema", False))
+    training_weights = _TrainingWeights()
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
         cbs = []
@@ -732,13 +749,22 @@ def fit(
         if checkpointer is not None:
             cbs.append(CheckpointCallback(checkpointer, epoch, step, steps, checkpoint_every, meta,
                                           early_stopping.state if early_stopping is not None else None))
+        if averaged:
+            cbs.append(training_weights)
         dataset = epoch_dataset(arrays, batch_size, seed, epoch, skip=step, shuffle=shuffle)
         result = model.fit(
             dataset, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation, callbacks=cbs, verbose=verbose
         )
+        if averaged:
+            training_weights.restore()
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
         epoch, step = epoch + 1, 0
+    # Training goes on from the weights each epoch ended on and, as one
+    # model.fit, ends on their moving average (also after a resume that
+    # found every epoch done; before any step the average is still zeros).
+    if averaged and int(model.optimizer.iterations) > 0:
+        model.optimizer.finalize_variable_values(model.trainable_variables)
     # Each epoch's model.fit on a tf.data dataset forgets the table; all of
     # data, the split included, is what evaluate_topk(exclude_seen=True)
     # leaves out of a later ranking.

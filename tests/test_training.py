@@ -512,3 +512,37 @@ def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(sc
         history = fit(model)
         assert len(history["loss"]) == DEFAULT_EPOCHS == 12
         assert int(model.optimizer.iterations) == DEFAULT_EPOCHS * 3
+
+
+def test_a_moving_average_of_the_weights_ends_training_fit_as_it_ends_one_model_fit(schema, frame):
+    # fit runs one model.fit per epoch, and Keras ends each on the optimizer's
+    # moving average; the next epoch must train on from the epoch's own weights.
+    def trained(fit):
+        keras.utils.set_random_seed(0)
+        model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
+        model.compile(optimizer=sr.default_optimizer(1e-2, ema_momentum=0.9))
+        fit(model)
+        return model
+
+    one = trained(lambda m: m.fit(frame, epochs=3, batch_size=128, shuffle=False, verbose=0))
+    per_epoch = trained(lambda m: training.fit(m, frame, epochs=3, batch_size=128, shuffle=False, verbose=0))
+    assert int(per_epoch.optimizer.iterations) == 30
+    averages = per_epoch.optimizer._model_variables_moving_average
+    for x, y, average in zip(one.trainable_variables, per_epoch.trainable_variables, averages):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(average), err_msg=x.path)
+
+
+def test_a_resume_that_finds_every_epoch_done_still_ends_on_the_moving_average(schema, frame, tmp_path):
+    def model():
+        keras.utils.set_random_seed(0)
+        m = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
+        m.compile(optimizer=sr.default_optimizer(1e-2, ema_momentum=0.9))
+        return m
+
+    done = model()
+    training.fit(done, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
+    again = model()
+    assert training.fit(again, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path) == {}
+    for x, y in zip(done.trainable_variables, again.trainable_variables):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
