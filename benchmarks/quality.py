@@ -87,7 +87,7 @@ def main(argv=None):
 
     steps = args.epochs * -(-len(train) // DEFAULT_BATCH_SIZE)
     for name, kwargs, optimizer in (
-        (f"TwoTowerModel defaults, {args.epochs} epochs", {}, lambda: "adam"),
+        (f"TwoTowerModel defaults, {args.epochs} epochs", {}, lambda: None),  # compile(): the measured optimizer
         # docs/quality.md, section 8: the recipe for real data (the schedule needs the run's length)
         ("recipe: query-input dropout 0.4, cosine from 3e-3", {"query_input_dropout": 0.4},
          lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))),

@@ -40,10 +40,15 @@ def _train_parser(sub):
     p.add_argument("--valid", help="held-out interactions; default: --test-fraction of the data")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out when --valid is not given (default 0.2)")
     from schemaretrieval.models import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+    from schemaretrieval.optimizers import DEFAULT_EMA_MOMENTUM, DEFAULT_LEARNING_RATE
 
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS} (docs/quality.md)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"default {DEFAULT_BATCH_SIZE} (docs/quality.md)")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    p.add_argument("--learning-rate", type=float, default=DEFAULT_LEARNING_RATE,
+                   help=f"Adam's learning rate (default {DEFAULT_LEARNING_RATE:g})")
+    p.add_argument("--ema-momentum", type=float, default=DEFAULT_EMA_MOMENTUM,
+                   help=f"training ends on the moving average of the weights with this momentum (default "
+                        f"{DEFAULT_EMA_MOMENTUM:g}, docs/quality.md); 0 ends on the last step's weights")
     p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop when recall@K (K = the first of --ks), with seen items excluded, on a validation split "
@@ -108,8 +113,6 @@ def similar_items(args):
 
 
 def train(args) -> dict:
-    import keras
-
     import schemaretrieval as sr
 
     from schemaretrieval import training
@@ -139,7 +142,7 @@ def train(args) -> dict:
 
     catalog = sr.data.candidate_table(all_data, schema)
     model = sr.TwoTowerModel(schema, user_history=args.user_history)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    model.compile(optimizer=sr.default_optimizer(args.learning_rate, ema_momentum=args.ema_momentum or None))
     early_stopping = None
     if args.early_stopping is not None:
         early_stopping = training.EarlyStopping(validation_fraction=args.validation_fraction, monitor=f"recall@{ks[0]}",
