@@ -28,6 +28,7 @@ def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path
     assert sr.load_schema(out / "schema.yaml").column_names == sr.load_schema("schemas/synthetic.yaml").column_names
     model = sr.load_model(out / "model.keras")
     assert model.candidate_id_column == "item_id"
+    assert (type(model.optimizer), model.optimizer.ema_momentum) == (sr.AveragedAdam, 0.9995)  # the measured one
     # the serving export leaves out each user's training items, still k of them
     schema = sr.load_schema("schemas/synthetic.yaml")
     frame = sr.data.synthetic(schema, 20000, seed=0)
@@ -50,7 +51,8 @@ def test_help_names_every_option(capsys):
         main(["train", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--schema", "--data", "--synthetic", "--valid", "--epochs", "--batch-size", "--out", "example:"):
+    for option in ("--schema", "--data", "--synthetic", "--valid", "--epochs", "--batch-size", "--learning-rate",
+                   "--ema-momentum", "--out", "example:"):
         assert option in text
 
 
@@ -63,6 +65,16 @@ def test_a_bad_schema_file_is_named(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("schemaretrieval train: error: ")
     assert "bad.yaml" in error and "'item_id'" in error and "'itme_id'" in error
+
+
+@pytest.mark.parametrize("momentum", ["1.5", "-0.1"])
+def test_a_bad_ema_momentum_is_named_before_training(tmp_path, capsys, momentum):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "500", "--ema-momentum", momentum,
+              "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert f"ema_momentum must be in (0, 1) or None, got {momentum}" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "model.keras").exists()
 
 
 def test_data_and_synthetic_are_exclusive(capsys):
