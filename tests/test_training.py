@@ -402,6 +402,24 @@ def test_it_stops_after_patience_epochs_without_improvement_and_restores_the_bes
     assert lines[-1].endswith("stopping") == (epochs_run < len(VALUES))
 
 
+def test_with_an_average_of_the_weights_early_stopping_keeps_the_best_epochs_own_weights(schema, frame):
+    # As Keras's EarlyStopping(restore_best_weights=True): what was judged is
+    # put back after fit, not the optimizer's average (docs/training.md).
+    model = _in_batch_model(schema)
+    model.compile(optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
+    stop = training.EarlyStopping(0.1, "recall@10", patience=0, seed=2)
+    train, _ = stop.split(frame, model)
+    _scripted_monitor(model, VALUES, steps=-(-len(train) // 128))
+    record = _WeightsPerEpoch()
+    history = training.fit(model, frame, epochs=len(VALUES), batch_size=128, seed=1, verbose=0,
+                           early_stopping=stop, callbacks=[record], candidates=_catalog(frame))
+    assert (len(history["loss"]), history["best_epoch"]) == (3, 1)
+    for restored, best in zip(model.get_weights(), record.weights[1]):
+        np.testing.assert_array_equal(restored, best)
+    averages = [np.asarray(a) for a in model.optimizer._model_variables_moving_average]
+    assert not all(np.array_equal(np.asarray(v), a) for v, a in zip(model.trainable_variables, averages))
+
+
 def test_the_stop_never_depends_on_validation_data(schema, frame):
     test = sr.data.synthetic(schema, 300, seed=9)
     catalog = sr.data.candidate_table(pd.concat([frame, test]), schema)  # one catalog for both runs
