@@ -50,6 +50,8 @@ DEFAULT_HISTORY_QUERY_INPUT_DROPOUT = 0.25
 # either tower; on the preset it traded 0.001-0.002 of x@10 for the
 # unexcluded figures.
 DEFAULT_LOGQ_CORRECTION = 1.1
+
+
 @keras.saving.register_keras_serializable(package="schemaretrieval")
 class TwoTowerModelV2(keras.Model):
     """A query tower and a candidate tower trained so that a query scores its

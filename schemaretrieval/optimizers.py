@@ -14,8 +14,10 @@ __all__ = ["AveragedAdam", "default_optimizer"]
 
 DEFAULT_LEARNING_RATE = 1e-3
 # Round 8 (docs/quality.md, section 13): ending fit on a moving average of
-# the weights rather than the last step's raised every figure on real
-# MovieLens-100K over three splits, at no cost in time.
+# the weights rather than the last step's raised recall with seen items
+# excluded on real MovieLens-100K over three splits (x@10 +0.003 to +0.005)
+# and on the preset, at no cost in time; 0.999-0.9995 beat 0.99 as Keras's
+# average. With the warm-up the cap binds only after 20,000 steps.
 DEFAULT_EMA_MOMENTUM = 0.9995
 # The average's momentum at step t is at most t / (t + warm_up): without it
 # a run of a few hundred steps would end near its initial weights.
