@@ -599,16 +599,38 @@ def _bad_list(value, col) -> bool:
 # --------------------------------------------------------------------------
 
 class _TrainingWeights(keras.callbacks.Callback):
-    """Keeps the weights an epoch ends on, before Keras's `fit` replaces
-    them with the optimizer's moving average, so that the next epoch
-    trains on from them."""
+    """For an optimizer that keeps a moving average of the weights (Keras's
+    `use_ema`), whose `fit` ends by writing the average into them: keeps
+    the weights each epoch ends on, so that `restore` puts them back and
+    the next epoch trains on from them. With `show_average`, it also writes
+    the average in at each epoch's end, for the callbacks after it (the
+    logs, early stopping) to see what `fit` would end on there."""
+
+    def __init__(self, show_average: bool = False):
+        super().__init__()
+        self.show_average = show_average
 
     def on_epoch_end(self, epoch, logs=None):
-        self.values = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+        variables = self.model.trainable_variables
+        self.values = [keras.ops.convert_to_numpy(v) for v in variables]
+        if self.show_average:
+            self.model.optimizer.finalize_variable_values(variables)
 
     def restore(self):
         for variable, value in zip(self.model.trainable_variables, self.values):
             variable.assign(value)
+
+
+class _RestoreTrainingWeights(keras.callbacks.Callback):
+    """At each epoch's end, the weights `_TrainingWeights` kept back in place
+    (for a checkpoint, which must resume from them)."""
+
+    def __init__(self, training_weights: _TrainingWeights):
+        super().__init__()
+        self.training_weights = training_weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.training_weights.restore()
 
 
 def fit(
@@ -729,12 +751,13 @@ def fit(
             _trim_csv(csv_path, epoch)
 
     # An optimizer with use_ema ends every model.fit on the moving average;
-    # one model.fit per epoch must not restart each epoch from it.
+    # one model.fit per epoch must not restart each epoch from it. The
+    # epoch-end callbacks see the average, the checkpoint the weights.
     averaged = bool(getattr(model.optimizer, "use_ema", False))
-    training_weights = _TrainingWeights()
+    training_weights = _TrainingWeights(show_average=True)
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
-        cbs = []
+        cbs = [training_weights] if averaged else []
         if validation_data is not None:
             cbs.append(TopKCallback(validation_data, candidates, ks))
         if early_stopping is not None:
@@ -746,11 +769,11 @@ def fit(
         if csv_path is not None:
             csv_path.parent.mkdir(parents=True, exist_ok=True)
             cbs.append(keras.callbacks.CSVLogger(os.fspath(csv_path), append=True))
+        if averaged:
+            cbs.append(_RestoreTrainingWeights(training_weights))
         if checkpointer is not None:
             cbs.append(CheckpointCallback(checkpointer, epoch, step, steps, checkpoint_every, meta,
                                           early_stopping.state if early_stopping is not None else None))
-        if averaged:
-            cbs.append(training_weights)
         dataset = epoch_dataset(arrays, batch_size, seed, epoch, skip=step, shuffle=shuffle)
         result = model.fit(
             dataset, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation, callbacks=cbs, verbose=verbose

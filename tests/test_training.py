@@ -402,22 +402,58 @@ def test_it_stops_after_patience_epochs_without_improvement_and_restores_the_bes
     assert lines[-1].endswith("stopping") == (epochs_run < len(VALUES))
 
 
-def test_with_an_average_of_the_weights_early_stopping_keeps_the_best_epochs_own_weights(schema, frame):
-    # As Keras's EarlyStopping(restore_best_weights=True): what was judged is
-    # put back after fit, not the optimizer's average (docs/training.md).
+class _WeightsAndAverages(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights, self.averages = {}, {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch] = self.model.get_weights()
+        self.averages[epoch] = [np.asarray(a) for a in self.model.optimizer._model_variables_moving_average]
+
+
+def test_with_an_average_of_the_weights_the_epoch_end_and_early_stopping_see_the_average(schema, frame):
+    # What fit would end on at that epoch is what is logged, judged and kept.
     model = _in_batch_model(schema)
     model.compile(optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
     stop = training.EarlyStopping(0.1, "recall@10", patience=0, seed=2)
     train, _ = stop.split(frame, model)
     _scripted_monitor(model, VALUES, steps=-(-len(train) // 128))
-    record = _WeightsPerEpoch()
+    record = _WeightsAndAverages()
     history = training.fit(model, frame, epochs=len(VALUES), batch_size=128, seed=1, verbose=0,
                            early_stopping=stop, callbacks=[record], candidates=_catalog(frame))
     assert (len(history["loss"]), history["best_epoch"]) == (3, 1)
+    trainable = [i for i, w in enumerate(model.weights) if w.trainable]
+    for epoch in range(3):
+        for i, average in zip(trainable, record.averages[epoch]):
+            np.testing.assert_array_equal(record.weights[epoch][i], average)
     for restored, best in zip(model.get_weights(), record.weights[1]):
         np.testing.assert_array_equal(restored, best)
-    averages = [np.asarray(a) for a in model.optimizer._model_variables_moving_average]
-    assert not all(np.array_equal(np.asarray(v), a) for v, a in zip(model.trainable_variables, averages))
+
+
+@pytest.mark.parametrize("stop_at, position", [(11, (1, 0, 10)), (15, (1, 2, 12))],
+                         ids=["from-an-epoch-end", "from-a-step"])
+def test_with_an_average_of_the_weights_a_resumed_fit_ends_like_an_uninterrupted_one(
+        schema, frame, tmp_path, stop_at, position):
+    # The epoch-end checkpoint holds the weights trained on, not the average
+    # that the epoch's callbacks were shown.
+    def model(seed=0):
+        m = _model(schema, seed)
+        m.compile(optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
+        return m
+
+    reference = model()
+    training.fit(reference, frame, epochs=2, batch_size=128, seed=1, verbose=0)
+    interrupted = model()
+    with pytest.raises(_Stop):
+        training.fit(interrupted, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path,
+                     checkpoint_every=4, callbacks=[_StopAt(stop_at)])
+    info = json.loads((tmp_path / "latest.json").read_text())
+    assert (info["epoch"], info["step"], info["global_step"]) == position
+    resumed = model(seed=99)
+    training.fit(resumed, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path, checkpoint_every=4)
+    for x, y in zip(training._state_variables(reference), training._state_variables(resumed)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
 
 
 def test_the_stop_never_depends_on_validation_data(schema, frame):
