@@ -723,8 +723,8 @@ def fit(
 
     if not model.built:
         model.build()
-    if model.optimizer is None:
-        raise ValueError("fit: compile the model first (model.compile(optimizer=...))")
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError("fit: compile the model first (model.compile() takes the measured optimizer)")
     model.optimizer.build(model.trainable_variables)
 
     # early_stopping first: other early stopping also means other rows, and

@@ -600,3 +600,9 @@ def test_a_resume_that_finds_every_epoch_done_still_ends_on_the_moving_average(s
     assert training.fit(again, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path) == {}
     for x, y in zip(done.trainable_variables, again.trainable_variables):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
+
+
+def test_fit_on_a_model_never_compiled_says_to_compile_it(schema, frame):
+    model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
+    with pytest.raises(ValueError, match=r"fit: compile the model first \(model.compile\(\) takes the measured"):
+        training.fit(model, frame, epochs=1, verbose=0)
