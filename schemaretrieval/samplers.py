@@ -171,12 +171,14 @@ class InBatchSampler(CandidateSampler):
                 raise ValueError(f"InBatchSampler: num_items must be >= 1, got {num_items}")
             # Under tf.distribute every replica computes the same update from
             # the gathered global batch: the first replica's value is kept.
-            first = "only_first_replica"
-            self.step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="step", aggregation=first)
+            # autocast=False: under a mixed policy the estimate stays float32
+            # when read (in bfloat16 a step count stops counting at 256).
+            state = {"trainable": False, "aggregation": "only_first_replica", "autocast": False}
+            self.step = self.add_weight(shape=(), initializer="zeros", name="step", **state)
             # -1: never seen yet.
-            self.last_seen = self.add_weight(shape=(num_items,), initializer=keras.initializers.Constant(-1.0), trainable=False, name="last_seen", aggregation=first)
-            self.interval = self.add_weight(shape=(num_items,), initializer="ones", trainable=False, name="interval", aggregation=first)
-            self.multiplicity = self.add_weight(shape=(num_items,), initializer="ones", trainable=False, name="multiplicity", aggregation=first)
+            self.last_seen = self.add_weight(shape=(num_items,), initializer=keras.initializers.Constant(-1.0), name="last_seen", **state)
+            self.interval = self.add_weight(shape=(num_items,), initializer="ones", name="interval", **state)
+            self.multiplicity = self.add_weight(shape=(num_items,), initializer="ones", name="multiplicity", **state)
 
     def _set_counts(self):
         if self.item_counts is None:
