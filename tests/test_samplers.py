@@ -304,16 +304,16 @@ def test_logq_correction_improves_in_batch_recall(recalls, popularity):
     assert recalls["in-batch"] > recalls["in-batch, no logQ"] + 0.15, recalls
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager-graph", "xla"])
-def test_the_defaults_train_under_mixed_bfloat16_with_a_float32_frequency_estimate(schema, jit_compile):
+def test_the_defaults_train_under_mixed_bfloat16_with_a_float32_frequency_estimate(schema):
     # Under a mixed policy Keras reads float variables as bfloat16 inside a
     # layer; the estimate must not be (the step count would stop at 256).
+    # (Not under XLA here: an earlier test's op determinism turns it off.)
     frame = sr.data.synthetic(schema, 3000, seed=0)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         keras.utils.set_random_seed(0)
         model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
-        model.compile(jit_compile=jit_compile)
+        model.compile()
         model.fit(frame, epochs=1, batch_size=8, verbose=0)  # 375 steps
     finally:
         keras.mixed_precision.set_global_policy("float32")
