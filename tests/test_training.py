@@ -130,11 +130,16 @@ def frame(schema):
     return sr.data.synthetic(schema, 1200, seed=0)
 
 
-def _model(schema, seed=0, **kwargs):
+def _model(schema, seed=0, optimizer=None, **kwargs):
     keras.utils.set_random_seed(seed)
     model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,), **kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2))
     return model
+
+
+def _averaged_model(schema, seed=0):
+    """`_model` with an optimizer that ends fit on its moving average."""
+    return _model(schema, seed, optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
 
 
 def test_the_data_order_is_a_function_of_seed_and_epoch(schema, frame):
@@ -358,11 +363,11 @@ class _WeightsPerEpoch(keras.callbacks.Callback):
         self.weights[epoch] = self.model.get_weights()
 
 
-def _in_batch_model(schema, seed=0):
+def _in_batch_model(schema, seed=0, optimizer=None):
     # In-batch negatives draw nothing at random (so the validation data's
     # val_loss pass cannot shift a seed generator) and their streaming
     # frequency estimate is sampler state among the weights.
-    return _model(schema, seed, negative_samplers=sr.samplers.InBatchSampler(num_items=3000))
+    return _model(schema, seed, optimizer, negative_samplers=sr.samplers.InBatchSampler(num_items=3000))
 
 
 def _catalog(frame):
@@ -414,8 +419,7 @@ class _WeightsAndAverages(keras.callbacks.Callback):
 
 def test_with_an_average_of_the_weights_the_epoch_end_and_early_stopping_see_the_average(schema, frame):
     # What fit would end on at that epoch is what is logged, judged and kept.
-    model = _in_batch_model(schema)
-    model.compile(optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
+    model = _in_batch_model(schema, optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
     stop = training.EarlyStopping(0.1, "recall@10", patience=0, seed=2)
     train, _ = stop.split(frame, model)
     _scripted_monitor(model, VALUES, steps=-(-len(train) // 128))
@@ -437,20 +441,15 @@ def test_with_an_average_of_the_weights_a_resumed_fit_ends_like_an_uninterrupted
         schema, frame, tmp_path, stop_at, position):
     # The epoch-end checkpoint holds the weights trained on, not the average
     # that the epoch's callbacks were shown.
-    def model(seed=0):
-        m = _model(schema, seed)
-        m.compile(optimizer=sr.AveragedAdam(1e-2, ema_momentum=0.9))
-        return m
-
-    reference = model()
+    reference = _averaged_model(schema)
     training.fit(reference, frame, epochs=2, batch_size=128, seed=1, verbose=0)
-    interrupted = model()
+    interrupted = _averaged_model(schema)
     with pytest.raises(_Stop):
         training.fit(interrupted, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path,
                      checkpoint_every=4, callbacks=[_StopAt(stop_at)])
     info = json.loads((tmp_path / "latest.json").read_text())
     assert (info["epoch"], info["step"], info["global_step"]) == position
-    resumed = model(seed=99)
+    resumed = _averaged_model(schema, seed=99)
     training.fit(resumed, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path, checkpoint_every=4)
     for x, y in zip(training._state_variables(reference), training._state_variables(resumed)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
@@ -571,15 +570,10 @@ def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(sc
 def test_a_moving_average_of_the_weights_ends_training_fit_as_it_ends_one_model_fit(schema, frame):
     # fit runs one model.fit per epoch, and Keras ends each on the optimizer's
     # moving average; the next epoch must train on from the epoch's own weights.
-    def trained(fit):
-        keras.utils.set_random_seed(0)
-        model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
-        model.compile(optimizer=sr.default_optimizer(1e-2, ema_momentum=0.9))
-        fit(model)
-        return model
-
-    one = trained(lambda m: m.fit(frame, epochs=3, batch_size=128, shuffle=False, verbose=0))
-    per_epoch = trained(lambda m: training.fit(m, frame, epochs=3, batch_size=128, shuffle=False, verbose=0))
+    one = _averaged_model(schema)
+    one.fit(frame, epochs=3, batch_size=128, shuffle=False, verbose=0)
+    per_epoch = _averaged_model(schema)
+    training.fit(per_epoch, frame, epochs=3, batch_size=128, shuffle=False, verbose=0)
     assert int(per_epoch.optimizer.iterations) == 30
     averages = per_epoch.optimizer._model_variables_moving_average
     for x, y, average in zip(one.trainable_variables, per_epoch.trainable_variables, averages):
@@ -588,15 +582,9 @@ def test_a_moving_average_of_the_weights_ends_training_fit_as_it_ends_one_model_
 
 
 def test_a_resume_that_finds_every_epoch_done_still_ends_on_the_moving_average(schema, frame, tmp_path):
-    def model():
-        keras.utils.set_random_seed(0)
-        m = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
-        m.compile(optimizer=sr.default_optimizer(1e-2, ema_momentum=0.9))
-        return m
-
-    done = model()
+    done = _averaged_model(schema)
     training.fit(done, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
-    again = model()
+    again = _averaged_model(schema)
     assert training.fit(again, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path) == {}
     for x, y in zip(done.trainable_variables, again.trainable_variables):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
