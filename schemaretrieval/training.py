@@ -753,7 +753,10 @@ def fit(
     # An optimizer with use_ema ends every model.fit on the moving average;
     # one model.fit per epoch must not restart each epoch from it. The
     # epoch-end callbacks see the average, the checkpoint the weights.
-    averaged = bool(getattr(model.optimizer, "use_ema", False))
+    # Keras's LossScaleOptimizer (mixed_float16) says use_ema=False itself
+    # and passes finalize_variable_values on to the optimizer it wraps.
+    inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    averaged = bool(getattr(inner, "use_ema", False))
     training_weights = _TrainingWeights(show_average=True)
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):

@@ -567,15 +567,23 @@ def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(sc
         assert int(model.optimizer.iterations) == DEFAULT_EPOCHS * 3
 
 
-def test_a_moving_average_of_the_weights_ends_training_fit_as_it_ends_one_model_fit(schema, frame):
+@pytest.mark.parametrize("loss_scaled", [False, True], ids=["averaged-adam", "inside-a-loss-scale-optimizer"])
+def test_a_moving_average_of_the_weights_ends_training_fit_as_it_ends_one_model_fit(schema, frame, loss_scaled):
     # fit runs one model.fit per epoch, and Keras ends each on the optimizer's
     # moving average; the next epoch must train on from the epoch's own weights.
-    one = _averaged_model(schema)
+    # Under mixed_float16 Keras wraps the optimizer, and the wrapper itself
+    # says use_ema=False.
+    def averaged():
+        if not loss_scaled:
+            return _averaged_model(schema)
+        return _model(schema, optimizer=keras.optimizers.LossScaleOptimizer(sr.AveragedAdam(1e-2, ema_momentum=0.9)))
+
+    one = averaged()
     one.fit(frame, epochs=3, batch_size=128, shuffle=False, verbose=0)
-    per_epoch = _averaged_model(schema)
+    per_epoch = averaged()
     training.fit(per_epoch, frame, epochs=3, batch_size=128, shuffle=False, verbose=0)
     assert int(per_epoch.optimizer.iterations) == 30
-    averages = per_epoch.optimizer._model_variables_moving_average
+    averages = getattr(per_epoch.optimizer, "inner_optimizer", per_epoch.optimizer)._model_variables_moving_average
     for x, y, average in zip(one.trainable_variables, per_epoch.trainable_variables, averages):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
         np.testing.assert_array_equal(np.asarray(y), np.asarray(average), err_msg=x.path)
