@@ -19,7 +19,8 @@ negatives and weight decay (AdamW); round 5 (real data over three split
 seeds, and the preset) a cosine learning-rate schedule and the weight of the
 logQ correction; round 7 L2 normalisation and tower depth, and the preset
 at ML-1M's size (`--preset-size 1m`); round 8 (real data over three splits, and the preset) ending
-training on a moving average of the weights (the defaults' `default_optimizer()`).
+training on a moving average of the weights (the defaults' `default_optimizer()`); round 9 (real data,
+`--model-seed` apart from the split's `--seed`) earlier rounds' levers with the average.
 
     python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
@@ -164,6 +165,13 @@ CONFIGS = {
     "keras-ema0.9995": (lambda s: {}, lambda steps: keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.9995),
                         None),
     "averaged-warm-up4": (lambda s: {}, lambda steps: sr.AveragedAdam(warm_up=4), None),
+    # round 9 (real data, several model seeds a split): the levers of earlier rounds again, now with the average
+    "batch64": (lambda s: {}, lambda steps: sr.default_optimizer(), 64),
+    "full-catalog-averaged": (lambda s: {"negative_samplers": sr.UniformSampler(num_samples=cardinality(s["item_id"]))},
+                              lambda steps: sr.default_optimizer(), None),
+    "history-averaged": (lambda s: {"user_history": True}, lambda steps: sr.default_optimizer(), None),
+    **{f"averaged-logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), lambda steps: sr.default_optimizer(), None)
+       for w in (1.2, 1.3)},
 }
 # --preset-size: the preset's counts (users, items, interactions); 1m is ML-1M's
 PRESET_SIZES = {"100k": (943, 1682, 100_000), "1m": (6040, 3706, 1_000_000)}
@@ -185,12 +193,14 @@ def main(argv=None):
     p.add_argument("--movielens", metavar="DIR", help="a GroupLens MovieLens folder instead of the preset")
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--epochs", default="4,8,12,16")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the 80/20 split's seed, and the model's by default")
+    p.add_argument("--model-seed", type=int, help="the model's initialisation and data order (default: --seed)")
     p.add_argument("--out", default="runs/quality_search.jsonl")
     p.add_argument("--drop", default="", help="comma-separated feature columns the models do not read")
     p.add_argument("--preset-size", choices=sorted(PRESET_SIZES), default="100k")
     p.add_argument("--ease-l2", default="500", help="comma-separated EASE regularisations to print")
     args = p.parse_args(argv)
+    model_seed = args.seed if args.model_seed is None else args.model_seed
     if args.movielens:
         train, test, schema, source = movielens(args.movielens, args.seed)
     else:
@@ -216,7 +226,7 @@ def main(argv=None):
               flush=True)
     for name in args.configs.split(","):
         make, lr, batch = CONFIGS[name]
-        keras.utils.set_random_seed(args.seed)
+        keras.utils.set_random_seed(model_seed)
         model = sr.TwoTowerModel(schema, **make(schema))
         epoch_counts = [int(e) for e in args.epochs.split(",")]
         steps = epoch_counts[-1] * -(-len(train) // (batch or DEFAULT_BATCH_SIZE))
@@ -227,7 +237,7 @@ def main(argv=None):
         training_weights = _TrainingWeights()
         for epochs in epoch_counts:
             start = time.perf_counter()
-            model.fit(train, batch_size=batch, epochs=epochs, initial_epoch=done, seed=args.seed, verbose=0,
+            model.fit(train, batch_size=batch, epochs=epochs, initial_epoch=done, seed=model_seed, verbose=0,
                       callbacks=[training_weights])
             seconds += time.perf_counter() - start
             done = epochs
@@ -235,7 +245,7 @@ def main(argv=None):
             training_weights.restore()
             print(fmt(f"{name} ep{epochs}", m) + f"  ({seconds:.0f} s)", flush=True)
             with out.open("a") as f:
-                f.write(json.dumps({"data": source, "config": name, "epochs": epochs, "lr": lr if isinstance(lr, float) else name, "batch": batch,
+                f.write(json.dumps({"data": source, "config": name, "model_seed": model_seed, "epochs": epochs, "lr": lr if isinstance(lr, float) else name, "batch": batch,
                                     **m, "train_s": seconds}) + "\n")
 
 
