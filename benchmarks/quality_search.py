@@ -89,6 +89,11 @@ def cosine(learning_rate):
     return lambda steps: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
 
 
+def measured(steps):
+    """The defaults' optimizer, `sr.default_optimizer()` (round 8's average of the weights)."""
+    return sr.default_optimizer()
+
+
 # name -> (schema -> TwoTowerModel kwargs, Adam's learning rate or a factory of the optimizer from the
 # run's total steps, batch size)
 CONFIGS = {
@@ -128,7 +133,7 @@ CONFIGS = {
     # the recipe for seen-excluded retrieval on a small catalog (docs/quality.md)
     "full-catalog-ids64-query-dropout0.5": (lambda s: full_catalog(s, id_embedding_dim=64, query_input_dropout=0.5),
                                             1e-3, 128),
-    "defaults": (lambda s: {}, lambda steps: sr.default_optimizer(), None),
+    "defaults": (lambda s: {}, measured, None),
     # the defaults of rounds 2-7, before round 8's average of the weights (the rows of those rounds'
     # "defaults" and their one-change configs: every config below with a float rate is plain Adam)
     "defaults-round7": (lambda s: {}, 1e-3, None),
@@ -166,11 +171,11 @@ CONFIGS = {
                         None),
     "averaged-warm-up4": (lambda s: {}, lambda steps: sr.AveragedAdam(warm_up=4), None),
     # round 9 (real data, several model seeds a split): the levers of earlier rounds again, now with the average
-    "batch64": (lambda s: {}, lambda steps: sr.default_optimizer(), 64),
+    "batch64": (lambda s: {}, measured, 64),
     "full-catalog-averaged": (lambda s: {"negative_samplers": sr.UniformSampler(num_samples=cardinality(s["item_id"]))},
-                              lambda steps: sr.default_optimizer(), None),
-    "history-averaged": (lambda s: {"user_history": True}, lambda steps: sr.default_optimizer(), None),
-    **{f"averaged-logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), lambda steps: sr.default_optimizer(), None)
+                              measured, None),
+    "history-averaged": (lambda s: {"user_history": True}, measured, None),
+    **{f"averaged-logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), measured, None)
        for w in (1.2, 1.3)},
 }
 # --preset-size: the preset's counts (users, items, interactions); 1m is ML-1M's
