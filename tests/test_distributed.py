@@ -13,15 +13,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", params=["user-id", "user-history"])
-def result(request):
+VARIANTS = ["user-id", "user-history"]
+
+
+@pytest.fixture(scope="module")
+def results():
     run = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "distributed_check.py"), "64", "schemas/synthetic.yaml", request.param],
+        [sys.executable, str(ROOT / "tests" / "distributed_check.py"), "64", "schemas/synthetic.yaml", *VARIANTS],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
     )
     assert run.returncode == 0, run.stderr[-4000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(params=VARIANTS)
+def result(request, results):
+    return results[request.param]
 
 
 def test_two_replicas_give_the_loss_and_gradients_of_one_device_on_the_global_batch(result):
