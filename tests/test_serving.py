@@ -115,6 +115,13 @@ def test_export_writes_embeddings_users_and_metadata(setup):
     assert {f["name"]: f["dtype"] for f in json.loads((raw / "serving.json").read_text())["features"]}["user_id"] == "string"
 
 
+def test_the_default_signature_declares_k_results_and_recommend_any_k(setup):
+    signatures = tf.saved_model.load(str(setup[3])).signatures
+    for name in ("ids", "scores"):
+        assert signatures["serving_default"].structured_outputs[name].shape.as_list() == [None, K]
+        assert signatures["recommend"].structured_outputs[name].shape.as_list() == [None, None]
+
+
 def test_bad_requests_to_the_saved_model_say_what_is_wrong(setup):
     _, catalog, _, plain, _ = setup
     loaded = tf.saved_model.load(str(plain))
