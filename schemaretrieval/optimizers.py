@@ -82,6 +82,7 @@ def default_optimizer(learning_rate: float = DEFAULT_LEARNING_RATE,
     """
     if ema_momentum is None:
         return keras.optimizers.Adam(learning_rate)
-    if not 0.0 < ema_momentum < 1.0:
-        raise ValueError(f"default_optimizer: ema_momentum must be in (0, 1) or None, got {ema_momentum}")
+    # 1 is a real average here: the warm-up's t / (t + warm_up) for the whole run.
+    if not 0.0 < ema_momentum <= 1.0:
+        raise ValueError(f"default_optimizer: ema_momentum must be in (0, 1] or None, got {ema_momentum}")
     return AveragedAdam(learning_rate, ema_momentum=ema_momentum)

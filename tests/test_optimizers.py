@@ -66,6 +66,16 @@ def test_default_optimizer_is_the_average_or_plain_adam_and_names_a_bad_momentum
     assert sr.default_optimizer().ema_momentum == 0.9995
     plain = sr.default_optimizer(2e-3, ema_momentum=None)
     assert (type(plain), plain.use_ema, round(float(plain.learning_rate), 6)) == (keras.optimizers.Adam, False, 2e-3)
-    for momentum in (0.0, 1.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match=rf"ema_momentum must be in \(0, 1\) or None, got {momentum}"):
+    for momentum in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"ema_momentum must be in \(0, 1\] or None, got {momentum}"):
             sr.default_optimizer(ema_momentum=momentum)
+
+
+def test_momentum_one_averages_with_the_warm_up_alone():
+    # t / (t + 10) at steps t = 0, 1, 2 (as AveragedAdam's docstring): ((-0.1 / 11 - 0.2 * 10 / 11) - 0.3 * 5) / 6
+    w = keras.Variable(np.zeros(1, "float32"))
+    opt = sr.default_optimizer(0.1, ema_momentum=1.0)
+    for _ in range(3):
+        opt.apply([np.ones(1, "float32")], [w])
+    opt.finalize_variable_values([w])
+    assert float(w[0]) == pytest.approx(((-0.1 / 11 - 0.2 * 10 / 11) - 0.3 * 5) / 6, abs=1e-5)  # float32, and Adam's epsilon
