@@ -5,7 +5,7 @@ import tensorflow as tf
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share two cores (README's test command). With TensorFlow's
-    # thread pools of two each, they spin waiting for a core the other holds:
+    # default pools, two threads each, four threads contend for the cores:
     # one thread each ran the suite in 7 min 28 s against 8 min 8 s.
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)

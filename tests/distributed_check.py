@@ -6,8 +6,8 @@ features; "user-history": with the history of the user's items), trains one
 model on one device and a copy under MirroredStrategy on two logical CPUs,
 from the same weights on the same global batches, and prints JSON keyed by
 variant: the loss and gradients of the first global batch under both, and
-the weights after the steps of `fit`. (The variants share one process: its
-start is most of a variant's time.)
+the weights after the steps of `fit`. (One process for both: a process's
+start cost each variant about 7 of its 30 s.)
 """
 
 import json
