@@ -26,7 +26,12 @@ from schemaretrieval.data import tables  # noqa: E402
 
 GLOBAL_BATCH = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 schema = sr.load_schema(sys.argv[2] if len(sys.argv) > 2 else "schemas/synthetic.yaml")
+# variant -> whether the towers read the user's history
+USER_HISTORY = {"user-id": False, "user-history": True}
 VARIANTS = sys.argv[3:] or ["user-id"]
+if set(VARIANTS) - set(USER_HISTORY):
+    sys.exit(f"distributed_check.py: unknown variant(s) {sorted(set(VARIANTS) - set(USER_HISTORY))}; "
+             f"expected some of {list(USER_HISTORY)}")
 # A smaller last batch, split unevenly between the replicas (17 and 16 rows).
 frame = sr.data.synthetic(schema, 4 * GLOBAL_BATCH + GLOBAL_BATCH // 2 + 1, seed=0)
 arrays = tables.to_arrays(frame, schema)
@@ -93,4 +98,4 @@ def compare(user_history):
     }
 
 
-print(json.dumps({variant: compare(variant == "user-history") for variant in VARIANTS}))
+print(json.dumps({variant: compare(USER_HISTORY[variant]) for variant in VARIANTS}))
