@@ -72,7 +72,7 @@ def test_default_optimizer_is_the_average_or_plain_adam_and_names_a_bad_momentum
 
 
 def test_momentum_one_averages_with_the_warm_up_alone():
-    # t / (t + 10) at steps t = 0, 1, 2 (as AveragedAdam's docstring): ((-0.1 / 11 - 0.2 * 10 / 11) - 0.3 * 5) / 6
+    # Momenta t / (t + 10) = 0, 1/11, 2/12 at steps 0-2, as in AveragedAdam's example: a cap of 1 never binds.
     w = keras.Variable(np.zeros(1, "float32"))
     opt = sr.default_optimizer(0.1, ema_momentum=1.0)
     for _ in range(3):
