@@ -20,9 +20,12 @@ seeds, and the preset) a cosine learning-rate schedule and the weight of the
 logQ correction; round 7 L2 normalisation and tower depth, and the preset
 at ML-1M's size (`--preset-size 1m`); round 8 (real data over three splits, and the preset) ending
 training on a moving average of the weights (the defaults' `default_optimizer()`); round 9 (real data,
-`--model-seed` apart from the split's `--seed`) earlier rounds' levers with the average.
+`--model-seed` apart from the split's `--seed`) earlier rounds' levers with the average; round 10 (real
+data) the loss's transpose, accidental hits and Adam's betas, and with `--request-week` each rating's
+week as a query column.
 
-    python benchmarks/quality_search.py [--movielens DIR] [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
+    python benchmarks/quality_search.py [--movielens DIR [--request-week]] [--configs name,...]
+        [--epochs 4,8,12,16] [--drop col,...]
 
 Output: one line per (config, epochs), also appended as JSON lines to
 --out (default runs/quality_search.jsonl).
@@ -46,7 +49,7 @@ import pandas as pd  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
 from quality import movielens, preset  # noqa: E402
-from schemaretrieval.models import DEFAULT_BATCH_SIZE  # noqa: E402
+from schemaretrieval.models import DEFAULT_BATCH_SIZE, DEFAULT_LOGQ_CORRECTION, DEFAULT_TEMPERATURE  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
 from schemaretrieval.training import _TrainingWeights  # noqa: E402
 
@@ -77,6 +80,38 @@ class OneOverInterval(sr.InBatchSampler):
         negatives = super().call(positive_ids, positive_embeddings, candidate_encoder, training)
         ids = keras.ops.cast(negatives.ids, "int32")
         return negatives._replace(probability=1.0 / keras.ops.take(self.interval, ids))
+
+
+class SymmetricContrastive(sr.ContrastiveOutput):
+    """The defaults' softmax plus, weighted, its transpose: each positive
+    item against the batch's queries (CLIP's symmetric loss). The item's own
+    logQ term is the same down a column, so the transpose needs none."""
+
+    def __init__(self, column_weight, **kwargs):
+        super().__init__(**kwargs)
+        self.column_weight = column_weight
+
+    def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                   candidate_encoder=None, training=False):
+        rows = super().row_losses(query, positive, positive_ids, candidate_sampling_probability,
+                                  candidate_encoder, training)
+        ops = keras.ops
+        scores = ops.matmul(ops.cast(positive, "float32"), ops.transpose(ops.cast(query, "float32")))
+        columns = ops.sparse_categorical_crossentropy(ops.arange(ops.shape(query)[0]), scores / self.logits_temperature,
+                                                      from_logits=True)
+        return rows + self.column_weight * columns
+
+
+def defaults_output(schema, output=None, **kwargs):
+    """The defaults' output (in-batch, T 0.2, logQ weight 1.1), as a class of its own or with options."""
+    return {"outputs": (output or sr.ContrastiveOutput)(
+        negative_samplers=sr.InBatchSampler(num_items=cardinality(schema["item_id"])),
+        logits_temperature=DEFAULT_TEMPERATURE, logq_correction=DEFAULT_LOGQ_CORRECTION, **kwargs)}
+
+
+def averaged_adam(**kwargs):
+    """The defaults' optimizer with other Adam options."""
+    return lambda steps: sr.AveragedAdam(**kwargs)
 
 
 def adamw(weight_decay):
@@ -177,6 +212,13 @@ CONFIGS = {
     "history-averaged": (lambda s: {"user_history": True}, measured, None),
     **{f"averaged-logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), measured, None)
        for w in (1.2, 1.3)},
+    # round 10 (real data): the loss's transpose, accidental hits, Adam's betas (and, with --request-week,
+    # the defaults on a schema with the request's week as a query column)
+    "symmetric0.5": (lambda s: defaults_output(s, SymmetricContrastive, column_weight=0.5), measured, None),
+    "accidental-hits-removed": (lambda s: defaults_output(s, remove_accidental_hits=True), measured, None),
+    "beta1-0.8": (lambda s: {}, averaged_adam(beta_1=0.8), None),
+    "beta1-0.95": (lambda s: {}, averaged_adam(beta_1=0.95), None),
+    "beta2-0.99": (lambda s: {}, averaged_adam(beta_2=0.99), None),
 }
 # --preset-size: the preset's counts (users, items, interactions); 1m is ML-1M's
 PRESET_SIZES = {"100k": (943, 1682, 100_000), "1m": (6040, 3706, 1_000_000)}
@@ -204,10 +246,14 @@ def main(argv=None):
     p.add_argument("--drop", default="", help="comma-separated feature columns the models do not read")
     p.add_argument("--preset-size", choices=sorted(PRESET_SIZES), default="100k")
     p.add_argument("--ease-l2", default="500", help="comma-separated EASE regularisations to print")
+    p.add_argument("--request-week", action="store_true",
+                   help="with --movielens: each rating's week joins the query tower (round 10)")
     args = p.parse_args(argv)
     model_seed = args.seed if args.model_seed is None else args.model_seed
     if args.movielens:
-        train, test, schema, source = movielens(args.movielens, args.seed)
+        train, test, schema, source = movielens(args.movielens, args.seed, request_week=args.request_week)
+    elif args.request_week:
+        p.error("--request-week: the preset has no timestamps; give --movielens DIR")
     else:
         train, test, schema, source = preset(args.seed, *PRESET_SIZES[args.preset_size])
     dropped = [c for c in args.drop.split(",") if c]
@@ -219,6 +265,8 @@ def main(argv=None):
         source += f", without {dropped}"
     catalog = sr.data.candidate_table(pd.concat([train, test], ignore_index=True), schema)
     items = catalog["item_id"].to_numpy()
+    if args.request_week:
+        last_week = int(train.loc[train["timestamp"].idxmax(), "request_week"])
     ks = [1, 5, 10, 100]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -247,8 +295,15 @@ def main(argv=None):
             seconds += time.perf_counter() - start
             done = epochs
             m = recalls(lambda ex: model.evaluate_topk(test, catalog, ks=ks, exclude=ex), train)
+            if args.request_week:
+                # What a request after the training period can give the model: the latest week it saw.
+                moved = test.assign(request_week=last_week)
+                m_last = recalls(lambda ex: model.evaluate_topk(moved, catalog, ks=ks, exclude=ex), train)
             training_weights.restore()
             print(fmt(f"{name} ep{epochs}", m) + f"  ({seconds:.0f} s)", flush=True)
+            if args.request_week:
+                print(fmt(f"{name} ep{epochs}, every query at the last week", m_last), flush=True)
+                m = {**m, **{f"last week {c}": v for c, v in m_last.items()}}
             with out.open("a") as f:
                 f.write(json.dumps({"data": source, "config": name, "model_seed": model_seed, "epochs": epochs, "lr": lr if isinstance(lr, float) else name, "batch": batch,
                                     **m, "train_s": seconds}) + "\n")
