@@ -49,29 +49,41 @@ def preset(seed, num_users=943, num_items=1682, num_interactions=100_000):
 WEEK = 7 * 24 * 3600
 
 
-def movielens(path, seed, request_week=False):
+def movielens(path, seed, request_week=False, time_features=(), split="random"):
     """Raw ratings -> the variant's bundled schema -> the ETL fitted on the
     training part (held-out items it never saw go to the OOV id).
 
-    With `request_week`, each rating's week (`timestamp // WEEK`) joins the
-    query tower as a categorical column, as TFRS's featurization tutorial
-    gives its query model the timestamp (docs/quality.md, round 10, says
-    why the bundled schemas do not)."""
+    Features of the rating's time join the query tower, as TFRS's
+    featurization tutorial gives its query model the timestamp
+    (docs/quality.md, round 10, says why the bundled schemas do not):
+    `request_week`, the rating's week (`timestamp // WEEK`) as a categorical
+    column, and `time_features`, the ETL's own time transforms of the
+    timestamp (docs/etl.md: "hour", "day_of_week", "month", "normalize").
+    `split` "time" holds out the last 20% of the ratings in time instead of
+    a random 20% (`seed` then changes only the model)."""
     frame = sr.datasets.movielens(path)
     variant = sr.datasets._guess_variant(Path(path))
     schema_path = sr.datasets.movielens_schema_path(variant)
     out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
-    if request_week:
-        frame["request_week"] = frame["timestamp"] // WEEK
+    if request_week or time_features:
         spec = yaml.safe_load(Path(schema_path).read_text())
-        spec["columns"]["request_week"] = {"tags": ["user", "categorical"], "dtype": "int64"}
-        schema_path = out / "schema-with-request-week.yaml"
+        if request_week:
+            frame["request_week"] = frame["timestamp"] // WEEK
+            spec["columns"]["request_week"] = {"tags": ["user", "categorical"], "dtype": "int64"}
+        if time_features:
+            spec["columns"]["timestamp"]["transform"] = list(time_features)
+        schema_path = out / "schema-with-time-features.yaml"
         schema_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    raw_train, raw_test = sr.data.random_split(frame, 0.2, seed=seed)
+    if split == "time":
+        raw_train, raw_test = sr.data.time_split(frame, "timestamp", test_fraction=0.2)
+    else:
+        raw_train, raw_test = sr.data.random_split(frame, 0.2, seed=seed)
     result = sr.etl.fit_transform(raw_train, raw_test, schema_path, out / "etl", device="cpu")
     schema = sr.load_schema(result.out_dir)
     read = sr.data.read_table
-    source = f"{variant} at {path} (ETL, seed {seed}{', request week' if request_week else ''})"
+    extras = ([] if split == "random" else [f"{split} split"]) + (["request week"] if request_week else [])
+    extras += [f"timestamp {'+'.join(time_features)}"] if time_features else []
+    source = f"{variant} at {path} (ETL, seed {seed}{''.join(', ' + e for e in extras)})"
     return read(result.out_dir / "train"), read(result.out_dir / "valid"), schema, source
 
 

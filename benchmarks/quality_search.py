@@ -21,11 +21,11 @@ logQ correction; round 7 L2 normalisation and tower depth, and the preset
 at ML-1M's size (`--preset-size 1m`); round 8 (real data over three splits, and the preset) ending
 training on a moving average of the weights (the defaults' `default_optimizer()`); round 9 (real data,
 `--model-seed` apart from the split's `--seed`) earlier rounds' levers with the average; round 10 (real
-data) the loss's transpose, accidental hits and Adam's betas, and with `--request-week` each rating's
-week as a query column.
+data) the loss's transpose, accidental hits and Adam's betas, and with `--request-week` and
+`--time-features` the rating's time as query features, also on a split by time (`--split time`).
 
-    python benchmarks/quality_search.py [--movielens DIR [--request-week]] [--configs name,...]
-        [--epochs 4,8,12,16] [--drop col,...]
+    python benchmarks/quality_search.py [--movielens DIR [--request-week] [--time-features f,...] [--split time]]
+        [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
 
 Output: one line per (config, epochs), also appended as JSON lines to
 --out (default runs/quality_search.jsonl).
@@ -248,12 +248,19 @@ def main(argv=None):
     p.add_argument("--ease-l2", default="500", help="comma-separated EASE regularisations to print")
     p.add_argument("--request-week", action="store_true",
                    help="with --movielens: each rating's week joins the query tower (round 10)")
+    p.add_argument("--time-features", default="",
+                   help="with --movielens: comma-separated ETL time features of the timestamp for the query tower "
+                        "(hour, day_of_week, month, normalize; round 10)")
+    p.add_argument("--split", choices=("random", "time"), default="random",
+                   help="with --movielens: hold out a random 20%% of the ratings, or the last 20%% in time")
     args = p.parse_args(argv)
     model_seed = args.seed if args.model_seed is None else args.model_seed
     if args.movielens:
-        train, test, schema, source = movielens(args.movielens, args.seed, request_week=args.request_week)
-    elif args.request_week:
-        p.error("--request-week: the preset has no timestamps; give --movielens DIR")
+        train, test, schema, source = movielens(args.movielens, args.seed, request_week=args.request_week,
+                                                time_features=[f for f in args.time_features.split(",") if f],
+                                                split=args.split)
+    elif args.request_week or args.time_features or args.split != "random":
+        p.error("--request-week, --time-features and --split: the preset has no timestamps; give --movielens DIR")
     else:
         train, test, schema, source = preset(args.seed, *PRESET_SIZES[args.preset_size])
     dropped = [c for c in args.drop.split(",") if c]
