@@ -93,12 +93,13 @@ class SymmetricContrastive(sr.ContrastiveOutput):
 
     def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
                    candidate_encoder=None, training=False):
-        rows = super().row_losses(query, positive, positive_ids, candidate_sampling_probability,
-                                  candidate_encoder, training)
         ops = keras.ops
-        scores = ops.matmul(ops.cast(positive, "float32"), ops.transpose(ops.cast(query, "float32")))
-        columns = ops.sparse_categorical_crossentropy(ops.arange(ops.shape(query)[0]), scores / self.logits_temperature,
-                                                      from_logits=True)
+        logits, labels = self.logits_and_labels(query, positive, positive_ids, candidate_sampling_probability,
+                                                candidate_encoder, training)
+        rows = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        # The in-batch block, transposed: row j is item j against every query.
+        in_batch = ops.transpose(logits[:, : ops.shape(query)[0]])
+        columns = ops.sparse_categorical_crossentropy(labels, in_batch, from_logits=True)
         return rows + self.column_weight * columns
 
 
@@ -273,7 +274,8 @@ def main(argv=None):
     catalog = sr.data.candidate_table(pd.concat([train, test], ignore_index=True), schema)
     items = catalog["item_id"].to_numpy()
     if args.request_week:
-        last_week = int(train.loc[train["timestamp"].idxmax(), "request_week"])
+        # What a request after the training period can give the model: the latest week it saw.
+        at_last_week = test.assign(request_week=int(train.loc[train["timestamp"].idxmax(), "request_week"]))
     ks = [1, 5, 10, 100]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -303,9 +305,7 @@ def main(argv=None):
             done = epochs
             m = recalls(lambda ex: model.evaluate_topk(test, catalog, ks=ks, exclude=ex), train)
             if args.request_week:
-                # What a request after the training period can give the model: the latest week it saw.
-                moved = test.assign(request_week=last_week)
-                m_last = recalls(lambda ex: model.evaluate_topk(moved, catalog, ks=ks, exclude=ex), train)
+                m_last = recalls(lambda ex: model.evaluate_topk(at_last_week, catalog, ks=ks, exclude=ex), train)
             training_weights.restore()
             print(fmt(f"{name} ep{epochs}", m) + f"  ({seconds:.0f} s)", flush=True)
             if args.request_week:
