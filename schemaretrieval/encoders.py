@@ -124,6 +124,8 @@ class Encoder(keras.layers.Layer):
         history: a `UserHistory` whose output is concatenated to the
             schema's columns (a query tower's): the tower then also reads
             its user-id column.
+        untrained_user_ids: the `InputBlock`'s: "mean" (a user id that
+            training never read reads the mean trained user) or None.
 
     Example:
 
@@ -135,13 +137,16 @@ class Encoder(keras.layers.Layer):
     (2, 8)
     """
 
-    def __init__(self, schema: Schema, *blocks: keras.layers.Layer, history=None, **kwargs):
+    def __init__(self, schema: Schema, *blocks: keras.layers.Layer, history=None,
+                 untrained_user_ids: str | None = "mean", **kwargs):
         blocks = list(blocks) + list(kwargs.pop("blocks", []))
         super().__init__(**kwargs)
         if not schema.column_names and history is None:
             raise ValueError("Encoder: the schema has no columns and no history= is given; the tower reads nothing")
         self.schema = schema
-        self.inputs_block = InputBlock(schema, name="inputs") if schema.column_names else None
+        self.untrained_user_ids = untrained_user_ids
+        self.inputs_block = (InputBlock(schema, untrained_user_ids=untrained_user_ids, name="inputs")
+                             if schema.column_names else None)
         self.history = history
         self.blocks = blocks
 
@@ -178,6 +183,7 @@ class Encoder(keras.layers.Layer):
             **super().get_config(),
             "schema": schema_lib.schema_to_dict(self.schema),
             "blocks": [keras.saving.serialize_keras_object(block) for block in self.blocks],
+            "untrained_user_ids": self.untrained_user_ids,
         }
         if self.history is not None:
             config["history"] = keras.saving.serialize_keras_object(self.history)

@@ -18,6 +18,7 @@ import keras
 from keras import ops
 from merlin.schema import Schema, Tags
 
+from schemaretrieval import distributed
 from schemaretrieval import schema as schema_lib
 
 # Pad value of list columns in the batches of `schemaretrieval.data`.
@@ -28,35 +29,92 @@ LIST_PADDING = -1
 class CategoricalEmbedding(keras.layers.Layer):
     """Embeds an id column, or mean-pools a padded list of ids.
 
-    Example:
+    Args:
+        input_dim, output_dim: the table's rows (ids) and width.
+        untrained_rows: None, or "mean": outside training, an id whose row
+            no training batch has read (a user new since training, mapped
+            to the ETL's out-of-vocabulary id) reads the mean of the rows
+            training has read, rather than its row's initial random values.
+            The rows read are recorded in training (`trained_rows`) and
+            saved with the model; until a first training step, every row
+            reads itself. docs/quality.md, section 16, measured it.
+
+    Example: ids 0 and 1 are trained, id 2 is not.
 
     >>> import numpy as np
     >>> layer = CategoricalEmbedding(input_dim=10, output_dim=4)
     >>> tuple(layer(np.array([[1, 2, -1]])).shape)
     (1, 4)
+    >>> layer = CategoricalEmbedding(input_dim=3, output_dim=2, untrained_rows="mean")
+    >>> layer.build(None)
+    >>> _ = layer.table.embeddings.assign([[1.0, 0.0], [3.0, 2.0], [9.0, 9.0]])
+    >>> _ = layer(np.array([0, 1]), training=True)  # what a training step reads
+    >>> np.asarray(layer(np.array([1, 2]))).tolist()
+    [[3.0, 2.0], [2.0, 1.0]]
     """
 
-    def __init__(self, input_dim: int, output_dim: int, **kwargs):
+    UNTRAINED_ROWS = (None, "mean")
+
+    def __init__(self, input_dim: int, output_dim: int, untrained_rows: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        if untrained_rows not in self.UNTRAINED_ROWS:
+            raise ValueError(f"CategoricalEmbedding: untrained_rows must be one of {self.UNTRAINED_ROWS}, "
+                             f"got {untrained_rows!r}")
         self.input_dim = input_dim
         self.output_dim = output_dim
+        self.untrained_rows = untrained_rows
         self.table = keras.layers.Embedding(input_dim, output_dim, name="table")
 
     def build(self, input_shape):
         self.table.build((None,))
+        if self.untrained_rows is not None:
+            # 1 for each row a training batch has read. Every replica records
+            # the ids of all replicas, so the first replica's copy is the whole.
+            self.trained_rows = self.add_weight(
+                shape=(self.input_dim,), initializer="zeros", trainable=False, autocast=False,
+                aggregation="only_first_replica", name="trained_rows")
         self.built = True
 
-    def call(self, ids):
+    def call(self, ids, training=None):
         if len(ids.shape) == 1:
-            return self.table(ids)
+            return self._lookup(ids, training)
         mask = ops.cast(ops.greater_equal(ids, 0), self.compute_dtype)
-        vectors = self.table(ops.maximum(ids, 0)) * ops.expand_dims(mask, -1)
+        vectors = self._lookup(ops.maximum(ids, 0), training, valid=mask) * ops.expand_dims(mask, -1)
         # Rows with no ids pool to zeros rather than dividing by zero.
         count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
         return ops.sum(vectors, axis=1) / count
 
+    def _lookup(self, ids, training, valid=None):
+        vectors = self.table(ids)
+        if self.untrained_rows is None:
+            return vectors
+        if training:
+            self._record(ids, valid)
+            return vectors
+        trained = self.trained_rows
+        # Before any training step nothing is recorded: every row reads itself.
+        known = ops.logical_or(ops.take(trained, ids) > 0, ops.sum(trained) == 0)
+
+        def filled():
+            # Not differentiated: an evaluation's loss trains nothing, and a
+            # gradient through the mean would touch every row of the table.
+            table = ops.stop_gradient(ops.convert_to_tensor(self.table.embeddings))
+            mean = ops.matmul(ops.expand_dims(trained, 0), table)[0] / ops.maximum(ops.sum(trained), 1.0)
+            return ops.where(ops.expand_dims(known, -1), vectors, ops.cast(mean, vectors.dtype))
+
+        # The mean costs a pass over the table: only for a batch that needs it.
+        return ops.cond(ops.all(known), lambda: vectors, filled)
+
+    def _record(self, ids, valid):
+        ids = ops.reshape(distributed.all_gather(ops.reshape(ids, (-1,))), (-1, 1))
+        weights = ops.ones(ops.shape(ids)[:1]) if valid is None else \
+            ops.reshape(distributed.all_gather(ops.reshape(ops.cast(valid, "float32"), (-1,))), (-1,))
+        reads = ops.scatter(ops.cast(ids, "int32"), weights, (self.input_dim,))
+        self.trained_rows.assign(ops.maximum(self.trained_rows, ops.minimum(reads, 1.0)))
+
     def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "untrained_rows": self.untrained_rows}
 
 
 def domain_name(column) -> str:
@@ -89,6 +147,10 @@ class InputBlock(keras.layers.Layer):
     in `schemaretrieval.schema.embedding_dim`). Continuous columns are
     appended as they are; normalise them in the ETL.
 
+    `untrained_user_ids` is the table's `untrained_rows` for the domain of
+    the column tagged user_id: by default ("mean") a user training never
+    read reads the mean trained user; None reads its own untrained row.
+
     Example:
 
     >>> import numpy as np
@@ -99,9 +161,10 @@ class InputBlock(keras.layers.Layer):
     (2, 4)
     """
 
-    def __init__(self, schema: Schema, **kwargs):
+    def __init__(self, schema: Schema, untrained_user_ids: str | None = "mean", **kwargs):
         super().__init__(**kwargs)
         self.schema = schema
+        self.untrained_user_ids = untrained_user_ids
         schema_lib.require_domains(schema)
         # Columns sharing a domain share a table with rows for every id of
         # any of them, so it is sized by the largest domain max among them.
@@ -109,6 +172,7 @@ class InputBlock(keras.layers.Layer):
         for column in schema:
             if Tags.CATEGORICAL in column.tags and Tags.TARGET not in column.tags:
                 shared.setdefault(domain_name(column), []).append(column)
+        user_id = schema_lib.user_id_column(schema)
         self.tables = {}
         for name, columns in shared.items():
             widest = max(columns, key=schema_lib.cardinality)
@@ -118,8 +182,10 @@ class InputBlock(keras.layers.Layer):
                     "<schema>", f"columns sharing domain {name!r} ask for different embedding_dim {sorted(dims)}; "
                     "expected one table width", column=columns[-1].name, key="embedding_dim")
             dim = dims.pop() if dims else schema_lib.embedding_dim(widest)
+            users = any(c.name == user_id for c in columns)
             self.tables[name] = CategoricalEmbedding(
-                schema_lib.cardinality(widest), dim, name=f"embedding_{name}"
+                schema_lib.cardinality(widest), dim, untrained_rows=untrained_user_ids if users else None,
+                name=f"embedding_{name}"
             )
         self.readers = []
         for column in schema:
@@ -153,7 +219,8 @@ class InputBlock(keras.layers.Layer):
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "schema": schema_lib.schema_to_dict(self.schema)}
+        return {**super().get_config(), "schema": schema_lib.schema_to_dict(self.schema),
+                "untrained_user_ids": self.untrained_user_ids}
 
     @classmethod
     def from_config(cls, config):

@@ -517,6 +517,7 @@ def TwoTowerModel(
     user_history: bool = False,
     history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
     history_max_length: int = history_lib.DEFAULT_MAX_LENGTH,
+    untrained_user_ids: str | None = "mean",
 ) -> TwoTowerModelV2:
     """A `TwoTowerModelV2` built from the schema's tags alone.
 
@@ -548,6 +549,11 @@ def TwoTowerModel(
             instead of the user-id embedding. Not the default: see
             docs/quality.md, round 3, for where it helps.
         history_keep_rate, history_max_length: the `UserHistory`'s.
+        untrained_user_ids: "mean": a user id that no training batch read
+            (a user new since training: the ETL's out-of-vocabulary id)
+            reads the mean of the trained user-id rows instead of its
+            row's random initial values; None keeps the row. Measured on
+            users new in a split by time (docs/quality.md, section 16).
 
     Example:
 
@@ -584,7 +590,7 @@ def TwoTowerModel(
         blocks.append(MLPBlock(list(units), dropout=dropout, no_activation_last_layer=True))
         if l2_normalize:
             blocks.append(keras.layers.UnitNormalization())
-        return Encoder(columns, *blocks, history=history)
+        return Encoder(columns, *blocks, history=history, untrained_user_ids=untrained_user_ids)
 
     query_columns, history = schema_lib.query_schema(schema), None
     if user_history:

@@ -239,3 +239,61 @@ def test_keras_serialization_round_trip(block):
     restored(BATCH)
     restored.set_weights(block.get_weights())
     np.testing.assert_allclose(np.asarray(restored(BATCH)), EXPECTED, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- ids training never read
+
+
+def mean_layer():
+    layer = CategoricalEmbedding(input_dim=4, output_dim=2, untrained_rows="mean")
+    layer.build(None)
+    layer.table.embeddings.assign([[1, 10], [3, 30], [8, 80], [100, 1000]])
+    return layer
+
+
+def test_untrained_id_reads_the_mean_of_the_trained_rows():
+    layer = mean_layer()
+    # before any training step nothing is recorded: every row reads itself
+    np.testing.assert_array_equal(np.asarray(layer(np.array([2, 3]))), [[8, 80], [100, 1000]])
+    layer(np.array([0, 1, 1]), training=True)  # a training batch reads rows 0 and 1
+    np.testing.assert_array_equal(np.asarray(layer.trained_rows), [1, 1, 0, 0])
+    # trained rows read themselves; rows 2 and 3 read ([1, 10] + [3, 30]) / 2, the mean unweighted by reads
+    np.testing.assert_array_equal(np.asarray(layer(np.array([1, 2, 3, 0]))), [[3, 30], [2, 20], [2, 20], [1, 10]])
+    # training reads its own rows, whatever was recorded
+    np.testing.assert_array_equal(np.asarray(layer(np.array([3]), training=True)), [[100, 1000]])
+    np.testing.assert_array_equal(np.asarray(layer.trained_rows), [1, 1, 0, 1])
+    np.testing.assert_allclose(np.asarray(layer(np.array([2]))), [[(1 + 3 + 100) / 3, (10 + 30 + 1000) / 3]])
+
+
+def test_untrained_ids_in_a_list_and_padding_is_not_a_read():
+    layer = mean_layer()
+    layer(np.array([[1, -1, -1], [2, -1, -1]]), training=True)  # padding (-1) reads no row, not row 0
+    np.testing.assert_array_equal(np.asarray(layer.trained_rows), [0, 1, 1, 0])
+    # [0, 3] pool the mean of rows 1 and 2 twice: [5.5, 55]
+    np.testing.assert_allclose(np.asarray(layer(np.array([[0, 3, -1], [1, 2, -1]]))), [[5.5, 55], [5.5, 55]])
+
+
+def test_untrained_rows_inside_a_traced_function_and_round_trip():
+    import tensorflow as tf
+
+    layer = mean_layer()
+    tf.function(lambda ids: layer(ids, training=True))(tf.constant([0, 2]))
+    served = tf.function(lambda ids: layer(ids))
+    # rows 0 and 2 trained: 3 reads ([1, 10] + [8, 80]) / 2
+    np.testing.assert_array_equal(np.asarray(served(tf.constant([3, 2]))), [[4.5, 45], [8, 80]])
+    copy_ = CategoricalEmbedding.from_config(layer.get_config())
+    copy_.build(None)
+    copy_.set_weights(layer.get_weights())  # the table and the rows read
+    np.testing.assert_array_equal(np.asarray(copy_(np.array([3]))), [[4.5, 45]])
+
+
+def test_untrained_rows_takes_mean_or_none():
+    with pytest.raises(ValueError, match=r"untrained_rows must be one of \(None, 'mean'\), got 'zero'"):
+        CategoricalEmbedding(4, 2, untrained_rows="zero")
+
+
+def test_only_the_user_id_domain_fills_untrained_rows(block):
+    assert {n: t.untrained_rows for n, t in block.tables.items()} == {"user_id": "mean", "genre": None, "country": None}
+    off = InputBlock(spec_schema(), untrained_user_ids=None)
+    assert {t.untrained_rows for t in off.tables.values()} == {None}
+    assert InputBlock.from_config(off.get_config()).tables["user_id"].untrained_rows is None

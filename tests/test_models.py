@@ -8,6 +8,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 import schemaretrieval as sr
@@ -222,3 +223,48 @@ def test_compile_without_an_optimizer_takes_the_measured_one_and_fit_ends_on_its
     # A given optimizer is used as given.
     model.compile(optimizer="sgd")
     assert (type(model.optimizer).__name__, model.optimizer.use_ema) == ("SGD", False)
+
+
+def test_users_training_never_read_query_as_the_mean_trained_user(tmp_path, schema, split):
+    import tensorflow as tf
+
+    train = split[1][split[1]["user_id"] < 1000].iloc[:4096]
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(schema)
+    model.compile(optimizer="adam")
+    model.fit(train, batch_size=512, epochs=1, verbose=0)
+    table = model.query_tower.inputs_block.tables["user_id"]
+    read = np.isin(np.arange(table.input_dim), train["user_id"].unique())
+    np.testing.assert_array_equal(np.asarray(table.trained_rows), read.astype("float32"))
+
+    # two users no batch read, a trained one, with the same age and country
+    rows = pd.DataFrame({"user_id": [1500, 1999, int(train["user_id"].iloc[0])],
+                         "user_age": np.float32([0.3] * 3), "user_country": [4] * 3})
+    features = sr.data.to_arrays(rows, query_schema(schema))
+    weights = np.asarray(table.table.embeddings)
+    id_part = np.asarray(model.query_tower.inputs_block(features))[:, : weights.shape[1]]
+    np.testing.assert_allclose(id_part[:2], np.tile(weights[read].mean(axis=0), (2, 1)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(id_part[2], weights[rows["user_id"][2]])
+    embeddings = model.query_embeddings(rows)
+    np.testing.assert_allclose(embeddings[0], embeddings[1], rtol=1e-6)
+    assert not np.allclose(embeddings[0], embeddings[2])
+
+    # the SavedModel reads the rows the model read
+    catalog = sr.data.candidate_table(split[0], schema)
+    from schemaretrieval import serving
+
+    export = serving.export_serving(model, catalog, tmp_path / "export", k=5)
+    served = tf.saved_model.load(str(export)).signatures["serving_default"](
+        **{name: tf.constant(rows[name].to_numpy()) for name in rows})
+    np.testing.assert_array_equal(served["ids"].numpy(), model.recommend(rows, k=5, candidates=catalog)[1])
+    assert len(set(map(tuple, served["ids"].numpy()[:2]))) == 1
+
+    # untrained_user_ids=None: each untrained user keeps its own random row
+    keras.utils.set_random_seed(0)
+    plain = sr.TwoTowerModel(schema, untrained_user_ids=None)
+    plain.compile(optimizer="adam")
+    plain.fit(train, batch_size=512, epochs=1, verbose=0)
+    assert not hasattr(plain.query_tower.inputs_block.tables["user_id"], "trained_rows")
+    unfilled = plain.query_embeddings(rows)
+    assert not np.allclose(unfilled[0], unfilled[1])
+    np.testing.assert_allclose(unfilled[2], embeddings[2], rtol=1e-5, atol=1e-6)  # the same training otherwise
