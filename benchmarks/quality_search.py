@@ -22,7 +22,9 @@ at ML-1M's size (`--preset-size 1m`); round 8 (real data over three splits, and 
 training on a moving average of the weights (the defaults' `default_optimizer()`); round 9 (real data,
 `--model-seed` apart from the split's `--seed`) earlier rounds' levers with the average; round 10 (real
 data) the loss's transpose, accidental hits and Adam's betas, and with `--request-week` and
-`--time-features` the rating's time as query features, also on a split by time (`--split time`).
+`--time-features` the rating's time as query features, also on a split by time (`--split time`);
+round 11 (real data split by time, whose users are mostly new: "cold r@k" is recall over their
+ratings alone) the mean trained user for a user id training never read.
 
     python benchmarks/quality_search.py [--movielens DIR [--request-week] [--time-features f,...] [--split time]]
         [--configs name,...] [--epochs 4,8,12,16] [--drop col,...]
@@ -220,20 +222,31 @@ CONFIGS = {
     "beta1-0.8": (lambda s: {}, averaged_adam(beta_1=0.8), None),
     "beta1-0.95": (lambda s: {}, averaged_adam(beta_1=0.95), None),
     "beta2-0.99": (lambda s: {}, averaged_adam(beta_2=0.99), None),
+    # round 11 (real data split by time): a user id no training batch read keeps its own random row,
+    # as before the defaults read the mean trained user there
+    "untrained-users-own-rows": (lambda s: {"untrained_user_ids": None}, measured, None),
 }
 # --preset-size: the preset's counts (users, items, interactions); 1m is ML-1M's
 PRESET_SIZES = {"100k": (943, 1682, 100_000), "1m": (6040, 3706, 1_000_000)}
 COLUMNS = ("r@1", "r@5", "r@10", "r@100", "x@1", "x@10", "x@100")
+# with users new in the test data (--split time): recall over their rows alone
+COLD_COLUMNS = ("cold r@10", "cold r@100")
 
 
-def recalls(evaluate, train):
-    a, b = evaluate(None), evaluate(train)
-    return {**{f"r@{k}": a[f"recall@{k}"] for k in (1, 5, 10, 100)},
-            **{f"x@{k}": b[f"recall@{k}"] for k in (1, 10, 100)}}
+def recalls(evaluate, test, train, cold=None):
+    """`evaluate(rows, exclude)`'s recalls on `test`; with `cold` (a mask of
+    the rows whose user has no training rows), also on those rows alone."""
+    a, b = evaluate(test, None), evaluate(test, train)
+    out = {**{f"r@{k}": a[f"recall@{k}"] for k in (1, 5, 10, 100)},
+           **{f"x@{k}": b[f"recall@{k}"] for k in (1, 10, 100)}}
+    if cold is not None and cold.any():
+        c = evaluate(test[cold], None)
+        out.update({f"cold r@{k}": c[f"recall@{k}"] for k in (10, 100)})
+    return out
 
 
 def fmt(name, m):
-    return f"{name:<44} " + " ".join(f"{m[c]:.3f}" for c in COLUMNS)
+    return f"{name:<44} " + " ".join(f"{m[c]:>{max(6, len(c))}.4f}" for c in COLUMNS + COLD_COLUMNS if c in m)
 
 
 def main(argv=None):
@@ -279,13 +292,15 @@ def main(argv=None):
     ks = [1, 5, 10, 100]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"{source}\n{'config':<44} " + "  ".join(f"{c:>4}" for c in COLUMNS))
+    cold = ~test["user_id"].isin(set(train["user_id"]))
+    shown = COLUMNS + (COLD_COLUMNS if cold.any() else ())
+    print(f"{source}\n{'config':<44} " + " ".join(f"{c:>6}" for c in shown))
     baselines = [("popularity", sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id"))]
     baselines += [(f"EASE (l2 {l2})", sr.baselines.EASE(float(l2)).fit(train, "user_id", "item_id"))
                   for l2 in args.ease_l2.split(",")]
     for name, baseline in baselines:
-        print(fmt(name, recalls(lambda ex: baseline.evaluate_topk(test, candidate_ids=items, ks=ks, exclude=ex), train)),
-              flush=True)
+        print(fmt(name, recalls(lambda rows, ex: baseline.evaluate_topk(rows, candidate_ids=items, ks=ks, exclude=ex),
+                                test, train, cold)), flush=True)
     for name in args.configs.split(","):
         make, lr, batch = CONFIGS[name]
         keras.utils.set_random_seed(model_seed)
@@ -303,9 +318,10 @@ def main(argv=None):
                       callbacks=[training_weights])
             seconds += time.perf_counter() - start
             done = epochs
-            m = recalls(lambda ex: model.evaluate_topk(test, catalog, ks=ks, exclude=ex), train)
+            evaluate = lambda rows, ex: model.evaluate_topk(rows, catalog, ks=ks, exclude=ex)  # noqa: E731
+            m = recalls(evaluate, test, train, cold)
             if args.request_week:
-                m_last = recalls(lambda ex: model.evaluate_topk(at_last_week, catalog, ks=ks, exclude=ex), train)
+                m_last = recalls(evaluate, at_last_week, train)
             training_weights.restore()
             print(fmt(f"{name} ep{epochs}", m) + f"  ({seconds:.0f} s)", flush=True)
             if args.request_week:
