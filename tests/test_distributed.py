@@ -49,5 +49,6 @@ def test_fit_under_the_strategy_ends_with_the_weights_and_losses_of_one_device(r
     np.testing.assert_allclose(result["history"][1], result["history"][0], rtol=1e-3)
     for path, a, b in zip(result["paths"], *result["weights"]):
         # Ten SGD steps (a last batch split 17/16 included); the sampler's
-        # frequency estimate, updated from the gathered ids, is equal too.
+        # frequency estimate and the user-id table's trained_rows, updated
+        # from the gathered ids, are equal too.
         np.testing.assert_allclose(np.array(b, dtype=float), np.array(a, dtype=float), rtol=0, atol=1e-5, err_msg=path)
