@@ -192,6 +192,9 @@ class Encoder(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Saved before the option existed: those users read their own rows,
+        # and the file has no trained_rows to load.
+        config.setdefault("untrained_user_ids", None)
         schema = schema_lib.schema_from_dict(config.pop("schema"))
         blocks = [keras.saving.deserialize_keras_object(block) for block in config.pop("blocks")]
         if "history" in config:

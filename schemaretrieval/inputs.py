@@ -225,5 +225,8 @@ class InputBlock(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Saved before the option existed: those users read their own rows,
+        # and the file has no trained_rows to load.
+        config.setdefault("untrained_user_ids", None)
         config["schema"] = schema_lib.schema_from_dict(config["schema"])
         return cls(**config)

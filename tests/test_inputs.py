@@ -297,3 +297,16 @@ def test_only_the_user_id_domain_fills_untrained_rows(block):
     off = InputBlock(spec_schema(), untrained_user_ids=None)
     assert {t.untrained_rows for t in off.tables.values()} == {None}
     assert InputBlock.from_config(off.get_config()).tables["user_id"].untrained_rows is None
+
+
+def test_a_block_saved_before_untrained_user_ids_reads_its_own_rows(block):
+    from schemaretrieval.encoders import Encoder
+
+    # what a .keras file written before the option holds: no key, and no trained_rows to load
+    old = {k: v for k, v in block.get_config().items() if k != "untrained_user_ids"}
+    restored = InputBlock.from_config(old)
+    restored.build()
+    assert restored.tables["user_id"].untrained_rows is None
+    assert len(restored.get_weights()) == 3 and len(block.get_weights()) == 4  # three tables (+ trained_rows)
+    encoder = {k: v for k, v in Encoder(spec_schema()).get_config().items() if k != "untrained_user_ids"}
+    assert Encoder.from_config(encoder).inputs_block.tables["user_id"].untrained_rows is None
