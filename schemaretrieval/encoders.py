@@ -8,7 +8,7 @@ import keras
 from merlin.schema import Schema
 
 from schemaretrieval import schema as schema_lib
-from schemaretrieval.inputs import InputBlock
+from schemaretrieval.inputs import DEFAULT_UNTRAINED_USER_IDS, InputBlock
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -138,7 +138,7 @@ class Encoder(keras.layers.Layer):
     """
 
     def __init__(self, schema: Schema, *blocks: keras.layers.Layer, history=None,
-                 untrained_user_ids: str | None = "mean", **kwargs):
+                 untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS, **kwargs):
         blocks = list(blocks) + list(kwargs.pop("blocks", []))
         super().__init__(**kwargs)
         if not schema.column_names and history is None:

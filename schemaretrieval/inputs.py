@@ -23,6 +23,8 @@ from schemaretrieval import schema as schema_lib
 
 # Pad value of list columns in the batches of `schemaretrieval.data`.
 LIST_PADDING = -1
+# What a user id no training batch read reads (docs/quality.md, section 16).
+DEFAULT_UNTRAINED_USER_IDS = "mean"
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -161,8 +163,12 @@ class InputBlock(keras.layers.Layer):
     (2, 4)
     """
 
-    def __init__(self, schema: Schema, untrained_user_ids: str | None = "mean", **kwargs):
+    def __init__(self, schema: Schema, untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS, **kwargs):
         super().__init__(**kwargs)
+        if untrained_user_ids not in CategoricalEmbedding.UNTRAINED_ROWS:
+            # checked here too: a schema without a user-id column would never pass it on
+            raise ValueError(f"InputBlock: untrained_user_ids must be one of {CategoricalEmbedding.UNTRAINED_ROWS}, "
+                             f"got {untrained_user_ids!r}")
         self.schema = schema
         self.untrained_user_ids = untrained_user_ids
         schema_lib.require_domains(schema)

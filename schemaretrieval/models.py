@@ -16,6 +16,7 @@ from schemaretrieval import history as history_lib
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data import checks, tables
 from schemaretrieval.encoders import Encoder, MLPBlock
+from schemaretrieval.inputs import DEFAULT_UNTRAINED_USER_IDS
 from schemaretrieval.optimizers import default_optimizer
 from schemaretrieval.outputs import ContrastiveOutput
 from schemaretrieval.samplers import InBatchSampler
@@ -517,7 +518,7 @@ def TwoTowerModel(
     user_history: bool = False,
     history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
     history_max_length: int = history_lib.DEFAULT_MAX_LENGTH,
-    untrained_user_ids: str | None = "mean",
+    untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS,
 ) -> TwoTowerModelV2:
     """A `TwoTowerModelV2` built from the schema's tags alone.
 

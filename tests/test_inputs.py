@@ -290,6 +290,11 @@ def test_untrained_rows_inside_a_traced_function_and_round_trip():
 def test_untrained_rows_takes_mean_or_none():
     with pytest.raises(ValueError, match=r"untrained_rows must be one of \(None, 'mean'\), got 'zero'"):
         CategoricalEmbedding(4, 2, untrained_rows="zero")
+    # named even where no column is tagged user_id, rather than dropped
+    no_user_id = copy.deepcopy(SPEC)
+    no_user_id["columns"]["user_id"]["tags"] = ["user", "categorical"]
+    with pytest.raises(ValueError, match=r"InputBlock: untrained_user_ids must be one of \(None, 'mean'\), got 'avg'"):
+        InputBlock(spec_schema(no_user_id), untrained_user_ids="avg")
 
 
 def test_only_the_user_id_domain_fills_untrained_rows(block):
