@@ -78,40 +78,45 @@ class CategoricalEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, ids, training=None):
+        vectors = self._lookup(ids, training)
         if len(ids.shape) == 1:
-            return self._lookup(ids, training)
+            return vectors
         mask = ops.cast(ops.greater_equal(ids, 0), self.compute_dtype)
-        vectors = self._lookup(ops.maximum(ids, 0), training, valid=mask) * ops.expand_dims(mask, -1)
+        vectors = vectors * ops.expand_dims(mask, -1)
         # Rows with no ids pool to zeros rather than dividing by zero.
         count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
         return ops.sum(vectors, axis=1) / count
 
-    def _lookup(self, ids, training, valid=None):
-        vectors = self.table(ids)
+    def _lookup(self, ids, training):
+        """The rows of `ids`; padding (-1) reads row 0, which `call` masks out."""
+        rows = ops.maximum(ids, 0)
+        vectors = self.table(rows)
         if self.untrained_rows is None:
             return vectors
         if training:
-            self._record(ids, valid)
+            self._record(ids)
             return vectors
         trained = self.trained_rows
-        # Before any training step nothing is recorded: every row reads itself.
-        known = ops.logical_or(ops.take(trained, ids) > 0, ops.sum(trained) == 0)
+        known = ops.take(trained, rows) > 0
 
         def filled():
+            reads = ops.sum(trained)
+            # Before any training step nothing is recorded: every row reads itself.
+            keep = ops.logical_or(known, reads == 0)
             # Not differentiated: an evaluation's loss trains nothing, and a
             # gradient through the mean would touch every row of the table.
             table = ops.stop_gradient(ops.convert_to_tensor(self.table.embeddings))
-            mean = ops.matmul(ops.expand_dims(trained, 0), table)[0] / ops.maximum(ops.sum(trained), 1.0)
-            return ops.where(ops.expand_dims(known, -1), vectors, ops.cast(mean, vectors.dtype))
+            mean = ops.matmul(ops.expand_dims(trained, 0), table)[0] / ops.maximum(reads, 1.0)
+            return ops.where(ops.expand_dims(keep, -1), vectors, ops.cast(mean, vectors.dtype))
 
-        # The mean costs a pass over the table: only for a batch that needs it.
+        # The mean, and the count of rows read, cost a pass over the table:
+        # only for a batch that holds an id not known to be trained.
         return ops.cond(ops.all(known), lambda: vectors, filled)
 
-    def _record(self, ids, valid):
-        ids = ops.reshape(distributed.all_gather(ops.reshape(ids, (-1,))), (-1, 1))
-        weights = ops.ones(ops.shape(ids)[:1]) if valid is None else \
-            ops.reshape(distributed.all_gather(ops.reshape(ops.cast(valid, "float32"), (-1,))), (-1,))
-        reads = ops.scatter(ops.cast(ids, "int32"), weights, (self.input_dim,))
+    def _record(self, ids):
+        ids = distributed.all_gather(ops.reshape(ids, (-1,)))
+        reads = ops.scatter(ops.expand_dims(ops.cast(ops.maximum(ids, 0), "int32"), -1),
+                            ops.cast(ops.greater_equal(ids, 0), "float32"), (self.input_dim,))
         self.trained_rows.assign(ops.maximum(self.trained_rows, ops.minimum(reads, 1.0)))
 
     def get_config(self):
