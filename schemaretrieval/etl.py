@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ import pandas as pd
 from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval import schema as schema_lib
+from schemaretrieval import upstream
 from schemaretrieval.schema import SchemaError
 
 log = logging.getLogger("schemaretrieval.etl")
@@ -54,6 +56,7 @@ __all__ = [
     "fit_transform",
     "transform",
     "select_device",
+    "describe_engine",
     "CONTINUOUS_STEPS",
     "OOV_INDEX",
 ]
@@ -443,15 +446,36 @@ def select_device(device: str = "auto") -> str:
     if device == "gpu" and not (has_cudf and HAS_GPU):
         raise RuntimeError("device='gpu' needs cudf and a visible GPU "
                            f"(cudf importable: {has_cudf}, GPU visible: {bool(HAS_GPU)})")
-    chosen = "gpu" if device == "gpu" or (device == "auto" and has_cudf and HAS_GPU) else "cpu"
-    log.info("ETL device: %s (asked %s; cudf importable: %s, GPU visible: %s)",
-             chosen, device, has_cudf, bool(HAS_GPU))
-    return chosen
+    return "gpu" if device == "gpu" or (device == "auto" and has_cudf and HAS_GPU) else "cpu"
+
+
+def describe_engine(device: str, client=None) -> str:
+    """The ETL's first log line: the device, the library doing the work, and where.
+
+    >>> describe_engine("cpu").startswith("ETL on CPU (pandas ")
+    True
+    """
+    if device == "gpu":
+        import cudf
+
+        engine = f"ETL on GPU (cudf {cudf.__version__}"
+        where = "1 device" if client is None else None
+    else:
+        engine = f"ETL on CPU (pandas {pd.__version__}"
+        where = None
+    if client is not None:
+        workers = len(client.scheduler_info().get("workers", {}))
+        where = f"Dask cluster at {client.scheduler.address}, {workers} worker(s)"
+    return engine + (f", {where})" if where else ")")
+
+
 
 
 @contextlib.contextmanager
-def _dask_context(dask):
-    """(client or None) with merlin's client set for the duration; closes a client it opened."""
+def _dask_context(dask, device):
+    """(client or None) with merlin's client and ``upstream.DASK_SETTINGS`` set for the
+    duration; logs the engine once and closes a client it opened."""
+    import dask as dask_lib
     from merlin.core import utils as merlin_utils
 
     opened = None
@@ -463,21 +487,37 @@ def _dask_context(dask):
             client = opened = Client(dask)
         else:
             client = dask
-        log.info("ETL on the Dask cluster at %s", client.scheduler.address)
+        _check_workers(client)
+    log.info("%s; %s", describe_engine(device, client), upstream.describe())
     token = merlin_utils._merlin_dask_client.set(client)
+    # A distributed client lying around in the process is not ours to use.
+    local = {} if client is not None else {"scheduler": "threads"}
     try:
-        if client is None:
-            import dask as dask_lib
-
-            # a distributed client lying around in the process is not ours to use
-            with dask_lib.config.set(scheduler="threads"):
-                yield None
-        else:
+        with dask_lib.config.set(upstream.DASK_SETTINGS, **local), warnings.catch_warnings():
+            # The engine line above says it in the library's words, once.
+            warnings.filterwarnings("ignore", message="Initializing an NVTabular Dataset in CPU mode")
             yield client
     finally:
         merlin_utils._merlin_dask_client.reset(token)
         if opened is not None:
             opened.close()
+
+
+def _workers_settings():
+    import dask as dask_lib
+
+    return {key: dask_lib.config.get(key, None) for key in upstream.DASK_SETTINGS}
+
+
+def _check_workers(client) -> None:
+    """Workers started elsewhere must run dask as merlin 23.8 needs (upstream.DASK_SETTINGS)."""
+    for worker, settings in client.run(_workers_settings).items():
+        wrong = {k: v for k, v in settings.items() if v != upstream.DASK_SETTINGS[k]}
+        if wrong:
+            raise ETLError(
+                f"Dask worker {worker}: {wrong} but merlin 23.8 needs {upstream.DASK_SETTINGS}; start the "
+                "workers with DASK_DATAFRAME__QUERY_PLANNING=False DASK_DATAFRAME__CONVERT_STRING=False "
+                "in their environment (or install schemaretrieval in their environment)")
 
 
 # ---------------------------------------------------------------------------- reading inputs
@@ -571,9 +611,7 @@ def _read(data, schema: Schema, device: str, npartitions=None):
     if ddf.npartitions == 0 or (source != _DATAFRAME and len(ddf.head(1, npartitions=-1)) == 0):
         raise ETLError(f"{source}: the data is empty (zero rows)")
     if device == "gpu":
-        import dask_cudf
-
-        ddf = dask_cudf.from_dask_dataframe(ddf)
+        ddf = ddf.to_backend("cudf")
     return ddf, source
 
 
@@ -672,6 +710,7 @@ def _scan(directory: Path, schema: Schema, item_id: str | None):
         counts = np.zeros(schema_lib.cardinality(schema[item_id]), dtype=np.int64)
     columns = list(cats) + ([item_id] if item_id and item_id not in cats else [])
     dataset = pads.dataset(_parquet_files(directory), format="parquet")
+    _check_list_columns(directory, dataset.schema, schema)
     for batch in dataset.to_batches(columns=columns or None):
         rows += batch.num_rows
         for name, buckets in cats.items():
@@ -681,6 +720,24 @@ def _scan(directory: Path, schema: Schema, item_id: str | None):
             ids = _flat(batch.column(item_id)).astype(np.int64)
             counts += np.bincount(ids, minlength=len(counts))[: len(counts)]
     return rows, oov, counts
+
+
+def _check_list_columns(directory: Path, written, schema: Schema) -> None:
+    """Every list column of the schema is a list in the written parquet.
+
+    Guards the silent corruption of ``dataframe.convert-string`` (upstream.py):
+    a list column turned into its text would be encoded as one category per row.
+    """
+    import dask as dask_lib
+    import pyarrow as pa
+
+    for col in schema:
+        if col.is_list and col.name in written.names:
+            kind = written.field(col.name).type
+            if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+                raise ETLError(f"{directory}: column {col.name!r} is a list in the schema but was "
+                               f"written as {kind}; dask's dataframe.convert-string must be False "
+                               f"(now {dask_lib.config.get('dataframe.convert-string')})")
 
 
 @dataclass
@@ -772,7 +829,7 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     out.mkdir(parents=True, exist_ok=True)
     stats = out / ".categorify"
     wf_dir = out / _WORKFLOW_DIR
-    with _dask_context(dask) as client:
+    with _dask_context(dask, chosen) as client:
         workflow = build_workflow(schema, stats_path=stats)  # runs on merlin's current client
         train_ds, train_src = _dataset(train, schema, chosen, npartitions)
         valid_ds, valid_src = (None, None) if valid is None else _dataset(valid, schema, chosen, npartitions)
@@ -850,7 +907,7 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None)
         wf_dir = wf_dir / _WORKFLOW_DIR
     schema = schema_lib.load_schema(wf_dir / "schema.yaml")
     chosen = select_device(device)
-    with _dask_context(dask) as client:
+    with _dask_context(dask, chosen) as client:
         workflow = nvt.Workflow.load(str(wf_dir))  # runs on merlin's current client
         dataset, source = _dataset(data, schema, chosen)
         if out_dir is None:

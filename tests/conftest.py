@@ -3,6 +3,8 @@ import os
 import pytest
 import tensorflow as tf
 
+import schemaretrieval  # noqa: F401  (first: it sets dask up before merlin is imported)
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share two cores (README's test command). With TensorFlow's
     # default pools, two threads each, four threads contend for the cores:
