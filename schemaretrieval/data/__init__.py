@@ -2,6 +2,7 @@
 
 from schemaretrieval.data.movielens_like import movielens_like, movielens_like_schema
 from schemaretrieval.data.synthetic import SyntheticTruth, synthetic
+from schemaretrieval.data.raw_log import raw_log
 from schemaretrieval.data.splits import leave_last_n_out, random_split, time_split
 from schemaretrieval.data.tables import (
     PAD_VALUE,
@@ -19,6 +20,7 @@ __all__ = [
     "candidate_table",
     "example_batch",
     "random_split",
+    "raw_log",
     "time_split",
     "leave_last_n_out",
     "interactions",
