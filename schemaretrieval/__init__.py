@@ -3,6 +3,11 @@
 >>> import schemaretrieval as sr
 >>> schema = sr.load_schema("schemas/synthetic.yaml")
 >>> model = sr.TwoTowerModel(schema)
+
+The package, from the bottom up (docs/ARCHITECTURE.md): ``schema``, ``data``
+and ``datasets``, ``etl``, ``layers``, ``retrieval``, ``evaluation``,
+``training``, ``models``, ``serving``, ``cli``; ``upstream``, ``registry``
+and ``replicas`` underneath all of them.
 """
 
 import os as _os
@@ -19,59 +24,62 @@ _upstream.apply()  # before merlin's first import: it imports dask.dataframe
 
 from merlin.schema import Tags  # noqa: E402
 
-from schemaretrieval import baselines, data, evaluation, schema  # noqa: E402
-from schemaretrieval import datasets, etl  # noqa: E402  (etl imports nvtabular on first use)
-from schemaretrieval.encoders import Encoder, MLPBlock  # noqa: E402
-from schemaretrieval.history import UserHistory  # noqa: E402
-from schemaretrieval.inputs import InputBlock  # noqa: E402
-from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2  # noqa: E402
-from schemaretrieval import optimizers  # noqa: E402
-from schemaretrieval.optimizers import AveragedAdam, default_optimizer  # noqa: E402
-from schemaretrieval import losses  # noqa: E402
-from schemaretrieval.outputs import BPROutput, ContrastiveOutput  # noqa: E402
-from schemaretrieval.samplers import (  # noqa: E402
+from schemaretrieval import registry  # noqa: E402
+from schemaretrieval import schema, schemas  # noqa: E402
+from schemaretrieval import data, datasets  # noqa: E402
+from schemaretrieval import etl  # noqa: E402  (nvtabular is imported on first use)
+from schemaretrieval.layers import CategoricalEmbedding, Encoder, InputBlock, MLPBlock, UserHistory  # noqa: E402
+from schemaretrieval.retrieval import losses, samplers  # noqa: E402
+from schemaretrieval.retrieval.outputs import BPROutput, ContrastiveOutput  # noqa: E402
+from schemaretrieval.retrieval.samplers import (  # noqa: E402
     CandidateSampler,
-    CandidateTable,
     CrossBatchSampler,
     InBatchSampler,
     Negatives,
     PopularitySampler,
     UniformSampler,
 )
+from schemaretrieval import evaluation  # noqa: E402
+from schemaretrieval.evaluation import baselines  # noqa: E402
+from schemaretrieval import training  # noqa: E402
+from schemaretrieval.training.optimizers import AveragedAdam, default_optimizer  # noqa: E402
+from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2, load_model  # noqa: E402
+from schemaretrieval import serving  # noqa: E402
 from schemaretrieval.schema import SchemaError, load_schema, save_schema  # noqa: E402
-from schemaretrieval.saving import load_model  # noqa: E402
-from schemaretrieval import training  # noqa: E402  (the docs' sr.training.fit)
 
 __all__ = [
     "Tags",
-    "baselines",
+    "registry",
+    "schema",
+    "schemas",
     "data",
     "datasets",
     "etl",
     "evaluation",
-    "schema",
+    "baselines",
+    "training",
+    "serving",
+    "losses",
+    "samplers",
+    "CategoricalEmbedding",
     "Encoder",
-    "UserHistory",
-    "MLPBlock",
     "InputBlock",
-    "TwoTowerModel",
-    "TwoTowerModelV2",
-    "optimizers",
-    "AveragedAdam",
-    "default_optimizer",
+    "MLPBlock",
+    "UserHistory",
     "ContrastiveOutput",
     "BPROutput",
-    "losses",
     "CandidateSampler",
-    "CandidateTable",
     "InBatchSampler",
     "UniformSampler",
     "PopularitySampler",
     "CrossBatchSampler",
     "Negatives",
+    "AveragedAdam",
+    "default_optimizer",
+    "TwoTowerModel",
+    "TwoTowerModelV2",
+    "load_model",
     "SchemaError",
     "load_schema",
     "save_schema",
-    "load_model",
-    "training",
 ]

@@ -1,9 +1,13 @@
 import os
+import sys
 
 import pytest
 import tensorflow as tf
 
 import schemaretrieval  # noqa: F401  (first: it sets dask up before merlin is imported)
+
+# The tests mirror the package in subfolders; their shared helpers live here.
+sys.path.insert(0, os.path.dirname(__file__))
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share two cores (README's test command). With TensorFlow's

@@ -56,7 +56,7 @@ def test_a_list_column_written_as_text_is_an_error(tmp_path):
     pq.write_table(pa.table({"genres": pa.array(["['a', 'b']"]), "item_id": [3]}), tmp_path / "part.parquet")
     schema = schema_from_dict(LIST_SCHEMA)
     with pytest.raises(etl.ETLError, match="column 'genres' is a list in the schema but was written as string"):
-        etl._check_list_columns(tmp_path, pq.read_schema(tmp_path / "part.parquet"), schema)
+        etl.run.check_list_columns(tmp_path, pq.read_schema(tmp_path / "part.parquet"), schema)
 
 
 ETL_SNIPPET = """

@@ -5,7 +5,7 @@ every user with at least 20, no user-item pair twice), the same side
 features (age bucket, gender, occupation; genres list, release year) with
 MovieLens-100K's marginal distributions, a long-tailed item popularity and
 user activity tuned to ML-100K's summary statistics, and a rating target
-with ML-100K's rating histogram. docs/quality.md compares the generated
+with ML-100K's rating histogram. docs/experiments/movielens-100k-search.md compares the generated
 statistics with the published ones.
 
 The generating process (``d = 16`` latent dimensions):
@@ -29,7 +29,7 @@ The generating process (``d = 16`` latent dimensions):
 ``affinity`` and the popularity spread are fixed constants, set so that both
 the item-popularity statistics and the two baselines' figures (most-popular
 and EASE, with and without seen items excluded) land near what they are on
-real ML-100K (see docs/quality.md): neither baseline is favoured.
+real ML-100K (docs/experiments/movielens-100k-search.md, section 1): neither baseline is favoured.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ def raw_log(num_rows: int, num_users: int = 138_493, num_items: int = 26_744, se
     Columns: ``user_id`` ("u<n>"), ``user_score`` (float, ``missing_score``
     of the users NaN), ``item_id`` ("m<n>"), ``item_genres`` (1-4 genre
     names), ``timestamp`` (int64 seconds). A (user, item) pair may repeat.
+
+    >>> log = raw_log(500, num_users=20, num_items=30, seed=1)
+    >>> len(log), bool(log["timestamp"].is_monotonic_increasing), log["user_id"].nunique() <= 20
+    (500, True, True)
     """
     num_rows, num_users, num_items = int(num_rows), int(num_users), int(num_items)
     if num_rows < 1 or num_users < 1 or num_items < 1:

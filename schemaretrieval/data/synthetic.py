@@ -46,16 +46,8 @@ import numpy as np
 import pandas as pd
 from merlin.schema import Schema, Tags
 
-from schemaretrieval.data.tables import (
-    _CATEGORICAL,
-    _CONTINUOUS,
-    _column_domain,
-    _column_kind,
-    _column_numpy_dtype,
-    _column_value_count,
-    _id_column,
-    _is_list_column,
-)
+from schemaretrieval.schema import columns
+from schemaretrieval.schema.columns import CATEGORICAL, CONTINUOUS
 
 __all__ = ["synthetic", "SyntheticTruth"]
 
@@ -170,16 +162,16 @@ def _column_rng(seed, name):
 
 
 def _require_domain(col, kind):
-    dom = _column_domain(col)
+    dom = columns.domain(col)
     if dom is None:
-        if kind == _CATEGORICAL:
+        if kind == CATEGORICAL:
             raise ValueError(
                 f"synthetic: categorical column {col.name!r} has no domain; give "
                 f"'domain: {{min: 0, max: N}}' in the schema so ids can be generated"
             )
         return 0.0, 1.0
     lo, hi = dom
-    if kind == _CATEGORICAL:
+    if kind == CATEGORICAL:
         lo, hi = int(lo), int(hi)
     else:
         lo, hi = float(lo), float(hi)
@@ -189,9 +181,9 @@ def _require_domain(col, kind):
 
 
 def _dtype(col, kind):
-    dtype = _column_numpy_dtype(col)
+    dtype = columns.numpy_dtype(col)
     if dtype is None:
-        return np.dtype(np.int64 if kind == _CATEGORICAL else np.float32)
+        return np.dtype(np.int64 if kind == CATEGORICAL else np.float32)
     return dtype
 
 
@@ -213,7 +205,7 @@ def _cluster_subsets(rng, size, k):
 
 
 def _list_lengths(rng, col, n):
-    vmin, vmax = _column_value_count(col)
+    vmin, vmax = columns.value_count(col)
     vmin = max(1, vmin or 1)
     vmax = max(vmin, vmax or max(vmin, 4))
     return rng.integers(vmin, vmax + 1, size=n), vmax
@@ -233,7 +225,7 @@ def _ragged(values_2d, lengths, dtype):
 def _entity_feature(rng, col, clusters, k):
     """Values of one user/item feature per entity (fixed per id), tied to clusters."""
     n = len(clusters)
-    kind = _column_kind(col)
+    kind = columns.kind(col)
     if kind is None:
         raise ValueError(
             f"synthetic: cannot generate column {col.name!r}: it is neither categorical "
@@ -241,9 +233,9 @@ def _entity_feature(rng, col, clusters, k):
         )
     lo, hi = _require_domain(col, kind)
     dtype = _dtype(col, kind)
-    if kind == _CATEGORICAL:
+    if kind == CATEGORICAL:
         table, sizes = _cluster_subsets(rng, hi - lo + 1, k)
-        if _is_list_column(col):
+        if columns.is_list(col):
             lengths, lmax = _list_lengths(rng, col, n)
             # A random order of each entity's cluster subset: distinct ids when
             # the subset is long enough, otherwise drawn with replacement.
@@ -265,7 +257,7 @@ def _entity_feature(rng, col, clusters, k):
         return values.astype(dtype)
     # continuous: around a cluster-specific mean, inside [lo, hi]
     means = rng.uniform(0.15, 0.85, size=k)
-    if _is_list_column(col):
+    if columns.is_list(col):
         lengths, lmax = _list_lengths(rng, col, n)
         unit = np.clip(means[clusters][:, None] + rng.normal(0, 0.12, (n, lmax)), 0, 1)
         return _ragged(lo + (hi - lo) * unit, lengths, dtype)
@@ -275,7 +267,7 @@ def _entity_feature(rng, col, clusters, k):
 
 def _context_feature(rng, col, n):
     """A column tied to neither user nor item: uniform per row."""
-    kind = _column_kind(col)
+    kind = columns.kind(col)
     if kind is None:
         raise ValueError(
             f"synthetic: cannot generate column {col.name!r}: it is neither categorical "
@@ -283,29 +275,29 @@ def _context_feature(rng, col, n):
         )
     lo, hi = _require_domain(col, kind)
     dtype = _dtype(col, kind)
-    if _is_list_column(col):
+    if columns.is_list(col):
         lengths, lmax = _list_lengths(rng, col, n)
-        if kind == _CATEGORICAL:
+        if kind == CATEGORICAL:
             vals = rng.integers(lo, hi + 1, size=(n, lmax))
         else:
             vals = rng.uniform(lo, hi, size=(n, lmax))
         return _ragged(vals, lengths, dtype)
-    if kind == _CATEGORICAL:
+    if kind == CATEGORICAL:
         return rng.integers(lo, hi + 1, size=n).astype(dtype)
     return rng.uniform(lo, hi, size=n).astype(dtype)
 
 
 def _target(rng, col, score, affinity):
     """Target values, higher for higher user-item affinity."""
-    if _is_list_column(col):
+    if columns.is_list(col):
         raise ValueError(f"synthetic: list target column {col.name!r} is not supported")
-    kind = _column_kind(col) or _CONTINUOUS
+    kind = columns.kind(col) or CONTINUOUS
     lo, hi = _require_domain(col, kind)
     dtype = _dtype(col, kind)
     # centred half way between a same-cluster pair (norm**2) and a cross pair (0)
     z = affinity * (score - _CENTRE_NORM**2 / 2) + rng.normal(0.0, 0.5, size=len(score))
     unit = 1.0 / (1.0 + np.exp(-z))
-    if kind == _CATEGORICAL or np.issubdtype(dtype, np.integer):
+    if kind == CATEGORICAL or np.issubdtype(dtype, np.integer):
         lo_i, hi_i = int(np.ceil(lo)), int(np.floor(hi))
         values = np.minimum(lo_i + np.floor(unit * (hi_i - lo_i + 1)), hi_i)
         return values.astype(dtype)
@@ -374,15 +366,15 @@ def synthetic(
         raise ValueError(f"synthetic: num_clusters must be an int >= 1, got {num_clusters!r}")
     num_rows, k = int(num_rows), int(num_clusters)
 
-    user_col = schema[_id_column(schema, Tags.USER)]
-    item_col = schema[_id_column(schema, Tags.ITEM)]
-    u_lo, u_hi = _require_domain(user_col, _CATEGORICAL)
-    i_lo, i_hi = _require_domain(item_col, _CATEGORICAL)
+    user_col = schema[columns.require_user_id_column(schema, "synthetic")]
+    item_col = schema[columns.item_id_column(schema)]
+    u_lo, u_hi = _require_domain(user_col, CATEGORICAL)
+    i_lo, i_hi = _require_domain(item_col, CATEGORICAL)
     n_users, n_items = u_hi - u_lo + 1, i_hi - i_lo + 1
     # Check every column up front, so a bad schema fails before any work.
     for col in schema:
-        kind = _column_kind(col)
-        if kind == _CATEGORICAL:
+        kind = columns.kind(col)
+        if kind == CATEGORICAL:
             _require_domain(col, kind)
 
     rng = np.random.default_rng(seed)
@@ -420,25 +412,25 @@ def synthetic(
     row_item = np.clip(pos - row_profile * n_items, 0, n_items - 1)
     del cdf, pos
 
-    columns = {}
+    values = {}
     for col in schema:
         name = col.name
         if name == user_col.name:
-            columns[name] = (row_user + u_lo).astype(_dtype(col, _CATEGORICAL))
+            values[name] = (row_user + u_lo).astype(_dtype(col, CATEGORICAL))
         elif name == item_col.name:
-            columns[name] = (row_item + i_lo).astype(_dtype(col, _CATEGORICAL))
+            values[name] = (row_item + i_lo).astype(_dtype(col, CATEGORICAL))
         elif Tags.TARGET in col.tags:
             score = np.einsum("ij,ij->i", user_latent[row_user], item_latent[row_item])
-            columns[name] = _target(_column_rng(seed, name), col, score, affinity)
+            values[name] = _target(_column_rng(seed, name), col, score, affinity)
         elif Tags.USER in col.tags:
             per_user = _entity_feature(_column_rng(seed, name), col, user_cluster, k)
-            columns[name] = per_user[row_user]
+            values[name] = per_user[row_user]
         elif Tags.ITEM in col.tags:
             per_item = _entity_feature(_column_rng(seed, name), col, item_cluster, k)
-            columns[name] = per_item[row_item]
+            values[name] = per_item[row_item]
         else:
-            columns[name] = _context_feature(_column_rng(seed, name), col, num_rows)
-    frame = pd.DataFrame(columns, columns=list(columns))
+            values[name] = _context_feature(_column_rng(seed, name), col, num_rows)
+    frame = pd.DataFrame(values, columns=list(values))
     if not return_truth:
         return frame
     truth = SyntheticTruth(

@@ -1,0 +1,14 @@
+"""Readers of public data sets from a local directory, in their own formats. Nothing here downloads.
+
+* ``movielens``: GroupLens's MovieLens folders (ml-100k, ml-1m, ml-latest(-small), ml-20m, ml-25m, ml-32m).
+"""
+
+from schemaretrieval.datasets.movielens import (
+    ML_100K_GENRES,
+    MOVIELENS_VARIANTS,
+    guess_variant,
+    movielens,
+    movielens_schema_path,
+)
+
+__all__ = ["movielens", "MOVIELENS_VARIANTS", "ML_100K_GENRES", "movielens_schema_path", "guess_variant"]

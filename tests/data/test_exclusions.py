@@ -1,0 +1,46 @@
+"""Exclusions: each user's items to leave out, answered per query in catalog positions."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from schemaretrieval.data import Exclusions
+from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
+
+
+def test_each_users_distinct_items_sorted():
+    seen = Exclusions(["u2", "u1", "u1", "u1"], [20, 30, 10, 30])
+    assert len(seen) == 3
+    assert [items.tolist() for items in seen.items_of(["u1", "u2", "u3"])] == [[10, 30], [20], []]
+
+
+def test_positions_per_query_ignore_items_outside_the_catalog():
+    seen = Exclusions(["u1", "u1", "u2", "u1"], [30, 10, 99, 40])
+    indptr, positions = seen.positions(["u1", "u2", "u1", "u9"], catalog_ids=[10, 20, 30])
+    assert indptr.tolist() == [0, 2, 2, 4, 4]
+    assert positions.tolist() == [0, 2, 0, 2]
+
+
+def test_from_interactions_a_frame_or_a_parquet_path(tmp_path):
+    frame = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [7, 8, 7], "other": [0, 0, 0]})
+    frame.to_parquet(tmp_path / "train.parquet")
+    for source in (frame, tmp_path / "train.parquet", str(tmp_path)):
+        seen = Exclusions.from_interactions(source, "user_id", "item_id")
+        assert [items.tolist() for items in seen.items_of([1, 2])] == [[7, 8], [7]]
+    with pytest.raises(ValueError, match=r"exclude= \(interactions: user id, item id\) needs column \['user_id'\]"):
+        Exclusions.from_interactions(frame.drop(columns="user_id"), "user_id", "item_id")
+
+
+def test_per_query_lists_and_the_conversions():
+    assert [x.tolist() for x in Exclusions.per_query([[3, 1], None, [2]]).items_of([0, 1, 2])] == [[1, 3], [], [2]]
+    assert as_exclusions(None, "u", "i") is None
+    with pytest.raises(ValueError, match="the schema has none"):
+        as_exclusions(pd.DataFrame({"i": [1]}), None, "i")
+    with pytest.raises(TypeError, match="expects an Exclusions or interactions"):
+        as_exclusions([[1]], "u", "i")
+
+
+def test_catalog_positions_name_a_missing_item():
+    assert catalog_positions(np.array([10, 20, 30]), [30, 10]).tolist() == [2, 0]
+    with pytest.raises(ValueError, match=r"1 of 2 item ids are not in the catalog of 3 items, e.g. 99"):
+        catalog_positions(np.array([10, 20, 30]), [30, 99])

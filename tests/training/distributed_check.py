@@ -1,0 +1,101 @@
+"""Run by tests/test_distributed.py in a fresh process: TensorFlow must see
+two logical CPU devices before it initialises.
+
+For each variant named on the command line ("user-id": the user's
+features; "user-history": with the history of the user's items), trains one
+model on one device and a copy under MirroredStrategy on two logical CPUs,
+from the same weights on the same global batches, and prints JSON keyed by
+variant: the loss and gradients of the first global batch under both, and
+the weights after the steps of `fit`. (One process for both: a process's
+start cost each variant about 7 of its 30 s.)
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import schemaretrieval as sr  # noqa: E402
+from schemaretrieval.data.validate import to_arrays  # noqa: E402
+
+GLOBAL_BATCH = int(sys.argv[1]) if len(sys.argv) > 1 else 64
+schema = sr.load_schema(sys.argv[2] if len(sys.argv) > 2 else "schemas/synthetic.yaml")
+# variant -> whether the towers read the user's history
+USER_HISTORY = {"user-id": False, "user-history": True}
+VARIANTS = sys.argv[3:] or ["user-id"]
+if set(VARIANTS) - set(USER_HISTORY):
+    sys.exit(f"distributed_check.py: unknown variant(s) {sorted(set(VARIANTS) - set(USER_HISTORY))}; "
+             f"expected some of {list(USER_HISTORY)}")
+# A smaller last batch, split unevenly between the replicas (17 and 16 rows).
+frame = sr.data.synthetic(schema, 4 * GLOBAL_BATCH + GLOBAL_BATCH // 2 + 1, seed=0)
+arrays = to_arrays(frame, schema)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def build(user_history):
+    keras.utils.set_random_seed(0)
+    # No dropout: its masks are drawn per replica, so they could not match one device's.
+    # With the history, every other item is read (keep rate 1) for the same reason.
+    model = sr.TwoTowerModel(schema, query_units=(16,), candidate_units=(16,), logits_temperature=0.2,
+                             query_input_dropout=0.0, user_history=user_history, history_keep_rate=1.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.build()
+    if user_history:
+        model.set_history(frame)
+    return model
+
+
+def dataset():
+    return tf.data.Dataset.from_tensor_slices(arrays).batch(GLOBAL_BATCH)
+
+
+def loss_and_gradients(model, batch):
+    with tf.GradientTape() as tape:
+        y_pred = model(batch, training=True)
+        loss = model.compute_loss(x=batch, y_pred=y_pred, training=True)
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+
+def compare(user_history):
+    """The JSON of one variant (see the module's docstring)."""
+    single = build(user_history)
+    weights = [np.array(v) for v in single.variables]
+    first = next(iter(dataset()))
+    loss, grads = loss_and_gradients(single, first)
+    for v, w in zip(single.variables, weights):  # the estimate moved: put it back
+        v.assign(w)
+
+    with strategy.scope():
+        mirrored = build(user_history)
+    for v, w in zip(mirrored.variables, weights):
+        v.assign(w)
+    per_replica = strategy.run(
+        tf.function(lambda batch: loss_and_gradients(mirrored, batch)),
+        args=(next(iter(strategy.experimental_distribute_dataset(dataset()))),),
+    )
+    m_loss = strategy.reduce("SUM", per_replica[0], axis=None)
+    m_grads = [strategy.reduce("SUM", g, axis=None) for g in per_replica[1]]
+    for v, w in zip(mirrored.variables, weights):
+        v.assign(w)
+
+    single_history = single.fit(dataset(), epochs=2, verbose=0).history
+    mirrored_history = mirrored.fit(dataset(), epochs=2, verbose=0).history
+    return {
+        "replicas": strategy.num_replicas_in_sync,
+        "loss": [float(loss), float(m_loss)],
+        "gradients": [[np.asarray(tf.convert_to_tensor(g)).tolist() for g in grads],
+                      [np.asarray(tf.convert_to_tensor(g)).tolist() for g in m_grads]],
+        "history": [single_history["loss"], mirrored_history["loss"]],
+        "weights": [[np.asarray(v).tolist() for v in single.variables],
+                    [np.asarray(v).tolist() for v in mirrored.variables]],
+        "paths": [v.path for v in single.variables],
+    }
+
+
+print(json.dumps({variant: compare(USER_HISTORY[variant]) for variant in VARIANTS}))
