@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import schemaretrieval as sr
-from schemaretrieval.data import tables
+from schemaretrieval.data.batches import to_tf_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,9 +85,9 @@ def main():
               f"row groups of {args.row_group:,}, batch {args.batch_size}, shuffled, {args.epochs} epochs, "
               f"{os.cpu_count()} cores")
         paths = {
-            "in-memory": lambda: tables.to_tf_dataset(directory, schema, args.batch_size, shuffle=True, seed=0,
+            "in-memory": lambda: to_tf_dataset(directory, schema, args.batch_size, shuffle=True, seed=0,
                                                       streaming=False),
-            "streaming": lambda: tables.to_tf_dataset(directory, schema, args.batch_size, shuffle=True, seed=0,
+            "streaming": lambda: to_tf_dataset(directory, schema, args.batch_size, shuffle=True, seed=0,
                                                       streaming=True, shuffle_buffer=args.shuffle_buffer),
         }
         if not args.no_merlin:

@@ -78,8 +78,8 @@ def train_and_export(etl_out, out_dir) -> dict:
     start = time.perf_counter()
     model.fit(train, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
-    catalog = sr.data.candidate_table(train, etl_out.schema)
-    export = serving.export_serving(model, catalog, out_dir / "export", k=10, workflow=etl_out)
+    catalog = sr.data.Catalog.from_interactions(train, etl_out.schema)
+    export = serving.export_serving(model, catalog, out_dir / "export", k=10, artifacts=etl_out, exclude=train)
     devices = [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU"]
     return {"examples/s": len(train) / seconds, "devices": devices, "export": export}
 

@@ -58,7 +58,7 @@ def run(mode, items, queries, dim):
     model.build()
     rng = np.random.default_rng(0)
     held_out = pd.DataFrame({"user_id": rng.integers(0, users, queries), "item_id": rng.integers(0, items, queries)})
-    catalog = pd.DataFrame({"item_id": np.arange(items)})
+    catalog = sr.data.Catalog(pd.DataFrame({"item_id": np.arange(items)}), model.schema)
     baseline = _peak_mb()
     start = time.perf_counter()
     if mode == "evaluate":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemaretrieval.datasets import ML_100K_GENRES  # noqa: E402
+from schemaretrieval.datasets.movielens import ML_100K_GENRES  # noqa: E402
 
 PREFIX = "recbole/dataset_example/ml-100k/ml-100k"
 

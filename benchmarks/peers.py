@@ -9,7 +9,7 @@ What is compared
     schemaretrieval runs that model too (TwoTowerModelV2 with id encoders),
     and, as a last row, its own defaults: ``TwoTowerModel(schema)`` on every
     feature of the schema (Adam 1e-3 ending on the average of the weights,
-    batch 128, 12 epochs; docs/quality.md).
+    batch 128, 12 epochs; docs/experiments/movielens-100k-search.md).
     A "most popular" row gives the floor a model has to clear.
 
     peers: tensorflow-recommenders 0.7.7 (tf-keras, TF_USE_LEGACY_KERAS=1,
@@ -139,12 +139,12 @@ def make_data(args):
         frame, schema = sr.data.movielens_like(seed=args.seed)
         source = f"sr.data.movielens_like(seed={args.seed})"
     train, test = sr.data.random_split(frame, 0.2, seed=args.seed)
-    catalog = sr.data.candidate_table(frame, schema)
+    catalog = sr.data.Catalog.from_interactions(frame, schema)
     users = frame.drop_duplicates("user_id").sort_values("user_id")
     users = users[["user_id", "user_age_bucket", "user_gender", "user_occupation"]].reset_index(drop=True)
     num_users, num_items = len(users), len(catalog)
     assert (users["user_id"].to_numpy() == np.arange(num_users)).all()
-    assert (catalog["item_id"].to_numpy() == np.arange(num_items)).all()
+    assert (catalog.ids == np.arange(num_items)).all()
     return train, test, users, catalog, schema, source
 
 
@@ -160,7 +160,7 @@ def write_payload(directory: Path, train, test, users, catalog, schema) -> None:
     from schemaretrieval.schema import schema_to_dict
 
     with open(directory / "tables.pkl", "wb") as f:
-        pickle.dump({"train": train, "users": users, "catalog": catalog, "schema": schema_to_dict(schema)}, f)
+        pickle.dump({"train": train, "users": users, "catalog": catalog.frame, "schema": schema_to_dict(schema)}, f)
 
 
 # --- workers (each in its own subprocess and venv) ----------------------------------
@@ -203,9 +203,9 @@ def worker_ours_tutorial(args):
     import keras
     from merlin.schema import ColumnSchema, Schema, Tags
 
-    from schemaretrieval.encoders import Encoder
+    from schemaretrieval.layers import Encoder
     from schemaretrieval.models import TwoTowerModelV2
-    from schemaretrieval.outputs import ContrastiveOutput
+    from schemaretrieval.retrieval.outputs import ContrastiveOutput
 
     keras.utils.set_random_seed(args.seed)
     dataset, num_users, num_items, _ = id_dataset(args.data, args.batch_size, args.seed)
@@ -231,7 +231,7 @@ def worker_ours_defaults(args):
     import keras
 
     import schemaretrieval as sr
-    from schemaretrieval.models import DEFAULT_BATCH_SIZE
+    from schemaretrieval.models.defaults import DEFAULT_BATCH_SIZE
     from schemaretrieval.schema import schema_from_dict
 
     with open(Path(args.data) / "tables.pkl", "rb") as f:
@@ -482,12 +482,14 @@ def run_system(python: str, worker: str, data: Path, epochs: int, args) -> tuple
 def evaluate(users: np.ndarray, items: np.ndarray, train, test) -> dict[str, dict[str, float]]:
     """recall@1..100 of one system, all items ranked and seen items excluded."""
     from schemaretrieval import evaluation
+    from schemaretrieval.data import Exclusions
+    from schemaretrieval.retrieval.topk import embedding_scorer
 
     test_users = test["user_id"].to_numpy()
-    scorer = evaluation.embedding_scorer(users[test_users], items)
+    scorer = embedding_scorer(users[test_users], items)
     targets = test["item_id"].to_numpy()
     catalog = np.arange(len(items))
-    exclude = evaluation.exclusion_positions(test_users, train["user_id"].to_numpy(), train["item_id"].to_numpy(), catalog)
+    exclude = Exclusions.from_interactions(train, "user_id", "item_id").positions(test_users, catalog)
     return {
         "all": evaluation.evaluate_ranking(scorer, targets, ks=CURVE_KS),
         "excl": evaluation.evaluate_ranking(scorer, targets, ks=CURVE_KS, exclude=exclude),
@@ -497,7 +499,7 @@ def evaluate(users: np.ndarray, items: np.ndarray, train, test) -> dict[str, dic
 def evaluate_popularity(train, test, num_items: int) -> dict[str, dict[str, float]]:
     import schemaretrieval as sr
 
-    pop = sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id")
+    pop = sr.baselines.Popularity().fit(train, "user_id", "item_id")
     catalog = np.arange(num_items)
     return {
         "all": pop.evaluate_topk(test, candidate_ids=catalog, ks=CURVE_KS),
@@ -577,7 +579,7 @@ def environment() -> dict:
 
 
 def run_benchmark(args) -> list[dict]:
-    from schemaretrieval.models import DEFAULT_EPOCHS
+    from schemaretrieval.models.defaults import DEFAULT_EPOCHS
 
     train, test, users, catalog, schema, source = make_data(args)
     defaults_epochs = args.defaults_epochs or DEFAULT_EPOCHS

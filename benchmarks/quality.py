@@ -5,8 +5,8 @@ On the MovieLens-100K-shaped preset (sr.data.movielens_like), or with
 would (sr.datasets.movielens, the bundled schema, sr.etl.fit_transform fitted
 on the training part): a random 80/20 split, full-catalog recall@10 and @100
 with and without each user's training items excluded, in one run, and the
-recipe of docs/quality.md section 8 beside them.
-docs/quality.md records the figures and the search that chose the defaults
+recipe of docs/experiments/movielens-100k-search.md section 8 beside them.
+docs/experiments/movielens-100k-search.md records the figures and the search that chose the defaults
 (benchmarks/quality_search.py).
 
     python benchmarks/quality.py [--epochs 12] [--seed 0] [--movielens ~/data/ml-100k]
@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
-from schemaretrieval.models import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
+from schemaretrieval.models.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
 
 COLUMNS = ("recall@10", "recall@100", "recall@10 excl", "recall@100 excl")
 
@@ -55,7 +55,7 @@ def movielens(path, seed, request_week=False, time_features=(), split="random"):
 
     Features of the rating's time join the query tower, as TFRS's
     featurization tutorial gives its query model the timestamp
-    (docs/quality.md, round 10, says why the bundled schemas do not):
+    (docs/experiments/movielens-100k-search.md, round 10, says why the bundled schemas do not):
     `request_week`, the rating's week (`timestamp // WEEK`) as a categorical
     column, and `time_features`, the ETL's own time transforms of the
     timestamp (docs/etl.md: "hour", "day_of_week", "month", "normalize").
@@ -96,7 +96,7 @@ def main(argv=None):
 
     train, test, schema, source = (movielens(args.movielens, args.seed) if args.movielens
                                    else preset(args.seed))
-    catalog = sr.data.candidate_table(pd.concat([train, test], ignore_index=True), schema)
+    catalog = sr.data.Catalog.from_interactions(pd.concat([train, test], ignore_index=True), schema)
     items = catalog["item_id"].to_numpy()
     rows, seconds = {}, {}
 
@@ -106,7 +106,7 @@ def main(argv=None):
                 "recall@10 excl": b["recall@10"], "recall@100 excl": b["recall@100"]}
 
     start = time.perf_counter()
-    pop = sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id")
+    pop = sr.baselines.Popularity().fit(train, "user_id", "item_id")
     rows["popularity"] = both(lambda ex: pop.evaluate_topk(test, candidate_ids=items, ks=(10, 100), exclude=ex))
     seconds["popularity"] = time.perf_counter() - start
 
@@ -118,7 +118,7 @@ def main(argv=None):
     steps = args.epochs * -(-len(train) // DEFAULT_BATCH_SIZE)
     for name, kwargs, optimizer in (
         (f"TwoTowerModel defaults, {args.epochs} epochs", {}, lambda: None),  # compile(): the measured optimizer
-        # docs/quality.md, section 8: the recipe for real data (the schedule needs the run's length)
+        # docs/experiments/movielens-100k-search.md, section 8: the recipe for real data (the schedule needs the run's length)
         ("recipe: query-input dropout 0.4, cosine from 3e-3", {"query_input_dropout": 0.4},
          lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))),
     ):

@@ -1,4 +1,4 @@
-"""The measured search behind TwoTowerModel's defaults (docs/quality.md).
+"""The measured search behind TwoTowerModel's defaults (docs/experiments/movielens-100k-search.md).
 
 Trains TwoTowerModel(schema) with one option changed at a time and reports
 full-catalog recall@1/@5/@10/@100 without exclusion and recall@1/@10/@100
@@ -51,9 +51,9 @@ import pandas as pd  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
 from quality import movielens, preset  # noqa: E402
-from schemaretrieval.models import DEFAULT_BATCH_SIZE, DEFAULT_LOGQ_CORRECTION, DEFAULT_TEMPERATURE  # noqa: E402
+from schemaretrieval.models.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LOGQ_CORRECTION, DEFAULT_TEMPERATURE  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
-from schemaretrieval.training import _TrainingWeights  # noqa: E402
+from schemaretrieval.training.callbacks import EpochWeights  # noqa: E402
 
 
 # Round 1's towers: ids at Merlin's width (16 for 1k-5k ids), no dropout.
@@ -168,7 +168,7 @@ CONFIGS = {
     "full-catalog-ids64-batch256": (lambda s: full_catalog(s, id_embedding_dim=64), 1e-3, 256),
     "full-catalog-ids64-batch512-lr2e-3": (lambda s: full_catalog(s, id_embedding_dim=64), 2e-3, 512),
     "ids64-query-dropout0.5": (lambda s: in_batch(s, id_embedding_dim=64, query_input_dropout=0.5), 1e-3, 128),
-    # the recipe for seen-excluded retrieval on a small catalog (docs/quality.md)
+    # the recipe for seen-excluded retrieval on a small catalog (docs/experiments/movielens-100k-search.md)
     "full-catalog-ids64-query-dropout0.5": (lambda s: full_catalog(s, id_embedding_dim=64, query_input_dropout=0.5),
                                             1e-3, 128),
     "defaults": (lambda s: {}, measured, None),
@@ -284,7 +284,7 @@ def main(argv=None):
     if dropped:
         schema = schema.excluding_by_name(dropped)
         source += f", without {dropped}"
-    catalog = sr.data.candidate_table(pd.concat([train, test], ignore_index=True), schema)
+    catalog = sr.data.Catalog.from_interactions(pd.concat([train, test], ignore_index=True), schema)
     items = catalog["item_id"].to_numpy()
     if args.request_week:
         # What a request after the training period can give the model: the latest week it saw.
@@ -295,7 +295,7 @@ def main(argv=None):
     cold = ~test["user_id"].isin(set(train["user_id"]))
     shown = COLUMNS + (COLD_COLUMNS if cold.any() else ())
     print(f"{source}\n{'config':<44} " + " ".join(f"{c:>6}" for c in shown))
-    baselines = [("popularity", sr.baselines.Popularity().fit(train, "item_id", user_id_col="user_id"))]
+    baselines = [("popularity", sr.baselines.Popularity().fit(train, "user_id", "item_id"))]
     baselines += [(f"EASE (l2 {l2})", sr.baselines.EASE(float(l2)).fit(train, "user_id", "item_id"))
                   for l2 in args.ease_l2.split(",")]
     for name, baseline in baselines:
@@ -311,7 +311,7 @@ def main(argv=None):
         done, seconds = 0, 0.0
         # fit ends on the optimizer's average of the weights (when it keeps one): it is what each
         # epoch count is read at, and the next fit trains on from the weights the epoch ended on
-        training_weights = _TrainingWeights()
+        training_weights = EpochWeights()
         for epochs in epoch_counts:
             start = time.perf_counter()
             model.fit(train, batch_size=batch, epochs=epochs, initial_epoch=done, seed=model_seed, verbose=0,

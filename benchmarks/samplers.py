@@ -53,7 +53,8 @@ def configs(num_samples):
         "contrastive popularity + logQ": lambda: contrastive(sr.PopularitySampler(num_samples, seed=0))(),
         "contrastive cross-batch + logQ": lambda: contrastive("cross-batch")(),
         "contrastive in-batch + uniform + logQ": lambda: contrastive(["in-batch", uniform()])(),
-        **{f"pairwise {loss}, uniform": (lambda loss=loss: pairwise(uniform(), loss)()) for loss in sr.losses.LOSSES},
+        **{f"pairwise {loss}, uniform": (lambda loss=loss: pairwise(uniform(), loss)())
+           for loss in ("bpr", "bpr-max", "hinge", "logistic", "top1", "top1-max")},
         "pairwise bpr, in-batch + logQ": lambda: pairwise("in-batch", "bpr")(),
     }
 
@@ -71,9 +72,10 @@ def main(argv=None):
     schema = sr.load_schema(ROOT / "schemas" / "synthetic.yaml")
     interactions = sr.data.synthetic(schema, args.rows, seed=1, popularity_skew=args.skew)
     train, test = sr.data.random_split(interactions, 0.2, seed=1)
-    catalog = sr.data.candidate_table(interactions, schema)
-    popularity = sr.baselines.Popularity().fit(train, "item_id").evaluate_topk(
-        test, candidate_ids=catalog["item_id"].to_numpy(), ks=[10]
+    catalog = sr.data.Catalog.from_interactions(interactions, schema)
+    train_catalog = sr.data.Catalog.from_interactions(train, schema)
+    popularity = sr.baselines.Popularity().fit(train, None, "item_id").evaluate_topk(
+        test, candidate_ids=catalog.ids, ks=[10]
     )["recall@10"]
     print(f"{args.rows} rows (skew {args.skew}), {len(catalog)} items, {args.epochs} epochs, batch {args.batch_size}, "
           f"{os.cpu_count()} cores")
@@ -87,7 +89,9 @@ def main(argv=None):
         model = sr.TwoTowerModel(schema, outputs=make())
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
         clock = EpochClock()
-        model.fit(train, batch_size=args.batch_size, epochs=args.epochs, seed=0, verbose=0, callbacks=[clock])
+        # The catalog samplers draw from (and count) the training rows' items.
+        model.fit(train, batch_size=args.batch_size, epochs=args.epochs, seed=0, verbose=0, callbacks=[clock],
+                  catalog=train_catalog)
         recall = model.evaluate_topk(test, catalog, ks=[10])["recall@10"]
         print(f"| {name:40s} | {recall:9.3f} | {clock.examples_per_second(len(train)):10.0f} |", flush=True)
 

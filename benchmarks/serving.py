@@ -21,7 +21,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from schemaretrieval.index import BruteForce, Faiss  # noqa: E402
+from schemaretrieval.serving.indexes import BruteForce, Faiss  # noqa: E402
 
 
 def generate(n, dim, clusters, rng):

@@ -154,9 +154,9 @@ def run_ours(args) -> dict:
     import keras
     from merlin.schema import ColumnSchema, Schema, Tags
 
-    from schemaretrieval.encoders import Encoder
+    from schemaretrieval.layers import Encoder
     from schemaretrieval.models import TwoTowerModelV2
-    from schemaretrieval.outputs import ContrastiveOutput
+    from schemaretrieval.retrieval.outputs import ContrastiveOutput
 
     keras.utils.set_random_seed(SEED)
     keras.mixed_precision.set_global_policy(args.precision)
