@@ -28,6 +28,22 @@ import tensorflow as tf
 __all__ = ["Model"]
 
 
+def _summed_repeats(gradient):
+    """A sparse gradient with each row once, its repeats summed.
+
+    An embedding row looked up twice in a batch gets two slices of gradient.
+    tf-keras summed them before its optimizer ran; Keras 3's optimizers take
+    them apart, so that Adagrad's (and Adam's) accumulator grows by the sum
+    of their squares rather than by the square of their sum, and training
+    drifts from TFRS's figures (tests/test_tfrs_model.py).
+    """
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
 class Model(keras.Model):
     """A Keras model trained through ``compute_loss(inputs, training)``.
 
@@ -62,8 +78,14 @@ class Model(keras.Model):
             # unscales the gradients when it applies them; others return it as is.
             scaled_loss = self.optimizer.scale_loss(total_loss)
         variables = self.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        # A FactorizedTopK over a dataset reads the candidate tower inside a
+        # tf.data pipeline, which the graph does not order against the
+        # optimizer's update: the metrics could see the updated tower. Reading
+        # the metrics first makes them see the weights the loss saw, as when
+        # run eagerly (docs/migrating.md).
+        with tf.control_dependencies([tf.convert_to_tensor(v) for metric in self.metrics for v in metric.variables]):
+            gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip([_summed_repeats(g) for g in gradients], variables))
         return self._logs(loss, regularization_loss, total_loss)
 
     def test_step(self, inputs):

@@ -272,35 +272,61 @@ def tower(vocabulary, weights):
     ])
 
 
-def ratings():
-    users = [b"u0", b"u1", b"u2", b"u3", b"u0", b"u1", b"u2", b"u0"]
-    movies = [b"m0", b"m1", b"m2", b"m3", b"m4", b"m1", b"m5", b"m2"]
+RATINGS = {
+    # user u0 twice in the second batch of 4
+    "repeated_ids": ([b"u0", b"u1", b"u2", b"u3", b"u0", b"u1", b"u2", b"u0"],
+                     [b"m0", b"m1", b"m2", b"m3", b"m4", b"m1", b"m5", b"m2"]),
+    # no user or movie twice in a batch of 4
+    "unique_ids": ([b"u0", b"u1", b"u2", b"u3", b"u0", b"u1", b"u2", b"u3"],
+                   [b"m0", b"m1", b"m2", b"m3", b"m4", b"m1", b"m5", b"m2"]),
+}
+OPTIMIZERS = {"sgd": lambda: tf.keras.optimizers.SGD(0.1), "adagrad": lambda: tf.keras.optimizers.Adagrad(0.1)}
+# name -> (optimizer, ratings)
+MODEL_CASES = {"sgd": ("sgd", "repeated_ids"), "adagrad": ("adagrad", "repeated_ids"),
+               "adagrad_unique_ids": ("adagrad", "unique_ids")}
+
+
+def ratings(name="repeated_ids"):
+    users, movies = RATINGS[name]
     return tf.data.Dataset.from_tensor_slices({"user_id": users, "movie_title": movies})
 
 
+def fitted(optimizer_name, ratings_name, run_eagerly):
+    user_weights, movie_weights = tower_weights()
+    user_model, movie_model = tower(USERS, user_weights), tower(MOVIES, movie_weights)
+    movies = tf.data.Dataset.from_tensor_slices(MOVIES)
+    task = tfrs.tasks.Retrieval(metrics=tfrs.metrics.FactorizedTopK(
+        candidates=movies.batch(4).map(movie_model), ks=(1, 2, 3)))
+
+    class MovielensModel(tfrs.Model):
+        def __init__(self):
+            super().__init__()
+            self.user_model, self.movie_model, self.task = user_model, movie_model, task
+
+        def compute_loss(self, features, training=False):
+            return self.task(self.user_model(features["user_id"]), self.movie_model(features["movie_title"]))
+
+    model = MovielensModel()
+    model.compile(optimizer=OPTIMIZERS[optimizer_name](), run_eagerly=run_eagerly)
+    history = model.fit(ratings(ratings_name).batch(4), epochs=2, verbose=0, shuffle=False)
+    evaluation = model.evaluate(ratings(ratings_name).batch(5), return_dict=True, verbose=0)
+    return model, movies, history, evaluation
+
+
 def model_cases():
-    """The tutorial's model, fitted two epochs, then evaluated; and the serving layer."""
+    """The tutorial's model, fitted two epochs, then evaluated; and the serving layer.
+
+    Fitted twice: as a graph (Keras's default) and eagerly. TFRS's top-k
+    metrics differ between the two: in the graph, the dataset that maps the
+    candidate tower is read after the optimizer's update (nothing orders the
+    read before it), so the reported figures score the step's queries
+    against the updated catalog; run eagerly they score it against the
+    catalog the loss saw. The losses are the same both ways.
+    """
     out = {}
-    for optimizer_name, optimizer in [("sgd", lambda: tf.keras.optimizers.SGD(0.1)),
-                                      ("adagrad", lambda: tf.keras.optimizers.Adagrad(0.1))]:
-        user_weights, movie_weights = tower_weights()
-        user_model, movie_model = tower(USERS, user_weights), tower(MOVIES, movie_weights)
-        movies = tf.data.Dataset.from_tensor_slices(MOVIES)
-        task = tfrs.tasks.Retrieval(metrics=tfrs.metrics.FactorizedTopK(
-            candidates=movies.batch(4).map(movie_model), ks=(1, 2, 3)))
-
-        class MovielensModel(tfrs.Model):
-            def __init__(self):
-                super().__init__()
-                self.user_model, self.movie_model, self.task = user_model, movie_model, task
-
-            def compute_loss(self, features, training=False):
-                return self.task(self.user_model(features["user_id"]), self.movie_model(features["movie_title"]))
-
-        model = MovielensModel()
-        model.compile(optimizer=optimizer())
-        history = model.fit(ratings().batch(4), epochs=2, verbose=0, shuffle=False)
-        evaluation = model.evaluate(ratings().batch(5), return_dict=True, verbose=0)
+    for case_name, (optimizer_name, ratings_name) in MODEL_CASES.items():
+        _, _, eager_history, eager_evaluation = fitted(optimizer_name, ratings_name, run_eagerly=True)
+        model, movies, history, evaluation = fitted(optimizer_name, ratings_name, run_eagerly=False)
         index = tfrs.layers.factorized_top_k.BruteForce(model.user_model, k=3)
         index.index_from_dataset(tf.data.Dataset.zip((movies.batch(4), movies.batch(4).map(model.movie_model))))
         queries = tf.constant([b"u1", b"u3"])
@@ -311,8 +337,12 @@ def model_cases():
             tf.saved_model.save(index, os.path.join(tmp, "model"))
             loaded = tf.saved_model.load(os.path.join(tmp, "model"))
             served = pair(loaded(queries))
-        out[optimizer_name] = {
+        out[case_name] = {
+            "optimizer": optimizer_name,
+            "ratings": ratings_name,
             "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+            "history_run_eagerly": {k: [float(v) for v in values] for k, values in eager_history.history.items()},
+            "evaluate_run_eagerly": {k: float(v) for k, v in eager_evaluation.items()},
             "evaluate": {k: float(v) for k, v in evaluation.items()},
             "recommend": recommend,
             "recommend_exclusions": pair(index.query_with_exclusions(queries, tf.constant([[b"m2"], [b"m0"]]))),
@@ -330,6 +360,8 @@ def main():
         "versions": {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__,
                      "tensorflow_recommenders": tfrs.__version__},
         "inputs": {k: v.tolist() for k, v in X.items()},
+        "ratings": {name: {"user_id": [u.decode() for u in users], "movie_title": [m.decode() for m in movies]}
+                    for name, (users, movies) in RATINGS.items()},
         "towers": {"users": [u.decode() for u in USERS], "movies": [m.decode() for m in MOVIES],
                    "user_weights": user_weights.tolist(), "movie_weights": movie_weights.tolist()},
         "retrieval": retrieval_cases(),
