@@ -32,6 +32,16 @@ EXAMPLES = {
     "samplers": 36,
     "schema": 20,
     "serving": 88,
+    "tfrs": 4,
+    "tfrs.datasets": 4,
+    "tfrs.layers.factorized_top_k.brute_force": 7,
+    "tfrs.layers.factorized_top_k.scann": 5,
+    "tfrs.layers.factorized_top_k.streaming": 4,
+    "tfrs.layers.factorized_top_k.top_k": 8,
+    "tfrs.layers.loss": 19,
+    "tfrs.metrics": 8,
+    "tfrs.models": 6,
+    "tfrs.tasks.retrieval": 5,
     "training": 66,
 }
 

@@ -98,6 +98,7 @@ def test_streaming_has_no_index_of_a_tensor():
     (lambda: BruteForce().query_with_exclusions(QUERY, tf.constant([1, 2])), r"exclusions must be \[batch"),
     (lambda: BruteForce().index_from_dataset(tf.data.Dataset.from_tensor_slices((IDS, IDS, CATALOG))),
      "identifiers, embeddings"),
+    (lambda: Streaming().index_from_dataset(tf.data.Dataset.from_tensor_slices(CATALOG)), r"call \.batch\(\)"),
     (lambda: ScaNN(distance_measure="cosine"), "distance_measure must be one of"),
     (lambda: ScaNN(num_leaves=4, num_leaves_to_search=5), "num_leaves_to_search"),
     (lambda: ScaNN(training_iterations=0), "training_iterations must be an int >= 1"),

@@ -5,6 +5,13 @@ queries whose true candidate is among the top k of the whole catalog.
 named ``"<name>/top_<k>_categorical_accuracy"``; a model that holds the task
 reports them from ``model.metrics`` (and so in `fit`'s logs and history),
 and Keras resets them at the start of every epoch and evaluation.
+
+Given a dataset of candidates, `FactorizedTopK` re-batches it into batches
+of `CANDIDATE_BATCH_SIZE` before streaming it: the top k of every batch
+costs a near-full sort when the batch is not much larger than k, and with
+TFRS's tutorial batches (128 candidates, k = 100) that made an update of
+8192 queries over 1682 movies 5.8 times slower (3.3 s against 0.57 s on
+two CPU cores). The results are the same.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ import tensorflow as tf
 
 from schemaretrieval.tfrs.layers.factorized_top_k import Streaming, TopK
 
-__all__ = ["Factorized", "FactorizedTopK"]
+__all__ = ["Factorized", "FactorizedTopK", "CANDIDATE_BATCH_SIZE"]
+
+CANDIDATE_BATCH_SIZE = 4096
+"""Candidates per batch when `FactorizedTopK` streams a dataset (module docstring)."""
 
 
 class Factorized(keras.layers.Layer):
@@ -83,7 +93,8 @@ class FactorizedTopK(Factorized):
         ):
             raise ValueError(f"FactorizedTopK: ks must be a non-empty sequence of ints >= 1, got {ks!r}")
         if isinstance(candidates, tf.data.Dataset):
-            candidates = Streaming(k=max(ks)).index_from_dataset(candidates)
+            rebatched = candidates.unbatch().batch(CANDIDATE_BATCH_SIZE)
+            candidates = Streaming(k=max(ks)).index_from_dataset(rebatched)
         if not isinstance(candidates, TopK):
             raise TypeError(
                 "FactorizedTopK: candidates must be a tf.data.Dataset of candidate embeddings or a top-k layer "

@@ -30,14 +30,15 @@ def check_candidates_dataset(candidates) -> None:
     embedding batches or of ``(identifiers, embeddings)`` batches.
 
     >>> check_candidates_dataset(tf.data.Dataset.from_tensor_slices(np.eye(2)).batch(2))
-    >>> check_candidates_dataset(tf.data.Dataset.from_tensor_slices((np.eye(2), np.eye(2), np.eye(2))))
+    >>> check_candidates_dataset(tf.data.Dataset.from_tensor_slices(np.eye(2)))
     Traceback (most recent call last):
     ...
-    ValueError: candidates must yield embeddings or (identifiers, embeddings) pairs; got a tuple of 3
+    ValueError: candidates must yield batches of embeddings [batch, dim] (call .batch() on the dataset), got elements of shape (2,)
     """
     if not isinstance(candidates, tf.data.Dataset):
         raise TypeError(f"candidates must be a tf.data.Dataset, got {type(candidates).__name__}")
     spec = candidates.element_spec
+    embeddings = spec
     if isinstance(spec, tuple):
         if len(spec) != 2:
             raise ValueError(
@@ -49,6 +50,11 @@ def check_candidates_dataset(candidates) -> None:
                 "candidates: identifiers and embeddings must have the same batch dimension, "
                 f"got {ids.shape[0]} and {embeddings.shape[0]}"
             )
+    if getattr(embeddings, "shape", None) is None or embeddings.shape.rank != 2:
+        raise ValueError(
+            "candidates must yield batches of embeddings [batch, dim] (call .batch() on the dataset), "
+            f"got elements of shape {getattr(embeddings, 'shape', embeddings)}"
+        )
 
 
 def exclude(scores, identifiers, exclusions, k):
