@@ -41,6 +41,7 @@ EXAMPLES = {
     "tfrs.layers.loss": 19,
     "tfrs.metrics": 8,
     "tfrs.models": 6,
+    "tfrs.tasks.base": 2,
     "tfrs.tasks.retrieval": 5,
     "training": 66,
 }

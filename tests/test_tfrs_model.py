@@ -152,3 +152,18 @@ def test_metrics_reset_every_epoch():
 def test_compute_loss_must_be_implemented():
     with pytest.raises(NotImplementedError, match="compute_loss"):
         tfrs.Model().compute_loss({})
+
+
+def test_trains_under_a_distribution_strategy_as_without():
+    # Keras 3 builds a model symbolically, through `call`, before it trains
+    # under a strategy; a TFRS model defines no call (TFRS's
+    # diststrat_retrieval tutorial), and the base's runs compute_loss.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        user_model, movie_model = tower(USERS, TOWERS["user_weights"]), tower(MOVIES, TOWERS["movie_weights"])
+        task = tfrs.tasks.Retrieval(metrics=tfrs.metrics.FactorizedTopK(
+            candidates=tf.data.Dataset.from_tensor_slices(MOVIES).batch(4).map(movie_model), ks=(1, 2, 3)))
+        model = MovielensModel(user_model, movie_model, task)
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+    history = model.fit(ratings().batch(4), epochs=2, verbose=0)
+    close(history.history, CASES["sgd"]["history_run_eagerly"])

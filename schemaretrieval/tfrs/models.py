@@ -66,6 +66,12 @@ class Model(keras.Model):
         """The loss of a batch of raw ``inputs``; it also updates the model's metrics."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss(inputs, training=False)")
 
+    def call(self, inputs, training=False):
+        """The loss of ``inputs``. A TFRS model needs no ``call``, but Keras 3
+        calls it once, on symbolic inputs, to build a model that trains under a
+        distribution strategy; a subclass may define its own."""
+        return self.compute_loss(inputs, training=training)
+
     def compile(self, optimizer="rmsprop", *args, jit_compile=False, **kwargs):
         super().compile(optimizer, *args, jit_compile=jit_compile, **kwargs)
 

@@ -1,5 +1,6 @@
-"""TFRS's tasks (`tfrs.tasks`): `Retrieval`."""
+"""TFRS's tasks (`tfrs.tasks`): `Retrieval` and its base `Task`."""
 
+from schemaretrieval.tfrs.tasks.base import Task
 from schemaretrieval.tfrs.tasks.retrieval import Retrieval
 
-__all__ = ["Retrieval"]
+__all__ = ["Retrieval", "Task"]

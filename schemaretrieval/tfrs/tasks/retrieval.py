@@ -31,6 +31,7 @@ from schemaretrieval.tfrs.layers.loss import (
     sampling_probability_correction,
 )
 from schemaretrieval.tfrs.metrics import Factorized
+from schemaretrieval.tfrs.tasks.base import Task
 
 __all__ = ["Retrieval"]
 
@@ -56,7 +57,7 @@ def _factorized_list(metrics):
     return metrics
 
 
-class Retrieval(keras.layers.Layer):
+class Retrieval(keras.layers.Layer, Task):
     """A factorized retrieval task: the loss of a batch of (query, candidate)
     pairs against the batch's other candidates, and its metrics.
 
