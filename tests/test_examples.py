@@ -42,6 +42,7 @@ EXAMPLES = {
     "tfrs.metrics": 8,
     "tfrs.models": 6,
     "tfrs.tasks.base": 2,
+    "tfrs.tasks.ranking": 4,
     "tfrs.tasks.retrieval": 5,
     "training": 66,
 }

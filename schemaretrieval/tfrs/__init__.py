@@ -5,7 +5,7 @@ A TFRS 0.7.7 retrieval program runs with its import line changed::
     import schemaretrieval.tfrs as tfrs      # was: import tensorflow_recommenders as tfrs
 
 and nothing else: ``tfrs.Model`` (``tfrs.models.Model``),
-``tfrs.tasks.Retrieval``, ``tfrs.metrics.FactorizedTopK``,
+``tfrs.tasks.Retrieval``, ``tfrs.tasks.Ranking``, ``tfrs.metrics.FactorizedTopK``,
 ``tfrs.layers.factorized_top_k.BruteForce`` / ``Streaming`` / ``ScaNN`` and
 ``tfrs.layers.loss`` take TFRS's arguments and give TFRS's numbers
 (tests/test_tfrs_*.py check them against figures TFRS 0.7.7 computed,

@@ -1,7 +1,7 @@
 """Writes tfrs_0.7.7.json: what TensorFlow Recommenders 0.7.7 itself computes
 on fixed inputs, for every argument of `tfrs.tasks.Retrieval`, its call, the
-`FactorizedTopK` metric, the `BruteForce` and `Streaming` layers and a small
-`tfrs.Model` trained for two epochs. tests/test_tfrs_*.py compare
+`FactorizedTopK` metric, the `BruteForce` and `Streaming` layers, a small
+`tfrs.Model` trained for two epochs, and `tfrs.tasks.Ranking`. tests/test_tfrs_*.py compare
 `schemaretrieval.tfrs` with these figures.
 
 Run it with the project's python:
@@ -351,6 +351,56 @@ def model_cases():
     return out
 
 
+RANKING_INPUTS = {
+    "ratings": np.array([[4.0], [2.0], [5.0], [1.0]], "float32"),
+    "predictions": np.array([[3.5], [2.5], [4.0], [2.0]], "float32"),
+    "clicks": np.array([[1.0], [0.0], [1.0], [0.0]], "float32"),
+    "probabilities": np.array([[0.8], [0.3], [0.6], [0.1]], "float32"),
+    "sample_weight": np.array([1.0, 0.5, 2.0, 0.0], "float32"),
+}
+RANKING_LOSSES = {"mse": lambda: tf.keras.losses.MeanSquaredError()}
+RANKING_METRICS = {
+    "rmse": lambda: tf.keras.metrics.RootMeanSquaredError(),
+    "auc": lambda: tf.keras.metrics.AUC(),
+    "mean": lambda: tf.keras.metrics.Mean(),
+}
+# name -> (Ranking arguments, call arguments): labels/predictions name RANKING_INPUTS.
+RANKING_CASES = {
+    "default_binary_crossentropy": ({}, {"labels": "clicks", "predictions": "probabilities"}),
+    "loss_mse_and_rmse": ({"loss": "mse", "metrics": ["rmse"]}, {"labels": "ratings", "predictions": "predictions"}),
+    "sample_weight": ({"loss": "mse", "metrics": ["rmse"]},
+                      {"labels": "ratings", "predictions": "predictions", "sample_weight": "sample_weight"}),
+    "metrics_auc": ({"metrics": ["auc"]}, {"labels": "clicks", "predictions": "probabilities"}),
+    "prediction_metrics": ({"prediction_metrics": ["mean"]}, {"labels": "clicks", "predictions": "probabilities"}),
+    "label_metrics": ({"label_metrics": ["mean"]},
+                      {"labels": "clicks", "predictions": "probabilities", "sample_weight": "sample_weight"}),
+    "loss_metrics": ({"loss_metrics": ["mean"]}, {"labels": "clicks", "predictions": "probabilities"}),
+    "compute_metrics_false": ({"loss": "mse", "metrics": ["rmse"], "loss_metrics": ["mean"]},
+                              {"labels": "ratings", "predictions": "predictions", "compute_metrics": False}),
+    "training_true": ({"loss": "mse"}, {"labels": "ratings", "predictions": "predictions", "training": True}),
+    "name": ({"name": "my_ranking"}, {"labels": "clicks", "predictions": "probabilities"}),
+}
+
+
+def ranking_cases():
+    out = {}
+    for name, (arguments, call) in RANKING_CASES.items():
+        kwargs = dict(arguments)
+        if "loss" in kwargs:
+            kwargs["loss"] = RANKING_LOSSES[kwargs["loss"]]()
+        groups = ("metrics", "prediction_metrics", "label_metrics", "loss_metrics")
+        for group in groups:
+            if group in kwargs:
+                kwargs[group] = [RANKING_METRICS[m]() for m in kwargs[group]]
+        task = tfrs.tasks.Ranking(**kwargs)
+        call_kwargs = {k: (tf.constant(RANKING_INPUTS[v]) if isinstance(v, str) else v) for k, v in call.items()}
+        loss = float(task(**call_kwargs))
+        metrics = {f"{group}:{m}": float(metric.result())
+                   for group in groups for m, metric in zip(arguments.get(group, []), kwargs.get(group, []))}
+        out[name] = {"arguments": arguments, "call": call, "loss": loss, "metrics": metrics, "task_name": task.name}
+    return out
+
+
 def main():
     import tf_keras
 
@@ -367,6 +417,8 @@ def main():
         "retrieval": retrieval_cases(),
         "layers": layer_cases(),
         "model": model_cases(),
+        "ranking_inputs": {k: v.tolist() for k, v in RANKING_INPUTS.items()},
+        "ranking": ranking_cases(),
     }
     OUT.write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
     print(f"wrote {OUT}")
