@@ -75,6 +75,14 @@ class Model(keras.Model):
     def compile(self, optimizer="rmsprop", *args, jit_compile=False, **kwargs):
         super().compile(optimizer, *args, jit_compile=jit_compile, **kwargs)
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        # Keras 3 warns that its default shuffle=True is ignored for a
+        # tf.data.Dataset, the input of every TFRS program (which shuffles the
+        # dataset itself); tf-keras said nothing. Positional shuffle is args[6].
+        if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 7:
+            kwargs["shuffle"] = False
+        return super().fit(x, y, *args, **kwargs)
+
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
