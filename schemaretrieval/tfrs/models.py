@@ -33,9 +33,9 @@ def _summed_repeats(gradient):
 
     An embedding row looked up twice in a batch gets two slices of gradient.
     tf-keras summed them before its optimizer ran; Keras 3's optimizers take
-    them apart, so that Adagrad's (and Adam's) accumulator grows by the sum
-    of their squares rather than by the square of their sum, and training
-    drifts from TFRS's figures (tests/test_tfrs_model.py).
+    them apart, so that Adagrad's accumulator grows by the sum of their
+    squares rather than by the square of their sum, and training drifts
+    from TFRS's figures (tests/test_tfrs_model.py, case "adagrad").
     """
     if not isinstance(gradient, tf.IndexedSlices):
         return gradient
@@ -62,7 +62,7 @@ class Model(keras.Model):
     ([2.0, 4.0], ['loss', 'regularization_loss', 'total_loss'])
     """
 
-    def compute_loss(self, inputs, training: bool = False):  # noqa: D401 (TFRS's signature, not Keras 3's)
+    def compute_loss(self, inputs, training: bool = False):
         """The loss of a batch of raw ``inputs``; it also updates the model's metrics."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss(inputs, training=False)")
 
