@@ -1,7 +1,7 @@
 """`Retrieval`: TFRS's retrieval task on Keras 3, the in-batch softmax loss
 of a two-tower model and its metrics.
 
-The loss is TFRS 0.7.7's to the float (tests/test_tfrs_tasks.py compares
+The loss is TFRS 0.7.7's to float32 rounding (tests/test_tfrs_tasks.py compares
 every argument with TFRS's own figures): the logits are ``query @
 candidate.T`` with the diagonal as labels, divided by ``temperature``,
 corrected by ``candidate_sampling_probability``, with accidental hits and
@@ -9,11 +9,13 @@ corrected by ``candidate_sampling_probability``, with accidental hits and
 and passed to ``loss`` (default: categorical cross-entropy from logits,
 summed over the batch).
 
-Two departures from TFRS 0.7.7, both where its code disagrees with its
-documentation: a ``num_hard_negatives`` of 0 or less keeps every negative,
-as documented (TFRS keeps the positive alone and its loss is 0); and with
-extra negatives (more candidates than queries) the top-k metrics compare
-the first ``num_queries`` candidate ids, where TFRS passes them all and fails.
+Three departures from TFRS 0.7.7, where its code disagrees with its
+documentation or fails: a ``num_hard_negatives`` of 0 or less keeps every
+negative, as documented (TFRS keeps the positive alone and its loss is 0);
+with extra negatives (more candidates than queries) the top-k metrics
+compare the first ``num_queries`` candidate ids, where TFRS passes them all
+and fails; and assigning one `FactorizedTopK` to ``factorized_metrics`` keeps
+it, where TFRS replaces anything but a sequence with no metrics.
 """
 
 from __future__ import annotations
