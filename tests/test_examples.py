@@ -66,11 +66,24 @@ EXAMPLES = {
     "training.optimizers": 10,
     "training.plots": 9,
     "upstream": 3,
+    "tfrs": 4,
+    "tfrs.datasets": 4,
+    "tfrs.layers.factorized_top_k.brute_force": 7,
+    "tfrs.layers.factorized_top_k.scann": 5,
+    "tfrs.layers.factorized_top_k.streaming": 4,
+    "tfrs.layers.factorized_top_k.top_k": 8,
+    "tfrs.layers.loss": 19,
+    "tfrs.metrics": 8,
+    "tfrs.models": 6,
+    "tfrs.tasks.base": 2,
+    "tfrs.tasks.ranking": 4,
+    "tfrs.tasks.retrieval": 5,
 }
 # Modules whose docstrings hold no example (packages that only re-export,
 # constants, the CLI's argument tables): none may hold a public class or function.
 NO_EXAMPLES = {"data", "datasets", "etl", "evaluation", "layers", "models", "models.defaults", "replicas",
-               "retrieval", "retrieval.samplers", "schema", "serving", "training"}
+               "retrieval", "retrieval.samplers", "schema", "serving", "tfrs.layers",
+               "tfrs.layers.factorized_top_k", "tfrs.tasks", "training"}
 
 
 def _modules():
