@@ -75,7 +75,7 @@ EXAMPLES = {
     "tfrs.layers.loss": 19,
     "tfrs.metrics": 8,
     "tfrs.models": 6,
-    "tfrs.tasks.base": 2,
+    "tfrs.tasks.base": 4,
     "tfrs.tasks.ranking": 4,
     "tfrs.tasks.retrieval": 5,
 }

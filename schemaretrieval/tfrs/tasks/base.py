@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import abc
 
-__all__ = ["Task"]
+import keras
+
+__all__ = ["Task", "metric_list"]
 
 
 class Task(abc.ABC):
@@ -20,3 +22,21 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def call(self, *args, **kwargs):
         raise NotImplementedError()
+
+
+def metric_list(owner: str, name: str, metrics) -> list:
+    """A task's metrics argument as a list, every item a Keras metric; else a
+    TypeError naming the task and the argument.
+
+    >>> metric_list("Ranking", "metrics", None)
+    []
+    >>> metric_list("Ranking", "metrics", ["auc"])
+    Traceback (most recent call last):
+    ...
+    TypeError: Ranking: metrics must be a list of keras metrics, got str
+    """
+    metrics = list(metrics or [])
+    bad = [m for m in metrics if not isinstance(m, keras.metrics.Metric)]
+    if bad:
+        raise TypeError(f"{owner}: {name} must be a list of keras metrics, got {type(bad[0]).__name__}")
+    return metrics

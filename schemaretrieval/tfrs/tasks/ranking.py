@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import keras
 
-from schemaretrieval.tfrs.tasks.base import Task
+from schemaretrieval.tfrs.tasks.base import Task, metric_list
 
 __all__ = ["Ranking"]
-
-
-def _metric_list(name, metrics):
-    metrics = list(metrics or [])
-    bad = [m for m in metrics if not isinstance(m, keras.metrics.Metric)]
-    if bad:
-        raise TypeError(f"Ranking: {name} must be a list of keras metrics, got {type(bad[0]).__name__}")
-    return metrics
 
 
 class Ranking(keras.layers.Layer, Task):
@@ -61,10 +53,10 @@ class Ranking(keras.layers.Layer, Task):
         if loss is not None and not callable(loss):
             raise TypeError(f"Ranking: loss must be a Keras loss (callable), got {type(loss).__name__}")
         self._loss = loss if loss is not None else keras.losses.BinaryCrossentropy()
-        self._ranking_metrics = _metric_list("metrics", metrics)
-        self._prediction_metrics = _metric_list("prediction_metrics", prediction_metrics)
-        self._label_metrics = _metric_list("label_metrics", label_metrics)
-        self._loss_metrics = _metric_list("loss_metrics", loss_metrics)
+        self._ranking_metrics = metric_list("Ranking", "metrics", metrics)
+        self._prediction_metrics = metric_list("Ranking", "prediction_metrics", prediction_metrics)
+        self._label_metrics = metric_list("Ranking", "label_metrics", label_metrics)
+        self._loss_metrics = metric_list("Ranking", "loss_metrics", loss_metrics)
 
     def call(self, labels, predictions, sample_weight=None, training: bool = False, compute_metrics: bool = True):
         loss = self._loss(y_true=labels, y_pred=predictions, sample_weight=sample_weight)

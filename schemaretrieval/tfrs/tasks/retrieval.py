@@ -33,17 +33,9 @@ from schemaretrieval.tfrs.layers.loss import (
     sampling_probability_correction,
 )
 from schemaretrieval.tfrs.metrics import Factorized
-from schemaretrieval.tfrs.tasks.base import Task
+from schemaretrieval.tfrs.tasks.base import Task, metric_list
 
 __all__ = ["Retrieval"]
-
-
-def _metric_list(name, metrics):
-    metrics = list(metrics or [])
-    bad = [m for m in metrics if not isinstance(m, keras.metrics.Metric)]
-    if bad:
-        raise TypeError(f"Retrieval: {name} must be a list of keras metrics, got {type(bad[0]).__name__}")
-    return metrics
 
 
 def _factorized_list(metrics):
@@ -119,8 +111,8 @@ class Retrieval(keras.layers.Layer, Task):
         if not isinstance(remove_accidental_hits, bool):
             raise ValueError(f"Retrieval: remove_accidental_hits must be True or False, got {remove_accidental_hits!r}")
         self._loss = loss if loss is not None else keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum")
-        self._batch_metrics = _metric_list("batch_metrics", batch_metrics)
-        self._loss_metrics = _metric_list("loss_metrics", loss_metrics)
+        self._batch_metrics = metric_list("Retrieval", "batch_metrics", batch_metrics)
+        self._loss_metrics = metric_list("Retrieval", "loss_metrics", loss_metrics)
         self.factorized_metrics = metrics
         self._temperature = None if temperature is None else float(temperature)
         self._num_hard_negatives = num_hard_negatives
