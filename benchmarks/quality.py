@@ -1,23 +1,35 @@
-"""TwoTowerModel(schema) with its defaults beside Popularity and EASE.
+"""TwoTowerModel(schema) with its defaults beside Popularity and EASE, on every set at hand.
 
-On the MovieLens-100K-shaped preset (sr.data.movielens_like), or with
---movielens DIR on a real GroupLens folder taken through the ETL as a user
-would (sr.datasets.movielens, the bundled schema, sr.etl.fit_transform fitted
-on the training part): a random 80/20 split, full-catalog recall@10 and @100
-with and without each user's training items excluded, in one run, and the
-recipe of docs/experiments/movielens-100k-search.md section 8 beside them.
-docs/experiments/movielens-100k-search.md records the figures and the search that chose the defaults
-(benchmarks/quality_search.py).
+One command, one table: every real data set the repository can read and the
+MovieLens-100K-shaped preset, each split at random 80/20 (seed fixed), with
+full-catalog recall@10 and @100 without ("r@k") and with ("x@k") each user's
+training items excluded, and each ranker's training seconds.
 
-    python benchmarks/quality.py [--epochs 12] [--seed 0] [--movielens ~/data/ml-100k]
+* MovieLens-100K with `--movielens DIR` (or found at $MOVIELENS_100K,
+  ../data/ml-100k or ~/data/ml-100k), taken through the ETL as a user would
+  (sr.datasets.movielens, the bundled schema, sr.etl.fit_transform fitted on
+  the training part). No copy at hand: benchmarks/movielens_from_recbole.py
+  writes one from the copy that the RecBole package ships on PyPI.
+* Last.fm 2k with `--lastfm DIR` (default ../shared/data/lastfm-2k beside the
+  repository, when it exists), through schemas/lastfm-2k.yaml and the ETL.
+* The preset, sr.data.movielens_like (`--preset small`: 400 users, 700
+  items, 30k rows, what tests/test_quality.py runs in CI).
 
-No MovieLens-100K at hand: benchmarks/movielens_from_recbole.py writes one
-from the copy that the RecBole package ships on PyPI.
+EASE's l2 is chosen per column on a validation split cut from the training
+part (a random 20% of its rows), never on the test part; the table names the
+chosen l2 and gives the seconds of one fit at the x@10 choice (the search
+over the grid is timed apart). docs/defaults.md shows the table and the
+evidence behind each default; docs/experiments/movielens-100k-search.md and
+docs/experiments/generalisation.md the searches.
+
+    python benchmarks/quality.py [--movielens DIR] [--lastfm DIR] [--sets preset,movielens,lastfm]
+        [--preset full|small] [--epochs N] [--seed 0] [--ease-l2 30,100,300,1000,3000] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -28,13 +40,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
-from schemaretrieval.models.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, table_epochs  # noqa: E402
 
-COLUMNS = ("recall@10", "recall@100", "recall@10 excl", "recall@100 excl")
+COLUMNS = ("r@10", "r@100", "x@10", "x@100")
 
 
 def preset(seed, num_users=943, num_items=1682, num_interactions=100_000):
@@ -62,7 +75,7 @@ def movielens(path, seed, request_week=False, time_features=(), split="random"):
     `split` "time" holds out the last 20% of the ratings in time instead of
     a random 20% (`seed` then changes only the model)."""
     frame = sr.datasets.movielens(path)
-    variant = sr.datasets._guess_variant(Path(path))
+    variant = sr.datasets.guess_variant(Path(path))
     schema_path = sr.datasets.movielens_schema_path(variant)
     out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
     if request_week or time_features:
@@ -87,56 +100,174 @@ def movielens(path, seed, request_week=False, time_features=(), split="random"):
     return read(result.out_dir / "train"), read(result.out_dir / "valid"), schema, source
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--movielens", metavar="DIR", help="a GroupLens MovieLens folder instead of the preset")
-    args = p.parse_args(argv)
+def lastfm(path, seed):
+    """The Last.fm 2k folder (sr.datasets.lastfm: every (user, artist) pair a
+    positive, the play count in `weight`) through the bundled schema and the
+    ETL fitted on a random 80% (held-out artists it never saw go to the OOV id)."""
+    frame = sr.datasets.lastfm(path)
+    raw_train, raw_test = sr.data.random_split(frame, 0.2, seed=seed)
+    out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
+    result = sr.etl.fit_transform(raw_train, raw_test, sr.datasets.lastfm_schema_path(), out / "etl", device="cpu")
+    read = sr.data.read_table
+    return (read(result.out_dir / "train"), read(result.out_dir / "valid"), sr.load_schema(result.out_dir),
+            f"lastfm-2k at {path} (ETL, seed {seed})")
 
-    train, test, schema, source = (movielens(args.movielens, args.seed) if args.movielens
-                                   else preset(args.seed))
+
+def validation_split(train, seed, fraction=0.2):
+    """A random `fraction` of the training rows, held out for every choice
+    (EASE's l2, the defaults' rule): the test rows are never looked at."""
+    return sr.data.random_split(train, fraction, seed=seed + 1000)
+
+
+# Where a MovieLens-100K folder is looked for when --movielens is not given.
+MOVIELENS_PLACES = ("$MOVIELENS_100K", "../data/ml-100k", "~/data/ml-100k")
+DEFAULT_LASTFM = Path(__file__).resolve().parents[2] / "shared" / "data" / "lastfm-2k"
+PRESETS = {"full": (943, 1682, 100_000), "small": (400, 700, 30_000)}
+DEFAULT_EASE_L2 = "30,100,300,1000,3000"
+SETS = ("preset", "movielens", "lastfm")
+
+
+def find_movielens():
+    for place in MOVIELENS_PLACES:
+        path = Path(os.path.expandvars(place)).expanduser()
+        if "$" not in str(path) and (path / "u.data").is_file():
+            return path
+    return None
+
+
+def both(evaluate, test, train):
+    """r@10, r@100 (nothing excluded) and x@10, x@100 (each user's training items excluded)."""
+    a, b = evaluate(test, None), evaluate(test, train)
+    return {"r@10": a["recall@10"], "r@100": a["recall@100"], "x@10": b["recall@10"], "x@100": b["recall@100"]}
+
+
+def ease_on_validation(train, test, items, grid, seed):
+    """EASE with l2 chosen per column on a validation split of `train`:
+    ({column: figure on test}, {column: l2}, seconds of one fit at the x@10
+    choice, seconds of the search over `grid`, {l2: figures on validation})."""
+    start = time.perf_counter()
+    inner, valid = validation_split(train, seed)
+    known = np.unique(train["item_id"].to_numpy())  # every item known at training time
+    on_valid = {}
+    for l2 in grid:
+        ease = sr.baselines.EASE(l2).fit(inner, "user_id", "item_id")
+        on_valid[l2] = both(lambda rows, ex: ease.evaluate_topk(rows, candidate_ids=known, ks=(10, 100), exclude=ex),
+                            valid, inner)
+        del ease
+    search_s = time.perf_counter() - start
+    chosen = {c: max(grid, key=lambda l2: on_valid[l2][c]) for c in COLUMNS}
+    figures, fit_s = {}, {}
+    for l2 in dict.fromkeys(chosen[c] for c in ("x@10", "r@10", "x@100", "r@100")):
+        start = time.perf_counter()
+        ease = sr.baselines.EASE(l2).fit(train, "user_id", "item_id")
+        fit_s[l2] = time.perf_counter() - start
+        m = both(lambda rows, ex: ease.evaluate_topk(rows, candidate_ids=items, ks=(10, 100), exclude=ex), test, train)
+        figures.update({c: m[c] for c in COLUMNS if chosen[c] == l2})
+        del ease
+    return figures, chosen, fit_s[chosen["x@10"]], search_s, on_valid
+
+
+def run_set(train, test, schema, *, epochs=None, seed=0, ease_grid=(30.0, 100.0, 300.0, 1000.0, 3000.0),
+            recipe=False):
+    """The rows of one data set: {ranker: {column: recall, "train s": seconds, ...}}."""
     catalog = sr.data.Catalog.from_interactions(pd.concat([train, test], ignore_index=True), schema)
-    items = catalog["item_id"].to_numpy()
-    rows, seconds = {}, {}
-
-    def both(evaluate):
-        a, b = evaluate(None), evaluate(train)
-        return {"recall@10": a["recall@10"], "recall@100": a["recall@100"],
-                "recall@10 excl": b["recall@10"], "recall@100 excl": b["recall@100"]}
+    items = catalog.ids
+    rows = {}
 
     start = time.perf_counter()
     pop = sr.baselines.Popularity().fit(train, "user_id", "item_id")
-    rows["popularity"] = both(lambda ex: pop.evaluate_topk(test, candidate_ids=items, ks=(10, 100), exclude=ex))
-    seconds["popularity"] = time.perf_counter() - start
+    fit_s = time.perf_counter() - start
+    rows["Popularity"] = {**both(lambda r, ex: pop.evaluate_topk(r, candidate_ids=items, ks=(10, 100), exclude=ex),
+                                 test, train), "train s": fit_s}
 
-    start = time.perf_counter()
-    ease = sr.baselines.EASE().fit(train, "user_id", "item_id")
-    rows["EASE (l2=500)"] = both(lambda ex: ease.evaluate_topk(test, candidate_ids=items, ks=(10, 100), exclude=ex))
-    seconds["EASE (l2=500)"] = time.perf_counter() - start
+    figures, chosen, fit_s, search_s, on_valid = ease_on_validation(train, test, items, list(ease_grid), seed)
+    l2s = "/".join(f"{chosen[c]:g}" for c in COLUMNS)
+    rows[f"EASE, l2 {l2s} (validation)"] = {**figures, "train s": fit_s, "l2 search s": search_s,
+                                             "l2": {c: chosen[c] for c in COLUMNS},
+                                             "validation": {f"{l2:g}": m for l2, m in on_valid.items()}}
 
-    steps = args.epochs * -(-len(train) // DEFAULT_BATCH_SIZE)
-    for name, kwargs, optimizer in (
-        (f"TwoTowerModel defaults, {args.epochs} epochs", {}, lambda: None),  # compile(): the measured optimizer
-        # docs/experiments/movielens-100k-search.md, section 8: the recipe for real data (the schedule needs the run's length)
-        ("recipe: query-input dropout 0.4, cosine from 3e-3", {"query_input_dropout": 0.4},
-         lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))),
-    ):
-        start = time.perf_counter()
-        keras.utils.set_random_seed(args.seed)
+    # what fit takes when none is given (the rule of docs/defaults.md), for the name and the recipe's schedule
+    run_epochs = epochs or table_epochs(train, "item_id")
+    steps = run_epochs * -(-len(train) // DEFAULT_BATCH_SIZE)
+    # compile() with no optimizer: the measured one
+    models = [(f"TwoTowerModel(schema) defaults, {run_epochs} epochs", {}, lambda: None)]
+    if recipe:  # docs/experiments/movielens-100k-search.md, section 8: the schedule needs the run's length
+        models.append(("recipe: query-input dropout 0.4, cosine from 3e-3", {"query_input_dropout": 0.4},
+                       lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))))
+    for name, kwargs, optimizer in models:
+        keras.utils.set_random_seed(seed)
         model = sr.TwoTowerModel(schema, **kwargs)
         model.compile(optimizer=optimizer())
-        model.fit(train, epochs=args.epochs, seed=args.seed, verbose=0)
-        rows[name] = both(lambda ex: model.evaluate_topk(test, catalog, ks=(10, 100), exclude=ex))
-        seconds[name] = time.perf_counter() - start
-
-    print(f"{source}: {len(train)} train / {len(test)} test interactions, "
-          f"{len(items)} items; 'excl' = each user's training items excluded")
-    width = max(map(len, rows))
-    print(" " * width + "".join(f"{c:>17}" for c in COLUMNS) + "  fit+eval s")
-    for name, m in rows.items():
-        print(f"{name:<{width}}" + "".join(f"{m[c]:>17.4f}" for c in COLUMNS) + f"  {seconds[name]:>10.1f}")
+        start = time.perf_counter()
+        model.fit(train, epochs=epochs, seed=seed, verbose=0)  # epochs None: fit's own rule
+        fit_s = time.perf_counter() - start
+        rows[name] = {**both(lambda r, ex: model.evaluate_topk(r, catalog, ks=(10, 100), exclude=ex), test, train),
+                      "train s": fit_s}
     return rows
+
+
+def table(results):
+    """One table: a row per (data set, ranker)."""
+    width = max(len(name) for rows in results.values() for name in rows)
+    data_width = max(len(d) for d in results)
+    lines = [f"{'data':<{data_width}}  {'ranker':<{width}}" + "".join(f"{c:>8}" for c in COLUMNS) + "  train s"]
+    for data, rows in results.items():
+        for name, m in rows.items():
+            lines.append(f"{data:<{data_width}}  {name:<{width}}" + "".join(f"{m[c]:>8.4f}" for c in COLUMNS)
+                         + f"  {m['train s']:>7.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, help="the model's epochs (default: fit's own, by the rows per item)")
+    p.add_argument("--seed", type=int, default=0, help="the 80/20 split's seed and the model's")
+    p.add_argument("--movielens", metavar="DIR", help="a GroupLens MovieLens folder (default: found at "
+                                                       + ", ".join(MOVIELENS_PLACES) + ")")
+    p.add_argument("--lastfm", metavar="DIR", help=f"the Last.fm 2k folder (default: {DEFAULT_LASTFM} if there)")
+    p.add_argument("--sets", default=",".join(SETS), help="which of " + ", ".join(SETS) + " to run, when at hand")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    p.add_argument("--ease-l2", default=DEFAULT_EASE_L2, help="EASE's l2 grid, searched on the validation split")
+    p.add_argument("--recipe", action="store_true", help="add docs/experiments/movielens-100k-search.md section 8's recipe row")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = p.parse_args(argv)
+    sets = [s for s in args.sets.split(",") if s]
+    unknown = sorted(set(sets) - set(SETS))
+    if unknown:
+        p.error(f"--sets: unknown {unknown}; choose from {', '.join(SETS)}")
+
+    loaders = {}
+    if "preset" in sets:
+        loaders["preset"] = lambda: preset(args.seed, *PRESETS[args.preset])
+    movielens_dir = args.movielens or find_movielens()
+    if "movielens" in sets:
+        if movielens_dir is not None:
+            loaders["movielens"] = lambda: movielens(movielens_dir, args.seed)
+        else:
+            print("MovieLens-100K: not run (no --movielens DIR, none found at " + ", ".join(MOVIELENS_PLACES) + ")")
+    lastfm_dir = args.lastfm or (DEFAULT_LASTFM if DEFAULT_LASTFM.is_dir() else None)
+    if "lastfm" in sets:
+        if lastfm_dir is not None:
+            loaders["lastfm"] = lambda: lastfm(lastfm_dir, args.seed)
+        else:
+            print(f"Last.fm 2k: not run (no --lastfm DIR, and {DEFAULT_LASTFM} does not exist)")
+
+    results, sources = {}, {}
+    grid = [float(x) for x in args.ease_l2.split(",") if x]
+    for key, load in loaders.items():
+        train, test, schema, source = load()
+        name = {"preset": "preset" + ("" if args.preset == "full" else " (small)"), "movielens": "ML-100K",
+                "lastfm": "Last.fm 2k"}[key]
+        sources[name] = f"{source}: {len(train)} train / {len(test)} test rows"
+        print(sources[name], flush=True)
+        results[name] = run_set(train, test, schema, epochs=args.epochs, seed=args.seed, ease_grid=grid,
+                                recipe=args.recipe)
+    print("\nr@k: recall@k over the whole catalog; x@k: each user's training items excluded; "
+          "train s: one fit (EASE: at the x@10 l2; its search over the grid is in the JSON)")
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sources": sources, "results": results}, indent=1))
+    return results
 
 
 if __name__ == "__main__":

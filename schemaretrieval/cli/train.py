@@ -29,7 +29,7 @@ example:
 
 def add_parser(sub):
     from schemaretrieval.cli.etl import add_movielens_arguments
-    from schemaretrieval.training.fit import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+    from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS
     from schemaretrieval.training.optimizers import DEFAULT_EMA_MOMENTUM, DEFAULT_LEARNING_RATE
 
     p = sub.add_parser("train", help="train a two-tower model", description=TRAIN_HELP,
@@ -38,8 +38,9 @@ def add_parser(sub):
                    "--preset brings its own")
     source = p.add_mutually_exclusive_group(required=True)
     common.add_source_arguments(p, source)
-    p.add_argument("--epochs", type=common.positive_int, default=DEFAULT_EPOCHS,
-                   help=f"default {DEFAULT_EPOCHS} (docs/defaults.md)")
+    p.add_argument("--epochs", type=common.positive_int, default=None,
+                   help=f"default: {DEFAULT_EPOCHS} to {MAX_DEFAULT_EPOCHS}, by the training data's rows per item "
+                        "(docs/defaults.md)")
     p.add_argument("--batch-size", type=common.positive_int, default=DEFAULT_BATCH_SIZE,
                    help=f"default {DEFAULT_BATCH_SIZE} (docs/defaults.md)")
     p.add_argument("--learning-rate", type=common.positive_float, default=DEFAULT_LEARNING_RATE,

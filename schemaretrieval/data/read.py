@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["DATAFRAME", "PARQUET_SUFFIXES", "read_table", "read_frame", "as_frame", "require_columns",
+__all__ = ["DATAFRAME", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame", "require_columns",
            "parquet_files"]
 
 #: How errors name data given as a DataFrame.
 DATAFRAME = "<DataFrame>"
 PARQUET_SUFFIXES = (".parquet", ".pq")
-_CSV_SUFFIXES = (".csv",)
+CSV_SUFFIXES = (".csv",)
 _ACCEPTED = "a .parquet file, a directory of .parquet files, or a .csv file"
 
 
@@ -76,7 +76,7 @@ def read_table(path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         frame = _read_parquet(path)
-    elif suffix in _CSV_SUFFIXES:
+    elif suffix in CSV_SUFFIXES:
         if path.stat().st_size == 0:
             raise ValueError(f"read_table: {str(path)!r} is an empty file")
         try:

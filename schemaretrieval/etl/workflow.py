@@ -64,8 +64,8 @@ class LookupCategorify(Categorify):
     (``num_buckets``), joint or combo groups, ``split_out`` > 1, ``single_table``),
     which it hands to ``Categorify.transform``.
 
-    >>> LookupCategorify(dtype="int64").output_dtype
-    dtype('int64')
+    >>> str(LookupCategorify(dtype="int64").output_dtype)
+    'int64'
     """
 
     def transform(self, col_selector, df):

@@ -8,13 +8,14 @@ it was found.
 from __future__ import annotations
 
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
-from schemaretrieval.training.fit import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS
 
 __all__ = [
     "DEFAULT_KS",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
+    "MAX_DEFAULT_EPOCHS",
     "DEFAULT_ID_EMBEDDING_DIM",
     "DEFAULT_QUERY_INPUT_DROPOUT",
     "DEFAULT_HISTORY_TEMPERATURE",

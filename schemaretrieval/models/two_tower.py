@@ -163,9 +163,10 @@ class TwoTowerModelV2(keras.Model):
         """Keras's `fit`; a DataFrame or path `x` goes through `sr.training.fit` (the one
         training path: batched from the schema, streamed when too large, resumable
         with ``checkpoint_dir=``, early stopping with ``early_stopping=``), and the
-        result is a Keras ``History``. Unless given, `epochs` is `DEFAULT_EPOCHS`
-        (12, not Keras's 1) and a table's `batch_size` `DEFAULT_BATCH_SIZE` (128)
-        (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
+        result is a Keras ``History``. Unless given, a table's `epochs` follow its
+        rows per item (`sr.training.default_epochs`: 12 to 32, not Keras's 1), other
+        input's are `DEFAULT_EPOCHS` (12), and a table's `batch_size` is
+        `DEFAULT_BATCH_SIZE` (128) (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
         draw from one and for ranking ``validation_data``."""
         if not _is_table(x):
             if catalog is not None:
@@ -185,7 +186,7 @@ class TwoTowerModelV2(keras.Model):
                                  "early_stopping", "streaming"}
         if unknown:
             raise TypeError(f"fit on a table: unexpected argument(s) {sorted(unknown)}; see sr.training.fit")
-        history = training.fit(self, x, epochs=epochs or training.DEFAULT_EPOCHS, batch_size=batch_size,
+        history = training.fit(self, x, epochs=epochs, batch_size=batch_size,
                                seed=0 if seed is None else seed, shuffle=shuffle, validation_data=validation_data,
                                catalog=catalog, callbacks=callbacks or (), verbose=verbose, **kwargs)
         result = keras.callbacks.History()

@@ -3,13 +3,15 @@
 * ``fit``: `fit` (streams, resumes, stops early, logs) and `set_seed`.
 * ``checkpoints``: `Checkpointer`, `CheckpointCallback`.
 * ``callbacks``: `TopKCallback`, `EarlyStopping` and the epoch bookkeeping.
+* ``defaults``: the batch size and the epochs rule when none are given.
 * ``optimizers``: `AveragedAdam`, `default_optimizer`.
 * ``plots``: the loss and recall@k per epoch of a run, as a PNG.
 """
 
 from schemaretrieval.training.callbacks import EarlyStopping, TopKCallback
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
-from schemaretrieval.training.fit import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, fit, set_seed
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, default_epochs
+from schemaretrieval.training.fit import fit, set_seed
 from schemaretrieval.training.optimizers import AveragedAdam, default_optimizer
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "Checkpointer",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
+    "default_epochs",
     "fit",
     "set_seed",
     "AveragedAdam",

@@ -49,13 +49,9 @@ from schemaretrieval.training.callbacks import (
     TopKCallback,
 )
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, table_epochs
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "set_seed", "fit"]
-
-#: Rows per batch of `fit` when none is given (docs/defaults.md).
-DEFAULT_BATCH_SIZE = 128
-#: Epochs of `fit` when none is given (Keras's own is 1; docs/defaults.md).
-DEFAULT_EPOCHS = 12
+__all__ = ["set_seed", "fit"]
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
@@ -115,7 +111,7 @@ def fit(
     model,
     data,
     *,
-    epochs: int = DEFAULT_EPOCHS,
+    epochs: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     shuffle: bool = True,
@@ -137,7 +133,9 @@ def fit(
         model: a compiled `TwoTowerModelV2`.
         data: training interactions: a DataFrame, or a parquet (file or
             directory) or csv path; parquet larger than memory is streamed.
-        epochs, batch_size: by default `DEFAULT_EPOCHS` and `DEFAULT_BATCH_SIZE`.
+        epochs: by default `default_epochs` of the rows trained on (12 to 32,
+            by how many rows each item has; docs/defaults.md).
+        batch_size: by default `DEFAULT_BATCH_SIZE` (128).
         seed: the data order of epoch ``e`` is a function of ``(seed, e)``.
         shuffle: a new order of the rows every epoch.
         validation_data: held-out interactions; when given, every epoch logs
@@ -178,7 +176,8 @@ def fit(
     >>> fit(model, data, epochs=1, batch_size=500, checkpoint_dir=checkpoints, verbose=0)
     {}
     """
-    epochs = _check_positive("epochs", epochs)
+    if epochs is not None:
+        epochs = _check_positive("epochs", epochs)
     batch_size = _check_positive("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
     checkpoint_every = _check_positive("checkpoint_every", checkpoint_every, allow_none=True)
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
@@ -203,6 +202,8 @@ def fit(
     else:
         train = data
         batches = Batches(data, model.schema, batch_size, shuffle=shuffle, seed=seed, streaming=streaming)
+    if epochs is None:
+        epochs = table_epochs(train, model.candidate_id_column)
     validation = None
     if validation_data is not None:
         validation = Batches(validation_data, model.schema, batch_size).dataset()

@@ -1,0 +1,201 @@
+"""The search behind issue #28: which defaults hold on real data they were not tuned on.
+
+Every choice is made on a validation split cut from the training part (a random
+20% of its rows, `quality.validation_split`); the test part is read only with
+`--stage test`, for the configuration chosen. Data: Last.fm 2k (`--data lastfm`),
+real MovieLens-100K (`--data movielens --movielens DIR`) or the preset
+(`--data preset`). Each config trains once and is read after each of `--epochs`
+(fit ends on the optimizer's average of the weights; training goes on from the
+weights the epoch ended on), with recall@10/@100 without ("r@k") and with
+("x@k") each user's training items excluded, and the seconds spent in `fit`.
+EASE runs for each l2 of `--ease-l2`, Popularity once.
+
+    python benchmarks/generalisation_search.py --data lastfm [--lastfm DIR] --configs defaults,temp0.1 \\
+        --epochs 4,8,12,16,24 [--stage valid|test] [--seed 0]
+
+Output: one line per (config, epochs), also appended as JSON lines to --out
+(default runs/generalisation.jsonl). docs/experiments/generalisation.md has
+the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import schemaretrieval as sr  # noqa: E402
+from quality import lastfm, movielens, preset, validation_split  # noqa: E402
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
+from schemaretrieval.schema import cardinality  # noqa: E402
+
+DEFAULT_LASTFM = Path(__file__).resolve().parents[2] / "shared" / "data" / "lastfm-2k"
+
+
+class TrainingWeights(keras.callbacks.Callback):
+    """Keeps the weights each epoch ends on: `fit` with the defaults'
+    averaged optimizer ends by writing the average into them, which is what
+    each epoch count is read at, and `restore` puts the training weights
+    back for the next `fit` to go on from (as sr.training.fit does)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+
+    def restore(self):
+        for variable, value in zip(self.model.trainable_variables, self.values):
+            variable.assign(value)
+
+
+def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=()):
+    """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
+    weight: None or a function of the play counts (a sample weight, scaled to mean 1);
+    drop: query/item columns the model does not read."""
+    return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
+            "drop": tuple(drop)}
+
+
+def mixed(n):
+    return lambda s: {"negative_samplers": [sr.InBatchSampler(num_items=cardinality(s["item_id"])),
+                                            sr.UniformSampler(num_samples=n)]}
+
+
+CONFIGS = {
+    "defaults": spec(),
+    "ids-only": spec(drop=("user_friends",)),
+    **{f"temp{t}": spec((lambda t: lambda s: {"logits_temperature": t})(t)) for t in (0.05, 0.1, 0.15, 0.3)},
+    **{f"qdrop{d}": spec((lambda d: lambda s: {"query_input_dropout": d})(d)) for d in (0.0, 0.25, 0.7)},
+    **{f"logq{w}": spec((lambda w: lambda s: {"logq_correction": w})(w)) for w in (1.0, 1.25)},
+    **{f"ids{d}": spec((lambda d: lambda s: {"id_embedding_dim": d})(d)) for d in (32, 128)},
+    "history": spec(lambda s: {"user_history": True}),
+    "history-ids-only": spec(lambda s: {"user_history": True}, drop=("user_friends",)),
+    "weight-log1p": spec(weight=np.log1p),
+    "mixed-uniform256": spec(mixed(256)),
+    "lr2e-3": spec(optimizer=lambda: sr.AveragedAdam(2e-3)),
+    "batch256": spec(batch=256),
+    "batch256-lr2e-3": spec(optimizer=lambda: sr.AveragedAdam(2e-3), batch=256),
+    # combinations of the levers that won alone
+    "lr2e-3-weight-log1p": spec(optimizer=lambda: sr.AveragedAdam(2e-3), weight=np.log1p),
+    "lr2e-3-logq1.25": spec(lambda s: {"logq_correction": 1.25}, optimizer=lambda: sr.AveragedAdam(2e-3)),
+    "lr2e-3-weight-log1p-logq1.25": spec(lambda s: {"logq_correction": 1.25}, optimizer=lambda: sr.AveragedAdam(2e-3),
+                                         weight=np.log1p),
+}
+COLUMNS = ("r@10", "r@100", "x@10", "x@100")
+
+
+def recalls(evaluate, rows, seen):
+    a, b = evaluate(rows, None), evaluate(rows, seen)
+    return {"r@10": a["recall@10"], "r@100": a["recall@100"], "x@10": b["recall@10"], "x@100": b["recall@100"]}
+
+
+def fmt(name, m, extra=""):
+    return f"{name:<34} " + " ".join(f"{m[c]:>7.4f}" for c in COLUMNS) + extra
+
+
+def shape(train, schema):
+    users, items = train["user_id"].nunique(), train["item_id"].nunique()
+    return {"rows": len(train), "users": users, "items": items, "density": len(train) / (users * items),
+            "rows_per_item": len(train) / items, "rows_per_user": len(train) / users}
+
+
+def weighted_batches(rows, schema, batch, seed, weight):
+    """`rows` batched from the schema, each batch with its rows' sample weights."""
+    import tensorflow as tf
+
+    w = weight(rows["weight"].to_numpy(dtype="float64"))
+    rows = rows.assign(weight=(w / w.mean()).astype("float32"))
+    ds = sr.data.to_tf_dataset(rows, schema, batch, shuffle=True, seed=seed)
+    return ds.map(lambda b: (b, None, b["weight"]), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", choices=("lastfm", "movielens", "preset"), required=True)
+    p.add_argument("--lastfm", default=str(DEFAULT_LASTFM))
+    p.add_argument("--movielens", metavar="DIR")
+    p.add_argument("--configs", default="defaults")
+    p.add_argument("--epochs", default="4,8,12,16,24")
+    p.add_argument("--stage", choices=("valid", "test"), default="valid",
+                   help="valid: train on the training part less a validation split, read the validation split; "
+                        "test: train on the whole training part, read the test part (the chosen config, once)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ease-l2", default="", help="comma-separated EASE regularisations to print")
+    p.add_argument("--out", default="runs/generalisation.jsonl")
+    args = p.parse_args(argv)
+
+    if args.data == "lastfm":
+        train, test, schema, source = lastfm(args.lastfm, args.seed)
+    elif args.data == "movielens":
+        train, test, schema, source = movielens(args.movielens, args.seed)
+    else:
+        train, test, schema, source = preset(args.seed)
+    catalog_rows = pd.concat([train, test], ignore_index=True)
+    if args.stage == "valid":
+        catalog_rows = train  # every item known at training time
+        train, test = validation_split(train, args.seed)
+    print(f"{source}, stage {args.stage}: {len(train)} train / {len(test)} read rows; {shape(train, schema)}")
+    print(f"{'config':<34} " + " ".join(f"{c:>7}" for c in COLUMNS))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(name, m, **extra):
+        with out.open("a") as f:
+            f.write(json.dumps({"data": args.data, "stage": args.stage, "seed": args.seed, "config": name, **m,
+                                **extra}) + "\n")
+
+    items = sr.data.Catalog.from_interactions(catalog_rows, schema).ids
+    baselines = [("popularity", lambda: sr.baselines.Popularity().fit(train, "user_id", "item_id"))]
+    baselines += [(f"EASE (l2 {l2})",
+                   (lambda l2: lambda: sr.baselines.EASE(float(l2)).fit(train, "user_id", "item_id"))(l2))
+                  for l2 in args.ease_l2.split(",") if l2]
+    for name, make in baselines:
+        start = time.perf_counter()
+        baseline = make()
+        fit_s = time.perf_counter() - start
+        m = recalls(lambda rows, ex: baseline.evaluate_topk(rows, candidate_ids=items, ks=(10, 100), exclude=ex),
+                    test, train)
+        print(fmt(name, m, f"  (fit {fit_s:.0f} s)"), flush=True)
+        record(name, m, train_s=fit_s)
+        del baseline
+
+    for name in [c for c in args.configs.split(",") if c]:
+        c = CONFIGS[name]
+        run_schema = schema.excluding_by_name([d for d in c["drop"] if d in schema.column_names])
+        catalog = sr.data.Catalog.from_interactions(catalog_rows, run_schema)
+        trained = sr.data.Catalog.from_interactions(train, run_schema)  # what the samplers draw and count
+        keras.utils.set_random_seed(args.seed)
+        model = sr.TwoTowerModel(run_schema, **c["kwargs"](run_schema))
+        model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
+        batch = c["batch"] or DEFAULT_BATCH_SIZE
+        # batches of our own, so that successive fits go on from an epoch (initial_epoch)
+        if c["weight"] is not None:
+            x = weighted_batches(train, run_schema, batch, args.seed, c["weight"])
+        else:
+            x = sr.data.to_tf_dataset(train, run_schema, batch, shuffle=True, seed=args.seed)
+        if getattr(model.query_tower, "history", None) is not None:
+            model.set_history(train)
+        training_weights = TrainingWeights()
+        done, seconds = 0, 0.0
+        for epochs in [int(e) for e in args.epochs.split(",")]:
+            start = time.perf_counter()
+            model.fit(x, epochs=epochs, initial_epoch=done, catalog=trained, verbose=0, callbacks=[training_weights])
+            seconds += time.perf_counter() - start
+            done = epochs
+            m = recalls(lambda rows, ex: model.evaluate_topk(rows, catalog, ks=(10, 100), exclude=ex), test, train)
+            training_weights.restore()
+            print(fmt(f"{name} ep{epochs}", m, f"  ({seconds:.0f} s)"), flush=True)
+            record(name, m, epochs=epochs, train_s=seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""fit's epochs when none is given: the rule of docs/defaults.md, by hand,
+and the same count from a DataFrame, a parquet file or folder, and a csv."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from schemaretrieval.training.defaults import (
+    DEFAULT_EPOCHS,
+    DENSE_ROWS_PER_ITEM,
+    MAX_DEFAULT_EPOCHS,
+    default_epochs,
+    table_epochs,
+)
+
+
+@pytest.mark.parametrize("rows, items", [(80_000, 1_650), (80_000, 8_500), (74_267, 15_432), (1000, 100),
+                                         (100, 100), (10**6, 10)])
+def test_the_rule_by_hand(rows, items):
+    by_hand = round(12 * math.sqrt(48 / (rows / items)))
+    assert default_epochs(rows, items) == min(32, max(12, by_hand))
+    assert (DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS, DENSE_ROWS_PER_ITEM) == (12, 32, 48.0)
+
+
+def test_movielens_100k_keeps_12_and_a_sparser_catalog_gets_more():
+    assert default_epochs(80_000, 1_650) == 12        # 48 rows per item
+    assert default_epochs(80_000, 80_000 // 12) == 24  # 12 rows per item: 12 * sqrt(4)
+    assert default_epochs(80_000, 80_000) == 32        # capped
+
+
+@pytest.mark.parametrize("rows, items", [(0, 5), (5, 0), (-1, 3)])
+def test_empty_counts_are_refused(rows, items):
+    with pytest.raises(ValueError, match=f"rows={rows}, items={items}"):
+        default_epochs(rows, items)
+
+
+def test_a_path_counts_as_its_frame(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user_id": rng.integers(0, 50, 3000), "item_id": rng.integers(0, 400, 3000)})
+    expected = default_epochs(3000, frame["item_id"].nunique())
+    assert table_epochs(frame, "item_id") == expected
+    folder = tmp_path / "train"
+    folder.mkdir()
+    frame.iloc[:1000].to_parquet(folder / "part.0.parquet")
+    frame.iloc[1000:].to_parquet(folder / "part.1.parquet")
+    assert table_epochs(folder, "item_id") == expected
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    assert table_epochs(str(tmp_path / "train.csv"), "item_id") == expected
