@@ -1,9 +1,15 @@
-"""What a user installs: the GPU extra resolves to RAPIDS 24.12 beside the pinned stack."""
+"""What a user installs: the GPU extra resolves to RAPIDS 24.12 beside the pinned
+stack, and a wheel installed outside the checkout runs with its bundled schemas."""
 
 import json
+import shutil
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,3 +30,50 @@ def test_the_gpu_extra_resolves_to_rapids_24_12(tmp_path):
     assert (chosen["pandas"], chosen["dask"], chosen["numpy"]) == ("2.2.3", "2024.11.2", "1.26.4")
     assert chosen["tensorflow"] == "2.21.0"
     assert "nvidia-cudnn-cu12" in chosen  # tensorflow[and-cuda]: training on the GPU too
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp_path):
+    """The wheel carries the bundled schemas: installed outside the checkout, the
+    ETL of a MovieLens folder finds its schema by the folder's variant."""
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "dist"), str(ROOT)],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next((tmp_path / "dist").glob("schemaretrieval-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "schemaretrieval/schemas/movielens-100k.yaml" in names
+    assert any(name.endswith("etc/dask/schemaretrieval.yaml") for name in names)
+
+    # A fresh environment that sees this one's dependencies but not its
+    # editable install of the checkout (a .pth of the checkout is not copied).
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)
+    site = fresh / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    ours = Path(sysconfig.get_paths()["purelib"])
+    (site / "dependencies.pth").write_text(f"{ours}\n")
+    for pth in ours.glob("*.pth"):
+        if "schemaretrieval" not in pth.name:
+            shutil.copy(pth, site / pth.name)
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(fresh),
+                                str(wheel)], capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+
+    python = fresh / "bin" / "python"
+    where = subprocess.run([python, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr[-2000:]
+    out = tmp_path / "etl"
+    run = subprocess.run([python, "-m", "schemaretrieval", "etl", "--movielens",
+                          str(ROOT / "tests" / "fixtures" / "ml-100k"), "--out", str(out)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert (out / "train").is_dir() and (out / "artifacts" / "vocabularies").is_dir()
+    assert {"user_id", "item_id", "item_genres"} <= set(sr_schema_columns(out / "schema.yaml"))
+
+
+def sr_schema_columns(path):
+    import yaml
+
+    return list(yaml.safe_load(Path(path).read_text())["columns"])

@@ -5,7 +5,11 @@ import importlib.util
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import schemaretrieval as sr
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "recbole/dataset_example/ml-100k/ml-100k"

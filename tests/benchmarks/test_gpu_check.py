@@ -3,7 +3,10 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 from merlin.core.compat import HAS_GPU
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 

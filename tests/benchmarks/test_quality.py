@@ -12,6 +12,8 @@ import pytest
 
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 4  # of the default 12: enough for the margin, in a few seconds
 

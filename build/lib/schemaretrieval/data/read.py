@@ -1,0 +1,156 @@
+"""Tables from disk or memory: ``read_table`` and the checks every reader shares.
+
+* ``read_table(path)``: a parquet file, a directory of parquet files or a csv file.
+* ``read_frame(data, what)``: a DataFrame as it is, or the table at a path,
+  with the name errors give it (the file, or ``<DataFrame>``).
+* ``require_columns``: the columns a caller needs, or an error naming them.
+
+Every error names the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["DATAFRAME", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame", "require_columns",
+           "parquet_files"]
+
+#: How errors name data given as a DataFrame.
+DATAFRAME = "<DataFrame>"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv",)
+_ACCEPTED = "a .parquet file, a directory of .parquet files, or a .csv file"
+
+
+def parquet_files(path) -> list[Path]:
+    """The parquet files of a file or directory (``*.parquet`` / ``*.pq``, name order); [] for anything else.
+
+    >>> parquet_files("no/such/dir")
+    []
+    """
+    path = Path(os.fspath(path))
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+    if path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES:
+        return [path]
+    return []
+
+
+def read_table(path) -> pd.DataFrame:
+    """Read a parquet file, a directory of parquet files, or a csv file.
+
+    A directory's ``*.parquet`` / ``*.pq`` files are read in name order and
+    concatenated (index reset).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: an empty file, a table with zero rows, a directory without
+            parquet files, or an extension other than .parquet / .pq / .csv.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> import pandas as pd
+        >>> path = os.path.join(tempfile.mkdtemp(), "events.csv")
+        >>> pd.DataFrame({"user_id": [1, 2], "item_id": [3, 4]}).to_csv(path, index=False)
+        >>> read_table(path).shape
+        (2, 2)
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"read_table: {str(path)!r} does not exist (expected {_ACCEPTED})")
+    if path.is_dir():
+        files = parquet_files(path)
+        if not files:
+            raise ValueError(
+                f"read_table: directory {str(path)!r} holds no .parquet files (expected {_ACCEPTED})"
+            )
+        frames = [_read_parquet(p) for p in files]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if len(frame) == 0:
+            raise ValueError(f"read_table: the parquet files in {str(path)!r} hold zero rows")
+        return frame
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        frame = _read_parquet(path)
+    elif suffix in CSV_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise ValueError(f"read_table: {str(path)!r} is an empty file")
+        try:
+            frame = pd.read_csv(path)
+        except pd.errors.EmptyDataError as err:
+            raise ValueError(f"read_table: {str(path)!r} is an empty csv file ({err})") from None
+    else:
+        raise ValueError(
+            f"read_table: cannot read {str(path)!r}: unknown extension {path.suffix!r}; "
+            f"accepted: {_ACCEPTED}"
+        )
+    if len(frame) == 0:
+        raise ValueError(f"read_table: {str(path)!r} has zero rows")
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise ValueError(f"read_table: {str(path)!r} is an empty file")
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow's errors do not always say which file
+        raise ValueError(f"read_table: cannot read parquet file {str(path)!r}: {err}") from err
+
+
+def as_frame(data, what: str = "data") -> pd.DataFrame:
+    """`data` itself when it is a DataFrame, else the table at that path
+    (see `read_table`); anything else is an error naming `what`.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> frame = pd.DataFrame({"user_id": [1, 2], "item_id": [3, 4]})
+        >>> as_frame(frame) is frame
+        True
+        >>> path = os.path.join(tempfile.mkdtemp(), "events.parquet")
+        >>> frame.to_parquet(path)
+        >>> as_frame(path).equals(frame)
+        True
+        >>> as_frame([1, 2], "exclude")
+        Traceback (most recent call last):
+        ...
+        TypeError: exclude expects a DataFrame or a path, got list
+    """
+    return read_frame(data, what)[0]
+
+
+def read_frame(data, what: str = "data") -> tuple[pd.DataFrame, str]:
+    """``(frame, source)``: `as_frame`, with the name errors give the data (the path, or ``<DataFrame>``).
+
+    >>> read_frame(pd.DataFrame({"x": [1]}))[1]
+    '<DataFrame>'
+    """
+    if isinstance(data, (str, os.PathLike)):
+        return read_table(data), os.fspath(data)
+    if isinstance(data, pd.DataFrame):
+        return data, DATAFRAME
+    raise TypeError(f"{what} expects a DataFrame or a path, got {type(data).__name__}")
+
+
+def require_columns(frame, names, source, what, allow_empty=False):
+    """The columns ``names`` of ``frame`` exist and it has rows, or a ValueError naming
+    ``source``, ``what`` needs them for, and the columns the data has.
+
+    >>> require_columns(pd.DataFrame({"x": [1]}), ["user_id"], "train.csv", "exclude=")
+    Traceback (most recent call last):
+    ...
+    ValueError: train.csv: exclude= needs column ['user_id']; the data has columns ['x']
+    """
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source}: {what} needs column{'s' if len(missing) > 1 else ''} {missing}; "
+            f"the data has columns {list(frame.columns)}"
+        )
+    if len(frame) == 0 and not allow_empty:
+        raise ValueError(f"{source}: the data is empty (zero rows)")

@@ -1,0 +1,88 @@
+"""Train/test splits of an interactions table, reproducible from a seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def random_split(data: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each row goes to the test part with probability `test_fraction`
+    (exactly round(n * test_fraction) rows), the rest to train.
+
+    >>> import pandas as pd
+    >>> train, test = random_split(pd.DataFrame({"x": range(10)}), 0.2, seed=1)
+    >>> len(train), len(test)
+    (8, 2)
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"random_split: test_fraction must be in (0, 1), got {test_fraction}")
+    order = np.random.default_rng(seed).permutation(len(data))
+    cut = len(data) - int(round(len(data) * test_fraction))
+    return data.iloc[np.sort(order[:cut])].reset_index(drop=True), data.iloc[np.sort(order[cut:])].reset_index(drop=True)
+
+
+def time_split(data: pd.DataFrame, time_column: str = "timestamp", *, cutoff=None,
+               test_fraction: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A global cut in time: rows with ``time_column < cutoff`` train, the rest test.
+
+    Give ``cutoff`` (a value of the column) or ``test_fraction``: the cutoff is
+    then the time at which that fraction of the rows (rounded) lies at or after
+    it; rows with the same time are never split apart, so the test part may be
+    a little larger. Rows keep their order. No randomness.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"timestamp": [5, 1, 4, 2, 3]})
+    >>> train, test = time_split(frame, test_fraction=0.4)
+    >>> list(train["timestamp"]), list(test["timestamp"])
+    ([1, 2, 3], [5, 4])
+    """
+    if time_column not in data.columns:
+        raise ValueError(f"time_split: no column {time_column!r}; the data has {list(data.columns)}")
+    if (cutoff is None) == (test_fraction is None):
+        raise ValueError("time_split: give exactly one of cutoff= and test_fraction=")
+    times = data[time_column]
+    if cutoff is None:
+        if not 0.0 < test_fraction < 1.0:
+            raise ValueError(f"time_split: test_fraction must be in (0, 1), got {test_fraction}")
+        n_test = max(1, int(round(len(data) * test_fraction)))
+        cutoff = np.sort(times.to_numpy(), kind="stable")[len(data) - n_test]
+    test = (times >= cutoff).to_numpy()
+    return data[~test].reset_index(drop=True), data[test].reset_index(drop=True)
+
+
+def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id",
+                     time_column: str | None = "timestamp", seed: int = 0,
+                     min_train: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's last ``n`` interactions (by ``time_column``) are the test part.
+
+    Ties in time are ordered by a random draw from ``seed`` (so the split is
+    reproducible); without a ``time_column`` each user's rows are ordered at
+    random. Every user keeps at least
+    ``min_train`` rows in train: such users give fewer (or no) test rows.
+    Rows keep their order within each part.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"user_id": [1, 1, 1, 2, 2], "timestamp": [3, 1, 2, 5, 4]})
+    >>> train, test = leave_last_n_out(frame, 1)
+    >>> test.to_dict("list")
+    {'user_id': [1, 2], 'timestamp': [3, 5]}
+    """
+    if n < 1:
+        raise ValueError(f"leave_last_n_out: n must be >= 1, got {n}")
+    for column in (user_column, time_column):
+        if column is not None and column not in data.columns:
+            raise ValueError(f"leave_last_n_out: no column {column!r}; the data has {list(data.columns)}")
+    noise = np.random.default_rng(seed).random(len(data))
+    keys = [noise]
+    if time_column is not None:
+        keys.append(data[time_column].to_numpy())
+    keys.append(data[user_column].to_numpy())
+    order = np.lexsort(keys)  # by user, then time, then the random tie-break
+    users = data[user_column].to_numpy()[order]
+    size = pd.Series(users).groupby(users, sort=False).transform("size").to_numpy()
+    rank_from_end = size - 1 - pd.Series(users).groupby(users, sort=False).cumcount().to_numpy()
+    n_test = np.minimum(n, np.maximum(size - min_train, 0))
+    test = np.zeros(len(data), dtype=bool)
+    test[order] = rank_from_end < n_test
+    return data[~test].reset_index(drop=True), data[test].reset_index(drop=True)

@@ -1,0 +1,148 @@
+"""Raw inputs of the ETL as dask DataFrames of the schema's columns, checked as they are read.
+
+A DataFrame, a csv/tsv file, a parquet file or a directory of parquet files
+becomes a dask DataFrame of the schema's columns (the time features the
+workflow derives are not read); continuous columns are cast to numbers and
+text lists (``'A|B'``) split, each partition as it is computed. Every error
+names the source (the file, or ``<DataFrame>``) and the column.
+
+>>> import pandas as pd
+>>> from schemaretrieval.schema import schema_from_dict
+>>> schema = schema_from_dict({"columns": {"price": {"tags": ["item", "continuous"], "dtype": "float32"}}})
+>>> read_input(pd.DataFrame({"price": ["1.5", "cheap"]}), schema, "cpu")[0].compute()  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+schemaretrieval.etl.options.ETLError: <DataFrame>: column 'price': expected numbers (a continuous column), cannot cast 'cheap' ...
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from merlin.schema import Schema
+
+from schemaretrieval.data.read import DATAFRAME
+from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
+
+__all__ = ["read_input", "default_partitions"]
+
+
+def default_partitions(rows: int) -> int:
+    """Partitions of a DataFrame input: one per 500k rows, at most 8.
+
+    >>> default_partitions(100), default_partitions(10_000_000)
+    (1, 8)
+    """
+    return max(1, min(8, rows // 500_000 + 1))
+
+
+def coerce_partition(df, numeric, lists, source, times=()):
+    """Continuous columns to numbers and text lists ('A|B') to lists, naming what fails.
+
+    The index is reset to 0..n-1: NVTabular 23.8's Categorify on CPU writes the
+    null id at the *labels* of null rows into a positional array, which fails
+    (IndexError) or mislabels rows in every partition but the first.
+    """
+    # A new frame on the same columns: ``df`` is the partition's own copy already
+    # (the column selection copies, or a reader made it), so reset_index's copy of
+    # every column (0.15 s a pass over 10M rows; fit and write are two passes)
+    # buys nothing. Later steps replace columns, and merlin selects (copies) them
+    # before any op changes them.
+    df = df.copy(deep=False)
+    df.index = pd.RangeIndex(len(df))
+    for name in numeric:
+        values = df[name]
+        if values.dtype.kind in "biuf":
+            continue
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = converted.isna() & values.notna()
+        if bad.any():
+            first = values[bad].iloc[0]
+            raise ETLError(f"{source}: column {name!r}: expected numbers (a continuous column), "
+                           f"cannot cast {first!r} ({int(bad.sum())} such value(s) in this partition)")
+        df[name] = converted
+    for name in times:  # tz-aware datetimes -> UTC without a zone (merlin has no dtype for them)
+        if getattr(df[name].dtype, "tz", None) is not None:
+            df[name] = df[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    for name, sep in lists.items():
+        values = df[name]
+        if len(values) and values.map(lambda v: isinstance(v, str)).any():
+            df[name] = values.map(lambda v: [t for t in v.split(sep) if t] if isinstance(v, str)
+                                  else ([] if v is None or (isinstance(v, float) and np.isnan(v)) else v))
+    return df
+
+
+def read_input(data, schema: Schema, device: str, npartitions=None):
+    """(dask DataFrame of the schema's columns, source name); errors name the source
+    (see the module's example).
+
+    >>> import pandas as pd
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"genres": {"tags": ["item", "categorical", "list"], "dtype": "string"}}})
+    >>> ddf, source = read_input(pd.DataFrame({"genres": ["a|b", "c"]}), schema, "cpu")
+    >>> ddf.compute()["genres"].tolist(), source
+    ([['a', 'b'], ['c']], '<DataFrame>')
+    """
+    import dask.dataframe as dd
+
+    if isinstance(data, pd.DataFrame):
+        source = DATAFRAME
+        if len(data) == 0:
+            raise ETLError(f"{source}: the data is empty (zero rows)")
+        parts = npartitions or default_partitions(len(data))
+        # A fresh name, not dask's default token, which hashes every value (0.35 s a 10M-row frame)
+        ddf = dd.from_pandas(data, npartitions=parts, sort=False, name=f"from_pandas-{uuid.uuid4().hex}")
+    elif isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        source = str(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{source}: no such file or directory")
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
+            if not files:
+                raise ETLError(f"{source}: the directory holds no .parquet files")
+            ddf = dd.read_parquet([str(p) for p in files])
+        elif path.suffix.lower() in (".parquet", ".pq"):
+            ddf = dd.read_parquet(str(path))
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            if path.stat().st_size == 0:
+                raise ETLError(f"{source}: the file is empty")
+            try:
+                # string columns stay strings ('05201' keeps its zero); lists arrive as 'A|B'
+                ddf = dd.read_csv(str(path), sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                                  blocksize="64MB",
+                                  dtype={c.name: "object" for c in schema
+                                         if c.is_list or c.dtype.element_type.value == "string"})
+            except pd.errors.EmptyDataError:
+                raise ETLError(f"{source}: the file is empty") from None
+        else:
+            raise ETLError(f"{source}: unknown file type {path.suffix!r}; expected .csv, .parquet "
+                           "or a directory of .parquet files")
+    else:
+        raise TypeError(f"expected a DataFrame or a path, got {type(data).__name__}")
+    schema = Schema([c for c in schema if not is_derived(c)])  # made by the workflow, not read
+    missing = [c.name for c in schema if c.name not in ddf.columns]
+    if missing:
+        raise ETLError(f"{source}: column {missing[0]!r} named in the schema is missing from the data "
+                       f"(missing: {missing}; the data has {list(ddf.columns)})")
+    ddf = ddf[schema.column_names]
+    numeric = [c.name for c in schema if etl_kind(c) == "continuous"]
+    lists = {c.name: categorical_options(c).get("separator", "|") for c in schema
+             if etl_kind(c) == "categorical" and c.is_list}
+    meta = ddf._meta.copy()
+    for name in numeric:
+        if meta[name].dtype.kind not in "biuf":
+            meta[name] = meta[name].astype("float64")
+    times = [c.name for c in schema if etl_kind(c) == "time" and getattr(meta[c.name].dtype, "tz", None) is not None]
+    for name in times:
+        meta[name] = meta[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    ddf = ddf.map_partitions(coerce_partition, numeric, lists, source, times, meta=meta).clear_divisions()
+    if ddf.npartitions == 0 or (source != DATAFRAME and len(ddf.head(1, npartitions=-1)) == 0):
+        raise ETLError(f"{source}: the data is empty (zero rows)")
+    if device == "gpu":
+        ddf = ddf.to_backend("cudf")
+    return ddf, source

@@ -1,0 +1,54 @@
+"""Ranking metrics from ranks: recall, NDCG, MRR, precision and MAP at k.
+
+One relevant item per query, 0-based ``rank`` (``inf`` a miss), averaged
+over queries, optionally weighted: ``recall@k`` (hit rate) ``= rank < k``;
+``ndcg@k = 1 / log2(rank + 2)`` on a hit (ideal DCG is 1); ``mrr@k =
+1 / (rank + 1)`` on a hit; ``precision@k = hit / k``; ``map@k = 1 / (rank + 1)``
+on a hit (with one relevant item, average precision equals reciprocal rank).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+__all__ = ["metrics_from_ranks"]
+
+
+def metrics_from_ranks(
+    ranks, ks: Iterable[int] = (1, 5, 10, 50, 100), sample_weight=None
+) -> dict[str, float]:
+    """recall/ndcg/mrr/precision/map at each k from 0-based ranks (``inf`` = miss).
+
+    Averages over queries, weighted by ``sample_weight`` if given.
+
+    >>> metrics_from_ranks([0, 2, np.inf], ks=(3,))["ndcg@3"]  # (1 + 1/log2(4) + 0) / 3
+    0.5
+    """
+    ranks = np.asarray(ranks, np.float64)
+    if ranks.ndim != 1 or len(ranks) == 0:
+        raise ValueError("need a non-empty 1-d array of ranks")
+    if sample_weight is None:
+        weight = np.full(len(ranks), 1.0 / len(ranks))
+    else:
+        weight = np.asarray(sample_weight, np.float64)
+        if weight.shape != ranks.shape:
+            raise ValueError(f"sample_weight shape {weight.shape} != {ranks.shape} queries")
+        if weight.sum() <= 0 or (weight < 0).any():
+            raise ValueError("sample_weight must be non-negative with a positive sum")
+        weight = weight / weight.sum()
+    ks = [int(k) for k in ks]
+    if any(k < 1 for k in ks):
+        raise ValueError(f"ks must be positive, got {ks}")
+    reciprocal = 1.0 / (ranks + 1.0)  # 0 for inf
+    gain = 1.0 / np.log2(ranks + 2.0)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"recall@{k}"] = float(weight @ hit)
+        out[f"ndcg@{k}"] = float(weight @ np.where(hit, gain, 0.0))
+        out[f"mrr@{k}"] = float(weight @ np.where(hit, reciprocal, 0.0))
+        out[f"precision@{k}"] = float(weight @ hit) / k
+        out[f"map@{k}"] = out[f"mrr@{k}"]
+    return out

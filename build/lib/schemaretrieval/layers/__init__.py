@@ -1,0 +1,16 @@
+"""Layers of a tower: embedding tables, the input block, dense layers, the encoder, the user's history.
+
+* ``embeddings``: `CategoricalEmbedding`.
+* ``input_block``: `InputBlock` and the readers of each tag.
+* ``mlp``: `MLPBlock`.
+* ``encoder``: `Encoder`, one tower.
+* ``history``: `UserHistory`, the user's training items as a query feature.
+"""
+
+from schemaretrieval.layers.embeddings import CategoricalEmbedding
+from schemaretrieval.layers.encoder import Encoder
+from schemaretrieval.layers.history import UserHistory
+from schemaretrieval.layers.input_block import InputBlock
+from schemaretrieval.layers.mlp import MLPBlock
+
+__all__ = ["CategoricalEmbedding", "Encoder", "InputBlock", "MLPBlock", "UserHistory"]

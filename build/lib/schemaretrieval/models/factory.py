@@ -1,0 +1,170 @@
+"""`TwoTowerModel(schema)`: a `TwoTowerModelV2` built from the schema's tags alone, with the measured defaults."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from merlin.schema import Schema
+
+from schemaretrieval import schema as schema_lib
+from schemaretrieval.layers import history as history_lib
+from schemaretrieval.layers.encoder import Encoder
+from schemaretrieval.layers.mlp import MLPBlock
+from schemaretrieval.models.defaults import (
+    DEFAULT_HISTORY_QUERY_INPUT_DROPOUT,
+    DEFAULT_HISTORY_TEMPERATURE,
+    DEFAULT_ID_EMBEDDING_DIM,
+    DEFAULT_LOGQ_CORRECTION,
+    DEFAULT_QUERY_INPUT_DROPOUT,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_UNTRAINED_USER_IDS,
+)
+from schemaretrieval.models.two_tower import TwoTowerModelV2
+from schemaretrieval.retrieval.outputs import ContrastiveOutput
+from schemaretrieval.retrieval.samplers import InBatchSampler
+
+__all__ = ["TwoTowerModel"]
+
+
+def TwoTowerModel(
+    schema: Schema,
+    query_units: Sequence[int] = (64,),
+    candidate_units: Sequence[int] = (64,),
+    dropout: float = 0.0,
+    l2_normalize: bool = True,
+    logits_temperature: float | None = None,
+    negative_samplers=None,
+    logq_correction: bool | float = DEFAULT_LOGQ_CORRECTION,
+    outputs: ContrastiveOutput | None = None,
+    id_embedding_dim: int | None = DEFAULT_ID_EMBEDDING_DIM,
+    query_input_dropout: float | None = None,
+    user_history: bool = False,
+    history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
+    history_max_length: int = history_lib.DEFAULT_MAX_LENGTH,
+    untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS,
+) -> TwoTowerModelV2:
+    """A `TwoTowerModelV2` built from the schema's tags alone.
+
+    Columns tagged user, context or session form the query tower, columns
+    tagged item the candidate tower (targets excluded; every other column is
+    read or refused by `schema.check_towers`); each tower is an `MLPBlock`
+    with a linear last layer, then, with `l2_normalize`, unit-length outputs
+    so that scores are cosines sharpened by `logits_temperature`.
+
+    The negatives, unless given, are in-batch, corrected by a streaming
+    estimate of each item's copies per batch (`logq_correction`: the
+    weight of the correction, as `ContrastiveOutput` takes it; True is 1).
+    docs/defaults.md has the evidence behind every default.
+
+    Args:
+        dropout: the dropout rate between each tower's dense layers (towers
+            of one layer, the default, have none: giving it is an error).
+        logits_temperature: None picks the measured one: 0.2, or 0.1 with
+            `user_history`.
+        query_input_dropout: the dropout rate on the query tower's input
+            (its features' embeddings, concatenated) in training: it keeps
+            the model from memorising each user's training items through
+            the user-id embedding. None picks the measured one: 0.5, or
+            0.25 with `user_history`.
+        id_embedding_dim: the narrowest embedding of the user-id and item-id
+            columns whose schema gives no `embedding_dim` (Merlin's rule
+            when it is wider); None keeps the rule.
+        user_history: the query tower reads each user's training items (a
+            `UserHistory`, filled by `fit` from the table it trains on)
+            instead of the user-id embedding; give its interactions with
+            ``model.set_history(train)`` before `fit`. Not the default
+            (docs/defaults.md).
+        history_keep_rate, history_max_length: the `UserHistory`'s.
+        untrained_user_ids: "mean": a user id that no training batch read
+            (a user new since training: the ETL's out-of-vocabulary id)
+            reads the mean of the trained user-id rows instead of its
+            row's random initial values; None keeps the row (docs/defaults.md).
+
+    Example:
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    """
+    schema_lib.validate_for_retrieval(schema)
+    schema_lib.require_domains(schema)
+    schema_lib.check_towers(schema)
+    if id_embedding_dim is not None:
+        schema = _widen_id_embeddings(schema, int(id_embedding_dim))
+    if dropout and min(len(query_units), len(candidate_units)) < 2:
+        raise ValueError(
+            f"TwoTowerModel: dropout={dropout} applies between a tower's dense layers and a tower has one "
+            f"(query_units={tuple(query_units)}, candidate_units={tuple(candidate_units)}); give more layers, "
+            "or use query_input_dropout= for the query tower's input"
+        )
+    user_id = schema_lib.user_id_column(schema)
+    if user_history and user_id is None:
+        raise ValueError(
+            "TwoTowerModel: user_history=True reads each user's training items by the column tagged user_id, "
+            "and the schema has none; tag one, or pass user_history=False"
+        )
+    if query_input_dropout is None:
+        query_input_dropout = DEFAULT_HISTORY_QUERY_INPUT_DROPOUT if user_history else DEFAULT_QUERY_INPUT_DROPOUT
+    if logits_temperature is None and outputs is None:
+        logits_temperature = DEFAULT_HISTORY_TEMPERATURE if user_history else DEFAULT_TEMPERATURE
+    if not 0.0 <= query_input_dropout < 1.0:
+        raise ValueError(f"TwoTowerModel: query_input_dropout must be in [0, 1), got {query_input_dropout}")
+
+    def tower(columns, units, input_dropout=0.0, history=None):
+        blocks = [keras.layers.Dropout(input_dropout)] if input_dropout else []
+        blocks.append(MLPBlock(list(units), dropout=dropout, no_activation_last_layer=True))
+        if l2_normalize:
+            blocks.append(keras.layers.UnitNormalization())
+        return Encoder(columns, *blocks, history=history, untrained_user_ids=untrained_user_ids)
+
+    query_columns, history = schema_lib.query_schema(schema), None
+    if user_history:
+        item_id = schema_lib.item_id_column(schema)
+        # The history stands in for the user-id embedding: with both, the
+        # id memorises each user's training items.
+        query_columns = query_columns.excluding_by_name([user_id])
+        history = history_lib.UserHistory(
+            num_users=schema_lib.cardinality(schema[user_id]),
+            num_items=schema_lib.cardinality(schema[item_id]),
+            output_dim=schema_lib.embedding_dim(schema[item_id]),
+            user_id_column=user_id,
+            item_id_column=item_id,
+            max_length=history_max_length,
+            keep_rate=history_keep_rate,
+            name="user_history",
+        )
+
+    if outputs is None:
+        # In-batch negatives over-penalise popular items; the streaming
+        # frequency estimate corrects them without needing item counts.
+        outputs = ContrastiveOutput(
+            negative_samplers=negative_samplers
+            or InBatchSampler(num_items=schema_lib.cardinality(schema[schema_lib.item_id_column(schema)])),
+            logits_temperature=logits_temperature,
+            logq_correction=logq_correction,
+        )
+    elif logits_temperature is not None or negative_samplers is not None:  # left as given when outputs= is
+        raise ValueError(
+            "TwoTowerModel: logits_temperature and negative_samplers configure the default output; "
+            "with outputs= given, pass them to the output instead"
+        )
+    return TwoTowerModelV2(
+        tower(query_columns, query_units, query_input_dropout, history),
+        tower(schema_lib.candidate_schema(schema), candidate_units),
+        outputs=outputs,
+        schema=schema,
+    )
+
+
+def _widen_id_embeddings(schema: Schema, dim: int) -> Schema:
+    ids = {schema_lib.item_id_column(schema), schema_lib.user_id_column(schema)}
+    columns = []
+    for col in schema:
+        if col.name in ids and col.properties.get("embedding_dim") is None and schema_lib.embedding_dim(col) < dim:
+            col = col.with_properties({**col.properties, "embedding_dim": dim})
+        columns.append(col)
+    result = Schema(columns)
+    result.name = getattr(schema, "name", None)
+    return result

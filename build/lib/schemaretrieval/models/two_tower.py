@@ -1,0 +1,386 @@
+"""The two-tower model: a query tower, a candidate tower and an output, `TwoTowerModelV2`.
+
+It is a ``keras.Model`` whose loss is computed in ``compute_loss`` (Keras's
+hook), so ``train_step`` is Keras's, behind checks of the batch against the
+schema. It keeps no table beside its weights: the catalog (`sr.data.Catalog`),
+exclusions (`sr.data.Exclusions`) and a user-history tower's interactions
+are given to the calls that use them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from keras import ops
+from merlin.schema import Schema, Tags
+
+from schemaretrieval import replicas
+from schemaretrieval import schema as schema_lib
+from schemaretrieval import training
+from schemaretrieval.data import checks
+from schemaretrieval.data.batches import Batches, example_batch
+from schemaretrieval.data.catalog import Catalog, as_catalog
+from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
+from schemaretrieval.data.read import read_frame, require_columns
+from schemaretrieval.evaluation.ranking import evaluate_ranking
+from schemaretrieval.layers.encoder import Encoder
+from schemaretrieval.models.defaults import DEFAULT_KS
+from schemaretrieval.retrieval.outputs import ContrastiveOutput
+from schemaretrieval.retrieval.topk import embedding_scorer
+from schemaretrieval.training.optimizers import default_optimizer
+
+__all__ = ["TwoTowerModelV2", "load_model"]
+
+
+@keras.saving.register_keras_serializable(package="schemaretrieval")
+class TwoTowerModelV2(keras.Model):
+    """A query tower and a candidate tower trained so that a query scores its
+    positive item above the negatives, by the dot product of their outputs.
+
+    `fit`, `evaluate` and `predict` are Keras's. They take what Keras takes
+    (a `tf.data.Dataset` of feature dicts, dicts of arrays) and, besides, a
+    pandas DataFrame or a parquet/csv path, batched from the schema with
+    `batch_size`: `fit` on a table is `sr.training.fit`, the one training
+    path (streaming, resume, early stopping, logs). `evaluate` reports the
+    training loss on held-out data; `evaluate_topk` ranks the whole catalog.
+
+    Args:
+        query_tower: an `Encoder` of the query (user) side.
+        candidate_tower: an `Encoder` of the candidate (item) side.
+        outputs: the loss layer; default `ContrastiveOutput` built from
+            `negative_samplers` and `logits_temperature`. Giving both
+            `outputs` and either of those is an error: they belong to the
+            output.
+        logits_temperature: for the default output (1.0 when None).
+        negative_samplers: for the default output ("in-batch" when None).
+        candidate_id_tag: the tag of the column that identifies a candidate.
+        schema: the whole schema, needed when the candidate tower does not
+            read the id column itself; default both towers' schemas.
+
+    Example:
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> query = sr.Encoder(sr.schema.query_schema(schema), sr.MLPBlock([16]))
+    >>> candidate = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([16]))
+    >>> model = sr.TwoTowerModelV2(query, candidate, logits_temperature=0.1)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(sr.data.synthetic(schema, 2000, seed=0), batch_size=256, verbose=0)
+    """
+
+    def __init__(
+        self,
+        query_tower: Encoder,
+        candidate_tower: Encoder,
+        outputs: ContrastiveOutput | None = None,
+        logits_temperature: float | None = None,
+        negative_samplers=None,
+        candidate_id_tag=Tags.ITEM_ID,
+        schema: Schema | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if outputs is not None and (logits_temperature is not None or negative_samplers is not None):
+            raise ValueError(
+                "TwoTowerModelV2: logits_temperature and negative_samplers configure the default output; "
+                "with outputs= given, pass them to the output instead"
+            )
+        if outputs is None:
+            outputs = ContrastiveOutput(
+                negative_samplers=negative_samplers or "in-batch",
+                logits_temperature=1.0 if logits_temperature is None else logits_temperature,
+            )
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.output_layer = outputs
+        self.candidate_id_tag = Tags(candidate_id_tag)
+        self.schema = schema if schema is not None else query_tower.schema + candidate_tower.schema
+        self._schema_given = schema is not None
+        id_columns = self.schema.select_by_tag(self.candidate_id_tag).column_names
+        if len(id_columns) != 1:
+            raise ValueError(
+                f"TwoTowerModelV2: expected one column tagged {self.candidate_id_tag.value!r} in the schema "
+                f"(pass schema= when the candidate tower does not read it), found {id_columns}"
+            )
+        self.candidate_id_column = id_columns[0]
+        user_ids = self.schema.select_by_tag(Tags.USER_ID).column_names
+        self.query_id_column = user_ids[0] if user_ids else None
+
+    # Keras plumbing ------------------------------------------------------
+
+    def compile(self, optimizer=None, **kwargs):
+        """Keras's `compile`; without an optimizer, the measured
+        `default_optimizer()` (Adam 1e-3, fit ending on the moving average
+        of the weights) rather than Keras's RMSprop."""
+        super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras's own skips any model whose compile is overridden; this one
+        # only fills in a missing optimizer, so a loaded model compiles as saved.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def call(self, features, training=None):
+        return {
+            "query": self.query_tower(features, training=training),
+            "candidate": self.candidate_tower(features, training=training),
+        }
+
+    def train_step(self, data):
+        """Keras's step behind checks of the batch against the schema: a
+        batch that did not come through `sr.data.to_arrays` (a user's
+        tf.data) with ids beyond the embedding tables, NaN/inf or no rows
+        fails naming the column and step, before any weight, sampler state
+        or optimizer count moves. (Under `jit_compile=True` XLA drops the
+        assertions; tables are checked by `to_arrays` either way.)"""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        assertions = checks.batch_assertions(x, self.schema, self.optimizer.iterations + 1)
+        with tf.control_dependencies(assertions):
+            return super().train_step(data)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = self.output_layer(
+            y_pred["query"],
+            y_pred["candidate"],
+            x[self.candidate_id_column],
+            sample_weight=sample_weight,
+            candidate_encoder=self.candidate_tower,
+            training=training,
+        )
+        if self.losses:
+            # Each replica adds them; Keras sums the replicas' gradients.
+            extra = ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
+            loss = loss + extra / replicas.num_replicas()
+        return loss
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, validation_data=None, shuffle=True,
+            seed=None, callbacks=None, verbose="auto", catalog: Catalog | None = None, **kwargs):
+        """Keras's `fit`; a DataFrame or path `x` goes through `sr.training.fit` (the one
+        training path: batched from the schema, streamed when too large, resumable
+        with ``checkpoint_dir=``, early stopping with ``early_stopping=``), and the
+        result is a Keras ``History``. Unless given, a table's `epochs` follow its
+        rows per item (`sr.training.default_epochs`: 12 to 32, not Keras's 1), other
+        input's are `DEFAULT_EPOCHS` (12), and a table's `batch_size` is
+        `DEFAULT_BATCH_SIZE` (128) (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
+        draw from one and for ranking ``validation_data``."""
+        if not _is_table(x):
+            if catalog is not None:
+                self.set_catalog(catalog)
+            self.check_ready_to_train()
+            self._build_variables()
+            if _is_table(validation_data):
+                validation_data = Batches(validation_data, self.schema, batch_size or 1024).dataset()
+            # A tf.data.Dataset shuffles itself; Keras warns when asked to.
+            shuffle = shuffle and not isinstance(x, tf.data.Dataset)
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs or training.DEFAULT_EPOCHS,
+                               validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
+                               verbose=verbose, **kwargs)
+        if y is not None:
+            raise ValueError("fit: a table carries its own columns; y= is for Keras's inputs")
+        unknown = set(kwargs) - {"ks", "checkpoint_dir", "checkpoint_every", "log_dir", "csv_path",
+                                 "early_stopping", "streaming"}
+        if unknown:
+            raise TypeError(f"fit on a table: unexpected argument(s) {sorted(unknown)}; see sr.training.fit")
+        history = training.fit(self, x, epochs=epochs, batch_size=batch_size,
+                               seed=0 if seed is None else seed, shuffle=shuffle, validation_data=validation_data,
+                               catalog=catalog, callbacks=callbacks or (), verbose=verbose, **kwargs)
+        result = keras.callbacks.History()
+        result.set_model(self)
+        result.history = history
+        return result
+
+    def check_ready_to_train(self):
+        """Raises, saying what to give, when a sampler or the query tower lacks what it reads."""
+        if getattr(self.output_layer, "needs_catalog", lambda: False)():
+            raise ValueError(
+                "fit: a sampler draws from the catalog and has none; give it: "
+                "model.fit(train, catalog=sr.data.Catalog.from_interactions(train, schema)) or model.set_catalog(...)")
+        history = getattr(self.query_tower, "history", None)
+        if history is not None and not history.has_interactions():
+            raise ValueError(
+                "fit: the query tower reads each user's training history and has none; give it first: "
+                "model.set_history(train) (a table or path with the user-id and item-id columns)")
+
+    def set_history(self, interactions):
+        """Gives a query tower's `UserHistory` the training interactions: a table (or
+        path) with the user-id and item-id columns; read two columns at a time."""
+        history = getattr(self.query_tower, "history", None)
+        if history is None:
+            raise ValueError("set_history: the query tower has no UserHistory")
+        users, items = history.user_id_column, history.item_id_column
+        if isinstance(interactions, (str,)) or hasattr(interactions, "__fspath__"):
+            from schemaretrieval.data import parquet
+
+            if parquet.row_groups(interactions):
+                columns = parquet.read_columns(interactions, [users, items])
+                history.set_interactions(columns[users], columns[items])
+                return
+        frame, source = read_frame(interactions, "set_history")
+        require_columns(frame, [users, items], source, "set_history (interactions: user id, item id)")
+        history.set_interactions(np.asarray(frame[users]), np.asarray(frame[items]))
+
+    def _build_variables(self):
+        # Variables first created inside a traced training step cannot be
+        # lifted out of an XLA-compiled function (jit_compile=True fails).
+        if not self.built:
+            self.build()
+        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def set_catalog(self, catalog: Catalog):
+        """Gives the samplers that draw from the catalog ("uniform", "popularity") or take
+        its item counts (logQ of "in-batch" without counts, "cross-batch") a `sr.data.Catalog`.
+
+        Build one with ``sr.data.Catalog.from_interactions(train, schema)`` (its
+        counts are those rows'), or ``Catalog(table, schema, counts=...)``.
+        """
+        if not isinstance(catalog, Catalog):
+            raise TypeError(f"set_catalog: expected a sr.data.Catalog, got {type(catalog).__name__}")
+        self.output_layer.set_catalog(catalog, replace=True)
+        # A traced training step holds the old catalog as constants.
+        self.train_function = self.test_function = None
+
+    def default_catalog(self, why: str) -> Catalog:
+        """The catalog when none is given: every id of the item-id domain, which only a
+        candidate tower that reads nothing but the id can rank; else an error saying ``why``."""
+        try:
+            return Catalog.of_domain(self.schema.select_by_name(self.candidate_tower.column_names))
+        except ValueError as err:
+            raise ValueError(f"{why}: give catalog= ({err})") from None
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Keras's `evaluate`: the loss on held-out batches (see `evaluate_topk`)."""
+        if _is_table(x):
+            x, batch_size = Batches(x, self.schema, batch_size or training.DEFAULT_BATCH_SIZE).dataset(), None
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def get_config(self):
+        config = {
+            **super().get_config(),
+            "query_tower": keras.saving.serialize_keras_object(self.query_tower),
+            "candidate_tower": keras.saving.serialize_keras_object(self.candidate_tower),
+            "outputs": keras.saving.serialize_keras_object(self.output_layer),
+            "candidate_id_tag": self.candidate_id_tag.value,
+        }
+        if self._schema_given:
+            config["schema"] = schema_lib.schema_to_dict(self.schema)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("query_tower", "candidate_tower", "outputs"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        if "schema" in config:
+            config["schema"] = schema_lib.schema_from_dict(config["schema"])
+        return cls(**config)
+
+    def build(self, input_shape=None):
+        # The towers' weights take their shapes from a batch: one row of
+        # in-domain values from the schema creates them (before fit, and
+        # before a saved model's weights are loaded).
+        outputs = self.call(example_batch(self.schema))
+        if hasattr(self.output_layer, "build_samplers"):
+            # Sampler state sized by the candidate embeddings (a memory bank).
+            self.output_layer.build_samplers(outputs["candidate"].shape[-1])
+        self.built = True
+
+    def get_build_config(self):
+        # Keras skips build_from_config when this is None: a model saved before
+        # it was built has no weights to load either.
+        return {"from": "schema"} if self.built else None
+
+    def build_from_config(self, config):
+        self.build()
+
+    # Embeddings and retrieval ---------------------------------------------
+
+    def embed(self, tower: Encoder, data, batch_size: int = 4096) -> np.ndarray:
+        """Runs one tower over a table (DataFrame, path or dict of arrays), or a `Catalog`."""
+        if isinstance(data, Catalog):
+            data = data.frame
+        schema = self.schema.select_by_name(tower.column_names)
+        run = self._inference_function(tower)
+        batches = Batches(data, schema, batch_size).dataset()
+        return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in batches], axis=0)
+
+    def _inference_function(self, tower):
+        # One traced function per tower for the model's life: a new one per
+        # call retraced (and warned) at every per-epoch evaluation. Kept out
+        # of Keras's attribute tracking, which would wrap the dict.
+        functions = self.__dict__.setdefault("_inference_functions", {})
+        if id(tower) not in functions:
+            functions[id(tower)] = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
+        return functions[id(tower)]
+
+    def query_embeddings(self, data, batch_size: int = 4096) -> np.ndarray:
+        """Query-tower outputs, one row per row of `data`."""
+        return self.embed(self.query_tower, data, batch_size)
+
+    def candidate_embeddings(self, candidates, batch_size: int = 4096) -> np.ndarray:
+        """Candidate-tower outputs, one row per row of `candidates` (a table or a `Catalog`)."""
+        return self.embed(self.candidate_tower, candidates, batch_size)
+
+    def evaluate_topk(
+        self,
+        data,
+        catalog=None,
+        ks: Sequence[int] = DEFAULT_KS,
+        exclude=None,
+        batch_size: int = 4096,
+    ) -> dict[str, float]:
+        """Ranks the whole catalog for every row of `data` (one query per
+        interaction; its item is the one relevant answer).
+
+        Args:
+            data: held-out interactions (DataFrame or path).
+            catalog: a `sr.data.Catalog` (or a table with one row per item);
+                None: every id of the item-id domain, when the candidate
+                tower reads nothing but the id.
+            ks: the cut-offs.
+            exclude: an `sr.data.Exclusions`, or interactions (e.g. the
+                training set), whose items are removed from the ranking of
+                the same user, as TFRS's `query_with_exclusions`.
+
+        Returns:
+            {"recall@10": ..., "ndcg@10": ..., "mrr@10": ..., "precision@10": ...,
+            "map@10": ..., ...} averaged over the queries.
+        """
+        data, _ = read_frame(data, "evaluate_topk")
+        catalog = as_catalog(catalog, self.schema) if catalog is not None else self.default_catalog("evaluate_topk")
+        scorer = embedding_scorer(self.query_embeddings(data, batch_size), self.candidate_embeddings(catalog, batch_size))
+        exclude = as_exclusions(exclude, self.query_id_column, self.candidate_id_column, "evaluate_topk: exclude=")
+        return evaluate_ranking(
+            scorer,
+            catalog_positions(catalog.ids, data[self.candidate_id_column].to_numpy()),
+            ks=ks,
+            exclude=None if exclude is None else exclude.positions(data[self.query_id_column].to_numpy(), catalog.ids),
+        )
+
+
+def _is_table(data) -> bool:
+    """A DataFrame or a path (what the model batches from the schema itself),
+    rather than Keras's own inputs."""
+    return isinstance(data, (pd.DataFrame, str)) or hasattr(data, "__fspath__")
+
+
+def load_model(path):
+    """Loads a model written by `model.save(path)` (a `.keras` file).
+
+    The library's layers register themselves with Keras when
+    `schemaretrieval` is imported, so no `custom_objects` are needed.
+
+    >>> import tempfile, os
+    >>> import schemaretrieval as sr
+    >>> model = sr.TwoTowerModel(sr.load_schema("schemas/synthetic.yaml"))
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    >>> model.save(path)
+    >>> type(load_model(path)).__name__
+    'TwoTowerModelV2'
+    """
+    return keras.saving.load_model(path)

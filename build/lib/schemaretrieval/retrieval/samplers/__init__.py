@@ -1,0 +1,23 @@
+"""Where the negatives of a batch come from (see ``base`` for the interface).
+
+* ``in_batch``: `InBatchSampler`, "in-batch".
+* ``catalog``: `UniformSampler` ("uniform"), `PopularitySampler` ("popularity").
+* ``cross_batch``: `CrossBatchSampler`, "cross-batch".
+"""
+
+from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives, get_sampler, get_samplers
+from schemaretrieval.retrieval.samplers.catalog import PopularitySampler, UniformSampler, inclusion_probability
+from schemaretrieval.retrieval.samplers.cross_batch import CrossBatchSampler
+from schemaretrieval.retrieval.samplers.in_batch import InBatchSampler
+
+__all__ = [
+    "CandidateSampler",
+    "Negatives",
+    "get_sampler",
+    "get_samplers",
+    "InBatchSampler",
+    "UniformSampler",
+    "PopularitySampler",
+    "CrossBatchSampler",
+    "inclusion_probability",
+]

@@ -1,0 +1,400 @@
+"""The serving export: a SavedModel that answers top-k from raw query features, TensorFlow alone.
+
+`export_serving(model, catalog, path, artifacts=ETL_OUT)` writes::
+
+    path/
+      saved_model.pb, variables/     the retrieval SavedModel (tf.Module)
+      query_tower/                   the query tower alone: encoded features -> embedding
+      candidate_embeddings.parquet   id (raw when the ETL's vocabulary has it), vector
+      users.parquet                  one row of encoded query features per user (with users=)
+      serving.json                   the signatures' features, k, catalog size, what is excluded
+
+The SavedModel needs nothing but TensorFlow to load::
+
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["serving_default"](user_id=..., user_age=..., ...)
+    out["ids"], out["scores"]                                   # [batch, k] best first
+    out = loaded.signatures["recommend"](**features, excluded=ids, k=tf.constant(20))
+
+Inputs (``serving_default``, ``recommend``, ``query_embedding``) are the query
+tower's columns, one value per row (a list column: ``[batch, L]``, padded
+with ""/-1). With the ETL's artifacts, a column it has a vocabulary for takes
+its *raw* values as strings (an unknown value becomes the OOV id), a
+continuous column its *raw* value (the graph replays the ETL's fitted steps),
+and the item ids come out raw; without, inputs are the model's encoded ones
+and an id outside the schema's domain is an error naming the column.
+``recommend_encoded`` always takes the encoded inputs (what users.parquet
+holds). With ``exclude=``, every signature also leaves out the items each
+known user has in those interactions (looked up by the encoded user id); a
+slot that exclusion leaves without an item has score -inf and id -1 ("").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from schemaretrieval.data.catalog import as_catalog
+from schemaretrieval.data.checks import domain_assertion
+from schemaretrieval.data.exclusions import as_exclusions
+from schemaretrieval.data.read import read_frame, require_columns
+from schemaretrieval.etl.artifacts import as_artifacts
+from schemaretrieval.schema import columns
+from schemaretrieval.schema.columns import CATEGORICAL, PAD
+from schemaretrieval.serving.indexes import BruteForce, TopKIndex
+
+__all__ = ["SERVING_FILE", "export_serving", "feature_specs"]
+
+SERVING_FILE = "serving.json"
+
+
+def feature_specs(model, artifacts) -> list[dict]:
+    """One entry per query-tower column: how the signatures take it, and for a continuous
+    column with fitted ETL steps, the steps the graph applies.
+
+    >>> import schemaretrieval as sr
+    >>> model = sr.TwoTowerModel(sr.load_schema("schemas/synthetic.yaml"))
+    >>> [(spec["name"], spec["dtype"]) for spec in feature_specs(model, sr.etl.Artifacts())]
+    [('user_id', 'int64'), ('user_age', 'float32'), ('user_country', 'int64')]
+    """
+    specs = []
+    for name in model.query_tower.column_names:
+        col = model.schema[name]
+        kind = columns.kind(col)
+        vocab = name in artifacts.vocabularies
+        spec = {"name": name, "kind": kind, "list": columns.is_list(col), "vocabulary": vocab}
+        if kind == CATEGORICAL:
+            dom = columns.domain(col)
+            spec["dtype"] = "string" if vocab else "int64"
+            spec["range"] = [int(dom[0]), int(dom[1])] if dom else None
+        else:
+            spec["dtype"] = "float32"
+            transform = artifacts.continuous.get(name)
+            spec["transform"] = [[step, arg] for step, arg in transform.steps] if transform is not None else None
+        specs.append(spec)
+    return specs
+
+
+def _tensor_spec(spec, encoded=False):
+    dtype = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}[spec["dtype"]]
+    if encoded:
+        dtype = tf.int64 if spec["kind"] == CATEGORICAL else tf.float32
+    return tf.TensorSpec([None, None] if spec["list"] else [None], dtype, name=spec["name"])
+
+
+@dataclass
+class _Seen:
+    """Each known user's seen items, as the graph stores them: the catalog positions of
+    user ``users[i]`` (its encoded id) are ``positions[indptr[i]:indptr[i + 1]]``."""
+
+    users: np.ndarray
+    indptr: np.ndarray
+    positions: np.ndarray
+
+
+class _Retrieval(tf.Module):
+    """The exported module: features (+ excluded ids) -> top-k ids and scores, each
+    user's seen items (when stored) excluded too."""
+
+    def __init__(self, model, specs, artifacts, top_k, item_ids, k, seen=None):
+        super().__init__(name="retrieval")
+        self.tower = model.query_tower
+        self.tower_variables = list(model.query_tower.variables)
+        self.specs = specs
+        self._transforms = artifacts.continuous  # plain Python: traced into constants, nothing to save
+        self.k = int(k)
+        self.top_k = top_k
+        self.num_candidates = int(len(item_ids))
+        self.user_id = model.query_id_column
+        self.tables = {}
+        for spec in specs:
+            if spec["vocabulary"]:
+                vocab = artifacts.vocabularies[spec["name"]]
+                self.tables[spec["name"]] = tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(tf.constant(vocab.values.astype(str)),
+                                                        tf.constant(vocab.codes, tf.int64)),
+                    default_value=tf.constant(int(vocab.oov), tf.int64))
+        strings = item_ids.dtype.kind in "USO"
+        self.item_dtype = tf.string if strings else tf.int64
+        keys = tf.constant(item_ids.astype(str) if strings else item_ids.astype(np.int64))
+        self.item_ids = tf.Variable(keys, trainable=False, name="item_ids")
+        self.item_positions = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.range(self.num_candidates, dtype=tf.int64)),
+            default_value=tf.constant(-1, tf.int64))
+        # What fills a slot when fewer than k items are left unexcluded.
+        self.fill_id = tf.constant("" if strings else -1, self.item_dtype)
+        # No user with seen items: nothing to look up (a lookup table cannot be empty).
+        self.has_seen = seen is not None and len(seen.users) > 0
+        if self.has_seen:
+            # encoded user id -> its row of a ragged [users, seen items]; any other id -> the last row, empty
+            self.seen_rows = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(seen.users, tf.int64),
+                                                    tf.range(len(seen.users), dtype=tf.int64)),
+                default_value=tf.constant(len(seen.users), tf.int64))
+            self.seen_splits = tf.Variable(np.append(seen.indptr, seen.indptr[-1]).astype(np.int64),
+                                           trainable=False, name="seen_splits")
+            self.seen_positions = tf.Variable(seen.positions.astype(np.int32), trainable=False, name="seen_positions")
+
+    def encode(self, features):
+        """Raw features -> the model's inputs (vocabulary lookups, the ETL's continuous
+        steps, range checks)."""
+        out = {}
+        for spec in self.specs:
+            name = spec["name"]
+            value = features[name]
+            if spec["vocabulary"]:
+                codes = self.tables[name].lookup(value)
+                # list columns pad with "" -> the model's padding -1
+                value = tf.where(value == "", tf.constant(PAD, tf.int64), codes) if spec["list"] else codes
+            elif spec.get("transform") is not None:
+                value = self._transforms[name](value)
+            out[name] = value
+        return self.checked(out)
+
+    def checked(self, encoded):
+        """The encoded inputs behind the checks of their ids against the schema's domains."""
+        checks = [domain_assertion(encoded[spec["name"]], spec["name"], spec["range"][0], spec["range"][1],
+                                   spec["list"]) for spec in self.specs
+                  if spec["kind"] == CATEGORICAL and spec["range"] is not None]
+        with tf.control_dependencies(checks):
+            return {name: tf.identity(value) for name, value in encoded.items()}
+
+    def embed(self, encoded):
+        return tf.cast(self.tower(encoded, training=False), tf.float32)
+
+    def seen(self, encoded):
+        """[batch, most seen] catalog positions of each row's seen items, -1 padded."""
+        rows = self.seen_rows.lookup(tf.cast(encoded[self.user_id], tf.int64))
+        table = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits, validate=False)
+        return tf.cast(tf.gather(table, rows).to_tensor(default_value=-1), tf.int64)
+
+    def topk(self, encoded, excluded, k):
+        # The checks gate the top-k: run in parallel, TopK's own error about
+        # k could win the race and hide the catalog size.
+        checks = [
+            tf.debugging.assert_less_equal(tf.cast(k, tf.int64), tf.constant(self.num_candidates, tf.int64),
+                                           message=f"k is larger than the catalog size {self.num_candidates}"),
+            tf.debugging.assert_positive(k, message="k must be >= 1"),
+        ]
+        with tf.control_dependencies(checks):
+            queries = tf.identity(self.embed(encoded))
+        excluded_positions = self.item_positions.lookup(excluded)  # [B, M], -1 for padding / unknown
+        if self.has_seen:
+            excluded_positions = tf.concat([excluded_positions, self.seen(encoded)], axis=1)
+        scores, positions = self.top_k(queries, k, excluded_positions)
+        ids = tf.gather(self.item_ids, tf.maximum(positions, 0))
+        # -1: an excluded slot, fewer than k items were left
+        ids = tf.where(positions < 0, self.fill_id, ids)
+        return {"scores": scores, "ids": ids}
+
+
+def _no_exclusions(batch, dtype):
+    return tf.zeros([batch, 0], dtype) if dtype == tf.int64 else tf.fill([batch, 0], "")
+
+
+def _signatures(module, specs):
+    names = [spec["name"] for spec in specs]
+    raw = [_tensor_spec(spec) for spec in specs]
+    encoded = [_tensor_spec(spec, encoded=True) for spec in specs]
+    excluded = tf.TensorSpec([None, None], module.item_dtype, name="excluded")
+    k_spec = tf.TensorSpec([], tf.int32, name="k")
+
+    @tf.function(input_signature=raw + [excluded, k_spec])
+    def recommend(*args):
+        return module.topk(module.encode(dict(zip(names, args[:-2]))), args[-2], args[-1])
+
+    @tf.function(input_signature=encoded + [excluded, k_spec])
+    def recommend_encoded(*args):
+        return module.topk(module.checked(dict(zip(names, args[:-2]))), args[-2], args[-1])
+
+    # The default k through `recommend`'s graph: a trace of its own of the
+    # towers and the top-k costs about a sixth of an export's time.
+    @tf.function(input_signature=raw)
+    def serving_default(*args):
+        batch = tf.shape(args[0])[0]
+        top = recommend(*args, _no_exclusions(batch, module.item_dtype), tf.constant(module.k))
+        return {name: tf.ensure_shape(value, [None, module.k]) for name, value in top.items()}
+
+    @tf.function(input_signature=raw)
+    def query_embedding(*args):
+        return {"embedding": module.embed(module.encode(dict(zip(names, args))))}
+
+    module.recommend, module.recommend_encoded = recommend, recommend_encoded
+    module.serving_default, module.query_embedding = serving_default, query_embedding
+    return {name: fn.get_concrete_function() for name, fn in (
+        ("serving_default", serving_default), ("recommend", recommend),
+        ("recommend_encoded", recommend_encoded), ("query_embedding", query_embedding))}
+
+
+def _query_tower_module(model, specs):
+    """The query tower alone on the model's (encoded) inputs."""
+    module = tf.Module(name="query_tower")
+    module.tower = model.query_tower
+    module.tower_variables = list(model.query_tower.variables)
+    names = [spec["name"] for spec in specs]
+
+    @tf.function(input_signature=[_tensor_spec(spec, encoded=True) for spec in specs])
+    def serving_default(*args):
+        return {"embedding": tf.cast(module.tower(dict(zip(names, args)), training=False), tf.float32)}
+
+    module.serving_default = serving_default
+    return module, {"serving_default": serving_default.get_concrete_function()}
+
+
+def _check_replayable(model, artifacts):
+    """Every continuous query column has fitted steps the graph can replay: a raw input
+    must never reach the tower untransformed."""
+    for name in model.query_tower.column_names:
+        if columns.kind(model.schema[name]) == CATEGORICAL:
+            continue
+        if name not in artifacts.continuous:
+            raise ValueError(
+                f"export_serving: the query tower reads the continuous column {name!r}, which the ETL's artifacts "
+                f"do not have (its continuous columns: {sorted(artifacts.continuous)}); export with the artifacts "
+                "of the ETL the model's data came from")
+        if artifacts.continuous[name].error is not None:
+            raise ValueError(
+                f"export_serving: the query tower reads {name!r}, but {artifacts.continuous[name].error}; leave it "
+                "out of the query tower, or export without artifacts= and pass every input encoded")
+
+
+def _check_oov_code_is_free(specs, artifacts):
+    """A query column's vocabulary given by the caller may not give a raw value the code
+    unknown values get: the graph would serve both as one user."""
+    for spec in specs:
+        if spec["vocabulary"]:
+            vocab = artifacts.vocabularies[spec["name"]]
+            taken = vocab.values[vocab.codes == vocab.oov]
+            if len(taken):
+                raise ValueError(
+                    f"export_serving: the vocabulary of {spec['name']!r} gives {taken[0]!r} code {vocab.oov}, the "
+                    "code of unknown values; leave that code free, or give Vocabulary(values, codes, oov=...)")
+
+
+def _seen_items(model, exclude, catalog_ids, artifacts) -> _Seen:
+    """Each user's items in ``exclude`` as catalog positions, keyed by the encoded user id
+    the graph computes (the OOV id left out)."""
+    uid = model.query_id_column
+    exclude = as_exclusions(exclude, uid, model.candidate_id_column, "export_serving: exclude=")
+    if uid not in model.query_tower.column_names:
+        raise ValueError(
+            f"export_serving: exclude= matches users by {uid!r}, which the query tower does not read (it reads "
+            f"{model.query_tower.column_names}), so the graph has no user id to look seen items up by")
+    users = exclude.users
+    if len(users) and not np.issubdtype(np.asarray(users).dtype, np.integer):
+        raise ValueError(
+            f"export_serving: exclude= holds {np.asarray(users).dtype} user ids; seen items are keyed by the "
+            "encoded (integer) user id, so pass the interactions as the model was fit on them")
+    users = np.asarray(users, np.int64)
+    if uid in artifacts.vocabularies:
+        # Ids the vocabulary does not know are its OOV id: an unknown user has seen nothing.
+        users = users[users != artifacts.vocabularies[uid].oov]
+    indptr, positions = exclude.positions(users, catalog_ids)
+    return _Seen(users, indptr, positions)
+
+
+def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=None, exclude=None,
+                   index: TopKIndex | None = None) -> Path:
+    """Writes the retrieval SavedModel, the query tower and the candidate embeddings.
+
+    Args:
+        model: a trained `TwoTowerModelV2`.
+        catalog: a `sr.data.Catalog` (or a table with one row per item); None
+            when the candidate tower reads only the item id (every id of its domain).
+        path: the directory to write (created).
+        k: results of the default signature (``recommend`` takes k).
+        artifacts: the ETL's output (its directory, what ``fit_transform``
+            returned, or `sr.etl.Artifacts`), or a mapping of vocabularies: the
+            signatures then take raw ids and raw continuous values and give raw
+            item ids. None: the model's encoded inputs.
+        users: one row of (encoded) query features per user, written to
+            users.parquet for ``schemaretrieval recommend --user`` (the last
+            row of a user wins).
+        exclude: an `sr.data.Exclusions`, or interactions (encoded, as the
+            model was fit on them; e.g. the training set), whose items every
+            signature leaves out of the same user's results, besides the
+            caller's ``excluded``: k results are still returned.
+        index: the index whose ``graph_top_k()`` ranks the catalog in the graph
+            (default `BruteForce`, exact).
+
+    Returns:
+        the path.
+
+    Example: export with each user's training items left out, then ask the
+    export for one user's top 5 and for an item's neighbours.
+
+    >>> import tempfile
+    >>> import schemaretrieval as sr
+    >>> from schemaretrieval.serving import client
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> train = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(train, epochs=1, verbose=0)
+    >>> users = train.drop_duplicates("user_id")[["user_id", "user_age", "user_country"]]
+    >>> catalog = sr.data.Catalog.from_interactions(train, schema)
+    >>> path = export_serving(model, catalog, tempfile.mkdtemp(), k=5, users=users, exclude=train)
+    >>> user = int(train["user_id"].iloc[0])
+    >>> top = client.recommend_from_export(path, user, k=5)
+    >>> len(top), set(train.loc[train["user_id"] == user, "item_id"]) & {item for item, _ in top}
+    (5, set())
+    >>> len(client.similar_items(path, top[0][0], k=3))
+    3
+    """
+    path = Path(path)
+    artifacts = as_artifacts(artifacts)
+    if artifacts.continuous:
+        _check_replayable(model, artifacts)
+    catalog = as_catalog(catalog, model.schema) if catalog is not None else model.default_catalog("export_serving")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(catalog):
+        raise ValueError(f"export_serving: k={k!r} must be in [1, the catalog size {len(catalog)}]")
+    codes = catalog.ids.astype(np.int64)
+    seen = None if exclude is None else _seen_items(model, exclude, codes, artifacts)
+    if not model.built:
+        # An untrained model's query tower would otherwise create its weights
+        # inside a traced signature, where the SavedModel does not track them.
+        model.build()
+    embeddings = model.candidate_embeddings(catalog).astype(np.float32)
+    item_vocab = artifacts.vocabularies.get(model.candidate_id_column)
+    item_ids = item_vocab.decode(codes).astype(str) if item_vocab is not None else codes
+    top_k = (index or BruteForce()).index(embeddings, item_ids).graph_top_k()
+    specs = feature_specs(model, artifacts)
+    _check_oov_code_is_free(specs, artifacts)
+
+    path.mkdir(parents=True, exist_ok=True)
+    module = _Retrieval(model, specs, artifacts, top_k, item_ids, k, seen)
+    tf.saved_model.save(module, str(path), signatures=_signatures(module, specs))
+    tower, tower_signatures = _query_tower_module(model, specs)
+    tf.saved_model.save(tower, str(path / "query_tower"), signatures=tower_signatures)
+
+    pd.DataFrame({"id": item_ids, "vector": list(embeddings)}).to_parquet(path / "candidate_embeddings.parquet")
+    if users is not None:
+        frame, source = read_frame(users, "export_serving: users=")
+        names = [spec["name"] for spec in specs]
+        require_columns(frame, names, source, "export_serving: users=")
+        frame = frame[names]
+        uid = model.query_id_column
+        if uid in names:
+            frame = frame.drop_duplicates(uid, keep="last")
+            if uid in artifacts.vocabularies:
+                # How a client finds a user by the raw id it knows.
+                frame = frame.assign(raw_user_id=artifacts.vocabularies[uid].decode(frame[uid].to_numpy()))
+        frame.reset_index(drop=True).to_parquet(path / "users.parquet")
+    meta = {
+        "features": specs,
+        "k": int(k),
+        "catalog_size": int(len(catalog)),
+        "user_id": model.query_id_column,
+        "item_id": model.candidate_id_column,
+        "item_ids": "string" if item_vocab is not None else "int64",
+        "users": users is not None,
+        "exclude_seen": seen is not None,
+        "seen_users": 0 if seen is None else int(len(seen.users)),
+    }
+    (path / SERVING_FILE).write_text(json.dumps(meta, indent=2))
+    return path

@@ -1,0 +1,29 @@
+"""Training: the one fit path, its checkpoints and callbacks, and the measured optimizer.
+
+* ``fit``: `fit` (streams, resumes, stops early, logs) and `set_seed`.
+* ``checkpoints``: `Checkpointer`, `CheckpointCallback`.
+* ``callbacks``: `TopKCallback`, `EarlyStopping` and the epoch bookkeeping.
+* ``defaults``: the batch size and the epochs rule when none are given.
+* ``optimizers``: `AveragedAdam`, `default_optimizer`.
+* ``plots``: the loss and recall@k per epoch of a run, as a PNG.
+"""
+
+from schemaretrieval.training.callbacks import EarlyStopping, TopKCallback
+from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, default_epochs
+from schemaretrieval.training.fit import fit, set_seed
+from schemaretrieval.training.optimizers import AveragedAdam, default_optimizer
+
+__all__ = [
+    "EarlyStopping",
+    "TopKCallback",
+    "CheckpointCallback",
+    "Checkpointer",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_EPOCHS",
+    "default_epochs",
+    "fit",
+    "set_seed",
+    "AveragedAdam",
+    "default_optimizer",
+]
