@@ -5,6 +5,7 @@
 * ``evaluate``: a saved model beside baselines, recall@1..100.
 * ``serve``: ``recommend`` and ``similar-items`` from an export.
 * ``common``: the data sources and splits they share.
+* ``startup``: TensorFlow's devices started without the cuInit line of a machine with no GPU.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     # inputs, "Assets written to") says nothing a user can act on.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("schemaretrieval").setLevel(logging.INFO)
-    from schemaretrieval.cli import etl, evaluate, serve, train
+    from schemaretrieval.cli import etl, evaluate, serve, startup, train
 
     parser = argparse.ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +38,7 @@ def main(argv=None) -> int:
     evaluate.add_parser(sub)
     serve.add_parsers(sub)
     args = parser.parse_args(argv)
+    startup.start_devices()
     try:
         args.run(args)
     except (ValueError, KeyError, FileNotFoundError) as error:
