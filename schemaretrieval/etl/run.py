@@ -424,7 +424,8 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
             schema_lib.save_schema(processed, out / split / "schema.pbtxt")
     schema_lib.save_schema(processed, wf_dir / "schema.yaml")
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
-    log.info("ETL wrote %d train rows%s to %s", rows,
+    # What the CLI prints as its result; a library caller has the returned ETLOutput.
+    log.debug("ETL wrote %d train rows%s to %s", rows,
              f" and {report['valid']['rows']} valid rows" if valid_ds is not None else "", out)
     return ETLOutput(out, out / "train", out / "valid" if valid_ds is not None else None,
                      processed, wf_dir, counts, report)
