@@ -1,4 +1,5 @@
-"""TensorFlow's devices started without the one start-up line a machine without a GPU can do without.
+"""How a command starts and ends: TensorFlow's devices started without the one start-up
+line a machine without a GPU can do without, and the process ended without a crash at exit.
 
 TensorFlow 2.21's wheel is built for CUDA. On a machine where no CUDA
 driver loads, its import says so ("Could not find cuda drivers on your
@@ -15,17 +16,26 @@ through a filter that drops that one line, and only where no CUDA driver
 loads: on a machine with a driver a failing cuInit is a real error, and is
 left alone. The lines TensorFlow writes while it is imported, before the
 command runs, are the README's "start-up lines".
+
+`end_process` ends the command's process once its output is flushed,
+without the interpreter's teardown: with TensorFlow 2.21 imported before
+pyarrow 18.1 converts a parquet table (``pd.read_parquet``), about one exit
+in two aborted in C++ teardown ("terminate called without an active
+exception", exit status 134) after the command had finished, or had printed
+its one-line error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import sys
 import threading
+import traceback
 
-__all__ = ["cuda_driver_loads", "dropping_lines", "start_devices", "NO_DRIVER_LINE"]
+__all__ = ["cuda_driver_loads", "dropping_lines", "start_devices", "end_process", "NO_DRIVER_LINE"]
 
 #: What the line dropped where no CUDA driver loads contains.
 NO_DRIVER_LINE = b"] failed call to cuInit: "
@@ -99,3 +109,34 @@ def start_devices() -> None:
         return
     with dropping_lines(NO_DRIVER_LINE):
         tf.config.list_physical_devices()
+
+
+def end_process(command, argv) -> None:
+    """Runs ``command(argv)`` and ends the process with its exit status (0 when it
+    returns, a `SystemExit`'s code, 1 with the traceback for an unexpected error,
+    130 for Ctrl-C), once stdout, stderr and the logs are flushed, by
+    ``os._exit``: the interpreter's teardown, where the abort happens (see the
+    module docstring), is skipped. Never returns.
+
+    >>> end_process  # doctest: +ELLIPSIS
+    <function end_process at ...>
+    """
+    try:
+        command(argv)
+        status = 0
+    except SystemExit as exit:
+        code = exit.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        status = code or 0
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException:  # a bug, not the user's error: its traceback, as Python would print it
+        traceback.print_exc()
+        status = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
