@@ -44,6 +44,7 @@ EXAMPLES = {
     "layers.mlp": 2,
     "models.factory": 4,
     "models.two_tower": 13,
+    "progress": 16,
     "registry": 5,
     "retrieval.losses": 21,
     "retrieval.outputs": 8,

@@ -5,6 +5,8 @@
 * ``evaluate``: a saved model beside baselines, recall@1..100.
 * ``serve``: ``recommend`` and ``similar-items`` from an export.
 * ``common``: the data sources and splits they share.
+* ``startup``: TensorFlow's devices started without the cuInit line of a machine with no GPU,
+  and the process ended without the crash of the stack's teardown.
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ __all__ = ["main"]
 def main(argv=None) -> int:
     """Parses ``argv`` and runs the command; a user's error is one line on stderr and exit status 2.
 
+    Without ``argv`` (the ``schemaretrieval`` command, ``python -m schemaretrieval``)
+    it is the whole process and ends it (`startup.end_process`).
+
     >>> main(["train", "--epochs", "0"])  # doctest: +SKIP
     """
+    if argv is None:
+        from schemaretrieval.cli.startup import end_process
+
+        end_process(main, sys.argv[1:])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The library's own INFO (the ETL engine, what was written) and every
     # library's warnings; TensorFlow's INFO (the SavedModel's renamed captured
     # inputs, "Assets written to") says nothing a user can act on.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("schemaretrieval").setLevel(logging.INFO)
-    from schemaretrieval.cli import etl, evaluate, serve, train
+    from schemaretrieval.cli import etl, evaluate, serve, startup, train
 
     parser = argparse.ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +46,7 @@ def main(argv=None) -> int:
     evaluate.add_parser(sub)
     serve.add_parsers(sub)
     args = parser.parse_args(argv)
+    startup.start_devices()
     try:
         args.run(args)
     except (ValueError, KeyError, FileNotFoundError) as error:

@@ -18,12 +18,18 @@ artifacts/ (vocabularies, continuous steps, item counts: what the serving
 export reads to take raw ids) and etl_report.json (OOV counts). See docs/etl.md.
 
 --movielens DIR reads a GroupLens folder instead of --train (the bundled
-schema of the variant unless --schema is given) and splits it (--split).
+schema of the variant unless --schema is given) and splits it (--split), or
+takes a given split: --train-ids FILE and/or --valid-ids FILE, ids files of
+one rating per line whose first two fields are the raw user and item ids
+(ml-100k's own u1.base / u1.test are ids files; with one of the two files,
+the other part is every rating it does not name). See docs/etl.md.
 
 examples:
   schemaretrieval etl --schema schemas/movielens-100k.yaml --train raw/train.parquet \\
       --valid raw/valid.parquet --out data/ml100k
   schemaretrieval etl --movielens ~/data/ml-100k --split leave-last --out data/ml100k
+  schemaretrieval etl --movielens ~/data/ml-100k --train-ids ~/data/ml-100k/u1.base \
+      --valid-ids ~/data/ml-100k/u1.test --out data/ml100k-u1
   schemaretrieval train --data data/ml100k --epochs 5 --out runs/ml100k
 """
 
@@ -38,6 +44,10 @@ def add_movielens_arguments(p, group=None):
                    help="how --movielens data is split (default random; time: global cutoff; "
                         "leave-last: each user's last --leave-out ratings)")
     p.add_argument("--leave-out", type=int, default=1, help="ratings per user held out by --split leave-last (default 1)")
+    p.add_argument("--train-ids", metavar="FILE", help="--movielens: the training ratings, one per line, its first two "
+                   "fields the raw user and item ids (e.g. ml-100k's u1.base); replaces --split")
+    p.add_argument("--valid-ids", metavar="FILE", help="--movielens: the held-out ratings, in the same format "
+                   "(e.g. ml-100k's u1.test); replaces --split")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="ETL device (default auto)")
     p.add_argument("--dask-scheduler", metavar="ADDR", help="run the ETL on the Dask cluster at this address")
 
@@ -76,10 +86,21 @@ def run_etl(args):
         frame = datasets.movielens(args.movielens, args.variant)
         variant = args.variant or datasets.guess_variant(args.movielens)
         schema = args.schema or datasets.movielens_schema_path(variant)
-        train, valid = _split(frame, args)
-        log.info("MovieLens %s from %s: %d ratings, split %s into %d train and %d valid",
-                 variant, args.movielens, len(frame), args.split, len(train), len(valid))
+        given = [f"{flag} {path}" for flag, path in (("--train-ids", args.train_ids), ("--valid-ids", args.valid_ids))
+                 if path]
+        if given:
+            train, valid = datasets.split_by_ids(frame, args.train_ids, args.valid_ids, folder=args.movielens)
+            how = " and ".join(given)
+        else:
+            train, valid = _split(frame, args)
+            how = f"--split {args.split}"
+        log.info("MovieLens %s from %s: %d ratings, split by %s into %d train and %d valid", variant,
+                 args.movielens, len(frame), how, len(train), len(valid))
+        if len(train) + len(valid) < len(frame):
+            log.info("%d ratings named by neither file left out", len(frame) - len(train) - len(valid))
     else:
+        if getattr(args, "train_ids", None) or getattr(args, "valid_ids", None):
+            raise ValueError("--train-ids and --valid-ids select ratings of a --movielens folder; give --movielens DIR")
         if not (args.train and args.schema):
             raise ValueError("give --schema and --train (or --movielens DIR)")
         schema, train, valid = args.schema, args.train, getattr(args, "valid", None)
@@ -88,7 +109,5 @@ def run_etl(args):
     print(f"wrote {report['train']['rows']} train"
           + (f" and {report['valid']['rows']} valid" if "valid" in report else "")
           + f" rows to {result.out_dir} (device {report['device']})")
-    oov = {k: v for k, v in report.get("valid", {}).get("oov", {}).items() if v}
-    if oov:
-        print(f"valid values outside the training vocabulary (mapped to the OOV id): {oov}")
+    # Values of valid/ outside the training vocabulary: the ETL's warnings name them, column by column.
     return result

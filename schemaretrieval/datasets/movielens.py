@@ -1,6 +1,9 @@
-"""MovieLens from an unpacked GroupLens folder, in its own formats.
+"""MovieLens from an unpacked GroupLens folder, in its own formats, and a given split of it.
 
 Nothing here downloads: point ``movielens`` at an unpacked GroupLens folder.
+``split_by_ids`` cuts its ratings by *ids files* (one rating per line, its
+first two fields the raw user and item ids), the format of ml-100k's own
+``u1.base`` / ``u1.test`` and of most published splits.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import pandas as pd
 
 from schemaretrieval.schemas import schema_path
 
-__all__ = ["movielens", "MOVIELENS_VARIANTS", "ML_100K_GENRES", "movielens_schema_path", "guess_variant"]
+__all__ = ["movielens", "MOVIELENS_VARIANTS", "ML_100K_GENRES", "movielens_schema_path", "guess_variant",
+           "read_id_pairs", "split_by_ids"]
 
 MOVIELENS_VARIANTS = ("ml-100k", "ml-1m", "ml-latest-small", "ml-latest", "ml-20m", "ml-25m", "ml-32m")
 #: The 19 genre flags of ml-100k's u.item, in column order (as u.genre lists them).
@@ -24,6 +28,9 @@ ML_100K_GENRES = (
     "Thriller", "War", "Western",
 )
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
+# Between the fields of an ids file: ml-100k's tabs, ml-1m's '::', csv commas, spaces.
+_ID_SEPARATOR = r"::|[\s,;|]+"
+_SHOWN = 3  # lines named in an error, at most
 
 
 def movielens_schema_path(variant: str) -> Path:
@@ -194,3 +201,112 @@ def _ml_latest(path: Path):
     items["item_year"] = _year_from_title(items["item_title"].str.strip())
     return _ratings(ratings[["user_id", "item_id", "rating", "timestamp"]]), \
         items[["item_id", "item_title", "item_genres", "item_year"]], None
+
+
+def read_id_pairs(path, what: str = "ids file") -> pd.DataFrame:
+    r"""The ratings an ids file names: columns ``user_id``, ``item_id`` (raw ids, int64) and
+    ``line`` (1-based, for errors).
+
+    One rating per line: its first two fields are the user id and the item id,
+    separated by tabs, spaces, commas, ``;``, ``|`` or ``::``; further fields
+    (a rating, a timestamp) are ignored, so ml-100k's ``u1.base`` and
+    ml-latest's ``ratings.csv`` are ids files. Blank lines and lines starting
+    with ``#`` are skipped, and so is a first line that is not two integers (a
+    header). Any other line whose first two fields are not integers is a
+    ValueError naming ``what``, the file and the line.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "valid.tsv"
+    >>> _ = path.write_text("user\titem\n1\t4\t5\t874965758\n\n2::7\n")
+    >>> read_id_pairs(path).to_dict("list")
+    {'user_id': [1, 2], 'item_id': [4, 7], 'line': [2, 4]}
+    >>> _ = path.write_text("1 4\n2 x\n")
+    >>> read_id_pairs(path, "--valid-ids")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --valid-ids: .../valid.tsv line 2: expected a user id and an item id (integers) first, got '2 x'
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{what}: {str(file)!r} does not exist")
+    lines = pd.Series(file.read_text(encoding="utf-8", errors="replace").splitlines(), dtype=object)
+    text = lines.str.strip()
+    text = text[(text != "") & ~text.str.startswith("#")]
+    fields = text.str.split(_ID_SEPARATOR, n=2, regex=True, expand=True).reindex(columns=[0, 1])
+    user = pd.to_numeric(fields[0], errors="coerce")
+    item = pd.to_numeric(fields[1], errors="coerce")
+    bad = user.isna() | item.isna() | (user % 1 != 0) | (item % 1 != 0)
+    if len(bad) and bad.iloc[0]:
+        bad.iloc[0] = False  # a header
+        keep = text.index[1:]
+        user, item, bad, text = user.loc[keep], item.loc[keep], bad.loc[keep], text.loc[keep]
+    if bad.any():
+        first = bad.idxmax()
+        raise ValueError(f"{what}: {file} line {first + 1}: expected a user id and an item id (integers) "
+                         f"first, got {text.loc[first]!r}")
+    return pd.DataFrame({"user_id": user.astype("int64").to_numpy(), "item_id": item.astype("int64").to_numpy(),
+                         "line": (text.index + 1).to_numpy(dtype="int64")})
+
+
+def _lines(pairs: pd.DataFrame, mask) -> str:
+    rows = pairs[np.asarray(mask)]
+    shown = ", ".join(f"line {r.line} (user {r.user_id}, item {r.item_id})" for r in rows.head(_SHOWN).itertuples())
+    more = len(rows) - _SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def split_by_ids(ratings: pd.DataFrame, train_ids=None, valid_ids=None, folder="") -> tuple[pd.DataFrame, pd.DataFrame]:
+    r"""``(train, valid)``: the rows of ``ratings`` (`movielens`'s) that ids files name
+    (`read_id_pairs`), rows in the folder's order.
+
+    With both files, each takes the ratings it names and a rating in neither
+    is left out; with one, the other part is every rating it does not name.
+    Errors name the file and its lines: a (user, item) pair with no rating
+    in ``folder``, a pair named twice in one file, a pair in both files.
+
+    >>> import pathlib, tempfile
+    >>> ratings = movielens("tests/fixtures/ml-100k")
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "valid.tsv").write_text("1\t4\n2\t5\n")
+    >>> train, valid = split_by_ids(ratings, valid_ids=folder / "valid.tsv")
+    >>> len(train), valid[["user_id", "item_id"]].values.tolist()
+    (46, [[1, 4], [2, 5]])
+    >>> _ = (folder / "valid.tsv").write_text("1\t4\n1\t999\n")
+    >>> split_by_ids(ratings, valid_ids=folder / "valid.tsv", folder="ml-100k")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --valid-ids: .../valid.tsv: 1 line(s) name a rating that is not in ml-100k: line 2 (user 1, item 999)
+    """
+    if train_ids is None and valid_ids is None:
+        raise ValueError("split_by_ids: give train_ids, valid_ids or both")
+    users = ratings["user_id"].to_numpy(np.int64)
+    items = ratings["item_id"].to_numpy(np.int64)
+    named = {}
+    for name, path in (("train", train_ids), ("valid", valid_ids)):
+        if path is None:
+            continue
+        what = f"--{name}-ids: {path}"
+        pairs = read_id_pairs(path, f"--{name}-ids")
+        if pairs.empty:
+            raise ValueError(f"{what}: names no rating")
+        repeated = pairs.duplicated(["user_id", "item_id"]).to_numpy()
+        if repeated.any():
+            raise ValueError(f"{what}: {int(repeated.sum())} line(s) repeat an earlier line: {_lines(pairs, repeated)}")
+        known = pd.MultiIndex.from_arrays([users, items])
+        missing = ~pd.MultiIndex.from_frame(pairs[["user_id", "item_id"]]).isin(known)
+        if missing.any():
+            raise ValueError(f"{what}: {int(missing.sum())} line(s) name a rating that is not in "
+                             f"{folder or 'the ratings'}: {_lines(pairs, missing)}")
+        named[name] = pairs
+    if len(named) == 2:
+        both = pd.MultiIndex.from_frame(named["valid"][["user_id", "item_id"]]).isin(
+            pd.MultiIndex.from_frame(named["train"][["user_id", "item_id"]]))
+        if both.any():
+            raise ValueError(f"--valid-ids: {valid_ids}: {int(both.sum())} line(s) name a rating that --train-ids "
+                             f"{train_ids} names too: {_lines(named['valid'], both)}")
+    rows = pd.MultiIndex.from_arrays([users, items])
+    chosen = {name: rows.isin(pd.MultiIndex.from_frame(pairs[["user_id", "item_id"]]))
+              for name, pairs in named.items()}
+    train = chosen.get("train", ~chosen.get("valid", np.zeros(len(ratings), bool)))
+    valid = chosen.get("valid", ~train)
+    return ratings[train].reset_index(drop=True), ratings[valid].reset_index(drop=True)

@@ -52,6 +52,7 @@ from schemaretrieval.etl.workflow import (
     output_schema,
     plan_workflow,
 )
+from schemaretrieval.progress import Progress
 from schemaretrieval.schema import SchemaError
 from schemaretrieval.schema.columns import OOV_INDEX
 
@@ -183,6 +184,40 @@ def _dask_context(dask, device, cow=False):
         merlin_utils._merlin_dask_client.reset(token)
         if opened is not None:
             opened.close()
+
+
+class _TaskProgress:
+    """Each Dask computation while it is entered as a `Progress` of its tasks, named ``what``
+    (the local scheduler's callbacks; a cluster's computations show on its dashboard)."""
+
+    def __init__(self, what: str):
+        from dask.callbacks import Callback
+
+        self.what = what
+        self.progress = None
+        self.callback = Callback(start_state=self._start_state, posttask=self._posttask, finish=self._finish)
+
+    def __enter__(self):
+        self.callback.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.callback.__exit__(*exc)
+        self._finish()
+
+    def _start_state(self, dsk, state):
+        self._finish()
+        total = sum(len(state[key]) for key in ("ready", "waiting", "running", "finished"))
+        self.progress = Progress(self.what, total, unit="tasks")
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        if self.progress is not None:
+            self.progress.update()
+
+    def _finish(self, *args):
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
 
 def _workers_settings():
@@ -359,10 +394,13 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     with _dask_context(dask, chosen, copy_on_write(schema, workflow)) as client:
         train_ds, train_src = _dataset(train, schema, chosen, npartitions)
         valid_ds, valid_src = (None, None) if valid is None else _dataset(valid, schema, chosen, npartitions)
-        workflow.fit(train_ds)
-        _write(workflow, train_ds, out / "train")
+        with _TaskProgress("ETL: fitting the workflow"):
+            workflow.fit(train_ds)
+        with _TaskProgress("ETL: writing train/"):
+            _write(workflow, train_ds, out / "train")
         if valid_ds is not None:
-            _write(workflow, valid_ds, out / "valid")
+            with _TaskProgress("ETL: writing valid/"):
+                _write(workflow, valid_ds, out / "valid")
         if wf_dir.exists():
             shutil.rmtree(wf_dir)
         workflow.save(str(wf_dir))
@@ -386,7 +424,8 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
             schema_lib.save_schema(processed, out / split / "schema.pbtxt")
     schema_lib.save_schema(processed, wf_dir / "schema.yaml")
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
-    log.info("ETL wrote %d train rows%s to %s", rows,
+    # What the CLI prints as its result; a library caller has the returned ETLOutput.
+    log.debug("ETL wrote %d train rows%s to %s", rows,
              f" and {report['valid']['rows']} valid rows" if valid_ds is not None else "", out)
     return ETLOutput(out, out / "train", out / "valid" if valid_ds is not None else None,
                      processed, wf_dir, counts, report)
@@ -435,7 +474,8 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None)
     with _dask_context(dask, chosen, copy_on_write(schema, workflow)) as client:
         dataset, source = _dataset(data, schema, chosen)
         if out_dir is None:
-            frame = workflow.transform(dataset).to_ddf().compute()
+            with _TaskProgress("ETL: transforming"):
+                frame = workflow.transform(dataset).to_ddf().compute()
             if chosen == "gpu":
                 frame = frame.to_pandas()
             frame = frame.reset_index(drop=True)
@@ -451,7 +491,8 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None)
             frame.attrs["oov"] = oov
             return frame
         out = Path(out_dir)
-        _write(workflow, dataset, out)
+        with _TaskProgress(f"ETL: writing {out}"):
+            _write(workflow, dataset, out)
     rows, oov, _ = _scan(out, schema, None)
     report = _report_oov("transform", source, rows, oov)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))

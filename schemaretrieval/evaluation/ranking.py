@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from schemaretrieval.evaluation.metrics import metrics_from_ranks
+from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval.topk import CHUNK_BYTES, ScoreFn, embedding_scorer, query_chunks
 
 __all__ = ["compute_ranks", "evaluate_ranking"]
@@ -88,6 +89,7 @@ def compute_ranks(
     exclude: Exclusion | None = None,
     num_candidates: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    what: str = "ranking",
 ) -> np.ndarray:
     """0-based pessimistic rank of each query's target; ``inf`` for a miss.
 
@@ -100,6 +102,7 @@ def compute_ranks(
     counting, per chunk, the excluded candidates that score at or above the
     target (one gather) and subtracting them: the same ranks as scattering
     ``-inf`` without copying the chunk. See the module doc for the rules.
+    A long ranking shows its progress (`schemaretrieval.progress`), named ``what``.
 
     >>> compute_ranks(lambda a, b: np.array([[1., 3., 3.]])[a:b], [1], num_candidates=3).tolist()
     [1.0]
@@ -124,24 +127,26 @@ def compute_ranks(
         excluded_target[ex_rows[indices == targets[ex_rows]]] = True
 
     ranks = np.empty(num_queries, np.float64)
-    for start, stop in query_chunks(num_queries, num_candidates, chunk_bytes):
-        scores = tf.convert_to_tensor(score_fn(start, stop))
-        if tuple(scores.shape) != (stop - start, num_candidates):
-            raise ValueError(
-                f"score_fn({start}, {stop}) returned shape {tuple(scores.shape)}, "
-                f"expected {(stop - start, num_candidates)}"
-            )
-        count, target_scores = _count_at_or_above(scores, tf.constant(targets[start:stop]))
-        count = count.numpy().astype(np.int64)
-        if exclude is not None and indptr[stop] > indptr[start]:
-            lo, hi = indptr[start], indptr[stop]
-            rows = ex_rows[lo:hi] - start
-            ex_scores = tf.gather_nd(scores, np.stack([rows, indices[lo:hi]], axis=1))
-            above = ex_scores.numpy() >= target_scores.numpy()[rows]
-            count -= np.bincount(rows[above], minlength=stop - start)
-        ts = target_scores.numpy()
-        miss = np.isnan(ts) | (ts == -np.inf) | excluded_target[start:stop]
-        ranks[start:stop] = np.where(miss, np.inf, count - 1)
+    with Progress(f"{what} {num_candidates} items", num_queries, unit="queries") as progress:
+        for start, stop in query_chunks(num_queries, num_candidates, chunk_bytes):
+            scores = tf.convert_to_tensor(score_fn(start, stop))
+            if tuple(scores.shape) != (stop - start, num_candidates):
+                raise ValueError(
+                    f"score_fn({start}, {stop}) returned shape {tuple(scores.shape)}, "
+                    f"expected {(stop - start, num_candidates)}"
+                )
+            count, target_scores = _count_at_or_above(scores, tf.constant(targets[start:stop]))
+            count = count.numpy().astype(np.int64)
+            if exclude is not None and indptr[stop] > indptr[start]:
+                lo, hi = indptr[start], indptr[stop]
+                rows = ex_rows[lo:hi] - start
+                ex_scores = tf.gather_nd(scores, np.stack([rows, indices[lo:hi]], axis=1))
+                above = ex_scores.numpy() >= target_scores.numpy()[rows]
+                count -= np.bincount(rows[above], minlength=stop - start)
+            ts = target_scores.numpy()
+            miss = np.isnan(ts) | (ts == -np.inf) | excluded_target[start:stop]
+            ranks[start:stop] = np.where(miss, np.inf, count - 1)
+            progress.update(stop - start)
     return ranks
 
 
@@ -154,11 +159,12 @@ def evaluate_ranking(
     sample_weight=None,
     num_candidates: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    what: str = "ranking",
 ) -> dict[str, float]:
     """Top-k metrics over the whole catalog: `compute_ranks` then `metrics_from_ranks`.
 
     Returns ``{"recall@k", "ndcg@k", "mrr@k", "precision@k", "map@k"}`` for
-    each k, as floats.
+    each k, as floats. ``what`` names the ranking in its progress lines.
 
     >>> s = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4]])
     >>> m = evaluate_ranking(lambda a, b: s[a:b], [2, 1], ks=(1, 2), num_candidates=3)
@@ -171,5 +177,6 @@ def evaluate_ranking(
         exclude=exclude,
         num_candidates=num_candidates,
         chunk_bytes=chunk_bytes,
+        what=what,
     )
     return metrics_from_ranks(ranks, ks, sample_weight)

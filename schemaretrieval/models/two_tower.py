@@ -29,6 +29,7 @@ from schemaretrieval.data.read import read_frame, require_columns
 from schemaretrieval.evaluation.ranking import evaluate_ranking
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.models.defaults import DEFAULT_KS
+from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
@@ -306,8 +307,14 @@ class TwoTowerModelV2(keras.Model):
             data = data.frame
         schema = self.schema.select_by_name(tower.column_names)
         run = self._inference_function(tower)
-        batches = Batches(data, schema, batch_size).dataset()
-        return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in batches], axis=0)
+        batches = Batches(data, schema, batch_size)
+        what = "query tower" if tower is self.query_tower else "candidate tower"
+        outputs = []
+        with Progress(f"{what} over {batches.num_rows} rows", batches.steps, unit="batches") as progress:
+            for batch in batches.dataset():
+                outputs.append(np.asarray(run(batch), dtype="float32"))
+                progress.update()
+        return np.concatenate(outputs, axis=0)
 
     def _inference_function(self, tower):
         # One traced function per tower for the model's life: a new one per

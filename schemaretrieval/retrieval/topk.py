@@ -25,6 +25,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.progress import Progress
+
 __all__ = ["CHUNK_BYTES", "query_chunks", "embedding_scorer", "masked_top_k", "top_k", "dense_exclusions",
            "BlockTopK"]
 
@@ -125,11 +127,12 @@ def _chunk_top_k(scores, k, excluded):
 
 
 def top_k(score_fn: ScoreFn, num_queries: int, num_candidates: int, k: int, exclude=None,
-          chunk_bytes: int = CHUNK_BYTES):
+          chunk_bytes: int = CHUNK_BYTES, what: str = "top-k"):
     """``(scores, positions)``, each ``[num_queries, k]`` best first, over the whole catalog.
 
     ``exclude``: CSR ``(indptr, positions)`` of each query's excluded
-    catalog positions (`sr.data.Exclusions.positions`), or None.
+    catalog positions (`sr.data.Exclusions.positions`), or None. A long
+    search shows its progress (`schemaretrieval.progress`), named ``what``.
 
     >>> scores, positions = top_k(embedding_scorer(np.eye(1, 2), np.eye(3, 2)), 1, 3, k=2)
     >>> positions.tolist(), scores.tolist()
@@ -138,16 +141,18 @@ def top_k(score_fn: ScoreFn, num_queries: int, num_candidates: int, k: int, excl
     k = int(k)
     scores_out = np.full((num_queries, k), -np.inf, np.float32)
     positions_out = np.full((num_queries, k), -1, np.int64)
-    for start, stop in query_chunks(num_queries, num_candidates, chunk_bytes):
-        scores = tf.convert_to_tensor(score_fn(start, stop))
-        if tuple(scores.shape) != (stop - start, num_candidates):
-            raise ValueError(f"score_fn({start}, {stop}) returned shape {tuple(scores.shape)}, "
-                             f"expected {(stop - start, num_candidates)}")
-        values, positions = _chunk_top_k(tf.cast(scores, tf.float32), tf.constant(k),
-                                         tf.constant(dense_exclusions(exclude, start, stop)))
-        width = int(values.shape[1])
-        scores_out[start:stop, :width] = values.numpy()
-        positions_out[start:stop, :width] = positions.numpy()
+    with Progress(f"{what} of {num_candidates} items", num_queries, unit="queries") as progress:
+        for start, stop in query_chunks(num_queries, num_candidates, chunk_bytes):
+            scores = tf.convert_to_tensor(score_fn(start, stop))
+            if tuple(scores.shape) != (stop - start, num_candidates):
+                raise ValueError(f"score_fn({start}, {stop}) returned shape {tuple(scores.shape)}, "
+                                 f"expected {(stop - start, num_candidates)}")
+            values, positions = _chunk_top_k(tf.cast(scores, tf.float32), tf.constant(k),
+                                             tf.constant(dense_exclusions(exclude, start, stop)))
+            width = int(values.shape[1])
+            scores_out[start:stop, :width] = values.numpy()
+            positions_out[start:stop, :width] = positions.numpy()
+            progress.update(stop - start)
     return scores_out, positions_out
 
 

@@ -44,6 +44,7 @@ from schemaretrieval.data.checks import domain_assertion
 from schemaretrieval.data.exclusions import as_exclusions
 from schemaretrieval.data.read import read_frame, require_columns
 from schemaretrieval.etl.artifacts import as_artifacts
+from schemaretrieval.progress import Progress
 from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, PAD
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
@@ -298,6 +299,21 @@ def _seen_items(model, exclude, catalog_ids, artifacts) -> _Seen:
     return _Seen(users, indptr, positions)
 
 
+def _write_users(users, specs, model, artifacts, path: Path) -> None:
+    """users.parquet: one row of query features per user, with the raw user id a client knows."""
+    frame, source = read_frame(users, "export_serving: users=")
+    names = [spec["name"] for spec in specs]
+    require_columns(frame, names, source, "export_serving: users=")
+    frame = frame[names]
+    uid = model.query_id_column
+    if uid in names:
+        frame = frame.drop_duplicates(uid, keep="last")
+        if uid in artifacts.vocabularies:
+            # How a client finds a user by the raw id it knows.
+            frame = frame.assign(raw_user_id=artifacts.vocabularies[uid].decode(frame[uid].to_numpy()))
+    frame.reset_index(drop=True).to_parquet(path / "users.parquet")
+
+
 def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=None, exclude=None,
                    index: TopKIndex | None = None) -> Path:
     """Writes the retrieval SavedModel, the query tower and the candidate embeddings.
@@ -367,24 +383,20 @@ def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=Non
     _check_oov_code_is_free(specs, artifacts)
 
     path.mkdir(parents=True, exist_ok=True)
-    module = _Retrieval(model, specs, artifacts, top_k, item_ids, k, seen)
-    tf.saved_model.save(module, str(path), signatures=_signatures(module, specs))
-    tower, tower_signatures = _query_tower_module(model, specs)
-    tf.saved_model.save(tower, str(path / "query_tower"), signatures=tower_signatures)
-
-    pd.DataFrame({"id": item_ids, "vector": list(embeddings)}).to_parquet(path / "candidate_embeddings.parquet")
-    if users is not None:
-        frame, source = read_frame(users, "export_serving: users=")
-        names = [spec["name"] for spec in specs]
-        require_columns(frame, names, source, "export_serving: users=")
-        frame = frame[names]
-        uid = model.query_id_column
-        if uid in names:
-            frame = frame.drop_duplicates(uid, keep="last")
-            if uid in artifacts.vocabularies:
-                # How a client finds a user by the raw id it knows.
-                frame = frame.assign(raw_user_id=artifacts.vocabularies[uid].decode(frame[uid].to_numpy()))
-        frame.reset_index(drop=True).to_parquet(path / "users.parquet")
+    # Tracing and writing the graphs is most of an export's time; the stages
+    # differ in length, so the progress names them and gives no estimate.
+    with Progress(f"export of {len(catalog)} items", 3, unit="parts", eta=False) as progress:
+        progress.update(0, note="the retrieval SavedModel")
+        module = _Retrieval(model, specs, artifacts, top_k, item_ids, k, seen)
+        tf.saved_model.save(module, str(path), signatures=_signatures(module, specs))
+        progress.update(1, note="the query tower")
+        tower, tower_signatures = _query_tower_module(model, specs)
+        tf.saved_model.save(tower, str(path / "query_tower"), signatures=tower_signatures)
+        progress.update(1, note="candidate embeddings and users")
+        pd.DataFrame({"id": item_ids, "vector": list(embeddings)}).to_parquet(path / "candidate_embeddings.parquet")
+        if users is not None:
+            _write_users(users, specs, model, artifacts, path)
+        progress.update(1)
     meta = {
         "features": specs,
         "k": int(k),

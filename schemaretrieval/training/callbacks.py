@@ -6,6 +6,8 @@ bookkeeping that lets one run be many one-epoch ``model.fit`` calls.
 * `EpochWeights` / `RestoreEpochWeights`: an optimizer that ends ``fit`` on a
   moving average of the weights must not restart each epoch from it.
 * `ResumedLoss`: a resumed epoch logs the mean loss of all its steps.
+* `OneEpoch`: ends each one-epoch ``model.fit`` so that Keras numbers the epoch.
+* `EpochProgress`: with Keras's one line per epoch, how far a long epoch is.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from schemaretrieval.data.exclusions import Exclusions
 from schemaretrieval.data.read import as_frame
 from schemaretrieval.data.splits import random_split
 from schemaretrieval.evaluation.metrics import metrics_from_ranks
+from schemaretrieval.progress import Progress
 
 __all__ = ["TopKCallback", "EarlyStopping", "EpochWeights", "RestoreEpochWeights", "ResumedLoss", "OneEpoch",
-           "RANKING_METRICS", "EARLY_STOPPING_PREFIX"]
+           "EpochProgress", "RANKING_METRICS", "EARLY_STOPPING_PREFIX"]
 
 
 class TopKCallback(keras.callbacks.Callback):
@@ -323,3 +326,35 @@ class OneEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.model.stop_training = True
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """With Keras's one line per epoch (``verbose=2``, the output not a terminal), which
+    says nothing until the epoch ends: a `schemaretrieval.progress.Progress` of the
+    epoch's steps (a line at each quarter of an epoch that outlasts
+    ``progress.LINES_AFTER_S``; a bar when stderr is a terminal). ``first_step``:
+    the steps of a resumed epoch already run.
+
+    >>> progress = EpochProgress(epochs=12, steps=313, first_step=87)
+    >>> progress.on_epoch_begin(2)
+    >>> progress.progress.what, progress.progress.done, progress.progress.total
+    ('epoch 3/12', 87, 313)
+    >>> progress.on_epoch_end(2)
+    """
+
+    def __init__(self, epochs: int, steps: int, first_step: int = 0):
+        super().__init__()
+        self.epochs, self.steps, self.first_step = int(epochs), int(steps), int(first_step)
+        self.progress = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.progress = Progress(f"epoch {epoch + 1}/{self.epochs}", self.steps, unit="steps",
+                                 initial=self.first_step, summary=False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.progress is not None:
+            self.progress.update()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.progress is not None:
+            self.progress.close()

@@ -42,6 +42,7 @@ from schemaretrieval.data.read import read_frame
 from schemaretrieval.data.validate import to_arrays
 from schemaretrieval.training.callbacks import (
     EarlyStopping,
+    EpochProgress,
     EpochWeights,
     OneEpoch,
     RestoreEpochWeights,
@@ -148,7 +149,8 @@ def fit(
         log_dir: TensorBoard logs. csv_path: a CSV row of metrics per epoch.
         callbacks: more Keras callbacks.
         verbose: Keras's; "auto" is a progress bar on a terminal and one line
-            per epoch otherwise.
+            per epoch otherwise (2), with lines within an epoch that lasts long
+            (`callbacks.EpochProgress`).
         early_stopping: an `EarlyStopping`: train on ``data`` less a
             validation split cut from it, stop when the split's metric stops
             improving (``epochs`` is then the maximum) and keep the best
@@ -268,6 +270,8 @@ def fit(
             cbs.append(CheckpointCallback(checkpointer, epoch, step, batches.steps, checkpoint_every, meta,
                                           early_stopping.state if early_stopping is not None else None,
                                           loss_before))
+        if verbose == 2:
+            cbs.append(EpochProgress(epochs, batches.steps, step))
         cbs.append(OneEpoch())
         result = model.fit(batches.epoch(epoch, skip=step), epochs=epochs, initial_epoch=epoch,
                            validation_data=validation, callbacks=cbs, verbose=verbose)

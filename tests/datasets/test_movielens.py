@@ -68,3 +68,55 @@ def test_bundled_schemas_describe_the_frames(variant):
     frame = datasets.movielens(f"{FIXTURES}/{variant}", variant)
     schema = sr.load_schema(datasets.movielens_schema_path(variant))
     assert set(schema.column_names) == set(frame.columns)
+
+
+def _u_files(tmp_path, frame):
+    """ml-100k's own u1.base / u1.test layout (user, item, rating, timestamp; tabs)."""
+    rows = frame[["user_id", "item_id", "rating", "timestamp"]].astype("int64")
+    rows.iloc[:40].to_csv(tmp_path / "u1.base", sep="\t", header=False, index=False)
+    rows.iloc[40:].to_csv(tmp_path / "u1.test", sep="\t", header=False, index=False)
+    return tmp_path / "u1.base", tmp_path / "u1.test"
+
+
+def test_split_by_ids_takes_ml_100k_own_split_files(tmp_path):
+    frame = datasets.movielens(f"{FIXTURES}/ml-100k")
+    base, test = _u_files(tmp_path, frame)
+    train, valid = datasets.split_by_ids(frame, base, test)
+    pd.testing.assert_frame_equal(train, frame.iloc[:40].reset_index(drop=True))
+    pd.testing.assert_frame_equal(valid, frame.iloc[40:].reset_index(drop=True))
+    # one file: the other part is the rest; ml-1m's '::' and a csv header read alike
+    (tmp_path / "valid.csv").write_text("userId,movieId\n" + "".join(
+        f"{u}::{i}\n" for u, i in frame[["user_id", "item_id"]].iloc[40:].itertuples(index=False)))
+    train, valid = datasets.split_by_ids(frame, valid_ids=tmp_path / "valid.csv")
+    assert len(train) == 40 and len(valid) == 8
+
+
+def test_split_by_ids_leaves_out_ratings_named_by_neither_file(tmp_path):
+    frame = datasets.movielens(f"{FIXTURES}/ml-100k")
+    base, test = _u_files(tmp_path, frame)
+    base.write_text("\n".join(base.read_text().splitlines()[:30]) + "\n")
+    train, valid = datasets.split_by_ids(frame, base, test)
+    assert (len(train), len(valid)) == (30, 8)
+
+
+@pytest.mark.parametrize("lines, other, message", [
+    ("1\t7\n1\t999\n5\t1000\n", None, "2 line(s) name a rating that is not in ml-100k: line 2 (user 1, item 999), "
+                                      "line 3 (user 5, item 1000)"),
+    ("1\t7\n1\t8\n1 7\n", None, "1 line(s) repeat an earlier line: line 3 (user 1, item 7)"),
+    ("1\t7\n1\tseven\n", None, "line 2: expected a user id and an item id (integers) first, got '1\\tseven'"),
+    ("1\t7\n", "1\t8\n1\t7\n", "1 line(s) name a rating that --train-ids"),
+    ("# nothing\n", None, "names no rating"),
+])
+def test_split_by_ids_errors_name_the_file_and_the_lines(tmp_path, lines, other, message):
+    frame = datasets.movielens(f"{FIXTURES}/ml-100k")
+    (tmp_path / "valid.tsv").write_text(lines)
+    train_ids = None
+    if other is not None:
+        train_ids = tmp_path / "train.tsv"
+        train_ids.write_text(other)
+    with pytest.raises(ValueError) as info:
+        datasets.split_by_ids(frame, train_ids, tmp_path / "valid.tsv", folder="ml-100k")
+    assert "--valid-ids" in str(info.value) and str(tmp_path / "valid.tsv") in str(info.value)
+    assert message in str(info.value)
+    with pytest.raises(FileNotFoundError, match="--train-ids: .*nowhere.tsv' does not exist"):
+        datasets.split_by_ids(frame, tmp_path / "nowhere.tsv")

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from schemaretrieval.evaluation import baselines
 from schemaretrieval.evaluation.baselines import EASE, Popularity
 
 # 3 users x 4 items (a, b, c, d)
@@ -115,6 +116,17 @@ def test_ease_b_matches_formula(l2):
     want = ease_b_by_formula(X, l2)
     np.testing.assert_allclose(ease.B_, want, rtol=1e-5, atol=1e-7)
     assert np.all(np.diag(ease.B_) == 0)
+
+
+def test_ease_inverse_by_cholesky_is_the_inverse_across_blocks(monkeypatch, capsys):
+    # potrf + potri write one triangle; the other is mirrored a block at a time
+    monkeypatch.setattr(baselines, "SYMMETRIZE_BLOCK", 3)
+    rng = np.random.default_rng(0)
+    x = (rng.random((40, 11)) < 0.3).astype(np.float64)
+    ease = EASE(l2=2.0).fit(pd.DataFrame({"user": np.nonzero(x)[0], "item": np.nonzero(x)[1]}), "user", "item")
+    np.testing.assert_allclose(ease.B_, ease_b_by_formula(x[:, x.any(axis=0)][x.any(axis=1)], 2.0),
+                               rtol=1e-5, atol=1e-7)
+    assert capsys.readouterr().err == ""  # a step this short shows no progress
 
 
 def test_ease_metrics_with_and_without_exclusion():
