@@ -270,6 +270,11 @@ class Encoder(keras.Model):
 
     # -- Keras plumbing ---------------------------------------------------------------------
 
+    def _default_save_signature(self):
+        # Keras gives a Model inside a tf.saved_model.save a "serving_default" traced on float32
+        # inputs, which ids cannot take; `save` and the serving export write their own.
+        return None
+
     def get_build_config(self):
         return {"from": "schema"} if self.built else None
 
