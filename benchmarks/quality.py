@@ -62,7 +62,7 @@ def movielens(path, seed, request_week=False, time_features=(), split="random"):
     `split` "time" holds out the last 20% of the ratings in time instead of
     a random 20% (`seed` then changes only the model)."""
     frame = sr.datasets.movielens(path)
-    variant = sr.datasets._guess_variant(Path(path))
+    variant = sr.datasets.guess_variant(Path(path))
     schema_path = sr.datasets.movielens_schema_path(variant)
     out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
     if request_week or time_features:
