@@ -123,7 +123,7 @@ def as_frame(data, what: str = "data") -> pd.DataFrame:
         >>> as_frame([1, 2], "exclude")
         Traceback (most recent call last):
         ...
-        TypeError: exclude expects a DataFrame or a path, got list
+        TypeError: exclude expects a DataFrame, a path or a merlin.io.Dataset, got list
     """
     return read_frame(data, what)[0]
 

@@ -84,7 +84,7 @@ class PairwiseLoss(keras.losses.Loss):
     ...     def compute(self, positives_scores, negatives_scores):
     ...         return ops.square(ops.relu(1.0 + negatives_scores - positives_scores))
     >>> loss = PairwiseLoss.parse("squared-margin")
-    >>> float(loss(np.array([[1.0, 0.0, 0.5]]), np.array([[2.0, 1.5, 2.5]])))  # ((0.5)^2 + (1.5)^2) / 2
+    >>> float(loss(np.array([[1.0, 0.0, 0.0]]), np.array([[2.0, 1.5, 2.5]])))  # ((0.5)^2 + (1.5)^2) / 2
     1.25
     """
 
@@ -253,7 +253,7 @@ class TOP1v2Loss(PairwiseLoss):
 
     def compute(self, positives_scores, negatives_scores):
         per_pair = ops.sigmoid(negatives_scores - positives_scores) + ops.sigmoid(ops.square(negatives_scores))
-        count = ops.cast(ops.shape(negatives_scores)[1], "float32")
+        count = ops.cast(ops.shape(negatives_scores)[1], per_pair.dtype)
         row = ops.mean(per_pair, axis=-1, keepdims=True) - ops.sigmoid(ops.square(positives_scores)) / count
         return ops.broadcast_to(row, ops.shape(negatives_scores))
 
