@@ -218,7 +218,8 @@ def worker_ours_tutorial(args):
 
     query = Encoder(Schema([id_column("user_id", Tags.USER_ID, num_users)]))
     candidate = Encoder(Schema([id_column("item_id", Tags.ITEM_ID, num_items)]))
-    model = TwoTowerModelV2(query, candidate, outputs=ContrastiveOutput(loss_reduction="sum"))
+    model = TwoTowerModelV2(query, candidate,  # as TFRS: summed, no false negatives downscored
+                            outputs=ContrastiveOutput(loss_reduction="sum", downscore_false_negatives=False))
     model.compile(optimizer=keras.optimizers.Adagrad(LEARNING_RATE))
     timer = epoch_timer(keras)
     model.fit(dataset, epochs=args.epochs, callbacks=[timer], verbose=0)

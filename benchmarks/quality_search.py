@@ -109,7 +109,7 @@ def defaults_output(schema, output=None, **kwargs):
     """The defaults' output (in-batch, T 0.2, logQ weight 1.1), as a class of its own or with options."""
     return {"outputs": (output or sr.ContrastiveOutput)(
         negative_samplers=sr.InBatchSampler(num_items=cardinality(schema["item_id"])),
-        logits_temperature=DEFAULT_TEMPERATURE, logq_correction=DEFAULT_LOGQ_CORRECTION, **kwargs)}
+        logits_temperature=DEFAULT_TEMPERATURE, logq_sampling_correction=DEFAULT_LOGQ_CORRECTION, **kwargs)}
 
 
 def averaged_adam(**kwargs):
@@ -140,7 +140,7 @@ CONFIGS = {
     "temp0.05": (round1(logits_temperature=0.05), 1e-3, 1024),
     "temp0.2": (round1(logits_temperature=0.2), 1e-3, 1024),
     "temp0.3": (round1(logits_temperature=0.3), 1e-3, 1024),
-    "no-logq": (round1(logits_temperature=0.1, logq_correction=False), 1e-3, 1024),
+    "no-logq": (round1(logits_temperature=0.1, logq_sampling_correction=False), 1e-3, 1024),
     "dims128": (round1(logits_temperature=0.1, query_units=(128,), candidate_units=(128,)), 1e-3, 1024),
     "mlp128-64": (round1(logits_temperature=0.1, query_units=(128, 64), candidate_units=(128, 64)), 1e-3, 1024),
     "lr3e-3": (round1(logits_temperature=0.1), 3e-3, 1024),
@@ -192,7 +192,7 @@ CONFIGS = {
     "cosine3e-3": (lambda s: {}, cosine(3e-3), None),
     "cosine3e-3-query-dropout0.4": (lambda s: {"query_input_dropout": 0.4}, cosine(3e-3), None),
     # round 5: the weight of log(probability) in the logQ correction (1 is the defaults')
-    **{f"logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), 1e-3, None) for w in (0.75, 1.1, 1.25, 1.5, 2.0)},
+    **{f"logq{w}": ((lambda w: lambda s: {"logq_sampling_correction": w})(w), 1e-3, None) for w in (0.75, 1.1, 1.25, 1.5, 2.0)},
     # round 7: the two defaults round 1 kept without a row of their own, L2 normalisation and tower depth
     "no-l2": (lambda s: {"l2_normalize": False, "logits_temperature": 1.0}, 1e-3, None),
     "no-l2-temp0.2": (lambda s: {"l2_normalize": False}, 1e-3, None),
@@ -213,12 +213,12 @@ CONFIGS = {
     "full-catalog-averaged": (lambda s: {"negative_samplers": sr.UniformSampler(num_samples=cardinality(s["item_id"]))},
                               measured, None),
     "history-averaged": (lambda s: {"user_history": True}, measured, None),
-    **{f"averaged-logq{w}": ((lambda w: lambda s: {"logq_correction": w})(w), measured, None)
+    **{f"averaged-logq{w}": ((lambda w: lambda s: {"logq_sampling_correction": w})(w), measured, None)
        for w in (1.2, 1.3)},
     # round 10 (real data): the loss's transpose, accidental hits, Adam's betas (and, with --request-week,
     # the defaults on a schema with the request's week as a query column)
     "symmetric0.5": (lambda s: defaults_output(s, SymmetricContrastive, column_weight=0.5), measured, None),
-    "accidental-hits-removed": (lambda s: defaults_output(s, remove_accidental_hits=True), measured, None),
+    "accidental-hits-removed": (lambda s: defaults_output(s, downscore_false_negatives=True), measured, None),
     "beta1-0.8": (lambda s: {}, averaged_adam(beta_1=0.8), None),
     "beta1-0.95": (lambda s: {}, averaged_adam(beta_1=0.95), None),
     "beta2-0.99": (lambda s: {}, averaged_adam(beta_2=0.99), None),

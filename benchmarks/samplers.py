@@ -39,11 +39,11 @@ class EpochClock(keras.callbacks.Callback):
 
 
 def configs(num_samples):
-    def contrastive(samplers, logq=True):
-        return lambda: sr.ContrastiveOutput(samplers, logits_temperature=0.1, logq_correction=logq)
+    def contrastive(samplers, logq=1.0):
+        return lambda: sr.ContrastiveOutput(None, samplers, logits_temperature=0.1, logq_sampling_correction=logq)
 
     def pairwise(samplers, loss):
-        return lambda: sr.BPROutput(samplers, loss=loss, logits_temperature=0.1, logq_correction=True)
+        return lambda: sr.BPROutput(samplers, loss=loss, logits_temperature=0.1, logq_sampling_correction=1.0)
 
     uniform = lambda: sr.UniformSampler(num_samples, seed=0)  # noqa: E731
     return {

@@ -172,7 +172,7 @@ def run_ours(args) -> dict:
     model = TwoTowerModelV2(
         Encoder(Schema([id_column("user_id", Tags.USER_ID, NUM_USERS)])),
         Encoder(Schema([id_column("item_id", Tags.ITEM_ID, NUM_ITEMS)])),
-        outputs=ContrastiveOutput(loss_reduction="sum"),
+        outputs=ContrastiveOutput(loss_reduction="sum", downscore_false_negatives=False),  # as TFRS
     )
     model.compile(optimizer=keras.optimizers.Adagrad(LEARNING_RATE), jit_compile=JIT_ARGUMENT["ours"][args.jit])
     seconds = timed_fit(model, training_dataset(args.data, args.batch_size), args.epochs, keras)

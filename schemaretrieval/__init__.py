@@ -4,6 +4,9 @@
 >>> schema = sr.load_schema("schemas/synthetic.yaml")
 >>> model = sr.TwoTowerModel(schema)
 
+Merlin Models' retrieval names are here too (docs/migrating.md): a Merlin
+program changes its import to ``import schemaretrieval as mm``.
+
 The package, from the bottom up (docs/ARCHITECTURE.md): ``schema``, ``data``
 and ``datasets``, ``etl``, ``layers``, ``retrieval``, ``evaluation``,
 ``training``, ``models``, ``serving``, ``cli``; ``upstream``, ``registry``
@@ -27,10 +30,18 @@ from merlin.schema import Tags  # noqa: E402
 from schemaretrieval import registry  # noqa: E402
 from schemaretrieval import schema, schemas  # noqa: E402
 from schemaretrieval import data, datasets  # noqa: E402
+from schemaretrieval.data import Loader, ToTarget, unique_rows_by_features  # noqa: E402
 from schemaretrieval import etl  # noqa: E402  (nvtabular is imported on first use)
-from schemaretrieval.layers import CategoricalEmbedding, Encoder, InputBlock, MLPBlock, UserHistory  # noqa: E402
+from schemaretrieval.layers import (  # noqa: E402
+    CategoricalEmbedding,
+    Encoder,
+    InputBlock,
+    InputBlockV2,
+    MLPBlock,
+    UserHistory,
+)
 from schemaretrieval.retrieval import losses, samplers  # noqa: E402
-from schemaretrieval.retrieval.outputs import BPROutput, ContrastiveOutput  # noqa: E402
+from schemaretrieval.retrieval.outputs import BPROutput, ContrastiveOutput, Prediction  # noqa: E402
 from schemaretrieval.retrieval.samplers import (  # noqa: E402
     CandidateSampler,
     CrossBatchSampler,
@@ -41,9 +52,22 @@ from schemaretrieval.retrieval.samplers import (  # noqa: E402
 )
 from schemaretrieval import evaluation  # noqa: E402
 from schemaretrieval.evaluation import baselines  # noqa: E402
+from schemaretrieval.evaluation.keras_metrics import (  # noqa: E402
+    AvgPrecisionAt,
+    MRRAt,
+    NDCGAt,
+    PrecisionAt,
+    RecallAt,
+)
 from schemaretrieval import training  # noqa: E402
 from schemaretrieval.training.optimizers import AveragedAdam, default_optimizer  # noqa: E402
-from schemaretrieval.models import TwoTowerModel, TwoTowerModelV2, load_model  # noqa: E402
+from schemaretrieval.models import (  # noqa: E402
+    TopKEncoder,
+    TopKPrediction,
+    TwoTowerModel,
+    TwoTowerModelV2,
+    load_model,
+)
 from schemaretrieval import serving  # noqa: E402
 from schemaretrieval.schema import SchemaError, load_schema, save_schema  # noqa: E402
 
@@ -64,10 +88,22 @@ __all__ = [
     "CategoricalEmbedding",
     "Encoder",
     "InputBlock",
+    "InputBlockV2",
     "MLPBlock",
     "UserHistory",
     "ContrastiveOutput",
     "BPROutput",
+    "Prediction",
+    "Loader",
+    "ToTarget",
+    "unique_rows_by_features",
+    "RecallAt",
+    "NDCGAt",
+    "MRRAt",
+    "PrecisionAt",
+    "AvgPrecisionAt",
+    "TopKEncoder",
+    "TopKPrediction",
     "CandidateSampler",
     "InBatchSampler",
     "UniformSampler",

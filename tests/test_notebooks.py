@@ -17,6 +17,7 @@ def test_examples_has_the_notebooks_the_docs_promise():
     assert "02-train-from-a-yaml-schema.ipynb" in names, names
     assert {"01-etl-with-nvtabular.ipynb", "04-export-and-serve.ipynb"} <= names, names
     assert "06-tfrs-basic-retrieval.ipynb" in names, names
+    assert "07-merlin-retrieval-model.ipynb" in names, names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -7,24 +7,29 @@
 * ``catalog``: `Catalog`, every item with its features.
 * ``exclusions``: `Exclusions`, each user's items to leave out.
 * ``checks``: the in-graph checks of a batch.
+* ``loader``: `Loader` and `ToTarget`, Merlin's data loader over `Batches`.
+* ``unique_rows``: `unique_rows_by_features`, one row per user or item.
 * ``splits``, ``synthetic``, ``movielens_like``, ``raw_log``, ``presets``: splits and generated data.
 """
 
 from schemaretrieval.data.batches import Batches, example_batch, to_tf_dataset
 from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.data.exclusions import Exclusions
+from schemaretrieval.data.loader import Loader, ToTarget
 from schemaretrieval.data.movielens_like import movielens_like, movielens_like_schema
 from schemaretrieval.data.presets import PRESETS, preset
 from schemaretrieval.data.raw_log import raw_log
 from schemaretrieval.data.read import as_frame, read_table
 from schemaretrieval.data.splits import leave_last_n_out, random_split, time_split
 from schemaretrieval.data.synthetic import SyntheticTruth, synthetic
+from schemaretrieval.data.unique_rows import unique_rows_by_features
 from schemaretrieval.data.validate import drop_bad_rows, to_arrays
 
 __all__ = [
     "Batches",
     "Catalog",
     "Exclusions",
+    "Loader",
     "PRESETS",
     "SyntheticTruth",
     "as_frame",
@@ -41,4 +46,6 @@ __all__ = [
     "time_split",
     "to_arrays",
     "to_tf_dataset",
+    "ToTarget",
+    "unique_rows_by_features",
 ]

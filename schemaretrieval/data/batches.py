@@ -170,6 +170,7 @@ class Batches:
             return self._streamed(lambda: np.random.default_rng([self.seed, next(epochs)]))
         if not self.shuffle:
             return self._in_memory(None, 0)
+        self._constants()  # eagerly: made first inside flat_map's function, they would stay in its graph
         # One seed per iteration, reproducible from `seed`: a new permutation each epoch.
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).take(1)
         ds = seeds.flat_map(lambda s: self._in_memory(self._order(tf.stack([s, tf.constant(0, tf.int64)])), 0))
@@ -185,12 +186,17 @@ class Batches:
         # Shuffling the row indices with Dataset.shuffle took 6x as long on 1M rows.
         return tf.random.experimental.stateless_shuffle(tf.range(self.num_rows, dtype=tf.int64), seed=seed)
 
-    def _in_memory(self, order, skip):
+    def _constants(self):
         import tensorflow as tf
 
         if not hasattr(self, "_tensors"):
             self._tensors = {name: tf.constant(values) for name, values in self.arrays.items()}
-        tensors, n, size = self._tensors, self.num_rows, self.batch_size
+        return self._tensors
+
+    def _in_memory(self, order, skip):
+        import tensorflow as tf
+
+        tensors, n, size = self._constants(), self.num_rows, self.batch_size
 
         def take(b):
             start = b * size

@@ -4,6 +4,8 @@
 * ``read_frame(data, what)``: a DataFrame as it is, or the table at a path,
   with the name errors give it (the file, or ``<DataFrame>``).
 * ``require_columns``: the columns a caller needs, or an error naming them.
+* ``merlin_table(dataset)``: what the batch builder reads of a ``merlin.io.Dataset``:
+  the directory of its parquet files, or its rows as a DataFrame.
 
 Every error names the file and what was expected.
 """
@@ -15,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["DATAFRAME", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame", "require_columns",
-           "parquet_files"]
+__all__ = ["DATAFRAME", "MERLIN_DATASET", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame",
+           "require_columns", "parquet_files", "is_merlin_dataset", "merlin_table"]
 
 #: How errors name data given as a DataFrame.
 DATAFRAME = "<DataFrame>"
+#: How errors name data given as a merlin.io.Dataset held in memory.
+MERLIN_DATASET = "<merlin.io.Dataset>"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
 _ACCEPTED = "a .parquet file, a directory of .parquet files, or a .csv file"
@@ -119,7 +123,7 @@ def as_frame(data, what: str = "data") -> pd.DataFrame:
         >>> as_frame([1, 2], "exclude")
         Traceback (most recent call last):
         ...
-        TypeError: exclude expects a DataFrame or a path, got list
+        TypeError: exclude expects a DataFrame, a path or a merlin.io.Dataset, got list
     """
     return read_frame(data, what)[0]
 
@@ -134,7 +138,52 @@ def read_frame(data, what: str = "data") -> tuple[pd.DataFrame, str]:
         return read_table(data), os.fspath(data)
     if isinstance(data, pd.DataFrame):
         return data, DATAFRAME
-    raise TypeError(f"{what} expects a DataFrame or a path, got {type(data).__name__}")
+    if is_merlin_dataset(data):
+        table = merlin_table(data)
+        return (read_table(table), os.fspath(table)) if isinstance(table, Path) else (table, MERLIN_DATASET)
+    raise TypeError(f"{what} expects a DataFrame, a path or a merlin.io.Dataset, got {type(data).__name__}")
+
+
+def is_merlin_dataset(data) -> bool:
+    """Whether ``data`` is a ``merlin.io.Dataset`` (without importing merlin.io).
+
+    >>> is_merlin_dataset(pd.DataFrame({"x": [1]}))
+    False
+    """
+    return type(data).__name__ == "Dataset" and type(data).__module__.startswith("merlin.io") \
+        and hasattr(data, "to_ddf")
+
+
+def merlin_table(dataset):
+    """What the batch builder reads of a ``merlin.io.Dataset``: the directory of its parquet
+    files when the dataset is exactly that directory's files (so that a large one streams),
+    else its rows, computed into a pandas DataFrame (cudf's moved to the host).
+
+    >>> import os, tempfile
+    >>> from merlin.io import Dataset
+    >>> folder = tempfile.mkdtemp()
+    >>> pd.DataFrame({"item_id": [1, 2]}).to_parquet(os.path.join(folder, "part_0.parquet"))
+    >>> merlin_table(Dataset(os.path.join(folder, "*.parquet"))) == Path(folder)
+    True
+    >>> merlin_table(Dataset(pd.DataFrame({"item_id": [3]})))["item_id"].tolist()
+    [3]
+    """
+    if not is_merlin_dataset(dataset):
+        raise TypeError(f"merlin_table expects a merlin.io.Dataset, got {type(dataset).__name__}")
+    engine = dataset.engine
+    paths = getattr(engine, "paths", None)
+    if type(engine).__name__ == "ParquetDatasetEngine" and paths:
+        import glob
+
+        files = sorted({Path(f).resolve() for p in paths for f in (glob.glob(os.fspath(p)) or [p])})
+        folders = {f.parent for f in files}
+        if len(folders) == 1 and all(f.is_file() for f in files) \
+                and [f.resolve() for f in parquet_files(next(iter(folders)))] == files:
+            return next(iter(folders))
+    frame = dataset.to_ddf().compute()
+    if not isinstance(frame, pd.DataFrame):  # cudf
+        frame = frame.to_pandas()
+    return frame.reset_index(drop=True)
 
 
 def require_columns(frame, names, source, what, allow_empty=False):

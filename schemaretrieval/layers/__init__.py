@@ -1,7 +1,7 @@
 """Layers of a tower: embedding tables, the input block, dense layers, the encoder, the user's history.
 
 * ``embeddings``: `CategoricalEmbedding`.
-* ``input_block``: `InputBlock` and the readers of each tag.
+* ``input_block``: `InputBlock` (Merlin's name: `InputBlockV2`) and the readers of each tag.
 * ``mlp``: `MLPBlock`.
 * ``encoder``: `Encoder`, one tower.
 * ``history``: `UserHistory`, the user's training items as a query feature.
@@ -10,7 +10,7 @@
 from schemaretrieval.layers.embeddings import CategoricalEmbedding
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.layers.history import UserHistory
-from schemaretrieval.layers.input_block import InputBlock
+from schemaretrieval.layers.input_block import InputBlock, InputBlockV2
 from schemaretrieval.layers.mlp import MLPBlock
 
-__all__ = ["CategoricalEmbedding", "Encoder", "InputBlock", "MLPBlock", "UserHistory"]
+__all__ = ["CategoricalEmbedding", "Encoder", "InputBlock", "InputBlockV2", "MLPBlock", "UserHistory"]

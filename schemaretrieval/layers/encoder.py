@@ -1,38 +1,120 @@
-"""One tower: `Encoder`, an `InputBlock` read from a schema, then blocks applied in order."""
+"""One tower: `Encoder`, an `InputBlock` read from a schema, then blocks applied in order.
+
+As Merlin Models' ``mm.Encoder`` it is a ``keras.Model``: its first argument is
+a schema or an input block (``mm.InputBlockV2(schema)``), it saves on its own
+(``encoder.save(path)``: a ``.keras`` file, or a TensorFlow SavedModel
+directory for any other path, as Merlin's did) and ``encoder.encode(dataset,
+index=, batch_size=)`` runs it over a data set.
+"""
 
 from __future__ import annotations
 
+import os
+
 import keras
-from merlin.schema import Schema
+import numpy as np
+from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval import schema as schema_lib
+from schemaretrieval.data.batches import Batches, example_batch
+from schemaretrieval.data.read import is_merlin_dataset, merlin_table
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
 from schemaretrieval.layers.input_block import InputBlock
+from schemaretrieval.schema import columns
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "embeddings_frame", "index_column", "export_saved_model"]
+
+
+def index_column(schema: Schema, index) -> str:
+    """The one column ``index`` (a name, Tags, ColumnSchema or one-column Schema) names in ``schema``.
+
+    >>> index_column(Schema([ColumnSchema("item_id", tags=[Tags.ITEM, Tags.ID])]), Tags.ITEM_ID)
+    'item_id'
+    """
+    if isinstance(index, Schema):
+        names = index.column_names
+    elif isinstance(index, ColumnSchema):
+        names = [index.name]
+    elif isinstance(index, Tags):
+        names = schema.select_by_tag(index).column_names
+    elif isinstance(index, str):
+        names = [index] if index in schema.column_names else []
+    else:
+        raise TypeError(f"index: expected a column name, Tags, ColumnSchema or Schema, got {type(index).__name__}")
+    if len(names) != 1:
+        raise ValueError(f"index: {index!r} must name exactly one column of {schema.column_names}, found {names}")
+    return names[0]
+
+
+def embeddings_frame(embeddings: np.ndarray, index_name: str | None = None, index_values=None):
+    """Merlin's table of embeddings: columns "0", "1", ... (one per dimension), indexed by
+    ``index_values`` under ``index_name`` when given.
+
+    >>> embeddings_frame(np.eye(2, 3), "item_id", [7, 9])
+             0    1    2
+    item_id              
+    7        1.0  0.0  0.0
+    9        0.0  1.0  0.0
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(np.asarray(embeddings), columns=[str(i) for i in range(np.shape(embeddings)[1])])
+    if index_name is not None:
+        frame.index = pd.Index(np.asarray(index_values), name=index_name)
+    return frame
+
+
+def export_saved_model(model: keras.Model, schema: Schema, path) -> None:
+    """Writes ``model`` as a TensorFlow SavedModel directory at ``path`` whose ``serve`` (and
+    ``serving_default``) function takes a dict of ``schema``'s columns: int64 ``[batch]`` ids,
+    int64 ``[batch, length]`` lists padded with -1, float32 ``[batch]`` values.
+
+    >>> import tempfile, tensorflow as tf
+    >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
+    ...     dtype="int64", properties={"domain": {"min": 0, "max": 9}})])
+    >>> encoder, path = Encoder(s, keras.layers.Dense(2)), tempfile.mkdtemp()
+    >>> export_saved_model(encoder, s, path)
+    >>> loaded = tf.saved_model.load(path)
+    >>> tuple(loaded.serve({"item_id": tf.constant([3, 4], tf.int64)}).shape)
+    (2, 2)
+    """
+    import tensorflow as tf
+
+    model(example_batch(schema))  # every weight exists before it is tracked
+    spec = {}
+    for col in columns.feature_columns(schema):
+        dtype = tf.int64 if columns.kind(col) == columns.CATEGORICAL else tf.float32
+        spec[col.name] = tf.TensorSpec([None, None] if columns.is_list(col) else [None], dtype, name=col.name)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda features: model(features, training=False), input_signature=[spec])
+    archive.write_out(os.fspath(path), verbose=False)
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
-class Encoder(keras.layers.Layer):
+class Encoder(keras.Model):
     """One tower: the schema's columns read by an `InputBlock`, then `blocks`.
 
     The encoder picks its own columns out of the batch, so both towers can be
     given the same feature dict.
 
     Args:
-        schema: the columns this tower reads (e.g. `schema.select_by_tag(Tags.USER)`);
-            may be empty when `history` is given.
+        inputs: the columns this tower reads, as a schema (e.g.
+            ``schema.select_by_tag(Tags.USER)``; may be empty when `history`
+            is given) or an `InputBlock` (``sr.InputBlockV2(schema)``).
         *blocks: Keras layers applied in order to the concatenated inputs,
             e.g. `MLPBlock([128, 64])` and `keras.layers.UnitNormalization()`.
+        pre: a layer applied to the feature dict before the input block (Merlin's).
+        post: a layer applied after the blocks (Merlin's).
         history: a `UserHistory` whose output is concatenated to the
             schema's columns (a query tower's): the tower then also reads
             its user-id column.
         untrained_user_ids: the `InputBlock`'s: "mean" (a user id that
-            training never read reads the mean trained user) or None.
+            training never read reads the mean trained user) or None. With
+            an `InputBlock` given, it is the block's.
 
     Example:
 
-    >>> import numpy as np
     >>> from merlin.schema import ColumnSchema, Schema, Tags
     >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
     ...     dtype="int64", properties={"domain": {"min": 0, "max": 99}})])
@@ -40,18 +122,40 @@ class Encoder(keras.layers.Layer):
     (2, 8)
     """
 
-    def __init__(self, schema: Schema, *blocks: keras.layers.Layer, history=None,
+    def __init__(self, inputs, *blocks: keras.layers.Layer, pre=None, post=None, history=None,
                  untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS, **kwargs):
         blocks = list(blocks) + list(kwargs.pop("blocks", []))
+        kwargs.pop("schema", None)  # configs of before the Merlin names hold it twice
         super().__init__(**kwargs)
+        if isinstance(inputs, InputBlock):
+            if untrained_user_ids != inputs.untrained_user_ids and untrained_user_ids != DEFAULT_UNTRAINED_USER_IDS:
+                raise ValueError(f"Encoder: untrained_user_ids={untrained_user_ids!r} differs from the given "
+                                 f"InputBlock's {inputs.untrained_user_ids!r}; set it on the InputBlock")
+            schema, untrained_user_ids, inputs_block = inputs.schema, inputs.untrained_user_ids, inputs
+        elif isinstance(inputs, Schema):
+            schema = inputs
+            inputs_block = (InputBlock(schema, untrained_user_ids=untrained_user_ids, name="inputs")
+                            if schema.column_names else None)
+        else:
+            raise TypeError(f"Encoder: inputs must be a merlin Schema or an InputBlock (sr.InputBlockV2(schema)), "
+                            f"got {type(inputs).__name__}")
         if not schema.column_names and history is None:
             raise ValueError("Encoder: the schema has no columns and no history= is given; the tower reads nothing")
-        self.schema = schema
+        for name, layer in (("pre", pre), ("post", post)):
+            if layer is not None and not callable(layer):
+                raise TypeError(f"Encoder: {name} must be a Keras layer or None, got {type(layer).__name__}")
+        self._schema = schema
         self.untrained_user_ids = untrained_user_ids
-        self.inputs_block = (InputBlock(schema, untrained_user_ids=untrained_user_ids, name="inputs")
-                             if schema.column_names else None)
+        self.inputs_block = inputs_block
         self.history = history
         self.blocks = blocks
+        self.pre = pre
+        self.post = post
+
+    @property
+    def schema(self) -> Schema:
+        """The columns the tower reads (Merlin's ``encoder.schema``)."""
+        return self._schema
 
     @property
     def column_names(self) -> list[str]:
@@ -69,6 +173,8 @@ class Encoder(keras.layers.Layer):
         self.built = True
 
     def call(self, features, training=None):
+        if self.pre is not None:
+            features = self.pre(features)
         parts = []
         if self.inputs_block is not None:
             parts.append(self.inputs_block({name: features[name] for name in self.inputs_block.column_names
@@ -79,17 +185,114 @@ class Encoder(keras.layers.Layer):
         x = parts[0] if len(parts) == 1 else keras.ops.concatenate(parts, axis=-1)
         for block in self.blocks:
             x = block(x, training=training)
+        if self.post is not None:
+            x = self.post(x)
         return x
+
+    def fit(self, *args, **kwargs):
+        raise NotImplementedError("Encoder: a tower is trained as part of a model (sr.TwoTowerModelV2), not alone")
+
+    # -- running it over data --------------------------------------------------------
+
+    def reading_schema(self) -> Schema:
+        """The schema of the columns the tower reads (a history's user-id column included)."""
+        read = [self.schema[n] for n in self.column_names if n in self.schema.column_names]
+        if self.history is not None and self.history.user_id_column not in self.schema.column_names:
+            read.append(ColumnSchema(self.history.user_id_column, tags=[Tags.USER_ID, Tags.CATEGORICAL],
+                                     dtype="int64",
+                                     properties={"domain": {"min": 0, "max": int(self.history.num_users) - 1}}))
+        return Schema(read)
+
+    def predict_table(self, data, batch_size: int = 4096) -> np.ndarray:
+        """The tower's outputs [rows, dim] for a table (DataFrame, path, dict of arrays or ``merlin.io.Dataset``)."""
+        import tensorflow as tf
+
+        if is_merlin_dataset(data):
+            data = merlin_table(data)
+        functions = self.__dict__.setdefault("_inference", [])
+        if not functions:  # one traced function for the tower's life, out of Keras's tracking
+            functions.append(tf.function(lambda batch: self(batch, training=False), reduce_retracing=True))
+        run = functions[0]
+        batches = Batches(data, self.reading_schema(), batch_size).dataset()
+        return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in batches], axis=0)
+
+    def encode(self, dataset, index=None, batch_size: int = 512):
+        """Merlin's ``encode``: the tower over ``dataset``, as a ``merlin.io.Dataset`` of columns "0", "1", ...,
+        indexed by the column ``index`` names (a name, Tags, ColumnSchema or Schema), or, without one, beside
+        the input's columns.
+
+        >>> import pandas as pd
+        >>> from merlin.io import Dataset
+        >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
+        ...     dtype="int64", properties={"domain": {"min": 0, "max": 9}})])
+        >>> out = Encoder(s, keras.layers.Dense(2)).encode(Dataset(pd.DataFrame({"item_id": [4, 6]})), Tags.ITEM_ID)
+        >>> out.compute().index.tolist(), list(out.compute().columns)
+        ([4, 6], ['0', '1'])
+        """
+        from merlin.io import Dataset
+
+        table = merlin_table(dataset) if is_merlin_dataset(dataset) else dataset
+        embeddings = self.predict_table(table, batch_size)
+        frame = table if hasattr(table, "columns") else None
+        if index is not None:
+            name = index_column(self.schema, index)
+            if frame is None:
+                from schemaretrieval.data.parquet import read_columns
+
+                ids = read_columns(table, [name])[name]
+            else:
+                ids = frame[name].to_numpy()
+            return Dataset(embeddings_frame(embeddings, name, ids))
+        if frame is None:
+            from schemaretrieval.data.read import read_table
+
+            frame = read_table(table)
+        import pandas as pd
+
+        return Dataset(pd.concat([frame.reset_index(drop=True), embeddings_frame(embeddings)], axis=1))
+
+    # -- saving ------------------------------------------------------------------------
+
+    def save(self, filepath, overwrite: bool = True, **kwargs):
+        """A ``.keras`` (or ``.h5``) path: Keras's format. Any other path: a TensorFlow SavedModel
+        directory, as Merlin's ``encoder.save(path)`` wrote, served by its ``serve`` and
+        ``serving_default`` functions on a dict of the schema's columns (int64 ``[batch]`` ids,
+        ``[batch, length]`` lists padded with -1, float32 values); load it with
+        ``tf.saved_model.load(path)`` or ``keras.layers.TFSMLayer(path)``."""
+        path = os.fspath(filepath)
+        if path.endswith((".keras", ".h5")):
+            return super().save(path, overwrite=overwrite, **kwargs)
+        if kwargs:
+            raise TypeError(f"Encoder.save: {sorted(kwargs)} apply to .keras files only")
+        if not overwrite and os.path.exists(path):
+            raise FileExistsError(f"Encoder.save: {path} exists and overwrite=False")
+        export_saved_model(self, self.reading_schema(), path)
+
+    # -- Keras plumbing ---------------------------------------------------------------------
+
+    def _default_save_signature(self):
+        # Keras gives a Model inside a tf.saved_model.save a "serving_default" traced on float32
+        # inputs, which ids cannot take; `save` and the serving export write their own.
+        return None
+
+    def get_build_config(self):
+        return {"from": "schema"} if self.built else None
+
+    def build_from_config(self, config):
+        # The blocks' weights take their shapes from a batch: one in-domain row creates them.
+        self(example_batch(self.reading_schema()))
 
     def get_config(self):
         config = {
-            **super().get_config(),
+            "name": self.name,
+            "trainable": self.trainable,
             "schema": schema_lib.schema_to_dict(self.schema),
             "blocks": [keras.saving.serialize_keras_object(block) for block in self.blocks],
             "untrained_user_ids": self.untrained_user_ids,
         }
-        if self.history is not None:
-            config["history"] = keras.saving.serialize_keras_object(self.history)
+        for key in ("history", "pre", "post"):
+            if getattr(self, key) is not None:
+                config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
 
     @classmethod
@@ -100,6 +303,8 @@ class Encoder(keras.layers.Layer):
         config.setdefault("untrained_user_ids", None)
         schema = schema_lib.schema_from_dict(config.pop("schema"))
         blocks = [keras.saving.deserialize_keras_object(block) for block in config.pop("blocks")]
-        if "history" in config:
-            config["history"] = keras.saving.deserialize_keras_object(config["history"])
+        for key in ("history", "pre", "post"):
+            if key in config:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        config.pop("dtype", None)
         return cls(schema, *blocks, **config)

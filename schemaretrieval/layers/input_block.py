@@ -29,7 +29,7 @@ from schemaretrieval import schema as schema_lib
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS, CategoricalEmbedding
 from schemaretrieval.schema import columns
 
-__all__ = ["InputBlock", "CategoricalReader", "ContinuousReader"]
+__all__ = ["InputBlock", "InputBlockV2", "CategoricalReader", "ContinuousReader"]
 
 
 @registry.register("input", Tags.CATEGORICAL.value)
@@ -168,3 +168,44 @@ class InputBlock(keras.layers.Layer):
         config.setdefault("untrained_user_ids", None)
         config["schema"] = schema_lib.schema_from_dict(config["schema"])
         return cls(**config)
+
+
+def InputBlockV2(schema: Schema | None = None, categorical=Tags.CATEGORICAL, continuous=Tags.CONTINUOUS, pre=None,
+                 post=None, aggregation="concat", tag_to_block=None, **branches) -> InputBlock:
+    """Merlin Models' name for the schema-driven input block: an `InputBlock` of ``schema``.
+
+    Merlin's arguments in Merlin's order. Categorical columns become
+    embeddings (widths from the schema's ``embedding_dim``, else Merlin's
+    rule), continuous columns their value, concatenated: Merlin's defaults.
+    Any other value of ``categorical``, ``continuous``, ``pre``, ``post``,
+    ``aggregation``, ``tag_to_block`` or extra ``**branches`` is a
+    NotImplementedError: here a tag's treatment is chosen in one place, the
+    registry's "input" readers (``sr.registry.register("input", tag)``),
+    and blocks after the inputs go to the `Encoder`.
+
+    >>> import numpy as np
+    >>> from merlin.schema import ColumnSchema, Schema, Tags
+    >>> s = Schema([ColumnSchema("user_id", tags=[Tags.USER_ID, Tags.CATEGORICAL],
+    ...     dtype="int64", properties={"domain": {"min": 0, "max": 9}, "embedding_dim": 4})])
+    >>> tuple(InputBlockV2(s)({"user_id": np.array([1, 2])}).shape)
+    (2, 4)
+    >>> InputBlockV2(s, aggregation="stack")
+    Traceback (most recent call last):
+    ...
+    NotImplementedError: InputBlockV2: aggregation='stack' is not supported (only Merlin's default 'concat'); register a reader of a tag with sr.registry.register("input", tag), or add blocks to the Encoder
+    """
+    if schema is None:
+        raise ValueError("InputBlockV2: schema is required (the columns to read)")
+    if not isinstance(schema, Schema):
+        raise TypeError(f"InputBlockV2: schema must be a merlin.schema.Schema, got {type(schema).__name__}")
+    defaults = {"categorical": (categorical, Tags.CATEGORICAL), "continuous": (continuous, Tags.CONTINUOUS),
+                "pre": (pre, None), "post": (post, None), "aggregation": (aggregation, "concat"),
+                "tag_to_block": (tag_to_block, None)}
+    hint = 'register a reader of a tag with sr.registry.register("input", tag), or add blocks to the Encoder'
+    for name, (value, default) in defaults.items():
+        if value != default:
+            raise NotImplementedError(f"InputBlockV2: {name}={value!r} is not supported "
+                                      f"(only Merlin's default {default!r}); {hint}")
+    if branches:
+        raise NotImplementedError(f"InputBlockV2: extra branches {sorted(branches)} are not supported; {hint}")
+    return InputBlock(schema)

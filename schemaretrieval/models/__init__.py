@@ -3,9 +3,11 @@
 * ``two_tower``: `TwoTowerModelV2` (a ``keras.Model``) and `load_model`.
 * ``factory``: `TwoTowerModel`, the model built from the schema's tags.
 * ``defaults``: the measured defaults (docs/defaults.md).
+* ``topk_encoder``: `TopKEncoder`, Merlin's top-k encoder (``model.to_top_k_encoder``).
 """
 
 from schemaretrieval.models.factory import TwoTowerModel
+from schemaretrieval.models.topk_encoder import TopKEncoder, TopKPrediction
 from schemaretrieval.models.two_tower import TwoTowerModelV2, load_model
 
-__all__ = ["TwoTowerModel", "TwoTowerModelV2", "load_model"]
+__all__ = ["TopKEncoder", "TopKPrediction", "TwoTowerModel", "TwoTowerModelV2", "load_model"]

@@ -35,7 +35,7 @@ def TwoTowerModel(
     l2_normalize: bool = True,
     logits_temperature: float | None = None,
     negative_samplers=None,
-    logq_correction: bool | float = DEFAULT_LOGQ_CORRECTION,
+    logq_sampling_correction: bool | float = DEFAULT_LOGQ_CORRECTION,
     outputs: ContrastiveOutput | None = None,
     id_embedding_dim: int | None = DEFAULT_ID_EMBEDDING_DIM,
     query_input_dropout: float | None = None,
@@ -53,8 +53,9 @@ def TwoTowerModel(
     so that scores are cosines sharpened by `logits_temperature`.
 
     The negatives, unless given, are in-batch, corrected by a streaming
-    estimate of each item's copies per batch (`logq_correction`: the
-    weight of the correction, as `ContrastiveOutput` takes it; True is 1).
+    estimate of each item's copies per batch (`logq_sampling_correction`:
+    the weight of the correction after the temperature, as
+    `ContrastiveOutput` takes a number; True is Merlin's, before it).
     docs/defaults.md has the evidence behind every default.
 
     Args:
@@ -143,7 +144,7 @@ def TwoTowerModel(
             negative_samplers=negative_samplers
             or InBatchSampler(num_items=schema_lib.cardinality(schema[schema_lib.item_id_column(schema)])),
             logits_temperature=logits_temperature,
-            logq_correction=logq_correction,
+            logq_sampling_correction=logq_sampling_correction,
         )
     elif logits_temperature is not None or negative_samplers is not None:  # left as given when outputs= is
         raise ValueError(

@@ -18,18 +18,20 @@ import tensorflow as tf
 from keras import ops
 from merlin.schema import Schema, Tags
 
-from schemaretrieval import replicas
+from schemaretrieval import registry, replicas
 from schemaretrieval import schema as schema_lib
 from schemaretrieval import training
 from schemaretrieval.data import checks
 from schemaretrieval.data.batches import Batches, example_batch
 from schemaretrieval.data.catalog import Catalog, as_catalog
 from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
-from schemaretrieval.data.read import read_frame, require_columns
+from schemaretrieval.data.loader import Loader
+from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.evaluation.ranking import evaluate_ranking
-from schemaretrieval.layers.encoder import Encoder
+from schemaretrieval.layers.encoder import Encoder, embeddings_frame, index_column
 from schemaretrieval.models.defaults import DEFAULT_KS
 from schemaretrieval.progress import Progress
+from schemaretrieval.retrieval import losses as losses_lib
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
@@ -49,16 +51,16 @@ class TwoTowerModelV2(keras.Model):
     path (streaming, resume, early stopping, logs). `evaluate` reports the
     training loss on held-out data; `evaluate_topk` ranks the whole catalog.
 
-    Args:
+    Args (Merlin Models' ``TwoTowerModelV2``'s, in its order):
         query_tower: an `Encoder` of the query (user) side.
         candidate_tower: an `Encoder` of the candidate (item) side.
-        outputs: the loss layer; default `ContrastiveOutput` built from
-            `negative_samplers` and `logits_temperature`. Giving both
-            `outputs` and either of those is an error: they belong to the
-            output.
-        logits_temperature: for the default output (1.0 when None).
-        negative_samplers: for the default output ("in-batch" when None).
         candidate_id_tag: the tag of the column that identifies a candidate.
+        outputs: the loss layer; default `ContrastiveOutput` built from
+            `negative_samplers` and `logits_temperature`. Giving `outputs`
+            and either of those (a temperature other than 1.0) is an error:
+            they belong to the output (Merlin ignores them).
+        logits_temperature: for the default output.
+        negative_samplers: for the default output ("in-batch" when None).
         schema: the whole schema, needed when the candidate tower does not
             read the id column itself; default both towers' schemas.
 
@@ -68,37 +70,48 @@ class TwoTowerModelV2(keras.Model):
     >>> schema = sr.load_schema("schemas/synthetic.yaml")
     >>> query = sr.Encoder(sr.schema.query_schema(schema), sr.MLPBlock([16]))
     >>> candidate = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([16]))
-    >>> model = sr.TwoTowerModelV2(query, candidate, logits_temperature=0.1)
-    >>> model.compile(optimizer="adam")
-    >>> history = model.fit(sr.data.synthetic(schema, 2000, seed=0), batch_size=256, verbose=0)
+    >>> model = sr.TwoTowerModelV2(query, candidate, sr.Tags.ITEM_ID, logits_temperature=0.1)
+    >>> model.compile(optimizer="adam", metrics=[sr.RecallAt(10)])
+    >>> history = model.fit(sr.data.synthetic(schema, 2000, seed=0), batch_size=256, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['loss', 'recall_at_10']
     """
 
     def __init__(
         self,
         query_tower: Encoder,
         candidate_tower: Encoder,
-        outputs: ContrastiveOutput | None = None,
-        logits_temperature: float | None = None,
-        negative_samplers=None,
         candidate_id_tag=Tags.ITEM_ID,
+        outputs: ContrastiveOutput | None = None,
+        logits_temperature: float = 1.0,
+        negative_samplers=None,
         schema: Schema | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if outputs is not None and (logits_temperature is not None or negative_samplers is not None):
+        if isinstance(outputs, (list, tuple)):
+            raise NotImplementedError("TwoTowerModelV2: a list of outputs (Merlin's multi-task) is not supported; "
+                                      "give one ContrastiveOutput or BPROutput")
+        if outputs is not None and (logits_temperature != 1.0 or negative_samplers is not None):
             raise ValueError(
                 "TwoTowerModelV2: logits_temperature and negative_samplers configure the default output; "
                 "with outputs= given, pass them to the output instead"
             )
+        for name, tower in (("query_tower", query_tower), ("candidate_tower", candidate_tower)):
+            if not isinstance(tower, Encoder):
+                raise TypeError(f"TwoTowerModelV2: {name} must be an Encoder (sr.Encoder(schema, ...)), got "
+                                f"{type(tower).__name__}")
+        try:
+            self.candidate_id_tag = Tags(candidate_id_tag)
+        except ValueError:
+            raise ValueError(f"TwoTowerModelV2: candidate_id_tag must be a merlin Tags (e.g. Tags.ITEM_ID), got "
+                             f"{candidate_id_tag!r}") from None
         if outputs is None:
-            outputs = ContrastiveOutput(
-                negative_samplers=negative_samplers or "in-batch",
-                logits_temperature=1.0 if logits_temperature is None else logits_temperature,
-            )
+            outputs = ContrastiveOutput(negative_samplers=negative_samplers or "in-batch",
+                                        logits_temperature=logits_temperature)
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.output_layer = outputs
-        self.candidate_id_tag = Tags(candidate_id_tag)
         self.schema = schema if schema is not None else query_tower.schema + candidate_tower.schema
         self._schema_given = schema is not None
         id_columns = self.schema.select_by_tag(self.candidate_id_tag).column_names
@@ -108,16 +121,43 @@ class TwoTowerModelV2(keras.Model):
                 f"(pass schema= when the candidate tower does not read it), found {id_columns}"
             )
         self.candidate_id_column = id_columns[0]
+        target = getattr(outputs, "target_name", None)
+        if target is not None and target not in self.schema.column_names:
+            raise ValueError(f"TwoTowerModelV2: the output's target {target!r} is not a column of the schema "
+                             f"{self.schema.column_names}")
+        # The column whose ids are the positives: the output's target when it names one.
+        self.positive_id_column = target or self.candidate_id_column
         user_ids = self.schema.select_by_tag(Tags.USER_ID).column_names
         self.query_id_column = user_ids[0] if user_ids else None
 
+    @property
+    def query_encoder(self) -> Encoder:
+        """The query tower (Merlin's name); ``model.query_encoder.save(path)`` exports it."""
+        return self.query_tower
+
+    @property
+    def candidate_encoder(self) -> Encoder:
+        """The candidate tower (Merlin's name)."""
+        return self.candidate_tower
+
     # Keras plumbing ------------------------------------------------------
 
-    def compile(self, optimizer=None, **kwargs):
+    def compile(self, optimizer=None, loss=None, metrics=None, **kwargs):
         """Keras's `compile`; without an optimizer, the measured
         `default_optimizer()` (Adam 1e-3, fit ending on the moving average
-        of the weights) rather than Keras's RMSprop."""
-        super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, **kwargs)
+        of the weights) rather than Keras's RMSprop.
+
+        ``metrics``: Keras metrics on Merlin's form of each batch (the
+        output's logits over the positive and the sampled negatives, the
+        one-hot positive as ``y_true``), e.g. ``sr.RecallAt(10)``; without
+        them, the output's ``default_metrics_fn()`` when it has one.
+        ``loss``: None (the output's), a pairwise loss name or instance
+        ("bpr", ...: `sr.losses`), "categorical_crossentropy" or a Keras
+        loss, applied to that same form, as Merlin's ``compile(loss=)``."""
+        if metrics is None and getattr(self.output_layer, "default_metrics_fn", None) is not None:
+            metrics = self.output_layer.default_metrics_fn()
+        self.__dict__["_batch_loss"] = _batch_loss(loss)
+        super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
         # Keras's own skips any model whose compile is overridden; this one
@@ -145,19 +185,34 @@ class TwoTowerModelV2(keras.Model):
             return super().train_step(data)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = self.output_layer(
+        loss, prediction = self.output_layer(
             y_pred["query"],
             y_pred["candidate"],
-            x[self.candidate_id_column],
+            x[self.positive_id_column],
             sample_weight=sample_weight,
             candidate_encoder=self.candidate_tower,
             training=training,
+            return_prediction=True,
         )
+        batch_loss = self.__dict__.get("_batch_loss")
+        if batch_loss is not None:
+            loss = batch_loss(prediction.targets, prediction.outputs, sample_weight)
+        # compute_metrics, next in the same step, reads it.
+        self.__dict__["_prediction"] = prediction
         if self.losses:
             # Each replica adds them; Keras sums the replicas' gradients.
             extra = ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
             loss = loss + extra / replicas.num_replicas()
         return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras's, on Merlin's form of the batch: ``y_true`` the one-hot positive, ``y_pred`` the
+        output's logits (the `Prediction` of the loss just computed)."""
+        prediction = self.__dict__.pop("_prediction", None)
+        if prediction is None:
+            _, prediction = self.output_layer(y_pred["query"], y_pred["candidate"], x[self.positive_id_column],
+                                              candidate_encoder=self.candidate_tower, return_prediction=True)
+        return super().compute_metrics(x, prediction.targets, prediction.outputs, sample_weight=sample_weight)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=None, validation_data=None, shuffle=True,
             seed=None, callbacks=None, verbose="auto", catalog: Catalog | None = None, **kwargs):
@@ -169,6 +224,18 @@ class TwoTowerModelV2(keras.Model):
         input's are `DEFAULT_EPOCHS` (12), and a table's `batch_size` is
         `DEFAULT_BATCH_SIZE` (128) (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
         draw from one and for ranking ``validation_data``."""
+        if isinstance(x, Loader):
+            x = x.to_tf_dataset()
+        if isinstance(validation_data, Loader):
+            validation_data = validation_data.to_tf_dataset()
+        if is_merlin_dataset(x):
+            # Merlin's data set: the table it holds, through the one training path. The unique items
+            # of it and of the validation data are the catalog validation ranks: nothing else gives one.
+            x = merlin_table(x)
+            if is_merlin_dataset(validation_data):
+                validation_data = merlin_table(validation_data)
+            if validation_data is not None and catalog is None and not self._has_default_catalog():
+                catalog = Catalog.from_interactions([x, validation_data], self.schema)
         if not _is_table(x):
             if catalog is not None:
                 self.set_catalog(catalog)
@@ -254,8 +321,22 @@ class TwoTowerModelV2(keras.Model):
         except ValueError as err:
             raise ValueError(f"{why}: give catalog= ({err})") from None
 
+    def _has_default_catalog(self) -> bool:
+        try:
+            self.default_catalog("")
+        except ValueError:
+            return False
+        return True
+
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        """Keras's `evaluate`: the loss on held-out batches (see `evaluate_topk`)."""
+        """Keras's `evaluate`: the loss and the compiled metrics on held-out batches, each
+        batch's positives against its sampled negatives (see `evaluate_topk` and
+        `to_top_k_encoder` for the whole catalog). Takes a table, a ``merlin.io.Dataset``
+        or a `Loader` too."""
+        if isinstance(x, Loader):
+            x = x.to_tf_dataset()
+        if is_merlin_dataset(x):
+            x = merlin_table(x)
         if _is_table(x):
             x, batch_size = Batches(x, self.schema, batch_size or training.DEFAULT_BATCH_SIZE).dataset(), None
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
@@ -302,9 +383,11 @@ class TwoTowerModelV2(keras.Model):
     # Embeddings and retrieval ---------------------------------------------
 
     def embed(self, tower: Encoder, data, batch_size: int = 4096) -> np.ndarray:
-        """Runs one tower over a table (DataFrame, path or dict of arrays), or a `Catalog`."""
+        """Runs one tower over a table (DataFrame, path, dict of arrays, ``merlin.io.Dataset``) or a `Catalog`."""
         if isinstance(data, Catalog):
             data = data.frame
+        if is_merlin_dataset(data):
+            data = merlin_table(data)
         schema = self.schema.select_by_name(tower.column_names)
         run = self._inference_function(tower)
         batches = Batches(data, schema, batch_size)
@@ -325,13 +408,62 @@ class TwoTowerModelV2(keras.Model):
             functions[id(tower)] = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
         return functions[id(tower)]
 
-    def query_embeddings(self, data, batch_size: int = 4096) -> np.ndarray:
-        """Query-tower outputs, one row per row of `data`."""
-        return self.embed(self.query_tower, data, batch_size)
+    def _embeddings(self, tower, data, batch_size, index):
+        """Merlin's return (a ``merlin.io.Dataset``, indexed by ``index``'s column when given) for a
+        ``merlin.io.Dataset`` or an ``index``; the array [rows, dim] for a table, as before."""
+        if index is None and not is_merlin_dataset(data):
+            return self.embed(tower, data, batch_size)
+        from merlin.io import Dataset
 
-    def candidate_embeddings(self, candidates, batch_size: int = 4096) -> np.ndarray:
-        """Candidate-tower outputs, one row per row of `candidates` (a table or a `Catalog`)."""
-        return self.embed(self.candidate_tower, candidates, batch_size)
+        if isinstance(data, Catalog):
+            data = data.frame
+        frame, _ = read_frame(data, "embeddings") if not isinstance(data, dict) else (pd.DataFrame(data), None)
+        embeddings = self.embed(tower, frame, batch_size)
+        if index is None:
+            return Dataset(pd.concat([frame.reset_index(drop=True), embeddings_frame(embeddings)], axis=1))
+        name = index_column(self.schema, index)
+        require_columns(frame, [name], "embeddings", f"index={index!r}")
+        return Dataset(embeddings_frame(embeddings, name, frame[name].to_numpy()))
+
+    def query_embeddings(self, dataset, batch_size: int = 4096, index=None):
+        """Query-tower outputs, one row per row of ``dataset``.
+
+        As Merlin's: for a ``merlin.io.Dataset``, or with ``index`` (a column name, Tags
+        such as ``Tags.USER_ID``, or a ColumnSchema), a ``merlin.io.Dataset`` whose columns
+        "0", "1", ... hold the embeddings, indexed by that column (without ``index``: beside
+        the input's columns). For a DataFrame, path, dict of arrays or `Catalog` and no
+        ``index``, the array [rows, dim]."""
+        return self._embeddings(self.query_tower, dataset, batch_size, index)
+
+    def candidate_embeddings(self, dataset, batch_size: int = 4096, index=None):
+        """Candidate-tower outputs, one row per row of ``dataset`` (a table, a `Catalog` or a
+        ``merlin.io.Dataset``); ``index`` (e.g. ``Tags.ITEM_ID``) as in `query_embeddings`."""
+        return self._embeddings(self.candidate_tower, dataset, batch_size, index)
+
+    def to_top_k_encoder(self, candidates=None, candidate_id=Tags.ITEM_ID, strategy="brute-force-topk",
+                         k: int = 10, batch_size: int = 4096, **kwargs):
+        """Merlin's top-k encoder: the query tower and an index of ``candidates``' embeddings
+        (a ``merlin.io.Dataset`` or table of unique items, e.g. `sr.unique_rows_by_features`),
+        identified by the ``candidate_id`` column. See `sr.models.topk_encoder.TopKEncoder`.
+
+        Only Merlin's ``strategy="brute-force-topk"`` (exact, the library's one top-k engine)."""
+        from schemaretrieval.models.topk_encoder import TopKEncoder
+
+        if strategy != "brute-force-topk":
+            raise NotImplementedError(f"to_top_k_encoder: strategy={strategy!r} is not supported (only "
+                                      "'brute-force-topk'); for approximate search see sr.serving.indexes.Faiss")
+        if kwargs:
+            raise TypeError(f"to_top_k_encoder: unexpected argument(s) {sorted(kwargs)}")
+        if candidates is None:
+            candidates = self.default_catalog("to_top_k_encoder").frame
+        if isinstance(candidates, Catalog):
+            candidates = candidates.frame
+        frame, _ = read_frame(candidates, "to_top_k_encoder")
+        name = index_column(self.schema, candidate_id)
+        require_columns(frame, [name], "to_top_k_encoder: candidates", f"candidate_id={candidate_id!r}")
+        embeddings = self.embed(self.candidate_tower, frame, batch_size)
+        return TopKEncoder(self.query_tower, embeddings, frame[name].to_numpy(), k=k, target=name,
+                           batch_size=batch_size)
 
     def evaluate_topk(
         self,
@@ -368,6 +500,23 @@ class TwoTowerModelV2(keras.Model):
             ks=ks,
             exclude=None if exclude is None else exclude.positions(data[self.query_id_column].to_numpy(), catalog.ids),
         )
+
+
+def _batch_loss(loss):
+    """``compile(loss=)`` as a function of (one-hot targets, logits, sample_weight), or None."""
+    if loss is None:
+        return None
+    if loss == "categorical_crossentropy":
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    elif isinstance(loss, (str, type)) or isinstance(loss, losses_lib.PairwiseLoss):
+        try:
+            loss = losses_lib.PairwiseLoss.parse(loss)
+        except (TypeError, ValueError):
+            loss = keras.losses.get(loss)
+    if not callable(loss):
+        raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
+                         f"'categorical_crossentropy' or a Keras loss, got {loss!r}")
+    return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
 
 
 def _is_table(data) -> bool:

@@ -1,259 +1,316 @@
-"""Pairwise losses: each row's positive score against its negatives' scores.
+"""Pairwise losses, as Merlin Models' ``mm.losses``: each positive score against each negative's.
 
-Every loss has `compute(positive_scores [B], negative_scores [B, N],
-mask [B, N]) -> [B]`: the loss of each row, over the negatives whose mask
-is True (a false negative, i.e. the row's own item drawn as a negative, is
-masked out by the output). A row with no valid negative has loss 0.
-Registered by name (``sr.registry``, kind "loss"): "bpr", "bpr-max",
-"top1", "top1-max", "logistic", "hinge".
+Every loss is a ``keras.losses.Loss`` with Merlin's interface:
 
-With d_j = positive - negative_j, over the valid negatives j of a row:
+* ``compute(positives_scores [B, 1], negatives_scores [B, N]) -> [B, N]``,
+  the loss of each (positive, negative) pair;
+* ``loss(y_true, y_pred, sample_weight=None, valid_negatives_mask=None)``
+  on Merlin's form of a retrieval batch: ``y_pred`` [B, C] scores and
+  ``y_true`` [B, C] with one 1 (the positive) per row; the other C - 1
+  columns are the negatives. A row without a positive (top-k evaluation,
+  where the positive fell out of the top k) has loss 0, and so does a pair
+  whose ``valid_negatives_mask`` (the ``valid_negatives_mask`` attribute
+  when not passed) is False (a false negative). The pairs' losses are then
+  reduced by Keras's ``reduction`` ("auto" is Keras 3's
+  "sum_over_batch_size": the mean over every pair of the batch);
+* ``PairwiseLoss.parse(name_or_class_or_instance)``, and the registry
+  (``sr.registry``, kind "loss") by Merlin's names.
 
-| name | per row |
-| --- | --- |
-| bpr | mean_j -log sigmoid(d_j) (Rendle et al. 2009) |
-| logistic | mean_j log(1 + exp(-d_j)), keras-rs `PairwiseLogisticLoss`; equal to bpr in value, kept under Merlin's name |
-| hinge | mean_j max(0, margin - d_j), keras-rs `PairwiseHingeLoss` |
-| top1 | mean_j sigmoid(-d_j) + sigmoid(negative_j^2) (Hidasi et al. 2016) |
-| bpr-max | -log sum_j s_j sigmoid(d_j) + reg * sum_j s_j negative_j^2, s = softmax of the negatives (Hidasi and Karatzas 2018) |
-| top1-max | sum_j s_j (sigmoid(-d_j) + sigmoid(negative_j^2)) |
+With p the positive's score and n a negative's, s = softmax of the row's negatives:
+
+| name | class | per pair |
+| --- | --- | --- |
+| "bpr" | `BPRLoss` | -log sigmoid(p - n) (Rendle et al. 2009) |
+| "bpr-max" | `BPRmaxLoss` | -log(sigmoid(p - n) s) + reg_lambda s n^2 (Hidasi and Karatzoglou 2018, as Merlin writes it) |
+| "top1" | `TOP1Loss` | sigmoid(n - p) + sigmoid(n^2) (Hidasi et al. 2016) |
+| "top1_v2" | `TOP1v2Loss` | mean_j [sigmoid(n_j - p) + sigmoid(n_j^2)] - sigmoid(p^2) / N, the same for each pair of a row |
+| "top1-max" | `TOP1maxLoss` | (sigmoid(n - p) + sigmoid(n^2)) s |
+| "logistic" | `LogisticLoss` | log(1 + exp(n - p)) |
+| "hinge" | `HingeLoss` | max(0, margin + n - p), margin 1 in Merlin |
+
+`BPROutput` uses them per row: the mean of ``compute`` over the row's
+valid negatives (`PairwiseLoss.row_losses`).
 """
 
 from __future__ import annotations
 
-import keras_rs
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from schemaretrieval import registry
 
-# Softmax weight of masked negatives (the -max losses): a large finite negative.
-_MASKED_LOGIT = -1e9
+__all__ = [
+    "PairwiseLoss",
+    "BPRLoss",
+    "BPRmaxLoss",
+    "TOP1Loss",
+    "TOP1v2Loss",
+    "TOP1maxLoss",
+    "LogisticLoss",
+    "HingeLoss",
+    "get_loss",
+]
+
+# Merlin's epsilon under a log (add_epsilon_to_zeros).
+_EPSILON = 1e-24
+# The score `row_losses` gives masked negatives before `compute`: low enough to
+# take no softmax weight, small enough that its square stays finite.
+MASKED_SCORE = -1e4
+_REDUCTIONS = ("auto", "sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
-def _prepare(positive_scores, negative_scores, mask):
-    negative = ops.cast(negative_scores, "float32")
-    positive = ops.reshape(ops.cast(positive_scores, "float32"), (-1, 1))
-    if mask is None:
-        valid = ops.ones_like(negative)
-    else:
-        valid = ops.cast(mask, "float32")
-    # Masked scores become 0 so that they cannot overflow into NaN.
-    negative = negative * valid
-    return positive, negative, valid
-
-
-def _mean(values, valid):
-    count = ops.sum(valid, axis=1)
-    return ops.sum(values * valid, axis=1) / ops.maximum(count, 1.0)
-
-
-def _softmax(negative, valid):
-    weights = ops.softmax(ops.where(valid > 0, negative, _MASKED_LOGIT), axis=1)
-    return weights * valid
+def _log(x):
+    return ops.log(ops.where(ops.equal(x, 0.0), _EPSILON, x))
 
 
 @registry.register("loss")
-class PairwiseLoss:
-    """The interface: `compute(positive_scores, negative_scores, mask) -> [B]`.
+class PairwiseLoss(keras.losses.Loss):
+    """The base of the pairwise losses (see the module docstring): subclass it and define `compute`.
 
-    A loss of your own subclasses it; registered with
-    ``@sr.registry.register("loss", "<name>")``, it is found by that name and
-    a saved model that uses it loads. For example BPR on each row's
-    highest-scoring valid negative only:
+    Args:
+        reduction: Keras's, over the [B, N] pair losses; "auto" (Merlin's
+            default) is "sum_over_batch_size", the mean over the pairs.
+        name: the loss's name (default: the class name in snake case).
 
-    >>> import numpy as np
-    >>> from keras import ops
-    >>> @registry.register("loss", "hardest-bpr")
-    ... class HardestBPR(PairwiseLoss):
-    ...     def compute(self, positive_scores, negative_scores, mask=None):
-    ...         valid = ops.ones_like(negative_scores) if mask is None else ops.cast(mask, "float32")
-    ...         hardest = ops.max(ops.where(valid > 0, negative_scores, -1e9), axis=1)
-    ...         return ops.softplus(hardest - positive_scores)
-    >>> loss = get_loss("hardest-bpr").compute(np.array([1.0]), np.array([[1.0, 3.0]]), np.array([[True, False]]))
-    >>> round(float(loss[0]), 4)  # -log sigmoid(1 - 1): the masked 3.0 is not the hardest
-    0.6931
+    A loss of one's own registers with ``@sr.registry.register("loss", "<name>")``:
+    it is then found by that name and a saved model that uses it loads.
+
+    >>> @registry.register("loss", "squared-margin")
+    ... class SquaredMargin(PairwiseLoss):
+    ...     def compute(self, positives_scores, negatives_scores):
+    ...         return ops.square(ops.relu(1.0 + negatives_scores - positives_scores))
+    >>> loss = PairwiseLoss.parse("squared-margin")
+    >>> float(loss(np.array([[1.0, 0.0, 0.0]]), np.array([[2.0, 1.5, 2.5]])))  # ((0.5)^2 + (1.5)^2) / 2
+    1.25
     """
 
-    def compute(self, positive_scores, negative_scores, mask=None):
-        raise NotImplementedError
+    def __init__(self, reduction="auto", name=None, **kwargs):
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {list(_REDUCTIONS)}, got {reduction!r}")
+        self.reduction_given = reduction
+        name = name or re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(self).__name__).lower()
+        super().__init__(name=name, reduction="sum_over_batch_size" if reduction == "auto" else reduction, **kwargs)
+        self._valid_negatives_mask = None
 
-    def __call__(self, positive_scores, negative_scores, mask=None):
-        return self.compute(positive_scores, negative_scores, mask)
+    # -- Merlin's interface --------------------------------------------------------------
+
+    def compute(self, positives_scores, negatives_scores):
+        """The loss of each pair [B, N], from the positives' scores [B, 1] and the negatives' [B, N]."""
+        raise NotImplementedError(f"{type(self).__name__} must define compute(positives_scores, negatives_scores)")
+
+    @property
+    def valid_negatives_mask(self):
+        """[B, N] (or [B, C], the positive's column included) booleans, False for a false negative:
+        its pair loss is set to 0. Set by ``__call__(..., valid_negatives_mask=)``."""
+        return self._valid_negatives_mask
+
+    @valid_negatives_mask.setter
+    def valid_negatives_mask(self, value):
+        self._valid_negatives_mask = value
+
+    @classmethod
+    def parse(cls, class_or_str):
+        """A loss from a registered name, a loss class or an instance (Merlin's ``parse``).
+
+        >>> type(PairwiseLoss.parse("bpr-max")).__name__, type(PairwiseLoss.parse(TOP1Loss)).__name__
+        ('BPRmaxLoss', 'TOP1Loss')
+        """
+        if isinstance(class_or_str, PairwiseLoss):
+            return class_or_str
+        if isinstance(class_or_str, type) and issubclass(class_or_str, PairwiseLoss):
+            return class_or_str()
+        if isinstance(class_or_str, (str, dict)):
+            loss = registry.get("loss", class_or_str)
+            if isinstance(loss, PairwiseLoss):
+                return loss
+        raise TypeError(f"expected a pairwise loss name ({', '.join(registry.names('loss'))}), a PairwiseLoss class "
+                        f"or instance, got {class_or_str!r}")
+
+    def __call__(self, y_true, y_pred, sample_weight=None, valid_negatives_mask=None):
+        if valid_negatives_mask is not None:
+            self.valid_negatives_mask = valid_negatives_mask
+        return super().__call__(y_true, y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        """The pair losses [B, C - 1] of a batch in Merlin's form (see the module docstring)."""
+        y_pred = tf.convert_to_tensor(y_pred)
+        y_true = tf.cast(y_true, y_pred.dtype)
+        if y_true.shape.rank != 2 or y_pred.shape.rank != 2:
+            raise ValueError(f"{type(self).__name__}: y_true and y_pred must be [batch, scores], got "
+                             f"{y_true.shape} and {y_pred.shape}")
+        positives, negatives, has_positive, keep = self._split(y_true, y_pred)
+        loss = self.compute(positives, negatives)
+        loss = loss * tf.cast(has_positive, loss.dtype)[:, None]
+        mask = self.valid_negatives_mask
+        if mask is not None:
+            mask = tf.convert_to_tensor(mask)
+            if mask.shape.rank == 2 and mask.shape[1] is not None and mask.shape[1] == y_pred.shape[1]:
+                mask = tf.reshape(tf.boolean_mask(mask, keep), tf.shape(negatives))
+            loss = loss * tf.cast(mask, loss.dtype)
+        return loss
+
+    @staticmethod
+    def _split(y_true, y_pred):
+        """(positives [B, 1], negatives [B, C - 1], rows with a positive [B], kept columns [B, C])."""
+        has_positive = tf.reduce_sum(y_true, axis=1) > 0
+        tf.debugging.assert_less_equal(tf.reduce_max(tf.reduce_sum(y_true, axis=1)), tf.constant(1.0, y_true.dtype),
+                                       message="a pairwise loss takes at most one positive per row")
+        # A row without a positive takes its first column as one, then loses its loss.
+        first = tf.one_hot(tf.zeros(tf.shape(y_true)[:1], tf.int32), tf.shape(y_true)[1], dtype=y_true.dtype)
+        y_true = tf.where(has_positive[:, None], y_true, first)
+        positives = tf.reduce_sum(y_true * y_pred, axis=1, keepdims=True)
+        keep = tf.equal(y_true, 0.0)
+        negatives = tf.reshape(tf.boolean_mask(y_pred, keep), [tf.shape(y_pred)[0], tf.shape(y_pred)[1] - 1])
+        return positives, negatives, has_positive, keep
+
+    # -- per row, for BPROutput -------------------------------------------------------------
+
+    def row_losses(self, positives_scores, negatives_scores, mask=None):
+        """Each row's loss [B]: the mean of `compute` over its valid negatives (``mask`` [B, N]);
+        0 for a row without one. Masked negatives score `MASKED_SCORE` in `compute`, so that the
+        softmax of the -max losses gives them no weight.
+
+        >>> BPRLoss().row_losses(np.array([1.0]), np.array([[1.0, -3.0]]), np.array([[True, False]])).numpy().round(4)
+        array([0.6931], dtype=float32)
+        """
+        negatives = ops.cast(negatives_scores, "float32")
+        positives = ops.reshape(ops.cast(positives_scores, "float32"), (-1, 1))
+        valid = ops.ones_like(negatives) if mask is None else ops.cast(mask, "float32")
+        pairs = self.compute(positives, ops.where(valid > 0, negatives, MASKED_SCORE))
+        return ops.sum(pairs * valid, axis=1) / ops.maximum(ops.sum(valid, axis=1), 1.0)
 
     def get_config(self):
-        return {}
+        return {"reduction": self.reduction_given, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
-    def __repr__(self):
-        return f"{type(self).__name__}({self.get_config()})"
-
 
 @registry.register("loss", "bpr")
 class BPRLoss(PairwiseLoss):
-    """mean_j -log sigmoid(positive - negative_j).
+    """The Bayesian Personalised Ranking loss: -log sigmoid(p - n) per pair (Rendle et al. 2009).
 
-    Example:
-
-    >>> import numpy as np
-    >>> loss = BPRLoss().compute(np.array([1.0]), np.array([[1.0, -3.0]]), np.array([[True, False]]))
-    >>> round(float(loss[0]), 4)  # -log sigmoid(0); the masked negative is left out
-    0.6931
+    >>> BPRLoss().compute(np.array([[1.0]]), np.array([[1.0, 3.0]])).numpy().round(4).tolist()  # log 2, log(1 + e^2)
+    [[0.6931, 2.1269]]
     """
 
-    def compute(self, positive_scores, negative_scores, mask=None):
-        positive, negative, valid = _prepare(positive_scores, negative_scores, mask)
-        return _mean(ops.softplus(negative - positive), valid)
+    def compute(self, positives_scores, negatives_scores):
+        return -_log(ops.sigmoid(positives_scores - negatives_scores))
 
 
-class _KerasRSLoss(PairwiseLoss):
-    """A keras-rs pairwise loss. Called on a list [positive, negatives...]
-    with labels [1, 0, ...], keras-rs sums its `pairwise_loss` over every
-    ordered pair of the list: [B, L, L] values, of which only the pairs
-    (positive, negative_j) count here. So its elementwise `pairwise_loss` is
-    applied to the [B, N] differences directly (the tests check this equals
-    the full keras-rs call divided by the number of valid negatives)."""
+@registry.register("loss", "bpr-max")
+class BPRmaxLoss(PairwiseLoss):
+    """BPR-max as Merlin computes it per pair: -log(sigmoid(p - n) s) + reg_lambda s n^2, s the softmax
+    of the row's negatives.
 
-    def _loss(self):
-        raise NotImplementedError
+    Args:
+        reg_lambda: the weight of the score regularisation (Merlin's name and default, 1.0).
 
-    def compute(self, positive_scores, negative_scores, mask=None):
-        positive, negative, valid = _prepare(positive_scores, negative_scores, mask)
-        loss = self._loss()
-        differences = (positive - negative) / loss.temperature
-        return _mean(loss.pairwise_loss(differences), valid)
-
-
-@registry.register("loss", "logistic")
-class LogisticLoss(_KerasRSLoss):
-    """mean_j log(1 + exp(-(positive - negative_j))), by keras-rs.
-
-    Example:
-
-    >>> import numpy as np
-    >>> round(float(LogisticLoss().compute(np.array([2.0]), np.array([[2.0]]))[0]), 4)  # log 2, as bpr
-    0.6931
+    >>> BPRmaxLoss(reg_lambda=0.5).compute(np.array([[0.0]]), np.array([[0.0, 0.0]])).numpy().round(4).tolist()
+    [[1.3863, 1.3863]]
     """
 
-    def _loss(self):
-        return keras_rs.losses.PairwiseLogisticLoss(reduction="none")
+    def __init__(self, reg_lambda: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not reg_lambda >= 0:
+            raise ValueError(f"BPRmaxLoss: reg_lambda must be >= 0, got {reg_lambda}")
+        self.reg_lambda = float(reg_lambda)
 
-
-@registry.register("loss", "hinge")
-class HingeLoss(_KerasRSLoss):
-    """mean_j max(0, margin - (positive - negative_j)), by keras-rs.
-
-    keras-rs's hinge has margin 1 on differences divided by its
-    temperature: max(0, 1 - d / m) * m = max(0, m - d) gives any margin.
-
-    Example:
-
-    >>> import numpy as np
-    >>> loss = HingeLoss(margin=0.5).compute(np.array([1.0]), np.array([[0.8, 0.0]]))
-    >>> round(float(loss[0]), 4)  # (max(0, 0.5 - 0.2) + max(0, 0.5 - 1.0)) / 2
-    0.15
-    """
-
-    def __init__(self, margin: float = 1.0):
-        if margin <= 0:
-            raise ValueError(f"HingeLoss: margin must be > 0, got {margin}")
-        self.margin = float(margin)
-
-    def _loss(self):
-        return keras_rs.losses.PairwiseHingeLoss(temperature=self.margin, reduction="none")
-
-    def compute(self, positive_scores, negative_scores, mask=None):
-        return super().compute(positive_scores, negative_scores, mask) * self.margin
+    def compute(self, positives_scores, negatives_scores):
+        weights = ops.softmax(negatives_scores, axis=-1)
+        regularization = ops.square(negatives_scores) * weights * self.reg_lambda
+        return -_log(ops.sigmoid(positives_scores - negatives_scores) * weights) + regularization
 
     def get_config(self):
-        return {"margin": self.margin}
+        return {**super().get_config(), "reg_lambda": self.reg_lambda}
 
 
 @registry.register("loss", "top1")
 class TOP1Loss(PairwiseLoss):
-    """mean_j sigmoid(negative_j - positive) + sigmoid(negative_j^2).
+    """TOP1: sigmoid(n - p) + sigmoid(n^2) per pair (Hidasi et al. 2016).
 
-    Example:
-
-    >>> import numpy as np
-    >>> round(float(TOP1Loss().compute(np.array([0.0]), np.array([[0.0]]))[0]), 4)  # sigmoid(0) + sigmoid(0)
-    1.0
+    >>> TOP1Loss().compute(np.array([[0.0]]), np.array([[0.0]])).numpy().tolist()  # sigmoid(0) + sigmoid(0)
+    [[1.0]]
     """
 
-    def compute(self, positive_scores, negative_scores, mask=None):
-        positive, negative, valid = _prepare(positive_scores, negative_scores, mask)
-        return _mean(ops.sigmoid(negative - positive) + ops.sigmoid(ops.square(negative)), valid)
+    def compute(self, positives_scores, negatives_scores):
+        return ops.sigmoid(negatives_scores - positives_scores) + ops.sigmoid(ops.square(negatives_scores))
 
 
-@registry.register("loss", "bpr-max")
-class BPRMaxLoss(PairwiseLoss):
-    """-log sum_j s_j sigmoid(positive - negative_j) + reg * sum_j s_j negative_j^2,
-    s the softmax of the valid negative scores.
+@registry.register("loss", "top1_v2")
+class TOP1v2Loss(PairwiseLoss):
+    """TOP1 as GRU4Rec computes it: the row's mean of sigmoid(n - p) + sigmoid(n^2), less
+    sigmoid(p^2) / N, given to each of the row's pairs (Merlin's "top1_v2").
 
-    Example:
-
-    >>> import numpy as np
-    >>> loss = BPRMaxLoss(regularization=0.5).compute(np.array([0.0]), np.array([[0.0, 0.0]]))
-    >>> round(float(loss[0]), 4)  # -log(2 * 0.5 * sigmoid(0)) + 0.5 * 0
-    0.6931
+    >>> TOP1v2Loss().compute(np.array([[0.0]]), np.array([[0.0, 0.0]])).numpy().tolist()  # 1 - 0.5 / 2
+    [[0.75, 0.75]]
     """
 
-    def __init__(self, regularization: float = 1.0):
-        if regularization < 0:
-            raise ValueError(f"BPRMaxLoss: regularization must be >= 0, got {regularization}")
-        self.regularization = float(regularization)
-
-    def compute(self, positive_scores, negative_scores, mask=None):
-        positive, negative, valid = _prepare(positive_scores, negative_scores, mask)
-        weights = _softmax(negative, valid)
-        any_valid = ops.cast(ops.sum(valid, axis=1) > 0, "float32")
-        inside = ops.sum(weights * ops.sigmoid(positive - negative), axis=1)
-        loss = -ops.log(ops.maximum(inside, 1e-24)) + self.regularization * ops.sum(weights * ops.square(negative), axis=1)
-        return loss * any_valid
-
-    def get_config(self):
-        return {"regularization": self.regularization}
+    def compute(self, positives_scores, negatives_scores):
+        per_pair = ops.sigmoid(negatives_scores - positives_scores) + ops.sigmoid(ops.square(negatives_scores))
+        count = ops.cast(ops.shape(negatives_scores)[1], per_pair.dtype)
+        row = ops.mean(per_pair, axis=-1, keepdims=True) - ops.sigmoid(ops.square(positives_scores)) / count
+        return ops.broadcast_to(row, ops.shape(negatives_scores))
 
 
 @registry.register("loss", "top1-max")
-class TOP1MaxLoss(PairwiseLoss):
-    """sum_j s_j (sigmoid(negative_j - positive) + sigmoid(negative_j^2)).
+class TOP1maxLoss(PairwiseLoss):
+    """TOP1-max per pair: (sigmoid(n - p) + sigmoid(n^2)) s, s the softmax of the row's negatives.
 
-    Example:
-
-    >>> import numpy as np
-    >>> round(float(TOP1MaxLoss().compute(np.array([0.0]), np.array([[0.0, 0.0]]))[0]), 4)  # 0.5 * 1 + 0.5 * 1
-    1.0
+    >>> TOP1maxLoss().compute(np.array([[0.0]]), np.array([[0.0, 0.0]])).numpy().tolist()  # 0.5 * 1 each
+    [[0.5, 0.5]]
     """
 
-    def compute(self, positive_scores, negative_scores, mask=None):
-        positive, negative, valid = _prepare(positive_scores, negative_scores, mask)
-        weights = _softmax(negative, valid)
-        return ops.sum(weights * (ops.sigmoid(negative - positive) + ops.sigmoid(ops.square(negative))), axis=1)
+    def compute(self, positives_scores, negatives_scores):
+        weights = ops.softmax(negatives_scores, axis=-1)
+        return (ops.sigmoid(negatives_scores - positives_scores) + ops.sigmoid(ops.square(negatives_scores))) * weights
+
+
+@registry.register("loss", "logistic")
+class LogisticLoss(PairwiseLoss):
+    """The pairwise log loss log(1 + exp(n - p)) (Sun et al. 2020), stable for large differences.
+
+    >>> LogisticLoss().compute(np.array([[2.0]]), np.array([[2.0, 1002.0]])).numpy().round(4).tolist()
+    [[0.6931, 1000.0]]
+    """
+
+    def compute(self, positives_scores, negatives_scores):
+        return ops.softplus(negatives_scores - positives_scores)
+
+
+@registry.register("loss", "hinge")
+class HingeLoss(PairwiseLoss):
+    """The pairwise hinge max(0, margin + n - p) (Sun et al. 2020).
+
+    Args:
+        margin: 1.0 in Merlin, which has no argument for it (an option of this library).
+
+    >>> HingeLoss(margin=0.5).compute(np.array([[1.0]]), np.array([[0.8, 0.0]])).numpy().round(4).tolist()
+    [[0.3, 0.0]]
+    """
+
+    def __init__(self, margin: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not margin > 0:
+            raise ValueError(f"HingeLoss: margin must be > 0, got {margin}")
+        self.margin = float(margin)
+
+    def compute(self, positives_scores, negatives_scores):
+        return ops.relu(self.margin + negatives_scores - positives_scores)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin}
 
 
 def get_loss(spec) -> PairwiseLoss:
-    """A pairwise loss from a registered name, a saved config or an instance.
+    """A pairwise loss from a registered name, a saved config, a class or an instance (`PairwiseLoss.parse`).
 
     >>> type(get_loss("bpr-max")).__name__
-    'BPRMaxLoss'
+    'BPRmaxLoss'
     """
-    if isinstance(spec, PairwiseLoss):
-        return spec
-    if isinstance(spec, (str, dict)):
-        return registry.get("loss", spec)
-    raise TypeError(f"expected a pairwise loss name or a PairwiseLoss, got {type(spec).__name__}")
-
-
-__all__ = [
-    "PairwiseLoss",
-    "BPRLoss",
-    "BPRMaxLoss",
-    "TOP1Loss",
-    "TOP1MaxLoss",
-    "LogisticLoss",
-    "HingeLoss",
-    "get_loss",
-]
+    return PairwiseLoss.parse(spec)

@@ -1,26 +1,36 @@
 """The retrieval loss: how a batch's positives and negatives become one number.
 
-`ContrastiveOutput` owns the loss options of the TFRS Retrieval task
-(temperature, accidental hits, hard negatives, sampling-probability
-correction, sample weights) and asks its samplers for negatives.
+`ContrastiveOutput` (Merlin Models' arguments, in Merlin's order) owns the
+loss options (temperature, false negatives, logQ correction, hard
+negatives, sample weights) and asks its samplers for negatives.
 `BPROutput` scores each row's positive against its negatives with a
-pairwise loss of `schemaretrieval.retrieval.losses`.
+pairwise loss of `schemaretrieval.retrieval.losses`. Both give the batch's
+`Prediction` (logits and one-hot targets, Merlin's form), which a model's
+compiled ranking metrics read.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import keras
 import numpy as np
 from keras import ops
 from keras_rs.layers import HardNegativeMining
+from merlin.schema import ColumnSchema, Schema
 
 from schemaretrieval import registry, replicas
+from schemaretrieval import schema as schema_lib
 from schemaretrieval.retrieval import losses as losses_lib
-from schemaretrieval.retrieval.samplers import get_samplers
+from schemaretrieval.retrieval.samplers import CandidateSampler, get_samplers
 
 # Added to the logits of removed candidates: as TFRS, a large finite negative
 # rather than -inf, so a row whose candidates are all removed stays finite.
 MASK_VALUE = float(np.finfo(np.float32).min) / 100.0
+
+# Merlin's default: negatives with the positive's own item id leave the softmax
+# (docs/migrating.md: measured against the alternative).
+DEFAULT_DOWNSCORE_FALSE_NEGATIVES = True
 
 # The smallest probability a logQ correction takes the log of (as keras-rs).
 _PROBABILITY_FLOOR = 1e-6
@@ -34,14 +44,35 @@ def _logq_corrected(scores, probability, weight=1.0):
     return scores - weight * ops.log(ops.maximum(probability, _PROBABILITY_FLOOR))
 
 
-def _checked_logq_weight(name, logq_correction) -> float:
-    """The weight of log(probability) that `logq_correction` asks for: True is
-    1 (Yi et al.), False 0, a number >= 0 itself (Merlin's `reg_factor`)."""
-    if isinstance(logq_correction, bool):
-        return float(logq_correction)
-    if isinstance(logq_correction, (int, float, np.integer, np.floating)) and 0 <= float(logq_correction) < np.inf:
-        return float(logq_correction)
-    raise ValueError(f"{name}: logq_correction must be True, False or a weight >= 0, got {logq_correction!r}")
+def _checked_logq_weight(name, logq_sampling_correction) -> float | bool:
+    """True (Merlin's), False, or a weight >= 0 (this library's); anything else is an error."""
+    if isinstance(logq_sampling_correction, (bool, np.bool_)):
+        return bool(logq_sampling_correction)
+    if isinstance(logq_sampling_correction, (int, float, np.integer, np.floating)) \
+            and 0 <= float(logq_sampling_correction) < np.inf:
+        return float(logq_sampling_correction)
+    raise ValueError(f"{name}: logq_sampling_correction must be True, False or a weight >= 0, "
+                     f"got {logq_sampling_correction!r}")
+
+
+class Prediction(NamedTuple):
+    """Merlin's ``Prediction``: what `ContrastiveOutput.predictions` returns and its ``post`` layer receives.
+
+    ``outputs`` [B, C] logits, ``targets`` [B, C] one-hot (the positive's
+    column), ``negative_candidate_ids`` the item id of each negative column
+    (with ``store_negative_ids=True``; else None).
+
+    >>> Prediction(np.zeros((1, 2)), np.eye(1, 2)).copy_with_updates(outputs=np.ones((1, 2))).outputs.tolist()
+    [[1.0, 1.0]]
+    """
+
+    outputs: object
+    targets: object = None
+    negative_candidate_ids: object = None
+
+    def copy_with_updates(self, **kwargs) -> "Prediction":
+        """A copy with the given fields replaced (Merlin's name for ``_replace``)."""
+        return self._replace(**kwargs)
 
 
 class SampledOutput(keras.layers.Layer):
@@ -52,9 +83,9 @@ class SampledOutput(keras.layers.Layer):
 
     REDUCTIONS = ("mean", "sum")
 
-    def _check_options(self, logits_temperature, loss_reduction, logq_correction):
+    def _check_options(self, logits_temperature, loss_reduction, logq_sampling_correction):
         name = type(self).__name__
-        _checked_logq_weight(name, logq_correction)
+        _checked_logq_weight(name, logq_sampling_correction)
         if logits_temperature <= 0:
             raise ValueError(f"{name}: logits_temperature must be > 0, got {logits_temperature}")
         if loss_reduction not in self.REDUCTIONS:
@@ -62,7 +93,12 @@ class SampledOutput(keras.layers.Layer):
 
     @property
     def _logq_weight(self) -> float:
-        return _checked_logq_weight(type(self).__name__, self.logq_correction)
+        """The weight of log(probability) subtracted from the temperature-scaled logits: Merlin's
+        True subtracts it before the temperature, i.e. 1 / temperature after it."""
+        weight = _checked_logq_weight(type(self).__name__, self.logq_sampling_correction)
+        if weight is True:
+            return 1.0 / self.logits_temperature
+        return float(weight)
 
     def build_samplers(self, embedding_dim: int):
         """Creates the samplers' state (e.g. a memory bank) for candidate
@@ -103,7 +139,7 @@ class SampledOutput(keras.layers.Layer):
         saying how to give it (a correction asked for is never dropped silently)."""
         if probability is None:
             raise ValueError(
-                f"{type(self).__name__}: logq_correction={self.logq_correction!r} subtracts each negative's log "
+                f"{type(self).__name__}: logq_sampling_correction={self.logq_sampling_correction!r} subtracts each negative's log "
                 f"sampling probability, and {type(sampler).__name__} gives no probabilities: give it item counts "
                 "(InBatchSampler(item_counts=...), or num_items= for a streaming estimate), or give the model a "
                 "catalog with counts: model.fit(..., catalog=sr.data.Catalog.from_interactions(train, schema))")
@@ -130,8 +166,14 @@ class SampledOutput(keras.layers.Layer):
     def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
                    candidate_encoder=None, training=False):
         """Each row's loss [B], before sample weights and reduction."""
+        return self.row_losses_and_prediction(query, positive, positive_ids, candidate_sampling_probability,
+                                              candidate_encoder, training)[0]
+
+    def row_losses_and_prediction(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                                  candidate_encoder=None, training=False):
+        """(each row's loss [B], the batch's `Prediction`: logits and one-hot targets, Merlin's form)."""
         raise NotImplementedError(
-            f"{type(self).__name__}: an output defines row_losses(query, positive, positive_ids, ...)"
+            f"{type(self).__name__}: an output defines row_losses_and_prediction(query, positive, positive_ids, ...)"
         )
 
     def call(
@@ -143,24 +185,29 @@ class SampledOutput(keras.layers.Layer):
         candidate_sampling_probability=None,
         candidate_encoder=None,
         training=False,
+        return_prediction=False,
     ):
-        """The reduced loss of one batch."""
-        losses = self.row_losses(query, positive, positive_ids, candidate_sampling_probability, candidate_encoder,
-                                 training)
-        return self._reduce(losses, sample_weight)
+        """The reduced loss of one batch; with ``return_prediction``, (loss, `Prediction`)."""
+        losses, prediction = self.row_losses_and_prediction(query, positive, positive_ids,
+                                                            candidate_sampling_probability, candidate_encoder,
+                                                            training)
+        loss = self._reduce(losses, sample_weight)
+        return (loss, prediction) if return_prediction else loss
 
     def get_config(self):
         return {
             **super().get_config(),
             "negative_samplers": [keras.saving.serialize_keras_object(s) for s in self.negative_samplers],
             "logits_temperature": self.logits_temperature,
-            "logq_correction": self.logq_correction,
+            "logq_sampling_correction": self.logq_sampling_correction,
             "loss_reduction": self.loss_reduction,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        if "logq_correction" in config:  # saved before the Merlin names
+            config["logq_sampling_correction"] = config.pop("logq_correction")
         config["negative_samplers"] = [keras.saving.deserialize_keras_object(s) for s in config["negative_samplers"]]
         return cls(**config)
 
@@ -177,81 +224,156 @@ def _empty_slots(positive_ids, ids):
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
 class ContrastiveOutput(SampledOutput):
-    """Softmax cross-entropy of each query against its positive and negatives.
+    """Softmax cross-entropy of each query against its positive and negatives, with
+    Merlin Models' arguments in Merlin's order.
 
     With the in-batch sampler, the logits are `query @ positives.T` and row
-    i's label is column i, exactly as in TFRS's Retrieval task; negatives of
-    other samplers are appended as extra columns, negatives for every row.
-    Without in-batch negatives, column 0 holds each row's own positive.
+    i's label is column i, as in TFRS's Retrieval task; negatives of other
+    samplers are appended as extra columns, negatives for every row. Without
+    in-batch negatives, column 0 holds each row's own positive.
 
-    The order of operations follows TFRS: divide by `logits_temperature`,
-    subtract log of the sampling probability, remove accidental hits, keep
-    the hardest negatives, then the cross-entropy.
+    The order of operations is Merlin's: the dot products, the logQ
+    correction, false negatives set to `false_negative_score`, `post`, then
+    division by `logits_temperature`; then (this library's) the hardest
+    `num_hard_negatives`, then the cross-entropy.
 
     Args:
+        to_call: the item-id column, as a one-column Schema or a
+            ColumnSchema (Merlin's ``schema.select_by_tag(Tags.ITEM_ID)``),
+            or None: the model's candidate-id column. Merlin's other forms
+            (``DotProduct()``, an ``EmbeddingTable`` for weight tying) are a
+            NotImplementedError.
         negative_samplers: a sampler name ("in-batch", "uniform",
             "popularity", "cross-batch"), a `CandidateSampler` or a list of
-            them whose negatives are concatenated (e.g. ["in-batch",
-            "uniform"], mixed negatives).
+            them whose negatives are concatenated (mixed negatives).
+        target_name: the column holding each row's positive item id (default
+            `to_call`'s name, else the model's candidate-id column).
+        pre: a layer called on ``{"query": ..., "candidate": ...}`` (the
+            towers' outputs) before the scores; it returns the same dict.
+        post: a layer called on the `Prediction` (logits before the
+            temperature, one-hot targets, the negatives' ids) after the
+            false negatives are set; it returns a `Prediction` or the logits.
         logits_temperature: the logits are divided by it.
-        remove_accidental_hits: negatives with the same item id as the row's
-            positive are removed from that row's softmax.
+        name: the layer's name.
+        default_loss: "categorical_crossentropy" (Merlin's and the only one
+            here: a pairwise loss is `BPROutput(loss=...)`).
+        default_metrics_fn: a function returning the metrics a model
+            compiled without ``metrics=`` reports (Merlin's default reports
+            recall, MRR, NDCG, MAP and precision at 10; here None: none).
+        downscore_false_negatives: a negative with the row's own item id
+            (an in-batch duplicate of a popular item) gets
+            `false_negative_score`, which takes it out of the softmax.
+        false_negative_score: that score (Merlin's: the float32 minimum / 100).
+        query_name, candidate_name: Merlin's names of the towers' outputs;
+            only "query" and "candidate".
+        store_negative_ids: fill `Prediction.negative_candidate_ids` with the
+            negatives' item ids, for `post` and `predictions`.
+        logq_sampling_correction: subtract log(sampling probability) from
+            the score of every candidate whose sampler reports one (Yi et al.
+            2019): True as Merlin, before the temperature, ``(score - log q)
+            / T``; a number w >= 0 (this library's) subtracts ``w log q``
+            after it: ``score / T - w log q``. Without in-batch negatives the
+            positive's column is corrected too (`probability_of`).
         num_hard_negatives: keep only this many highest-scoring negatives
-            per row.
-        logq_correction: subtract log(sampling probability) from the logits
-            of every candidate whose sampler reports one (Yi et al. 2019);
-            a number weighs it (`weight * log(probability)`; True is 1).
-            Without in-batch negatives the positive's column is corrected
-            too, by what its samplers' `probability_of` reports for it.
-            Above 1 it leaves popular items higher in the results.
-        loss_reduction: "mean" (Merlin's, sum of weighted losses / batch
+            per row (TFRS's; not in Merlin).
+        loss_reduction: "mean" (Merlin's: the sum of weighted losses / batch
             size) or "sum" (TFRS's).
 
     Example:
 
-    >>> import numpy as np
-    >>> output = ContrastiveOutput()
     >>> q = np.eye(2, dtype="float32"); c = np.eye(2, dtype="float32")
-    >>> round(float(output(q, c, np.array([0, 1]))), 4)  # log(1 + e^-1)
+    >>> round(float(ContrastiveOutput(None, "in-batch")(q, c, np.array([0, 1]))), 4)  # log(1 + e^-1)
     0.3133
+    >>> round(float(ContrastiveOutput(None, "in-batch")(q, c, np.array([5, 5]))), 4)  # the same item: log(1)
+    0.0
     """
 
     def __init__(
         self,
+        to_call=None,
         negative_samplers="in-batch",
+        target_name: str | None = None,
+        pre=None,
+        post=None,
         logits_temperature: float = 1.0,
-        remove_accidental_hits: bool = False,
+        name: str | None = None,
+        default_loss="categorical_crossentropy",
+        default_metrics_fn=None,
+        downscore_false_negatives: bool = DEFAULT_DOWNSCORE_FALSE_NEGATIVES,
+        false_negative_score: float = MASK_VALUE,
+        query_name: str = "query",
+        candidate_name: str = "candidate",
+        store_negative_ids: bool = False,
+        logq_sampling_correction: bool | float = False,
         num_hard_negatives: int | None = None,
-        logq_correction: bool | float = False,
         loss_reduction: str = "mean",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self._check_options(logits_temperature, loss_reduction, logq_correction)
+        super().__init__(name=name, **kwargs)
+        self._check_options(logits_temperature, loss_reduction, logq_sampling_correction)
         if num_hard_negatives is not None and num_hard_negatives < 1:
             raise ValueError(f"ContrastiveOutput: num_hard_negatives must be >= 1 or None, got {num_hard_negatives}")
+        if isinstance(to_call, Schema):
+            if len(to_call.column_names) != 1:
+                raise ValueError(f"ContrastiveOutput: to_call must be a one-column schema (the item id), got "
+                                 f"{to_call.column_names}")
+            to_call = to_call[to_call.column_names[0]]
+        if isinstance(to_call, (str, list, tuple, CandidateSampler)):
+            raise TypeError(f"ContrastiveOutput: the first argument (Merlin's to_call) is the item-id column or None; "
+                            f"give samplers as negative_samplers= (the second), got {to_call!r}")
+        if to_call is not None and not isinstance(to_call, ColumnSchema):
+            raise NotImplementedError(
+                f"ContrastiveOutput: to_call={type(to_call).__name__} is not supported; give the item-id column "
+                "(schema.select_by_tag(Tags.ITEM_ID)) or None: the scores are always the towers' dot product")
+        if default_loss != "categorical_crossentropy":
+            raise NotImplementedError(f"ContrastiveOutput: default_loss={default_loss!r} is not supported (only "
+                                      "'categorical_crossentropy'); for a pairwise loss use BPROutput(loss=...)")
+        if default_metrics_fn is not None and not callable(default_metrics_fn):
+            raise TypeError(f"ContrastiveOutput: default_metrics_fn must be a callable or None, got "
+                            f"{type(default_metrics_fn).__name__}")
+        if (query_name, candidate_name) != ("query", "candidate"):
+            raise NotImplementedError(f"ContrastiveOutput: query_name={query_name!r}, candidate_name="
+                                      f"{candidate_name!r} are not supported (only 'query' and 'candidate')")
+        if not np.isfinite(false_negative_score):
+            raise ValueError(f"ContrastiveOutput: false_negative_score must be finite, got {false_negative_score!r}")
+        for arg, layer in (("pre", pre), ("post", post)):
+            if layer is not None and not callable(layer):
+                raise TypeError(f"ContrastiveOutput: {arg} must be a Keras layer or callable, got {type(layer).__name__}")
         self.negative_samplers = get_samplers(negative_samplers)
+        self.col_schema = to_call
+        self.target_name = target_name or (to_call.name if to_call is not None else None)
+        self.pre = pre
+        self.post = post
         self.logits_temperature = float(logits_temperature)
-        self.remove_accidental_hits = remove_accidental_hits
+        self.default_loss = default_loss
+        self.default_metrics_fn = default_metrics_fn
+        self.downscore_false_negatives = bool(downscore_false_negatives)
+        self.false_negative_score = float(false_negative_score)
+        self.store_negative_ids = bool(store_negative_ids)
+        self.logq_sampling_correction = logq_sampling_correction
         self.num_hard_negatives = num_hard_negatives
-        self.logq_correction = logq_correction
         self.loss_reduction = loss_reduction
         self._hard_negatives = HardNegativeMining(num_hard_negatives) if num_hard_negatives else None
 
-    def logits_and_labels(
-        self, query, positive, positive_ids, candidate_sampling_probability=None, candidate_encoder=None, training=False
-    ):
-        """The corrected, masked logits [B, C] and each row's label column [B].
+    def predictions(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                    candidate_encoder=None, training=False) -> Prediction:
+        """Merlin's `Prediction` of a batch: the logits [B, C] (temperature applied, hard negatives
+        kept), the one-hot targets [B, C], and the negatives' ids with `store_negative_ids`.
 
         `candidate_sampling_probability` [B] is the probability of each row's
         positive (as in TFRS); when given, it corrects the positives' logits
-        whatever `logq_correction` says.
+        whatever `logq_sampling_correction` says (at weight 1, after the temperature).
         """
+        if self.pre is not None:
+            towers = self.pre({"query": query, "candidate": positive})
+            query, positive = towers["query"], towers["candidate"]
         query = ops.cast(query, "float32")
         positive = ops.cast(positive, "float32")
         batch = ops.shape(query)[0]
-        blocks, masks = [], []
+        blocks, masks, ids = [], [], []
         in_batch, extra = self.draw_negatives(positive_ids, positive, candidate_encoder, training)
+        # Before the temperature: Merlin's True subtracts log q there; a weight w after it is w * T here.
+        weight = self._logq_weight * self.logits_temperature
 
         positive_probability = candidate_sampling_probability
         if in_batch is not None:
@@ -263,63 +385,96 @@ class ContrastiveOutput(SampledOutput):
             scores = ops.matmul(query, ops.transpose(ops.cast(in_batch.embeddings, "float32")))
             if positive_probability is not None:
                 positive_probability = replicas.all_gather(positive_probability)
-            elif self._logq_weight:
+            elif weight:
                 positive_probability = in_batch.probability
-            probability_shape = (1, -1)
-            same_id = _same_id(positive_ids, in_batch.ids)
-            # The label column itself is the positive, never an accidental hit.
+            shape = (1, -1)
+            # The label column itself is the positive, never a false negative.
             own = ops.cast(ops.one_hot(labels, ops.shape(scores)[1]), "bool")
-            masks.append(ops.logical_and(same_id, ops.logical_not(own)))
+            masks.append(ops.logical_and(_same_id(positive_ids, in_batch.ids), ops.logical_not(own)))
+            ids.append(in_batch.ids)
         else:
             labels = ops.zeros((batch,), dtype="int32")
             scores = ops.sum(query * positive, axis=1, keepdims=True)
-            probability_shape = (-1, 1)
+            shape = (-1, 1)
             masks.append(None)
-            if positive_probability is None and self._logq_weight:
+            if positive_probability is None and weight:
                 positive_probability = self._probability_of_positives(positive_ids)
-        blocks.append(self._corrected(scores, positive_probability, probability_shape))
+        given = candidate_sampling_probability is not None and not weight
+        blocks.append(self._corrected(scores, positive_probability, shape,
+                                      self.logits_temperature if given else weight))
 
         for negative in extra:
             scores = ops.matmul(query, ops.transpose(ops.cast(negative.embeddings, "float32")))
-            probability = negative.probability if self._logq_weight else None
-            blocks.append(self._corrected(scores, probability, (1, -1)))
+            blocks.append(self._corrected(scores, negative.probability if weight else None, (1, -1), weight))
             masks.append(_same_id(positive_ids, negative.ids))
-            # Empty slots (id < 0) go whatever remove_accidental_hits says.
+            ids.append(negative.ids)
+            # Empty slots (id < 0) go whatever downscore_false_negatives says.
             blocks[-1] = blocks[-1] + MASK_VALUE * ops.cast(_empty_slots(positive_ids, negative.ids), "float32")
 
-        if self.remove_accidental_hits:
-            blocks = [b if m is None else b + MASK_VALUE * ops.cast(m, b.dtype) for b, m in zip(blocks, masks)]
+        if self.downscore_false_negatives:
+            blocks = [b if m is None else ops.where(m, ops.cast(self.false_negative_score, b.dtype), b)
+                      for b, m in zip(blocks, masks)]
         logits = blocks[0] if len(blocks) == 1 else ops.concatenate(blocks, axis=1)
+        targets = ops.one_hot(labels, ops.shape(logits)[1])
+        negative_ids = None
+        if self.store_negative_ids and ids:
+            negative_ids = ids[0] if len(ids) == 1 else ops.concatenate([ops.cast(i, "int64") for i in ids], axis=0)
+        if self.post is not None:
+            out = self.post(Prediction(logits, targets, negative_ids))
+            logits = out.outputs if isinstance(out, Prediction) else out
+        # Far below any real logit, scaled values stay finite (not -inf) for the gradients.
+        logits = ops.maximum(logits / self.logits_temperature, MASK_VALUE)
 
         if self._hard_negatives is not None:
-            one_hot = ops.one_hot(labels, ops.shape(logits)[1])
-            logits, one_hot = self._hard_negatives(logits, one_hot)
-            labels = ops.argmax(one_hot, axis=1)
-        return logits, labels
+            logits, targets = self._hard_negatives(logits, targets)
+        return Prediction(logits, targets, negative_ids)
 
-    def _corrected(self, scores, probability, shape):
-        scores = scores / self.logits_temperature
-        if probability is None:
+    def logits_and_labels(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                          candidate_encoder=None, training=False):
+        """The corrected, masked logits [B, C] and each row's label column [B] (`predictions`)."""
+        prediction = self.predictions(query, positive, positive_ids, candidate_sampling_probability,
+                                      candidate_encoder, training)
+        return prediction.outputs, ops.argmax(prediction.targets, axis=1)
+
+    def _corrected(self, scores, probability, shape, weight):
+        if probability is None or not weight:
             return scores
-        # A probability the caller gave (candidate_sampling_probability) is
-        # taken at weight 1 when the output's own correction is off.
-        weight = self._logq_weight or 1.0
         return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), shape), weight)
 
-    def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
-                   candidate_encoder=None, training=False):
-        """Each row's cross-entropy [B], before sample weights and reduction."""
-        logits, labels = self.logits_and_labels(
-            query, positive, positive_ids, candidate_sampling_probability, candidate_encoder, training
-        )
-        return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    def row_losses_and_prediction(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                                  candidate_encoder=None, training=False):
+        """Each row's cross-entropy [B], before sample weights and reduction, and the `Prediction`."""
+        prediction = self.predictions(query, positive, positive_ids, candidate_sampling_probability,
+                                      candidate_encoder, training)
+        labels = ops.argmax(prediction.targets, axis=1)
+        return ops.sparse_categorical_crossentropy(labels, prediction.outputs, from_logits=True), prediction
 
     def get_config(self):
-        return {
+        config = {
             **super().get_config(),
-            "remove_accidental_hits": self.remove_accidental_hits,
+            "to_call": None if self.col_schema is None else schema_lib.schema_to_dict(Schema([self.col_schema])),
+            "target_name": self.target_name,
+            "downscore_false_negatives": self.downscore_false_negatives,
+            "false_negative_score": self.false_negative_score,
+            "store_negative_ids": self.store_negative_ids,
             "num_hard_negatives": self.num_hard_negatives,
         }
+        for key in ("pre", "post"):
+            if getattr(self, key) is not None:
+                config[key] = keras.saving.serialize_keras_object(getattr(self, key))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "remove_accidental_hits" in config:  # saved before the Merlin names
+            config["downscore_false_negatives"] = config.pop("remove_accidental_hits")
+        if config.get("to_call") is not None:
+            config["to_call"] = schema_lib.schema_from_dict(config["to_call"])
+        for key in ("pre", "post"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return super().from_config(config)
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -334,11 +489,13 @@ class BPROutput(SampledOutput):
     Args:
         negative_samplers: as for `ContrastiveOutput`.
         loss: a registered pairwise loss name ("bpr", "bpr-max", "top1",
-            "top1-max", "logistic", "hinge") or a `PairwiseLoss`.
+            "top1_v2", "top1-max", "logistic", "hinge") or a `PairwiseLoss`;
+            each row's loss is the mean of its ``compute`` over the row's
+            valid negatives (`PairwiseLoss.row_losses`).
         logits_temperature: the scores are divided by it.
-        logq_correction: subtract log(sampling probability) from the
-            negatives' scores where the sampler reports one; a number
-            weighs it, as in `ContrastiveOutput`.
+        logq_sampling_correction: subtract log(sampling probability) from
+            the negatives' scores where the sampler reports one: True or a
+            weight, as in `ContrastiveOutput`.
         loss_reduction: "mean" or "sum" over the batch.
 
     Example:
@@ -355,16 +512,16 @@ class BPROutput(SampledOutput):
         negative_samplers="in-batch",
         loss="bpr",
         logits_temperature: float = 1.0,
-        logq_correction: bool | float = False,
+        logq_sampling_correction: bool | float = False,
         loss_reduction: str = "mean",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._check_options(logits_temperature, loss_reduction, logq_correction)
+        self._check_options(logits_temperature, loss_reduction, logq_sampling_correction)
         self.negative_samplers = get_samplers(negative_samplers)
         self.loss = losses_lib.get_loss(loss)
         self.logits_temperature = float(logits_temperature)
-        self.logq_correction = logq_correction
+        self.logq_sampling_correction = logq_sampling_correction
         self.loss_reduction = loss_reduction
 
     def scores_and_mask(self, query, positive, positive_ids, candidate_encoder=None, training=False):
@@ -397,15 +554,19 @@ class BPROutput(SampledOutput):
             return scores
         return _logq_corrected(scores, ops.reshape(ops.cast(probability, "float32"), (1, -1)), self._logq_weight)
 
-    def row_losses(self, query, positive, positive_ids, candidate_sampling_probability=None,
-                   candidate_encoder=None, training=False):
-        """Each row's pairwise loss [B]. `candidate_sampling_probability` is
-        accepted for the model's sake and unused: a pairwise loss compares
-        the positive with each negative, not a softmax over candidates."""
+    def row_losses_and_prediction(self, query, positive, positive_ids, candidate_sampling_probability=None,
+                                  candidate_encoder=None, training=False):
+        """Each row's pairwise loss [B], and the `Prediction`: the positive's score in column 0, the
+        negatives' after it (left-out ones at `MASK_VALUE`). `candidate_sampling_probability` is
+        accepted for the model's sake and unused: a pairwise loss compares the positive with each
+        negative, not a softmax over candidates."""
         positive_scores, negative_scores, mask = self.scores_and_mask(
             query, positive, positive_ids, candidate_encoder, training
         )
-        return self.loss(positive_scores, negative_scores, mask)
+        logits = ops.concatenate([ops.expand_dims(positive_scores, 1),
+                                  ops.where(mask, negative_scores, MASK_VALUE)], axis=1)
+        targets = ops.one_hot(ops.zeros_like(positive_scores, dtype="int32"), ops.shape(logits)[1])
+        return self.loss.row_losses(positive_scores, negative_scores, mask), Prediction(logits, targets)
 
     def get_config(self):
         return {**super().get_config(), "loss": keras.saving.serialize_keras_object(self.loss)}

@@ -104,7 +104,9 @@ def test_mlp_dropout_only_in_training():
 
 def test_mlp_layer_norm():
     mlp = build_mlp(MLPBlock([4, 4], activation="linear", normalization="layer_norm"), 2)
-    assert [type(layer).__name__ for layer in mlp.layers] == ["Dense", "LayerNormalization", "Dense"]
+    # Merlin's: a normalisation after every layer, the last included
+    assert [type(layer).__name__ for layer in mlp.layers] == ["Dense", "LayerNormalization"] * 2
+    mlp.layers = mlp.layers[:-1]  # the first normalisation alone, through an identity layer
     mlp.layers[0].kernel.assign([[1.0, 0.0, 2.0, -1.0], [0.0, 1.0, 1.0, 3.0]])
     mlp.layers[0].bias.assign(np.zeros(4))
     mlp.layers[-1].kernel.assign(np.eye(4))
@@ -119,7 +121,8 @@ def test_mlp_layer_norm():
 
 def test_mlp_batch_norm():
     mlp = build_mlp(MLPBlock([4, 4], activation="linear", normalization="batch_norm"), 2)
-    assert [type(layer).__name__ for layer in mlp.layers] == ["Dense", "BatchNormalization", "Dense"]
+    assert [type(layer).__name__ for layer in mlp.layers] == ["Dense", "BatchNormalization"] * 2
+    mlp.layers = mlp.layers[:-1]  # the first normalisation alone, through an identity layer
     mlp.layers[0].kernel.assign([[1.0, 0.0, 2.0, -1.0], [0.0, 1.0, 1.0, 3.0]])
     mlp.layers[0].bias.assign(np.zeros(4))
     mlp.layers[-1].kernel.assign(np.eye(4))
@@ -134,21 +137,28 @@ def test_mlp_batch_norm():
     np.testing.assert_allclose(np.asarray(mlp(x, training=True)), expected, rtol=1e-5)
 
 
-def test_mlp_no_normalization_or_dropout_after_last_layer():
-    mlp = MLPBlock([4, 3, 2], dropout=0.1, normalization="layer_norm")
-    names = [type(layer).__name__ for layer in mlp.layers]
-    assert names == ["Dense", "LayerNormalization", "Dropout"] * 2 + ["Dense"]
+def test_mlp_layer_order_is_merlins():
+    # dense, dropout, normalisation after every layer; a linear last layer has no dropout
+    names = [type(layer).__name__ for layer in MLPBlock([4, 3, 2], dropout=0.1, normalization="layer_norm").layers]
+    assert names == ["Dense", "Dropout", "LayerNormalization"] * 3
+    linear = MLPBlock([4, 2], dropout=0.1, normalization="layer_norm", no_activation_last_layer=True)
+    assert [type(layer).__name__ for layer in linear.layers] == ["Dense", "Dropout", "LayerNormalization", "Dense",
+                                                                 "LayerNormalization"]
+    assert [type(layer).__name__ for layer in MLPBlock([4], dropout=0.1, activation="selu").layers] == \
+        ["Dense", "AlphaDropout"]
 
 
 def test_mlp_unknown_normalization():
-    with pytest.raises(ValueError, match=r"normalization must be one of \['batch_norm', 'layer_norm'\] or None, "
-                                         r"got 'group_norm'"):
+    with pytest.raises(ValueError, match=r"normalization must be one of \['batch_norm', 'layer_norm'\], a Keras "
+                                         r"layer or None, got 'group_norm'"):
         MLPBlock([4], normalization="group_norm")
 
 
-def test_mlp_needs_units():
-    with pytest.raises(ValueError, match=r"units must name at least one layer width, got \[\]"):
+def test_mlp_needs_dimensions():
+    with pytest.raises(ValueError, match=r"dimensions must list at least one layer width, got \[\]"):
         MLPBlock([])
+    with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'dimensions'"):
+        MLPBlock(units=[4])
 
 
 def test_mlp_config_round_trip():
@@ -159,13 +169,17 @@ def test_mlp_config_round_trip():
     config = json.loads(json.dumps(mlp.get_config()))
     restored = MLPBlock.from_config(config)
     assert restored.get_config() == config
-    assert (restored.units, restored.activation, restored.dropout, restored.normalization,
+    assert (restored.dimensions, restored.activation, restored.dropout, restored.normalization,
             restored.no_activation_last_layer) == ([6, 3], "tanh", 0.25, "batch_norm", True)
     restored.build((None, 4))
     restored.set_weights(mlp.get_weights())
     np.testing.assert_array_equal(np.asarray(restored(x)), np.asarray(mlp(x)))
     # the l2 penalty comes along: one per dense layer, equal in value
     assert len(restored.losses) == len(mlp.losses) == 2
+    # files saved before the Merlin names hold `units`
+    old = {**config, "units": config["dimensions"]}
+    del old["dimensions"]
+    assert MLPBlock.from_config(old).dimensions == [6, 3]
     np.testing.assert_allclose([float(v) for v in restored.losses], [float(v) for v in mlp.losses], rtol=1e-6)
 
 

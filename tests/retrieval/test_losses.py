@@ -1,106 +1,134 @@
-"""The pairwise losses against hand computations, masked rows included, and
+"""The pairwise losses (Merlin's interface) against hand computations, and
 BPROutput's layout of positives and negatives."""
 
-import keras_rs
+import keras
 import numpy as np
 import pytest
 
+import schemaretrieval as sr
 from schemaretrieval.retrieval import losses
 from schemaretrieval.retrieval.outputs import BPROutput
 from schemaretrieval.retrieval.samplers import CandidateSampler, Negatives
 
-# Two rows; row 1's second negative is masked (a false negative), row 2 has
-# no valid negative at all.
-POSITIVE = np.array([1.0, 0.5, 2.0], dtype="float32")
-NEGATIVE = np.array([[0.0, 2.0], [1.5, -1.0], [0.3, 0.4]], dtype="float32")
-MASK = np.array([[True, True], [True, False], [False, False]])
+# Merlin's form: one positive per row; the other columns are its negatives.
+Y_TRUE = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype="float32")
+Y_PRED = np.array([[0.0, 1.0, 2.0], [0.5, 1.5, -1.0]], dtype="float32")
+P = np.array([[1.0], [0.5]])                   # the positives' scores
+N = np.array([[0.0, 2.0], [1.5, -1.0]])        # the negatives', in column order
 
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-# Row by row, written out from the definitions.
+def softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+S = softmax(N)
+# Per pair, written out from Merlin's definitions.
 HAND = {
-    "bpr": [
-        (-np.log(sigmoid(1.0)) - np.log(sigmoid(-1.0))) / 2,
-        -np.log(sigmoid(-1.0)),
-        0.0,
-    ],
-    "top1": [
-        ((sigmoid(-1.0) + sigmoid(0.0)) + (sigmoid(1.0) + sigmoid(4.0))) / 2,
-        sigmoid(1.0) + sigmoid(2.25),
-        0.0,
-    ],
-    "hinge": [(max(0, 1 - 1.0) + max(0, 1 + 1.0)) / 2, max(0, 1 + 1.0), 0.0],
+    "bpr": -np.log(sigmoid(P - N)),
+    "bpr-max": -np.log(sigmoid(P - N) * S) + 1.0 * S * N ** 2,
+    "top1": sigmoid(N - P) + sigmoid(N ** 2),
+    "top1_v2": np.repeat((sigmoid(N - P) + sigmoid(N ** 2)).mean(axis=1, keepdims=True) - sigmoid(P ** 2) / 2, 2, 1),
+    "top1-max": (sigmoid(N - P) + sigmoid(N ** 2)) * S,
+    "logistic": np.log1p(np.exp(N - P)),
+    "hinge": np.maximum(0.0, 1.0 + N - P),
 }
-S0 = np.exp([0.0, 2.0]) / np.exp([0.0, 2.0]).sum()  # softmax of row 0's negatives
-HAND["bpr-max"] = [
-    -np.log(S0[0] * sigmoid(1.0) + S0[1] * sigmoid(-1.0)) + 1.0 * (S0[0] * 0.0 + S0[1] * 4.0),
-    # one valid negative: its softmax weight is 1
-    -np.log(sigmoid(-1.0)) + 1.0 * 2.25,
-    0.0,
-]
-HAND["top1-max"] = [
-    S0[0] * (sigmoid(-1.0) + sigmoid(0.0)) + S0[1] * (sigmoid(1.0) + sigmoid(4.0)),
-    sigmoid(1.0) + sigmoid(2.25),
-    0.0,
-]
-HAND["logistic"] = HAND["bpr"]  # log(1 + e^-d) = -log sigmoid(d)
 
 
-@pytest.mark.parametrize("name", ["bpr", "bpr-max", "hinge", "logistic", "top1", "top1-max"])
-def test_each_loss_matches_the_hand_computation_with_masks(name):
-    got = np.asarray(losses.get_loss(name).compute(POSITIVE, NEGATIVE, MASK))
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_compute_matches_the_hand_computation_per_pair(name):
+    got = np.asarray(losses.PairwiseLoss.parse(name).compute(P.astype("float32"), N.astype("float32")))
     np.testing.assert_allclose(got, HAND[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["bpr", "bpr-max", "hinge", "logistic", "top1", "top1-max"])
-def test_masked_scores_do_not_change_the_loss(name):
-    # Huge values in masked places neither leak in nor make NaN.
-    poisoned = NEGATIVE.copy()
-    poisoned[~MASK] = 1e30
-    got = np.asarray(losses.get_loss(name)(POSITIVE, poisoned, MASK))
-    np.testing.assert_allclose(got, HAND[name], rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_call_on_merlins_form_is_the_mean_over_the_pairs(name):
+    loss = losses.PairwiseLoss.parse(name)
+    np.testing.assert_allclose(float(loss(Y_TRUE, Y_PRED)), HAND[name].mean(), rtol=1e-5)
 
 
-def test_no_mask_uses_every_negative():
-    got = np.asarray(losses.BPRLoss().compute(POSITIVE[:1], NEGATIVE[:1]))
-    np.testing.assert_allclose(got, HAND["bpr"][:1], rtol=1e-6)
+def test_reduction_sum_and_none():
+    np.testing.assert_allclose(float(losses.BPRLoss(reduction="sum")(Y_TRUE, Y_PRED)), HAND["bpr"].sum(), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(losses.BPRLoss(reduction="none")(Y_TRUE, Y_PRED)), HAND["bpr"], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"BPRLoss: reduction must be one of .*got 'average'"):
+        losses.BPRLoss(reduction="average")
 
 
-def test_hinge_margin():
-    got = np.asarray(losses.HingeLoss(margin=3.0).compute(POSITIVE[:1], NEGATIVE[:1]))
-    np.testing.assert_allclose(got, [(max(0, 3 - 1.0) + max(0, 3 + 1.0)) / 2], rtol=1e-6)
+def test_valid_negatives_mask_zeroes_false_negatives_as_argument_and_attribute():
+    mask = np.array([[True, False], [True, True]])
+    expected = (HAND["bpr"] * mask).mean()
+    loss = losses.BPRLoss()
+    np.testing.assert_allclose(float(loss(Y_TRUE, Y_PRED, valid_negatives_mask=mask)), expected, rtol=1e-5)
+    assert loss.valid_negatives_mask is mask  # kept, as Merlin's attribute
+    other = losses.BPRLoss()
+    other.valid_negatives_mask = mask
+    np.testing.assert_allclose(float(other(Y_TRUE, Y_PRED)), expected, rtol=1e-5)
+    # a mask over all C columns (the positive's included) works too
+    wide = np.array([[True, True, False], [True, True, True]])
+    np.testing.assert_allclose(float(losses.BPRLoss()(Y_TRUE, Y_PRED, valid_negatives_mask=wide)), expected,
+                               rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "ours, theirs",
-    [(losses.LogisticLoss(), keras_rs.losses.PairwiseLogisticLoss), (losses.HingeLoss(), keras_rs.losses.PairwiseHingeLoss)],
-)
-def test_keras_rs_semantics_are_pinned(ours, theirs):
-    # keras-rs 0.4.0 on the list [positive, negatives] with labels [1, 0, ...]
-    # and the mask: per row, the SUM over valid (positive, negative) pairs of
-    # its pairwise loss. Ours is the same divided by the number of valid
-    # negatives. If keras-rs changes what its losses compute, this fails.
-    scores = np.concatenate([POSITIVE[:2, None], NEGATIVE[:2]], axis=1)
-    labels = np.array([[1.0, 0.0, 0.0]] * 2, dtype="float32")
-    mask = np.concatenate([np.ones((2, 1), bool), MASK[:2]], axis=1)
-    per_item = np.asarray(theirs(reduction="none")({"labels": labels, "mask": mask}, scores))
-    np.testing.assert_allclose(per_item[:, 1:], 0.0)
-    sums = per_item.sum(axis=1)
-    np.testing.assert_allclose(np.asarray(ours.compute(POSITIVE[:2], NEGATIVE[:2], MASK[:2])), sums / MASK[:2].sum(axis=1), rtol=1e-5)
+def test_a_row_without_a_positive_has_no_loss():
+    y_true = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]], dtype="float32")
+    got = np.asarray(losses.BPRLoss(reduction="none")(y_true, Y_PRED))
+    np.testing.assert_allclose(got, [HAND["bpr"][0], [0.0, 0.0]], rtol=1e-5)
 
 
-def test_unknown_loss_is_named_with_a_did_you_mean():
+def test_sample_weight_weighs_rows():
+    got = float(losses.BPRLoss()(Y_TRUE, Y_PRED, sample_weight=np.array([2.0, 0.0])))
+    np.testing.assert_allclose(got, (2 * HAND["bpr"][0]).sum() / 4, rtol=1e-5)
+
+
+def test_parse_takes_names_classes_and_instances_and_names_what_it_knows():
+    instance = losses.HingeLoss(margin=2.0)
+    assert losses.PairwiseLoss.parse(instance) is instance
+    assert type(losses.PairwiseLoss.parse(losses.TOP1maxLoss)).__name__ == "TOP1maxLoss"
+    assert type(sr.losses.BPRLoss.parse("bpr")).__name__ == "BPRLoss"
     with pytest.raises(ValueError, match=r"unknown loss 'bpr_max' \(did you mean 'bpr-max'"):
         losses.get_loss("bpr_max")
+    with pytest.raises(TypeError, match=r"expected a pairwise loss name .* got 3"):
+        losses.get_loss(3)
 
 
-def test_every_registered_loss_has_a_hand_computation():
+def test_merlin_constructor_arguments():
+    loss = losses.BPRLoss(reduction="auto", name="my_bpr")
+    assert (loss.name, loss.reduction) == ("my_bpr", "sum_over_batch_size")
+    assert losses.BPRmaxLoss(reg_lambda=0.5).reg_lambda == 0.5
+    with pytest.raises(ValueError, match=r"reg_lambda must be >= 0, got -1"):
+        losses.BPRmaxLoss(reg_lambda=-1)
+    # the margin of the hinge is this library's option (Merlin's is 1)
+    np.testing.assert_allclose(np.asarray(losses.HingeLoss(margin=3.0).compute(P, N)), np.maximum(0, 3 + N - P))
+
+
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_config_round_trip(name):
+    loss = losses.PairwiseLoss.parse(name)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
+
+
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_row_losses_leave_masked_negatives_out_without_nan(name):
+    mask = np.array([[True, False], [True, True]])
+    poisoned = N.astype("float32").copy()
+    poisoned[~mask] = 1e30
+    got = np.asarray(losses.PairwiseLoss.parse(name).row_losses(P[:, 0], poisoned, mask))
+    assert np.isfinite(got).all()
+    # row 1 has every negative: the mean of its pairs
+    np.testing.assert_allclose(got[1], HAND[name][1].mean(), rtol=1e-5)
+    if name in ("bpr", "top1", "logistic", "hinge"):  # no softmax over the row: the one valid pair
+        np.testing.assert_allclose(got[0], HAND[name][0, 0], rtol=1e-5)
+
+
+def test_every_merlin_loss_name_is_registered():
     from schemaretrieval import registry
 
-    assert {"bpr", "bpr-max", "hinge", "logistic", "top1", "top1-max"} <= set(registry.names("loss"))
+    assert set(HAND) <= set(registry.names("loss"))
 
 
 # BPROutput: which scores meet which.
@@ -130,15 +158,27 @@ def test_bpr_output_in_batch_leaves_out_own_column_and_same_id():
 
 
 def test_bpr_output_extra_negatives_masks_false_negatives_and_empty_slots():
-    output = BPROutput(negative_samplers=Extra(), loss="bpr", logits_temperature=0.5, logq_correction=True)
+    # True is Merlin's correction: (score - log q) / temperature
+    output = BPROutput(negative_samplers=Extra(), loss="bpr", logits_temperature=0.5, logq_sampling_correction=True)
     positive, negative, mask = (np.asarray(t) for t in output.scores_and_mask(QUERY, POSITIVES, IDS))
     np.testing.assert_allclose(positive, [2.0, 4.0, 2.0])
-    np.testing.assert_allclose(negative[:, 0], np.array([0.0, 1.0, 1.0]) / 0.5 - np.log(0.5), rtol=1e-6)
+    np.testing.assert_allclose(negative[:, 0], (np.array([0.0, 1.0, 1.0]) - np.log(0.5)) / 0.5, rtol=1e-6)
     np.testing.assert_array_equal(mask, [[True, False], [False, False], [True, False]])
     weights = np.array([1.0, 3.0, 0.0])
-    row0 = -np.log(sigmoid(2.0 - (0.0 - np.log(0.5))))
-    total = BPROutput(negative_samplers=Extra(), logits_temperature=0.5, logq_correction=True, loss_reduction="sum")
+    row0 = -np.log(sigmoid(2.0 - (0.0 - np.log(0.5)) / 0.5))
+    total = BPROutput(negative_samplers=Extra(), logits_temperature=0.5, logq_sampling_correction=True,
+                      loss_reduction="sum")
     assert np.isclose(float(total(QUERY, POSITIVES, IDS, sample_weight=weights)), row0, rtol=1e-5)
-    weighted = BPROutput(negative_samplers=Extra(), logits_temperature=0.5, logq_correction=2.0)
+    # a number is this library's weight, after the temperature
+    weighted = BPROutput(negative_samplers=Extra(), logits_temperature=0.5, logq_sampling_correction=2.0)
     negative = np.asarray(weighted.scores_and_mask(QUERY, POSITIVES, IDS)[1])
     np.testing.assert_allclose(negative[:, 0], np.array([0.0, 1.0, 1.0]) / 0.5 - 2.0 * np.log(0.5), rtol=1e-6)
+
+
+def test_bpr_output_prediction_is_merlins_form():
+    loss, prediction = BPROutput(loss="bpr")(QUERY, POSITIVES, IDS, return_prediction=True)
+    logits = np.asarray(prediction.outputs)
+    np.testing.assert_allclose(logits[:, 0], [1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(prediction.targets)[:, 0], [1, 1, 1])
+    # row 0: its own column and item 7's other copy left out, item 8 kept
+    assert logits[0, 2] == 0.0 and logits[0, 1] < -1e30 and logits[0, 3] < -1e30

@@ -23,7 +23,7 @@ def cross_entropy(logits, labels):
 
 
 def test_in_batch_softmax_is_tfrs_layout():
-    output = ContrastiveOutput()
+    output = ContrastiveOutput(downscore_false_negatives=False)
     logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
     np.testing.assert_allclose(np.asarray(logits), SCORES, rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(labels), [0, 1, 2])
@@ -33,7 +33,7 @@ def test_in_batch_softmax_is_tfrs_layout():
 
 
 def test_temperature_divides_logits():
-    output = ContrastiveOutput(logits_temperature=0.5)
+    output = ContrastiveOutput(downscore_false_negatives=False, logits_temperature=0.5)
     expected = cross_entropy(SCORES / 0.5, [0, 1, 2]).mean()
     assert np.isclose(float(output(QUERY, POSITIVE, IDS)), expected, rtol=1e-6)
 
@@ -41,14 +41,14 @@ def test_temperature_divides_logits():
 def test_sum_reduction_and_sample_weight():
     per_row = cross_entropy(SCORES, [0, 1, 2])
     weights = np.array([1.0, 0.0, 2.0])
-    mean = ContrastiveOutput()(QUERY, POSITIVE, IDS, sample_weight=weights)
-    total = ContrastiveOutput(loss_reduction="sum")(QUERY, POSITIVE, IDS, sample_weight=weights)
+    mean = ContrastiveOutput(downscore_false_negatives=False)(QUERY, POSITIVE, IDS, sample_weight=weights)
+    total = ContrastiveOutput(downscore_false_negatives=False, loss_reduction="sum")(QUERY, POSITIVE, IDS, sample_weight=weights)
     assert np.isclose(float(mean), (per_row * weights).sum() / 3, rtol=1e-6)
     assert np.isclose(float(total), (per_row * weights).sum(), rtol=1e-6)
 
 
-def test_remove_accidental_hits_masks_same_id_but_not_the_label():
-    logits, _ = ContrastiveOutput(remove_accidental_hits=True).logits_and_labels(QUERY, POSITIVE, IDS)
+def test_downscore_false_negatives_masks_same_id_but_not_the_label():
+    logits, _ = ContrastiveOutput(downscore_false_negatives=True).logits_and_labels(QUERY, POSITIVE, IDS)
     logits = np.asarray(logits)
     # rows 0 and 2 share item 7: each other's column is removed, their own kept
     assert logits[0, 2] < -1e30 and logits[2, 0] < -1e30
@@ -57,7 +57,7 @@ def test_remove_accidental_hits_masks_same_id_but_not_the_label():
     expected = np.mean(
         [cross_entropy([[1.0, 0.0]], [0])[0], cross_entropy([SCORES[1]], [1])[0], cross_entropy([[2.0, 1.0]], [1])[0]]
     )
-    loss = ContrastiveOutput(remove_accidental_hits=True)(QUERY, POSITIVE, IDS)
+    loss = ContrastiveOutput(downscore_false_negatives=True)(QUERY, POSITIVE, IDS)
     assert np.isclose(float(loss), expected, rtol=1e-6)
 
 
@@ -78,11 +78,11 @@ def test_keras_rs_sampling_probability_correction_clips_at_one_in_0_4_0():
     np.testing.assert_allclose(np.asarray(corrected), [[-np.log(0.5), 0.0]], rtol=1e-6)
 
 
-def test_logq_correction_takes_expected_copies_above_one():
+def test_logq_sampling_correction_takes_expected_copies_above_one():
     counts = np.zeros(10)
     counts[7], counts[8] = 3.0, 1.0
     sampler = InBatchSampler(item_counts=counts)
-    output = ContrastiveOutput(negative_samplers=sampler, logq_correction=True)
+    output = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=sampler, logq_sampling_correction=True)
     ids = np.array([7, 7, 7, 7, 8, 8, 7, 7])  # 8 draws: 6 expected copies of item 7, 2 of item 8
     query = positive = np.ones((8, 2), "float32")
     logits, _ = output.logits_and_labels(query, positive, ids)
@@ -92,44 +92,44 @@ def test_logq_correction_takes_expected_copies_above_one():
 
 def test_candidate_sampling_probability_subtracts_log_q():
     probability = np.array([0.5, 0.25, 0.5], dtype="float32")
-    logits, _ = ContrastiveOutput().logits_and_labels(
+    logits, _ = ContrastiveOutput(downscore_false_negatives=False).logits_and_labels(
         QUERY, POSITIVE, IDS, candidate_sampling_probability=probability
     )
     np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(probability)[None, :], rtol=1e-6)
 
 
-def test_logq_correction_from_in_batch_item_counts():
+def test_logq_sampling_correction_from_in_batch_item_counts():
     counts = np.zeros(10)
     counts[7], counts[8] = 3.0, 1.0  # q(7) = 0.75, q(8) = 0.25
-    output = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=True)
+    output = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=InBatchSampler(item_counts=counts), logq_sampling_correction=True)
     logits, _ = output.logits_and_labels(QUERY, POSITIVE, IDS)
     # The expected copies in a batch of 3: 3q.
     q = 3 * np.array([0.75, 0.25, 0.75])
     np.testing.assert_allclose(np.asarray(logits), SCORES - np.log(q)[None, :], rtol=1e-5)
     # Without the flag the counts are carried but not used.
-    plain = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts))
+    plain = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=InBatchSampler(item_counts=counts))
     np.testing.assert_allclose(np.asarray(plain.logits_and_labels(QUERY, POSITIVE, IDS)[0]), SCORES, rtol=1e-6)
 
 
 def test_a_logq_weight_scales_the_correction_of_every_column():
     counts = np.zeros(10)
     counts[7], counts[8] = 3.0, 1.0  # expected copies in a batch of 3: 2.25 and 0.75
-    output = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=1.5)
+    output = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=InBatchSampler(item_counts=counts), logq_sampling_correction=1.5)
     logits, _ = output.logits_and_labels(QUERY, POSITIVE, IDS)
     copies = 3 * np.array([0.75, 0.25, 0.75])
     np.testing.assert_allclose(np.asarray(logits), SCORES - 1.5 * np.log(copies)[None, :], rtol=1e-5)
     # Weight 1 is True; 0 is no correction.
-    same = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=1.0)
-    ones = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=True)
+    same = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=InBatchSampler(item_counts=counts), logq_sampling_correction=1.0)
+    ones = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=InBatchSampler(item_counts=counts), logq_sampling_correction=True)
     np.testing.assert_allclose(np.asarray(same.logits_and_labels(QUERY, POSITIVE, IDS)[0]),
                                np.asarray(ones.logits_and_labels(QUERY, POSITIVE, IDS)[0]), rtol=1e-6)
-    off = ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=counts), logq_correction=0.0)
+    off = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=InBatchSampler(item_counts=counts), logq_sampling_correction=0.0)
     np.testing.assert_allclose(np.asarray(off.logits_and_labels(QUERY, POSITIVE, IDS)[0]), SCORES, rtol=1e-6)
-    assert ContrastiveOutput.from_config(output.get_config()).logq_correction == 1.5
+    assert ContrastiveOutput.from_config(output.get_config()).logq_sampling_correction == 1.5
 
 
 def test_num_hard_negatives_keeps_the_positive_and_the_hardest():
-    output = ContrastiveOutput(num_hard_negatives=1)
+    output = ContrastiveOutput(downscore_false_negatives=False, num_hard_negatives=1)
     logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
     logits, labels = np.asarray(logits), np.asarray(labels)
     assert logits.shape == (3, 2)
@@ -149,7 +149,7 @@ class FixedSampler(CandidateSampler):
 
 
 def test_extra_negatives_are_appended_for_every_row():
-    output = ContrastiveOutput(negative_samplers=["in-batch", FixedSampler()])
+    output = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=["in-batch", FixedSampler()])
     logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
     extra = QUERY @ np.array([[0.0, 1.0], [2.0, 0.0]]).T
     np.testing.assert_allclose(np.asarray(logits), np.concatenate([SCORES, extra], axis=1), rtol=1e-6)
@@ -157,7 +157,7 @@ def test_extra_negatives_are_appended_for_every_row():
 
 
 def test_sampled_negatives_without_in_batch_put_the_positive_first():
-    output = ContrastiveOutput(negative_samplers=FixedSampler(), remove_accidental_hits=True, logq_correction=True)
+    output = ContrastiveOutput(negative_samplers=FixedSampler(), downscore_false_negatives=True, logq_sampling_correction=True)
     logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
     positive_scores = (QUERY * POSITIVE).sum(axis=1)
     extra = QUERY @ np.array([[0.0, 1.0], [2.0, 0.0]]).T - np.log([0.5, 0.1])
@@ -180,23 +180,23 @@ def test_without_in_batch_the_positive_column_loses_its_own_log_probability():
     positive_scores = (QUERY * POSITIVE).sum(axis=1)
     extra = QUERY @ np.array([[0.0, 1.0], [2.0, 0.0]]).T - np.log([0.5, 0.1])
     own = np.log([0.2, 0.5, 0.2])  # rows' positives: items 7, 8, 7
-    output = ContrastiveOutput(negative_samplers=KnownProbabilitySampler(), logq_correction=True)
+    output = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=KnownProbabilitySampler(), logq_sampling_correction=True)
     logits, labels = output.logits_and_labels(QUERY, POSITIVE, IDS)
     np.testing.assert_allclose(np.asarray(logits), np.concatenate([(positive_scores - own)[:, None], extra], axis=1),
                                rtol=1e-6)
     # A weight weighs it too; two samplers add their probabilities.
-    weighted = ContrastiveOutput(negative_samplers=KnownProbabilitySampler(), logq_correction=1.5)
+    weighted = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=KnownProbabilitySampler(), logq_sampling_correction=1.5)
     np.testing.assert_allclose(np.asarray(weighted.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0],
                                positive_scores - 1.5 * own, rtol=1e-6)
-    both = ContrastiveOutput(negative_samplers=[KnownProbabilitySampler(), KnownProbabilitySampler()],
-                             logq_correction=True)
+    both = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=[KnownProbabilitySampler(), KnownProbabilitySampler()],
+                             logq_sampling_correction=True)
     np.testing.assert_allclose(np.asarray(both.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0],
                                positive_scores - np.log(2 * np.exp(own)), rtol=1e-6)
     # A sampler that cannot say leaves the positive as it is; so does logQ off.
-    mixed = ContrastiveOutput(negative_samplers=[KnownProbabilitySampler(), FixedSampler()], logq_correction=True)
+    mixed = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=[KnownProbabilitySampler(), FixedSampler()], logq_sampling_correction=True)
     np.testing.assert_allclose(np.asarray(mixed.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0], positive_scores,
                                rtol=1e-6)
-    off = ContrastiveOutput(negative_samplers=KnownProbabilitySampler())
+    off = ContrastiveOutput(downscore_false_negatives=False, negative_samplers=KnownProbabilitySampler())
     np.testing.assert_allclose(np.asarray(off.logits_and_labels(QUERY, POSITIVE, IDS)[0])[:, 0], positive_scores,
                                rtol=1e-6)
     # The caller's candidate_sampling_probability comes first (as in TFRS).
@@ -210,30 +210,30 @@ def test_without_in_batch_the_positive_column_loses_its_own_log_probability():
         ({"logits_temperature": 0.0}, "logits_temperature must be > 0"),
         ({"loss_reduction": "avg"}, "loss_reduction must be one of"),
         ({"num_hard_negatives": 0}, "num_hard_negatives must be >= 1"),
-        ({"logq_correction": -0.5}, r"logq_correction must be True, False or a weight >= 0, got -0.5"),
-        ({"logq_correction": "yes"}, r"logq_correction must be True, False or a weight >= 0, got 'yes'"),
+        ({"logq_sampling_correction": -0.5}, r"logq_sampling_correction must be True, False or a weight >= 0, got -0.5"),
+        ({"logq_sampling_correction": "yes"}, r"logq_sampling_correction must be True, False or a weight >= 0, got 'yes'"),
         ({"negative_samplers": "in-bach"}, "unknown sampler 'in-bach'"),
         ({"negative_samplers": ["in-batch", "in-batch"]}, "name the in-batch sampler once"),
     ],
 )
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        ContrastiveOutput(**kwargs)
+        ContrastiveOutput(downscore_false_negatives=False, **kwargs)
 
 
 @pytest.mark.parametrize("make", [
     lambda: ContrastiveOutput(negative_samplers=InBatchSampler(item_counts=np.arange(1.0, 11.0)),
-                              logits_temperature=0.5, remove_accidental_hits=True, num_hard_negatives=2,
-                              logq_correction=1.5, loss_reduction="sum"),
+                              logits_temperature=0.5, downscore_false_negatives=True, num_hard_negatives=2,
+                              logq_sampling_correction=1.5, loss_reduction="sum"),
     lambda: BPROutput(negative_samplers=InBatchSampler(item_counts=np.arange(1.0, 11.0)), loss="top1-max",
-                      logits_temperature=0.5, logq_correction=2.0, loss_reduction="sum"),
+                      logits_temperature=0.5, logq_sampling_correction=2.0, loss_reduction="sum"),
 ], ids=["contrastive", "bpr"])
 def test_an_output_rebuilt_from_its_config_keeps_every_option_and_its_loss(make):
     output = make()
     config = output.get_config()
     rebuilt = type(output).from_config(config)
     assert rebuilt.get_config() == config
-    for option in ("logits_temperature", "logq_correction", "loss_reduction"):
+    for option in ("logits_temperature", "logq_sampling_correction", "loss_reduction"):
         assert getattr(rebuilt, option) == getattr(output, option)
     assert type(rebuilt.negative_samplers[0]) is InBatchSampler
     assert np.isclose(float(rebuilt(QUERY, POSITIVE, IDS)), float(output(QUERY, POSITIVE, IDS)), rtol=1e-6)

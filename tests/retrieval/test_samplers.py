@@ -182,7 +182,7 @@ def test_cross_batch_memory_has_no_gradient_and_empty_slots_are_removed():
 
     sampler = CrossBatchSampler(capacity=3, embedding_dim=2)
     sampler(np.array([7]), np.ones((1, 2)), training=True)  # bank: [7, -1, -1]
-    output = sr.ContrastiveOutput(negative_samplers=sampler, remove_accidental_hits=True)
+    output = sr.ContrastiveOutput(negative_samplers=sampler, downscore_false_negatives=True)
     query = tf.constant([[1.0, 0.0], [0.0, 1.0]])
     positive = tf.Variable([[1.0, 1.0], [0.5, 0.5]])
     with tf.GradientTape() as tape:
@@ -222,7 +222,7 @@ def test_names_reach_samplers_from_every_entry_point(schema):
     model = sr.TwoTowerModel(schema, negative_samplers="cross-batch")
     assert type(model.output_layer.negative_samplers[0]) is CrossBatchSampler
     bpr = sr.TwoTowerModel(schema, outputs=sr.BPROutput(negative_samplers="uniform", loss="top1-max"))
-    assert type(bpr.output_layer.loss).__name__ == "TOP1MaxLoss"
+    assert type(bpr.output_layer.loss).__name__ == "TOP1maxLoss"
 
 
 @pytest.mark.parametrize("data", ["table", "dataset"])
@@ -237,8 +237,8 @@ def test_fit_without_a_catalog_says_what_to_do(schema, skewed, data):
 
 
 def test_logq_correction_without_probabilities_is_an_error_not_a_no_op():
-    output = sr.ContrastiveOutput("in-batch", logq_correction=True)
-    with pytest.raises(ValueError, match=r"logq_correction.*InBatchSampler gives no probabilities"):
+    output = sr.ContrastiveOutput(None, "in-batch", logq_sampling_correction=1.0)
+    with pytest.raises(ValueError, match=r"logq_sampling_correction.*InBatchSampler gives no probabilities"):
         output(np.eye(2, dtype="float32"), np.eye(2, dtype="float32"), np.array([0, 1]), training=True)
 
 
@@ -246,13 +246,13 @@ def test_logq_correction_without_probabilities_is_an_error_not_a_no_op():
 
 # (label, output) on the skewed set; each trains 3 epochs.
 CONFIGS = {
-    "in-batch": lambda: sr.ContrastiveOutput("in-batch", logits_temperature=0.1, logq_correction=True),
-    "uniform": lambda: sr.ContrastiveOutput(sr.UniformSampler(256, seed=0), logits_temperature=0.1, logq_correction=True),
-    "popularity": lambda: sr.ContrastiveOutput(sr.PopularitySampler(256, seed=0), logits_temperature=0.1, logq_correction=True),
-    "cross-batch": lambda: sr.ContrastiveOutput("cross-batch", logits_temperature=0.1, logq_correction=True),
-    "in-batch+uniform": lambda: sr.ContrastiveOutput(["in-batch", sr.UniformSampler(256, seed=0)], logits_temperature=0.1, logq_correction=True),
+    "in-batch": lambda: sr.ContrastiveOutput(None, "in-batch", logits_temperature=0.1, logq_sampling_correction=1.0),
+    "uniform": lambda: sr.ContrastiveOutput(None, sr.UniformSampler(256, seed=0), logits_temperature=0.1, logq_sampling_correction=1.0),
+    "popularity": lambda: sr.ContrastiveOutput(None, sr.PopularitySampler(256, seed=0), logits_temperature=0.1, logq_sampling_correction=1.0),
+    "cross-batch": lambda: sr.ContrastiveOutput(None, "cross-batch", logits_temperature=0.1, logq_sampling_correction=1.0),
+    "in-batch+uniform": lambda: sr.ContrastiveOutput(None, ["in-batch", sr.UniformSampler(256, seed=0)], logits_temperature=0.1, logq_sampling_correction=1.0),
     "bpr uniform": lambda: sr.BPROutput(sr.UniformSampler(256, seed=0), loss="bpr", logits_temperature=0.1),
-    "in-batch, no logQ": lambda: sr.ContrastiveOutput("in-batch", logits_temperature=0.1, logq_correction=False),
+    "in-batch, no logQ": lambda: sr.ContrastiveOutput(None, "in-batch", logits_temperature=0.1, logq_sampling_correction=False),
 }
 
 

@@ -171,7 +171,7 @@ class PopularitySampler(_CatalogSampler):
     training data (the catalog's ``counts``; + `smoothing` each), not an
     assumed Zipf order of the ids. Each negative carries its exact inclusion
     probability under sampling without replacement (see
-    `inclusion_probability`), for `logq_correction`.
+    `inclusion_probability`), for `logq_sampling_correction`.
 
     Args:
         num_samples: distinct negatives per step.

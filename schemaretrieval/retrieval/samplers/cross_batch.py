@@ -27,7 +27,7 @@ class CrossBatchSampler(CandidateSampler):
     The bank fills in proportion to popularity, as in-batch negatives do:
     with item counts (given, or handed over by the model on `fit` from a
     table) each negative carries the chance of being in a bank of
-    `capacity` draws, `1 - (1 - q)^capacity`, for `logq_correction`: the
+    `capacity` draws, `1 - (1 - q)^capacity`, for `logq_sampling_correction`: the
     one sampler that does not report expected copies (see the module
     docstring).
 

@@ -17,7 +17,7 @@ class InBatchSampler(CandidateSampler):
     """The other positives of the batch are each row's negatives.
 
     In-batch negatives are drawn in proportion to popularity, so their
-    logits want a logQ correction (`ContrastiveOutput(logq_correction=True)`).
+    logits want a logQ correction (`ContrastiveOutput(logq_sampling_correction=1.0)`).
     The sampler reports each negative's probability from one of:
 
     - `item_counts`: interaction counts indexed by item id; with `q =

@@ -1,0 +1,170 @@
+"""TwoTowerModelV2 with Merlin Models' calls: the positional order, compiled ranking
+metrics and losses, merlin.io.Dataset and Loader inputs, the encoders, the
+embeddings tables and the top-k encoder, checked against the library's own
+computations."""
+
+import inspect
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from merlin.io import Dataset
+from merlin.schema import Tags
+
+import schemaretrieval as mm
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return mm.load_schema("schemas/synthetic.yaml")
+
+
+@pytest.fixture(scope="module")
+def data(schema):
+    return mm.data.synthetic(schema, 3000, seed=0)
+
+
+def towers(schema):
+    query = mm.Encoder(mm.InputBlockV2(mm.schema.query_schema(schema)), mm.MLPBlock([16], no_activation_last_layer=True))
+    candidate = mm.Encoder(mm.schema.candidate_schema(schema), mm.MLPBlock([16], no_activation_last_layer=True))
+    return query, candidate
+
+
+@pytest.fixture(scope="module")
+def trained(schema, data):
+    keras.utils.set_random_seed(0)
+    model = mm.TwoTowerModelV2(*towers(schema))
+    model.compile(optimizer="adam", metrics=[mm.RecallAt(10), mm.NDCGAt(10)])
+    model.fit(Dataset(data, schema=schema), batch_size=256, epochs=2, verbose=0)
+    return model
+
+
+def test_merlins_positional_order_and_defaults(schema):
+    params = inspect.signature(mm.TwoTowerModelV2).parameters
+    assert list(params)[:7] == ["query_tower", "candidate_tower", "candidate_id_tag", "outputs", "logits_temperature",
+                                "negative_samplers", "schema"]
+    assert (params["candidate_id_tag"].default, params["outputs"].default, params["logits_temperature"].default,
+            params["negative_samplers"].default, params["schema"].default) == (Tags.ITEM_ID, None, 1.0, None, None)
+    model = mm.TwoTowerModelV2(*towers(schema), Tags.ITEM_ID)
+    assert model.candidate_id_column == "item_id"
+    output = model.output_layer
+    assert (type(output).__name__, output.logits_temperature, [type(s).__name__ for s in output.negative_samplers]) \
+        == ("ContrastiveOutput", 1.0, ["InBatchSampler"])
+    with pytest.raises(ValueError, match=r"candidate_id_tag must be a merlin Tags \(e.g. Tags.ITEM_ID\), got 'nope'"):
+        mm.TwoTowerModelV2(*towers(schema), "nope")
+    with pytest.raises(NotImplementedError, match=r"a list of outputs"):
+        mm.TwoTowerModelV2(*towers(schema), outputs=[mm.ContrastiveOutput()])
+    with pytest.raises(TypeError, match=r"query_tower must be an Encoder"):
+        mm.TwoTowerModelV2(mm.MLPBlock([4]), towers(schema)[1])
+
+
+def test_negative_samplers_and_temperature_build_the_default_output(schema):
+    model = mm.TwoTowerModelV2(*towers(schema), logits_temperature=0.5, negative_samplers="popularity")
+    assert model.output_layer.logits_temperature == 0.5
+    assert type(model.output_layer.negative_samplers[0]).__name__ == "PopularitySampler"
+
+
+def test_compiled_ranking_metrics_are_computed_on_the_outputs_logits(trained, schema, data):
+    history = trained.history.history
+    assert sorted(history) == ["loss", "ndcg_at_10", "recall_at_10"]
+    # evaluate on one batch equals the metrics on the output's own logits for that batch
+    batch = mm.data.to_arrays(data.head(64), schema)
+    y_pred = trained(batch)
+    logits, labels = trained.output_layer.logits_and_labels(y_pred["query"], y_pred["candidate"], batch["item_id"])
+    recall = mm.RecallAt(10)
+    recall.update_state(tf.one_hot(labels, tf.shape(logits)[1]), logits)
+    result = trained.evaluate(data.head(64), batch_size=64, return_dict=True, verbose=0)
+    assert result["recall_at_10"] == pytest.approx(float(recall.result()), abs=1e-6)
+
+
+def test_compile_loss_is_merlins_pairwise_loss_on_the_logits(schema, data):
+    keras.utils.set_random_seed(0)
+    model = mm.TwoTowerModelV2(*towers(schema), outputs=mm.ContrastiveOutput(None, "in-batch"))
+    model.compile(optimizer="adam", loss="bpr")
+    batch = mm.data.to_arrays(data.head(32), schema)
+    y_pred = model(batch)
+    loss = float(model.compute_loss(batch, None, y_pred, training=False))
+    prediction = model.output_layer.predictions(y_pred["query"], y_pred["candidate"], batch["item_id"])
+    assert loss == pytest.approx(float(mm.losses.BPRLoss()(prediction.targets, prediction.outputs)), rel=1e-6)
+    with pytest.raises(ValueError, match=r"Could not interpret loss"):
+        model.compile(optimizer="adam", loss="no-such-loss")
+
+
+def test_fit_and_evaluate_take_a_merlin_dataset_and_a_loader(schema, data):
+    keras.utils.set_random_seed(0)
+    model = mm.TwoTowerModelV2(*towers(schema))
+    model.compile(optimizer="adam", metrics=[mm.RecallAt(5)])
+    train, valid = Dataset(data.iloc[:2500], schema=schema), Dataset(data.iloc[2500:], schema=schema)
+    history = model.fit(train, validation_data=valid, batch_size=500, epochs=2, verbose=0)
+    # Keras's validation (in-batch) and the full-catalog recall of the one training path
+    assert {"loss", "recall_at_5", "val_loss", "val_recall_at_5", "val_recall@10"} <= set(history.history)
+    assert len(history.history["loss"]) == 2
+    loader = mm.Loader(valid, batch_size=100, shuffle=False)
+    by_loader = model.evaluate(loader, return_dict=True, verbose=0)
+    by_dataset = model.evaluate(valid, batch_size=100, return_dict=True, verbose=0)
+    assert by_loader["loss"] == pytest.approx(by_dataset["loss"], rel=1e-5)
+    again = model.fit(mm.Loader(train, batch_size=500), epochs=1, verbose=0)
+    assert len(again.history["loss"]) == 1
+
+
+def test_query_and_candidate_encoders_save_and_serve(trained, schema, data, tmp_path):
+    assert trained.query_encoder is trained.query_tower and trained.candidate_encoder is trained.candidate_tower
+    batch = mm.data.to_arrays(data.head(5), schema)
+    trained.query_encoder.save(tmp_path / "query_tower")
+    served = tf.saved_model.load(str(tmp_path / "query_tower"))
+    features = {name: batch[name] for name in trained.query_encoder.column_names}
+    np.testing.assert_allclose(served.serve(features), trained.query_encoder(batch), rtol=1e-5, atol=1e-6)
+    trained.candidate_encoder.save(tmp_path / "candidate.keras")
+    loaded = keras.saving.load_model(tmp_path / "candidate.keras")
+    np.testing.assert_allclose(loaded(batch), trained.candidate_encoder(batch), rtol=1e-5, atol=1e-6)
+
+
+def test_embeddings_are_merlins_tables_with_index_and_arrays_without(trained, schema, data):
+    users = mm.unique_rows_by_features(Dataset(data, schema=schema), Tags.USER, Tags.USER_ID)
+    table = trained.query_embeddings(users, batch_size=1024, index=Tags.USER_ID).compute()
+    frame = users.compute()
+    assert table.index.name == "user_id" and table.index.tolist() == frame["user_id"].tolist()
+    assert list(table.columns) == [str(i) for i in range(16)]
+    np.testing.assert_allclose(table.to_numpy(), trained.query_embeddings(frame), rtol=1e-5, atol=1e-6)
+    items = mm.unique_rows_by_features(Dataset(data, schema=schema), Tags.ITEM, Tags.ITEM_ID)
+    item_table = trained.candidate_embeddings(items, batch_size=1024, index=Tags.ITEM_ID).compute()
+    assert item_table.index.name == "item_id" and item_table.shape == (len(items.compute()), 16)
+    # a DataFrame without index: the array, as the library's callers read it
+    assert isinstance(trained.candidate_embeddings(items.compute()), np.ndarray)
+    # a merlin.io.Dataset without index: the input's columns and the embeddings
+    both = trained.candidate_embeddings(items, batch_size=1024).compute()
+    assert list(both.columns) == items.schema.column_names + [str(i) for i in range(16)]
+
+
+def test_top_k_encoder_evaluates_the_whole_catalog_as_evaluate_topk(trained, schema, data, tmp_path):
+    candidates = mm.unique_rows_by_features(Dataset(data, schema=schema), Tags.ITEM, Tags.ITEM_ID)
+    topk_model = trained.to_top_k_encoder(candidates, k=20, batch_size=128)
+    topk_model.compile(run_eagerly=False)
+    loader = mm.Loader(Dataset(data, schema=schema), batch_size=1024).map(mm.ToTarget(schema, "item_id"))
+    metrics = topk_model.evaluate(loader, return_dict=True, verbose=0)
+    catalog = mm.data.Catalog.from_interactions(data, schema)
+    expected = trained.evaluate_topk(data, catalog, ks=[20])
+    for ours, theirs in (("recall_at_20", "recall@20"), ("mrr_at_20", "mrr@20"), ("ndcg_at_20", "ndcg@20"),
+                         ("map_at_20", "map@20"), ("precision_at_20", "precision@20")):
+        assert metrics[ours] == pytest.approx(expected[theirs], abs=1e-6)
+    # called on a batch: the k best candidates' scores and ids, as a brute-force ranking gives them
+    batch = next(iter(mm.Loader(Dataset(data, schema=schema), batch_size=8, shuffle=False)))
+    prediction = topk_model(batch[0])
+    scores = trained.query_embeddings(data.head(8)) @ trained.candidate_embeddings(catalog).T
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :20]
+    np.testing.assert_allclose(prediction.scores, np.take_along_axis(scores, best, 1), rtol=1e-4, atol=1e-5)
+    assert set(np.asarray(prediction.identifiers)[0]) == set(catalog.ids[best[0]])
+    # compile(k=) changes k, metrics follow; exports as a SavedModel served by TensorFlow alone
+    topk_model.compile(k=5)
+    assert sorted(topk_model.evaluate(loader, return_dict=True, verbose=0)) == \
+        ["map_at_5", "mrr_at_5", "ndcg_at_5", "precision_at_5", "recall_at_5"]
+    topk_model.save(tmp_path / "topk")
+    loaded = tf.saved_model.load(str(tmp_path / "topk"))
+    served = loaded.serve({name: batch[0][name] for name in trained.query_encoder.column_names})
+    np.testing.assert_array_equal(np.asarray(served[1]), np.asarray(topk_model(batch[0]).identifiers))
+    with pytest.raises(NotImplementedError, match=r"strategy='faiss' is not supported"):
+        trained.to_top_k_encoder(candidates, strategy="faiss")
+    with pytest.raises(NotImplementedError, match=r"does not train"):
+        topk_model.fit(loader)
