@@ -190,6 +190,9 @@ def sources(args, schema=None) -> Sources:
         # training never saw (the ETL's OOV id among them) are ranked too.
         return Sources(schema, frame, args.valid, [frame, args.valid], source, etl_dir)
     frame = read_frame(frame, "--data")[0] if not isinstance(frame, pd.DataFrame) else frame
+    if getattr(args, "on_bad_rows", "error") == "error":
+        # before the split renumbers them: an error names the row of the user's own file
+        data_lib.to_arrays(frame, schema, source=source)
     train, test = data_lib.random_split(frame, args.test_fraction, seed=args.seed)
     return Sources(schema, train, test, [frame], source, etl_dir)
 

@@ -54,6 +54,10 @@ def add_etl_parser(sub):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--test-fraction", type=fraction, default=0.2, help="held out by --split random/time (default 0.2)")
     p.add_argument("--seed", type=seed, default=0, help="seeds --split random and leave-last")
+    p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
+                   help="raw rows that cannot be encoded as the schema says (a missing id or list, a scalar in a "
+                        "list column, text in a number or time column, ...): end with an error naming the file, "
+                        "column and row (default), or leave them out and count them in etl_report.json")
     add_movielens_arguments(p)
     p.set_defaults(run=run_etl, check=check_etl)
 
@@ -113,8 +117,12 @@ def run_etl(args):
         if not (args.train and args.schema):
             raise ValueError("give --schema and --train (or --movielens DIR)")
         schema, train, valid = args.schema, args.train, getattr(args, "valid", None)
-    result = etl_lib.fit_transform(train, valid, schema, args.out, device=args.device, dask=args.dask_scheduler)
+    result = etl_lib.fit_transform(train, valid, schema, args.out, device=args.device, dask=args.dask_scheduler,
+                                   on_bad_rows=getattr(args, "on_bad_rows", "error"))
     report = result.report
+    for split in ("train", "valid"):
+        if report.get(split, {}).get("skipped"):
+            print(f"left out {report[split]['skipped']} bad {split} rows: {report[split]['bad_rows']}")
     print(f"wrote {report['train']['rows']} train"
           + (f" and {report['valid']['rows']} valid" if "valid" in report else "")
           + f" rows to {result.out_dir} (device {report['device']})")

@@ -81,7 +81,16 @@ def recall_at_k(queries: np.ndarray, candidates: np.ndarray, found: np.ndarray, 
 def choose_width(search, widths, queries, candidates, threshold, target: float = 0.95, k: int | None = None):
     """``(width, recall)``: the first of ``widths`` at which ``search(width)`` (positions
     ``[num_queries, <= k]``) reaches ``target`` recall@``k`` (default: the columns of the
-    first search), else the last, with its recall (see the module's example)."""
+    first search), else the last, with its recall.
+
+    >>> candidates = np.eye(4, dtype="float32")
+    >>> top1 = np.arange(4)[:, None]
+    >>> kth = exact_threshold(candidates, candidates, k=1)
+    >>> choose_width(lambda width: top1 if width > 1 else np.full((4, 1), -1), [1, 2], candidates, candidates, kth)
+    (2, 1.0)
+    >>> choose_width(lambda width: np.full((4, 1), -1), [1, 2], candidates, candidates, kth)  # none reaches it
+    (2, 0.0)
+    """
     recall = 0.0
     for width in widths:
         found = search(width)
