@@ -1,7 +1,10 @@
 """Training examples/s and full-catalog recall@10 of every built-in sampler
-and output, on the same skewed synthetic data, in one run.
+and output, on the same data, in one run: the skewed synthetic set, or the
+e-commerce log (string ids, brand, category, price, tags; `sr.data.ecommerce`
+through the ETL).
 
     python benchmarks/samplers.py [--rows 50000] [--epochs 3] [--skew 1.5]
+    python benchmarks/samplers.py --shape ecommerce --rows 100000
 
 Timings from separate runs on a shared machine vary: compare the rows of
 one run with each other.
@@ -11,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import keras
+import pandas as pd
 
 import schemaretrieval as sr
 
@@ -61,6 +66,7 @@ def configs(num_samples):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=["synthetic", "ecommerce"], default="synthetic")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--skew", type=float, default=1.5)
@@ -69,16 +75,25 @@ def main(argv=None):
     parser.add_argument("--only", default=None, help="run the configurations whose name contains this")
     args = parser.parse_args(argv)
 
-    schema = sr.load_schema(ROOT / "schemas" / "synthetic.yaml")
-    interactions = sr.data.synthetic(schema, args.rows, seed=1, popularity_skew=args.skew)
-    train, test = sr.data.random_split(interactions, 0.2, seed=1)
+    if args.shape == "ecommerce":
+        raw_train, raw_test = sr.data.random_split(sr.data.ecommerce(args.rows, seed=1), 0.2, seed=1)
+        out = sr.etl.fit_transform(raw_train, raw_test, ROOT / "schemas" / "ecommerce.yaml",
+                                   tempfile.mkdtemp(prefix="samplers-"), device="cpu")
+        schema = out.schema.excluding_by_name(["timestamp"])
+        train, test = sr.data.read_table(out.train), sr.data.read_table(out.valid)
+        interactions = pd.concat([train, test], ignore_index=True)
+        shape = f"e-commerce log, {args.rows} rows"
+    else:
+        schema = sr.load_schema(ROOT / "schemas" / "synthetic.yaml")
+        interactions = sr.data.synthetic(schema, args.rows, seed=1, popularity_skew=args.skew)
+        train, test = sr.data.random_split(interactions, 0.2, seed=1)
+        shape = f"{args.rows} rows (skew {args.skew})"
     catalog = sr.data.Catalog.from_interactions(interactions, schema)
     train_catalog = sr.data.Catalog.from_interactions(train, schema)
     popularity = sr.baselines.Popularity().fit(train, None, "item_id").evaluate_topk(
         test, candidate_ids=catalog.ids, ks=[10]
     )["recall@10"]
-    print(f"{args.rows} rows (skew {args.skew}), {len(catalog)} items, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{os.cpu_count()} cores")
+    print(f"{shape}, {len(catalog)} items, {args.epochs} epochs, batch {args.batch_size}, {os.cpu_count()} cores")
     print(f"| {'configuration':40s} | recall@10 | train ex/s |")
     print(f"| {'-' * 40} | --------- | ---------- |")
     print(f"| {'most popular items':40s} | {popularity:9.3f} | {'-':>10s} |")

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -38,8 +37,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("schemaretrieval").setLevel(logging.INFO)
     from schemaretrieval.cli import etl, evaluate, serve, startup, train
+    from schemaretrieval.cli.common import ArgumentParser
 
-    parser = argparse.ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
+    parser = ArgumentParser(prog="schemaretrieval", description="Schema-first two-tower retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parser(sub)
     etl.add_etl_parser(sub)
@@ -48,10 +48,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     startup.start_devices()
     try:
+        if getattr(args, "check", None) is not None:
+            args.check(args)  # the arguments together, before any work
         args.run(args)
-    except (ValueError, KeyError, FileNotFoundError) as error:
+    except (ValueError, KeyError, OSError) as error:
         # Bad input is the user's to fix: the message, not a traceback.
-        parser.exit(2, f"schemaretrieval {args.command}: error: {error}\n")
+        message = str(error).strip().replace("\n", " ") if not isinstance(error, KeyError) else f"missing {error}"
+        parser.exit(2, f"schemaretrieval {args.command}: error: {message}\n")
     return 0
 
 

@@ -24,8 +24,53 @@ from schemaretrieval.schema import load_schema
 
 log = logging.getLogger("schemaretrieval")
 
-__all__ = ["Sources", "add_source_arguments", "sources", "is_etl_dir", "format_table", "users_table",
-           "interactions_table", "num_rows", "positive_int", "positive_float", "fraction", "number_in"]
+__all__ = ["ArgumentParser", "Sources", "add_source_arguments", "sources", "is_etl_dir", "format_table",
+           "users_table", "interactions_table", "num_rows", "positive_int", "positive_float", "fraction", "number_in",
+           "seed", "cutoffs"]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (what is wrong and where to read more),
+    exit status 2, instead of the usage block and then the error.
+
+    >>> parser = ArgumentParser(prog="schemaretrieval train")
+    >>> _ = parser.add_argument("--epochs", type=positive_int)
+    >>> parser.parse_args(["--epochs", "0"])  # doctest: +SKIP
+    schemaretrieval train: error: argument --epochs: expected an integer >= 1, got 0 (see schemaretrieval train --help)
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**32 - 1] (what NumPy and TensorFlow take).
+
+    >>> seed("7")
+    7
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 4294967295], got {text!r}")
+    return value
+
+
+def cutoffs(text: str) -> list[int]:
+    """argparse type of ``--ks``: comma-separated cut-offs >= 1.
+
+    >>> cutoffs("10,100")
+    [10, 100]
+    """
+    try:
+        ks = [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 such as 10,100, got {text!r}")
+    return ks
 
 
 def positive_float(text: str) -> float:
@@ -84,7 +129,8 @@ def add_source_arguments(p, group):
     p.add_argument("--valid", help="held-out interactions; default: --test-fraction of the data")
     p.add_argument("--test-fraction", type=fraction, default=0.2,
                    help="held out when --valid is not given (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="seeds data generation, the split, shuffling and initialisation")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seeds data generation, the split, shuffling and initialisation (an integer in [0, 2**32 - 1])")
 
 
 def is_etl_dir(path) -> bool:
@@ -144,6 +190,9 @@ def sources(args, schema=None) -> Sources:
         # training never saw (the ETL's OOV id among them) are ranked too.
         return Sources(schema, frame, args.valid, [frame, args.valid], source, etl_dir)
     frame = read_frame(frame, "--data")[0] if not isinstance(frame, pd.DataFrame) else frame
+    if getattr(args, "on_bad_rows", "error") == "error":
+        # before the split renumbers them: an error names the row of the user's own file
+        data_lib.to_arrays(frame, schema, source=source)
     train, test = data_lib.random_split(frame, args.test_fraction, seed=args.seed)
     return Sources(schema, train, test, [frame], source, etl_dir)
 

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from schemaretrieval.cli.common import fraction, positive_int, seed
+
 log = logging.getLogger("schemaretrieval")
 
 ETL_HELP = """\
@@ -40,10 +42,11 @@ def add_movielens_arguments(p, group=None):
     """--movielens and the ETL options; --movielens goes into `group` (a data-source group) when given."""
     (group or p).add_argument("--movielens", metavar="DIR", help="a GroupLens MovieLens folder (ml-100k, ml-1m, ml-latest-small, ml-25m ...)")
     p.add_argument("--variant", help="the MovieLens variant; default: the folder's name or its files")
-    p.add_argument("--split", choices=SPLITS, default="random",
+    p.add_argument("--split", choices=SPLITS, default=None,
                    help="how --movielens data is split (default random; time: global cutoff; "
                         "leave-last: each user's last --leave-out ratings)")
-    p.add_argument("--leave-out", type=int, default=1, help="ratings per user held out by --split leave-last (default 1)")
+    p.add_argument("--leave-out", type=positive_int, default=None,
+                   help="ratings per user held out by --split leave-last (default 1)")
     p.add_argument("--train-ids", metavar="FILE", help="--movielens: the training ratings, one per line, its first two "
                    "fields the raw user and item ids (e.g. ml-100k's u1.base); replaces --split")
     p.add_argument("--valid-ids", metavar="FILE", help="--movielens: the held-out ratings, in the same format "
@@ -59,10 +62,47 @@ def add_etl_parser(sub):
     p.add_argument("--train", help="raw training interactions: csv, parquet file or directory")
     p.add_argument("--valid", help="raw held-out interactions (encoded with the training vocabulary)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="held out by --split random/time (default 0.2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=fraction, default=0.2, help="held out by --split random/time (default 0.2)")
+    p.add_argument("--seed", type=seed, default=0, help="seeds --split random and leave-last")
+    p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
+                   help="raw rows that cannot be encoded as the schema says (a missing id or list, a scalar in a "
+                        "list column, text in a number or time column, ...): end with an error naming the file, "
+                        "column and row (default), or leave them out and count them in etl_report.json")
     add_movielens_arguments(p)
-    p.set_defaults(run=run_etl)
+    p.set_defaults(run=run_etl, check=check_etl)
+
+
+def check_movielens_arguments(args):
+    """--split, --leave-out and --variant split and read --movielens data: without it they would
+    be ignored, so they are errors; with it they get their defaults. --train-ids and --valid-ids
+    replace --split."""
+    ids = [flag for flag, path in (("--train-ids", args.train_ids), ("--valid-ids", args.valid_ids)) if path]
+    if ids and not getattr(args, "movielens", None):
+        raise ValueError("--train-ids and --valid-ids select ratings of a --movielens folder; give --movielens DIR")
+    if ids and (args.split is not None or args.leave_out is not None):
+        raise ValueError(f"{' and '.join(ids)} replace --split and --leave-out: give one way to split")
+    if not getattr(args, "movielens", None):
+        given = [f"--{name.replace('_', '-')}" for name in ("split", "leave_out", "variant")
+                 if getattr(args, name, None) is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --movielens "
+                             "data only; split your own data beforehand (sr.data.time_split, random_split, "
+                             "leave_last_n_out) and give both parts as --train and --valid")
+        return
+    if args.leave_out is not None and args.split != "leave-last":
+        raise ValueError(f"--leave-out is the number --split leave-last holds out; --split is {args.split or 'random'}")
+    args.split = args.split or "random"
+    args.leave_out = args.leave_out or 1
+
+
+def check_etl(args):
+    check_movielens_arguments(args)
+    if args.movielens and args.train:
+        raise ValueError("give --movielens or --train, not both")
+    if not args.movielens and not (args.train and args.schema):
+        raise ValueError("give --schema and --train (or --movielens DIR)")
+    if args.valid and args.movielens:
+        raise ValueError("--valid goes with --train; --movielens data is split by --split")
 
 
 def _split(frame, args):
@@ -99,13 +139,15 @@ def run_etl(args):
         if len(train) + len(valid) < len(frame):
             log.info("%d ratings named by neither file left out", len(frame) - len(train) - len(valid))
     else:
-        if getattr(args, "train_ids", None) or getattr(args, "valid_ids", None):
-            raise ValueError("--train-ids and --valid-ids select ratings of a --movielens folder; give --movielens DIR")
         if not (args.train and args.schema):
             raise ValueError("give --schema and --train (or --movielens DIR)")
         schema, train, valid = args.schema, args.train, getattr(args, "valid", None)
-    result = etl_lib.fit_transform(train, valid, schema, args.out, device=args.device, dask=args.dask_scheduler)
+    result = etl_lib.fit_transform(train, valid, schema, args.out, device=args.device, dask=args.dask_scheduler,
+                                   on_bad_rows=getattr(args, "on_bad_rows", "error"))
     report = result.report
+    for split in ("train", "valid"):
+        if report.get(split, {}).get("skipped"):
+            print(f"left out {report[split]['skipped']} bad {split} rows: {report[split]['bad_rows']}")
     print(f"wrote {report['train']['rows']} train"
           + (f" and {report['valid']['rows']} valid" if "valid" in report else "")
           + f" rows to {result.out_dir} (device {report['device']})")

@@ -49,8 +49,8 @@ def add_parser(sub):
     source = p.add_mutually_exclusive_group(required=True)
     common.add_source_arguments(p, source)
     p.add_argument("--exclude-seen", action="store_true", help="remove each user's training items from its ranking")
-    p.add_argument("--ease-l2", type=float, default=500.0, help="EASE's regularisation (default 500)")
-    p.add_argument("--ks", default="10,100", help="cut-offs of the printed table (default 10,100)")
+    p.add_argument("--ease-l2", type=common.positive_float, default=500.0, help="EASE's regularisation (default 500)")
+    p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the printed table (default 10,100)")
     p.add_argument("--out", help="directory for recall_at_k.csv, recall_at_k.png and evaluate.json")
     p.set_defaults(run=evaluate)
     return p

@@ -57,7 +57,7 @@ def add_parser(sub):
     p.add_argument("--user-history", action="store_true",
                    help="the query tower reads each user's training items instead of the user-id embedding "
                         "(TwoTowerModel(user_history=True))")
-    p.add_argument("--ks", default="10,100", help="cut-offs of the report (default 10,100)")
+    p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the report (default 10,100)")
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, "
                    "training.png (loss and recall@k per epoch) and serving/")
     p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
@@ -69,15 +69,28 @@ def add_parser(sub):
                    help="rows with NaN/inf or ids outside the schema's domain: end with an error naming the "
                         "column (default) or leave them out and report how many")
     add_movielens_arguments(p, source)
-    p.set_defaults(run=train)
+    p.set_defaults(run=train, check=check_train)
 
 
-def parse_ks(text: str) -> list[int]:
-    """``--ks``: comma-separated cut-offs >= 1.
+def check_train(args):
+    """What the parser's types cannot see: arguments that go only with others."""
+    from schemaretrieval.cli.etl import check_movielens_arguments
 
-    >>> parse_ks("10,100")
-    [10, 100]
+    check_movielens_arguments(args)
+    if args.checkpoint_every is not None and args.checkpoint_dir is None:
+        raise ValueError("--checkpoint-every N saves into --checkpoint-dir: give --checkpoint-dir too")
+    if args.validation_fraction != 0.1 and args.early_stopping is None:
+        raise ValueError("--validation-fraction is the share --early-stopping holds out: give --early-stopping too")
+
+
+def parse_ks(text) -> list[int]:
+    """``--ks``: comma-separated cut-offs >= 1 (a list, as the parser gives it, passes).
+
+    >>> parse_ks("10,100"), parse_ks([5])
+    ([10, 100], [5])
     """
+    if isinstance(text, list):
+        return text
     try:
         ks = [int(k) for k in text.split(",") if k.strip()]
     except ValueError:

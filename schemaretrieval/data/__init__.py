@@ -9,14 +9,16 @@
 * ``checks``: the in-graph checks of a batch.
 * ``loader``: `Loader` and `ToTarget`, Merlin's data loader over `Batches`.
 * ``unique_rows``: `unique_rows_by_features`, one row per user or item.
-* ``splits``, ``synthetic``, ``movielens_like``, ``raw_log``, ``presets``: splits and generated data.
+* ``splits``, ``synthetic``, ``movielens_like``, ``ecommerce``, ``raw_log``, ``presets``: splits and generated data
+  (``movielens_like_catalog``, ``ecommerce_catalog``: catalogs scaled to any size).
 """
 
 from schemaretrieval.data.batches import Batches, example_batch, to_tf_dataset
 from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.data.exclusions import Exclusions
+from schemaretrieval.data.ecommerce import ecommerce, ecommerce_catalog
 from schemaretrieval.data.loader import Loader, ToTarget
-from schemaretrieval.data.movielens_like import movielens_like, movielens_like_schema
+from schemaretrieval.data.movielens_like import movielens_like, movielens_like_catalog, movielens_like_schema
 from schemaretrieval.data.presets import PRESETS, preset
 from schemaretrieval.data.raw_log import raw_log
 from schemaretrieval.data.read import as_frame, read_table
@@ -36,7 +38,10 @@ __all__ = [
     "drop_bad_rows",
     "example_batch",
     "leave_last_n_out",
+    "ecommerce",
+    "ecommerce_catalog",
     "movielens_like",
+    "movielens_like_catalog",
     "movielens_like_schema",
     "preset",
     "random_split",

@@ -39,7 +39,7 @@ import pandas as pd
 
 from schemaretrieval.schema import schema_from_dict
 
-__all__ = ["movielens_like", "movielens_like_schema", "AGE_BUCKETS", "OCCUPATIONS", "GENRES"]
+__all__ = ["movielens_like", "movielens_like_schema", "movielens_like_catalog", "AGE_BUCKETS", "OCCUPATIONS", "GENRES"]
 
 # MovieLens-1M's age buckets (ML-100K gives ages 7-73; this buckets them the same
 # way), with the approximate share of ML-100K's 943 users in each.
@@ -270,3 +270,27 @@ def movielens_like(
         }
     )
     return frame, movielens_like_schema(num_users, num_items)
+
+
+def movielens_like_catalog(interactions: pd.DataFrame, num_items: int, seed: int = 0) -> pd.DataFrame:
+    """The preset's items scaled to ``num_items``: one row per item of ``interactions``
+    (``item_id``, ``item_genres``, ``item_year``), then new items with the next ids and
+    genres and years drawn as the preset draws them. A model that embeds them reads
+    the schema ``movielens_like_schema(num_users, num_items)``: the new ids' rows of
+    its item embedding are the ones training never moved, as a catalog's cold items.
+
+    >>> frame, _ = movielens_like(50, 80, 1000, seed=0)
+    >>> catalog = movielens_like_catalog(frame, 200, seed=0)
+    >>> len(catalog), catalog["item_id"].tolist()[-1], catalog["item_id"].is_unique
+    (200, 199, True)
+    """
+    items = interactions.drop_duplicates("item_id")[["item_id", "item_genres", "item_year"]]
+    items = items.sort_values("item_id").reset_index(drop=True)
+    extra = int(num_items) - len(items)
+    if extra < 0:
+        raise ValueError(f"movielens_like_catalog: num_items={num_items} is below the {len(items)} items given")
+    rng = np.random.default_rng([seed, 7])
+    start = int(items["item_id"].max()) + 1 if len(items) else 0
+    new = pd.DataFrame({"item_id": np.arange(start, start + extra, dtype=np.int64),
+                        "item_genres": _genres(rng, extra), "item_year": _release_years(rng, extra)})
+    return pd.concat([items, new], ignore_index=True)

@@ -34,8 +34,15 @@ def parquet_files(path) -> list[Path]:
 
     >>> parquet_files("no/such/dir")
     []
+
+    The output directory of the ETL is not a table (its item_counts.parquet is not
+    rows): a ValueError says which of its directories to read.
     """
     path = Path(os.fspath(path))
+    if path.is_dir() and (path / "schema.yaml").is_file() and (path / "train").is_dir():
+        raise ValueError(f"{path} is the output directory of the ETL, not a table of rows: give {path / 'train'} "
+                         f"(the training rows){' or ' + str(path / 'valid') if (path / 'valid').is_dir() else ''}; "
+                         "sr.load_schema(that directory) reads its schema")
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
     if path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES:

@@ -9,10 +9,10 @@ names the source (the file, or ``<DataFrame>``) and the column.
 >>> import pandas as pd
 >>> from schemaretrieval.schema import schema_from_dict
 >>> schema = schema_from_dict({"columns": {"price": {"tags": ["item", "continuous"], "dtype": "float32"}}})
->>> read_input(pd.DataFrame({"price": ["1.5", "cheap"]}), schema, "cpu")[0].compute()  # doctest: +ELLIPSIS
+>>> read_input(pd.DataFrame({"price": ["1.5", "cheap"]}), schema, "cpu")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-schemaretrieval.etl.options.ETLError: <DataFrame>: column 'price': expected numbers (a continuous column), cannot cast 'cheap' ...
+schemaretrieval.etl.options.ETLError: <DataFrame>: column 'price', row 1: expected a number, found text; 1 such row(s) ...
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from merlin.schema import Schema
 
 from schemaretrieval.data.read import DATAFRAME
 from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
+from schemaretrieval.etl.rows import check_columns, drop_bad_rows, inspect_rows
 
 __all__ = ["read_input", "default_partitions"]
 
@@ -76,21 +77,24 @@ def coerce_partition(df, numeric, lists, source, times=()):
     return df
 
 
-def read_input(data, schema: Schema, device: str, npartitions=None):
-    """(dask DataFrame of the schema's columns, source name); errors name the source
-    (see the module's example).
+def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows: str = "error"):
+    """(dask DataFrame of the schema's columns, source name, the rows' report); errors name
+    the source (see the module's example). Bad rows (`rows.inspect_rows`) are an error
+    naming the first, or with ``on_bad_rows="skip"`` left out; the report counts them.
 
     >>> import pandas as pd
     >>> from schemaretrieval.schema import schema_from_dict
     >>> schema = schema_from_dict({"columns": {"genres": {"tags": ["item", "categorical", "list"], "dtype": "string"}}})
-    >>> ddf, source = read_input(pd.DataFrame({"genres": ["a|b", "c"]}), schema, "cpu")
-    >>> ddf.compute()["genres"].tolist(), source
-    ([['a', 'b'], ['c']], '<DataFrame>')
+    >>> ddf, source, report = read_input(pd.DataFrame({"genres": ["a|b", "c", None]}), schema, "cpu",
+    ...                                  on_bad_rows="skip")
+    >>> ddf.compute()["genres"].tolist(), source, report["skipped"]
+    ([['a', 'b'], ['c']], '<DataFrame>', 1)
     """
     import dask.dataframe as dd
 
     if isinstance(data, pd.DataFrame):
         source = DATAFRAME
+        check_columns(data, source)
         if len(data) == 0:
             raise ETLError(f"{source}: the data is empty (zero rows)")
         parts = npartitions or default_partitions(len(data))
@@ -130,6 +134,9 @@ def read_input(data, schema: Schema, device: str, npartitions=None):
         raise ETLError(f"{source}: column {missing[0]!r} named in the schema is missing from the data "
                        f"(missing: {missing}; the data has {list(ddf.columns)})")
     ddf = ddf[schema.column_names]
+    rows = inspect_rows(ddf, schema, source, on_bad_rows)
+    if rows["skipped"]:
+        ddf = ddf.map_partitions(drop_bad_rows, schema, meta=ddf._meta)
     numeric = [c.name for c in schema if etl_kind(c) == "continuous"]
     lists = {c.name: categorical_options(c).get("separator", "|") for c in schema
              if etl_kind(c) == "categorical" and c.is_list}
@@ -145,4 +152,4 @@ def read_input(data, schema: Schema, device: str, npartitions=None):
         raise ETLError(f"{source}: the data is empty (zero rows)")
     if device == "gpu":
         ddf = ddf.to_backend("cudf")
-    return ddf, source
+    return ddf, source, rows

@@ -237,11 +237,13 @@ def _check_workers(client) -> None:
                 "in their environment (or install schemaretrieval in their environment)")
 
 
-def _dataset(data, schema, device, npartitions=None):
+def _dataset(data, schema, device, npartitions=None, on_bad_rows="error"):
     import nvtabular as nvt
 
-    ddf, source = read_input(data, schema, device, npartitions)
-    return nvt.Dataset(ddf, cpu=device == "cpu"), source
+    ddf, source, rows = read_input(data, schema, device, npartitions, on_bad_rows)
+    if rows["skipped"]:
+        log.warning("%s: left out %d bad row(s): %s", source, rows["skipped"], rows["problems"])
+    return nvt.Dataset(ddf, cpu=device == "cpu"), source, rows
 
 
 def _scan(directory: Path, schema: Schema, item_id: str | None):
@@ -336,16 +338,20 @@ def _write(workflow, dataset, path: Path):
     workflow.transform(dataset).to_parquet(str(path), shuffle=None, out_files_per_proc=1)
 
 
-def _report_oov(split, source, rows, oov, expected_in_train=False):
+def _report_oov(split, source, rows, oov, expected_in_train=False, inspected=None):
+    """The report of one split: rows written, OOV ids per column, and (``inspected``, from
+    `rows.inspect_rows`) the bad rows left out and the missing values encoded on purpose."""
+    extra = {} if inspected is None else {"skipped": inspected["skipped"], "bad_rows": inspected["problems"],
+                                          "missing": inspected["nulls"]}
     for name, count in oov.items():
         if count and not expected_in_train:
             log.warning("%s (%s): column %r: %d value(s) not in the training vocabulary mapped to the OOV id",
                         split, source, name, count)
-    return {"source": source, "rows": rows, "oov": oov}
+    return {"source": source, "rows": rows, "oov": oov, **extra}
 
 
 def fit_transform(train, valid=None, schema=None, out_dir="processed", device: str = "auto", dask=None,
-                  npartitions: int | None = None) -> ETLOutput:
+                  npartitions: int | None = None, on_bad_rows: str = "error") -> ETLOutput:
     """Fit the schema's workflow on ``train``, transform ``train`` and ``valid``, write everything.
 
     Args:
@@ -356,6 +362,10 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
         device: ``auto`` | ``cpu`` | ``gpu``.
         dask: None (one process), a ``distributed.Client`` or a scheduler address.
         npartitions: partitions of a DataFrame input (default: one per 500k rows, at most 8).
+        on_bad_rows: "error" (default): a raw row that cannot be encoded as the
+            schema says (`etl.rows`) is an ETLError naming its source, column
+            and row; "skip": such rows are left out and counted in the report
+            (``report[split]["skipped"]``, ``["bad_rows"]``).
 
     Returns:
         an ``ETLOutput``; ``train_dir, valid_dir = fit_transform(...)`` also works.
@@ -364,7 +374,9 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
         ETLError naming the file and column for a missing column, a value that
         cannot be cast to a number in a continuous column, or empty input;
         SchemaError for a bad ``transform:``. Unseen categories never raise:
-        they go to the OOV id and are counted in ``report["valid"]["oov"]``.
+        they go to the OOV id and are counted in ``report["valid"]["oov"]``;
+        missing values the ETL encodes (a categorical column's null id, a
+        ``fill_missing``) are counted in ``report[split]["missing"]``.
 
     Example: the 8 users of a small ml-100k folder get the ids 3..10 (0, 1
     and 2 are reserved), and the written schema's domain covers them.
@@ -392,8 +404,9 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     plan = plan_workflow(schema, stats_path=stats)  # runs on the context's client
     workflow = plan.workflow
     with _dask_context(dask, chosen, copy_on_write(schema, workflow)) as client:
-        train_ds, train_src = _dataset(train, schema, chosen, npartitions)
-        valid_ds, valid_src = (None, None) if valid is None else _dataset(valid, schema, chosen, npartitions)
+        train_ds, train_src, train_rows = _dataset(train, schema, chosen, npartitions, on_bad_rows)
+        valid_ds, valid_src, valid_rows = (None, None, None) if valid is None else _dataset(
+            valid, schema, chosen, npartitions, on_bad_rows)
         with _TaskProgress("ETL: fitting the workflow"):
             workflow.fit(train_ds)
         with _TaskProgress("ETL: writing train/"):
@@ -410,10 +423,10 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     item_id = _item_id_or_none(processed)
     rows, oov, counts = _scan(out / "train", processed, item_id)
     report = {"device": chosen, "dask": None if dask is None else str(getattr(dask, "scheduler", dask)),
-              "train": _report_oov("train", train_src, rows, oov, expected_in_train=True)}
+              "train": _report_oov("train", train_src, rows, oov, expected_in_train=True, inspected=train_rows)}
     if valid_ds is not None:
         v_rows, v_oov, _ = _scan(out / "valid", processed, None)
-        report["valid"] = _report_oov("valid", valid_src, v_rows, v_oov)
+        report["valid"] = _report_oov("valid", valid_src, v_rows, v_oov, inspected=valid_rows)
     write_artifacts(plan, processed, out, counts)
     schema_lib.save_schema(processed, out / "schema.yaml")
     schema_lib.save_schema(processed, out / "schema.pbtxt")
@@ -438,13 +451,14 @@ def _item_id_or_none(schema):
         return None
 
 
-def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None):
+def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None, on_bad_rows: str = "error"):
     """New data through a workflow saved by ``fit_transform``.
 
     ``workflow_dir`` is the ``workflow/`` directory (or the ETL's output
     directory holding it). Returns the encoded DataFrame, or with ``out_dir``
     writes parquet there and returns ``(out_dir, report)``. Unseen categories go to the
-    OOV id; their counts are logged and, with ``out_dir``, written to its report.
+    OOV id; their counts are logged and, with ``out_dir``, written to its report. Bad rows
+    are an error, or left out and counted, as in ``fit_transform`` (``on_bad_rows``).
 
     Example: the training rows again give the ids the ETL wrote; a user the
     workflow never saw gets the OOV id 2.
@@ -472,7 +486,7 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None)
     chosen = select_device(device)
     workflow = nvt.Workflow.load(str(wf_dir))  # runs on the context's client
     with _dask_context(dask, chosen, copy_on_write(schema, workflow)) as client:
-        dataset, source = _dataset(data, schema, chosen)
+        dataset, source, inspected = _dataset(data, schema, chosen, on_bad_rows=on_bad_rows)
         if out_dir is None:
             with _TaskProgress("ETL: transforming"):
                 frame = workflow.transform(dataset).to_ddf().compute()
@@ -489,11 +503,12 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None)
                     oov[col.name] = int(((flat >= OOV_INDEX) & (flat < OOV_INDEX + buckets)).sum())
             _report_oov("transform", source, len(frame), oov)
             frame.attrs["oov"] = oov
+            frame.attrs["skipped"] = inspected["skipped"]
             return frame
         out = Path(out_dir)
         with _TaskProgress(f"ETL: writing {out}"):
             _write(workflow, dataset, out)
     rows, oov, _ = _scan(out, schema, None)
-    report = _report_oov("transform", source, rows, oov)
+    report = _report_oov("transform", source, rows, oov, inspected=inspected)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return out, report

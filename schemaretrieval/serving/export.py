@@ -31,6 +31,7 @@ slot that exclusion leaves without an item has score -inf and id -1 ("").
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,9 @@ from schemaretrieval.etl.artifacts import as_artifacts
 from schemaretrieval.progress import Progress
 from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, PAD
+from schemaretrieval.retrieval.topk import CHUNK_BYTES
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
+from schemaretrieval.serving.requests import expected_shape, finite_assertion, gate, input_spec
 
 __all__ = ["SERVING_FILE", "export_serving", "feature_specs"]
 
@@ -85,7 +88,7 @@ def _tensor_spec(spec, encoded=False):
     dtype = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}[spec["dtype"]]
     if encoded:
         dtype = tf.int64 if spec["kind"] == CATEGORICAL else tf.float32
-    return tf.TensorSpec([None, None] if spec["list"] else [None], dtype, name=spec["name"])
+    return input_spec(spec["name"], dtype)
 
 
 @dataclass
@@ -111,6 +114,8 @@ class _Retrieval(tf.Module):
         self.k = int(k)
         self.top_k = top_k
         self.num_candidates = int(len(item_ids))
+        # queries per top-k call: a [rows, block] score matrix within the top-k engine's budget
+        self.chunk_rows = int(min(max(CHUNK_BYTES // (4 * min(self.num_candidates, 2**17)), 256), 8192))
         self.user_id = model.query_id_column
         self.tables = {}
         for spec in specs:
@@ -143,7 +148,7 @@ class _Retrieval(tf.Module):
 
     def encode(self, features):
         """Raw features -> the model's inputs (vocabulary lookups, the ETL's continuous
-        steps, range checks)."""
+        steps), behind the checks of their values."""
         out = {}
         for spec in self.specs:
             name = spec["name"]
@@ -158,73 +163,112 @@ class _Retrieval(tf.Module):
         return self.checked(out)
 
     def checked(self, encoded):
-        """The encoded inputs behind the checks of their ids against the schema's domains."""
-        checks = [domain_assertion(encoded[spec["name"]], spec["name"], spec["range"][0], spec["range"][1],
-                                   spec["list"]) for spec in self.specs
-                  if spec["kind"] == CATEGORICAL and spec["range"] is not None]
-        with tf.control_dependencies(checks):
-            return {name: tf.identity(value) for name, value in encoded.items()}
+        return _checked(encoded, self.specs)
 
     def embed(self, encoded):
         return tf.cast(self.tower(encoded, training=False), tf.float32)
 
-    def seen(self, encoded):
-        """[batch, most seen] catalog positions of each row's seen items, -1 padded."""
-        rows = self.seen_rows.lookup(tf.cast(encoded[self.user_id], tf.int64))
+    def seen(self, users):
+        """[rows, most seen] catalog positions of the seen items of each encoded user id, -1 padded."""
+        rows = self.seen_rows.lookup(tf.cast(users, tf.int64))
         table = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits, validate=False)
         return tf.cast(tf.gather(table, rows).to_tensor(default_value=-1), tf.int64)
 
     def topk(self, encoded, excluded, k):
-        # The checks gate the top-k: run in parallel, TopK's own error about
-        # k could win the race and hide the catalog size.
-        checks = [
-            tf.debugging.assert_less_equal(tf.cast(k, tf.int64), tf.constant(self.num_candidates, tf.int64),
-                                           message=f"k is larger than the catalog size {self.num_candidates}"),
-            tf.debugging.assert_positive(k, message="k must be >= 1"),
-        ]
-        with tf.control_dependencies(checks):
-            queries = tf.identity(self.embed(encoded))
+        """The top-k of the (checked) encoded rows, ``chunk_rows`` queries at a time, so that a
+        batch of any size scores under the top-k engine's memory budget."""
+        queries = self.embed(encoded)
         excluded_positions = self.item_positions.lookup(excluded)  # [B, M], -1 for padding / unknown
-        if self.has_seen:
-            excluded_positions = tf.concat([excluded_positions, self.seen(encoded)], axis=1)
-        scores, positions = self.top_k(queries, k, excluded_positions)
+        users = tf.cast(encoded[self.user_id], tf.int64) if self.has_seen else tf.zeros([tf.shape(queries)[0]], tf.int64)
+        total = tf.shape(queries)[0]
+        chunks = tf.maximum((total + self.chunk_rows - 1) // self.chunk_rows, 1)  # an empty batch: one empty chunk
+
+        def chunk(i, scores_out, positions_out):
+            start = i * self.chunk_rows
+            stop = tf.minimum(start + self.chunk_rows, total)
+            drop = excluded_positions[start:stop]
+            if self.has_seen:
+                drop = tf.concat([drop, self.seen(users[start:stop])], axis=1)
+            scores, positions = self.top_k(queries[start:stop], k, drop)
+            return i + 1, scores_out.write(i, scores), positions_out.write(i, positions)
+
+        arrays = (tf.TensorArray(tf.float32, size=chunks, infer_shape=False),
+                  tf.TensorArray(tf.int64, size=chunks, infer_shape=False))
+        _, scores, positions = tf.while_loop(lambda i, *_: i < chunks, chunk, (tf.constant(0), *arrays))
+        shape = lambda x: tf.stack([tf.shape(x)[0], tf.shape(x)[1]])  # noqa: E731  (static rank 2)
+        scores, positions = scores.concat(), positions.concat()
+        scores, positions = tf.reshape(scores, shape(scores)), tf.reshape(positions, shape(positions))
         ids = tf.gather(self.item_ids, tf.maximum(positions, 0))
         # -1: an excluded slot, fewer than k items were left
         ids = tf.where(positions < 0, self.fill_id, ids)
         return {"scores": scores, "ids": ids}
 
 
+def _checked(encoded, specs):
+    """The encoded inputs behind the checks of their values: ids inside the schema's
+    domains, continuous values finite (after the ETL's steps, when the graph applies them)."""
+    checks = []
+    for spec in specs:
+        name = spec["name"]
+        if spec["kind"] == CATEGORICAL and spec["range"] is not None:
+            checks.append(domain_assertion(encoded[name], name, spec["range"][0], spec["range"][1], spec["list"]))
+        elif spec["kind"] != CATEGORICAL:
+            checks.append(finite_assertion(encoded[name], name, spec.get("transform")))
+    with tf.control_dependencies(checks):
+        return {name: tf.identity(value) for name, value in encoded.items()}
+
+
 def _no_exclusions(batch, dtype):
     return tf.zeros([batch, 0], dtype) if dtype == tf.int64 else tf.fill([batch, 0], "")
+
+
+def _named(impl, names):
+    """``impl(*args)`` callable by keyword too: the restored ``loaded.recommend(user_id=...)``
+    then checks each argument against its TensorSpec in Python and names the input that
+    does not fit (the ``signatures`` map is TensorFlow's and numbers them instead)."""
+    if all(str(name).isidentifier() for name in names):
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        impl.__signature__ = inspect.Signature([inspect.Parameter(name, kind) for name in names])
+    return impl
 
 
 def _signatures(module, specs):
     names = [spec["name"] for spec in specs]
     raw = [_tensor_spec(spec) for spec in specs]
     encoded = [_tensor_spec(spec, encoded=True) for spec in specs]
-    excluded = tf.TensorSpec([None, None], module.item_dtype, name="excluded")
-    k_spec = tf.TensorSpec([], tf.int32, name="k")
+    excluded = input_spec("excluded", module.item_dtype)
+    k_spec = input_spec("k", tf.int32)
+    size = module.num_candidates
 
-    @tf.function(input_signature=raw + [excluded, k_spec])
-    def recommend(*args):
-        return module.topk(module.encode(dict(zip(names, args[:-2]))), args[-2], args[-1])
+    def _recommend(*args):
+        features, excluded_, k = gate(dict(zip(names, args[:-2])), specs, args[-2], args[-1], size)
+        return module.topk(module.encode(features), excluded_, k)
 
-    @tf.function(input_signature=encoded + [excluded, k_spec])
-    def recommend_encoded(*args):
-        return module.topk(module.checked(dict(zip(names, args[:-2]))), args[-2], args[-1])
+    def _recommend_encoded(*args):
+        features, excluded_, k = gate(dict(zip(names, args[:-2])), specs_encoded, args[-2], args[-1], size)
+        return module.topk(module.checked(features), excluded_, k)
+
+    specs_encoded = [dict(spec, dtype="int64" if spec["kind"] == CATEGORICAL else "float32") for spec in specs]
+    recommend = tf.function(_named(_recommend, names + ["excluded", "k"]), input_signature=raw + [excluded, k_spec])
+    recommend_encoded = tf.function(_named(_recommend_encoded, names + ["excluded", "k"]),
+                                    input_signature=encoded + [excluded, k_spec])
 
     # The default k through `recommend`'s graph: a trace of its own of the
     # towers and the top-k costs about a sixth of an export's time.
-    @tf.function(input_signature=raw)
-    def serving_default(*args):
-        batch = tf.shape(args[0])[0]
-        top = recommend(*args, _no_exclusions(batch, module.item_dtype), tf.constant(module.k))
+    def _serving_default(*args):
+        # rank 0 has no rows: the checks run first and name the input
+        features, _, _ = gate(dict(zip(names, args)), specs)
+        batch = tf.shape(features[names[0]])[0]
+        top = recommend(*[features[name] for name in names], _no_exclusions(batch, module.item_dtype),
+                        tf.constant(module.k))
         return {name: tf.ensure_shape(value, [None, module.k]) for name, value in top.items()}
 
-    @tf.function(input_signature=raw)
-    def query_embedding(*args):
-        return {"embedding": module.embed(module.encode(dict(zip(names, args))))}
+    def _query_embedding(*args):
+        features, _, _ = gate(dict(zip(names, args)), specs)
+        return {"embedding": module.embed(module.encode(features))}
 
+    serving_default = tf.function(_named(_serving_default, names), input_signature=raw)
+    query_embedding = tf.function(_named(_query_embedding, names), input_signature=raw)
     module.recommend, module.recommend_encoded = recommend, recommend_encoded
     module.serving_default, module.query_embedding = serving_default, query_embedding
     return {name: fn.get_concrete_function() for name, fn in (
@@ -239,10 +283,15 @@ def _query_tower_module(model, specs):
     module.tower_variables = list(model.query_tower.variables)
     names = [spec["name"] for spec in specs]
 
-    @tf.function(input_signature=[_tensor_spec(spec, encoded=True) for spec in specs])
-    def serving_default(*args):
-        return {"embedding": tf.cast(module.tower(dict(zip(names, args)), training=False), tf.float32)}
+    encoded = [dict(spec, dtype="int64" if spec["kind"] == CATEGORICAL else "float32", transform=None)
+               for spec in specs]
 
+    def _serving_default(*args):
+        features, _, _ = gate(dict(zip(names, args)), encoded)
+        return {"embedding": tf.cast(module.tower(_checked(features, encoded), training=False), tf.float32)}
+
+    serving_default = tf.function(_named(_serving_default, names),
+                                  input_signature=[_tensor_spec(spec, encoded=True) for spec in specs])
     module.serving_default = serving_default
     return module, {"serving_default": serving_default.get_concrete_function()}
 
@@ -378,10 +427,14 @@ def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=Non
     embeddings = model.candidate_embeddings(catalog).astype(np.float32)
     item_vocab = artifacts.vocabularies.get(model.candidate_id_column)
     item_ids = item_vocab.decode(codes).astype(str) if item_vocab is not None else codes
-    top_k = (index or BruteForce()).index(embeddings, item_ids).graph_top_k()
+    index = (index or BruteForce()).index(embeddings, item_ids)
+    top_k = index.graph_top_k()
     specs = feature_specs(model, artifacts)
     _check_oov_code_is_free(specs, artifacts)
 
+    names = [spec["name"] for spec in specs]
+    for spec in specs:
+        spec["shape"] = expected_shape(spec)
     path.mkdir(parents=True, exist_ok=True)
     # Tracing and writing the graphs is most of an export's time; the stages
     # differ in length, so the progress names them and gives no estimate.
@@ -407,6 +460,13 @@ def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=Non
         "users": users is not None,
         "exclude_seen": seen is not None,
         "seen_users": 0 if seen is None else int(len(seen.users)),
+        "index": index.describe(),
+        # TensorFlow refuses an input of the wrong dtype before the graph runs, naming it
+        # "input #i": the i-th of these (the signatures' inputs in sorted order)
+        "input_order": {
+            "serving_default": sorted(names), "query_embedding": sorted(names),
+            "recommend": sorted(names + ["excluded", "k"]), "recommend_encoded": sorted(names + ["excluded", "k"]),
+        },
     }
     (path / SERVING_FILE).write_text(json.dumps(meta, indent=2))
     return path

@@ -233,6 +233,10 @@ def fit(
             if verbose and epoch < epochs:
                 print(f"resuming from {checkpoint_dir} at epoch {epoch + 1} of {epochs}, "
                       f"step {step} of {batches.steps}")
+            elif verbose:
+                print(f"{checkpoint_dir} holds a finished run ({epoch} epochs, epochs={epochs} asked): nothing left "
+                      "to train, the model is the checkpoint's; raise the epochs to train on from it, or give another "
+                      "checkpoint directory to start over")
     if csv_path is not None:
         csv_path = Path(csv_path)
         if epoch == 0 and step == 0:

@@ -113,7 +113,7 @@ def test_bad_time_transforms_name_the_column(transform, message):
 
 def test_text_timestamps_are_an_error_naming_the_column(tmp_path):
     frame = _frame(["2020-01-01"] * 3)
-    with pytest.raises(Exception, match="time column 'ts'.*pd.to_datetime"):
+    with pytest.raises(Exception, match="column 'ts', row 0: .*found text \\(parse it with pd.to_datetime\\)"):
         etl.fit_transform(frame, None, _schema(["hour"], dtype="string"), tmp_path, device="cpu")
 
 

@@ -181,19 +181,25 @@ class _StopAt(keras.callbacks.Callback):
 
 def test_fit_resumes_from_a_step_checkpoint_exactly(schema, frame, tmp_path):
     reference = _model(schema)
-    training.fit(reference, frame, epochs=2, batch_size=128, seed=1, verbose=0)
+    training.fit(reference, frame, epochs=2, batch_size=128, seed=1, verbose=0, csv_path=tmp_path / "reference.csv")
     interrupted = _model(schema)
+    ckpt = tmp_path / "ckpt"
     with pytest.raises(_Stop):
-        training.fit(interrupted, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path,
-                     checkpoint_every=4, callbacks=[_StopAt(15)])
-    info = json.loads((tmp_path / "latest.json").read_text())
+        training.fit(interrupted, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=ckpt,
+                     checkpoint_every=4, callbacks=[_StopAt(15)], csv_path=tmp_path / "resumed.csv")
+    info = json.loads((ckpt / "latest.json").read_text())
     assert (info["epoch"], info["step"], info["global_step"]) == (1, 2, 12)  # 10 steps an epoch
     resumed = _model(schema, seed=99)  # another initialisation: the checkpoint overrides it
-    training.fit(resumed, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path, checkpoint_every=4)
+    training.fit(resumed, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=ckpt, checkpoint_every=4,
+                 csv_path=tmp_path / "resumed.csv")
     assert int(resumed.optimizer.iterations) == 20
     for x, y in zip(state_variables(reference), state_variables(resumed)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
-    assert len(list(tmp_path.glob("ckpt-*.npz"))) == 2  # the last two are kept
+    assert len(list(ckpt.glob("ckpt-*.npz"))) == 2  # the last two are kept
+    # epoch 2 resumed after its 2nd step: its logged loss is the mean of all 10 steps, as uninterrupted
+    want = [float(row["loss"]) for row in csv.DictReader(open(tmp_path / "reference.csv"))]
+    got = [float(row["loss"]) for row in csv.DictReader(open(tmp_path / "resumed.csv"))]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_a_checkpoint_of_another_run_is_refused(schema, frame, tmp_path):

@@ -1,0 +1,217 @@
+"""Raw rows the ETL refuses, or leaves out and counts: one pass over the input before the workflow.
+
+NVTabular encodes what it is given: a null item id becomes the null id 1, a
+scalar in a list column is written as a scalar, an empty list passes a
+``value_count.min`` of 1, and some rows end in a ``TypeError`` naming no
+column. So `inspect_rows` reads every partition once, before the workflow,
+and finds per column the rows that cannot be encoded as the schema says:
+
+| column | bad row |
+| --- | --- |
+| id (``user_id``/``item_id`` tag) | a missing id (None, NaN) |
+| list | a missing list, a value that is not a list, a missing value inside it, fewer values than ``value_count.min`` or more than ``value_count.max`` |
+| continuous | text that is not a number, inf, a missing value when its ``transform:`` has no ``fill_missing`` |
+| time | text, or anything else neither a number nor a datetime |
+
+With ``on_bad_rows="error"`` (the default) the first bad row is an `ETLError`
+naming the source, the column and the row of the caller's own input
+(0-based; a csv's line too), with how many rows have that problem.
+With ``"skip"`` the bad rows are left out (`drop_bad_rows` in each pass) and
+counted in the report. Missing values that the ETL encodes on purpose (the
+null id of another categorical column, a ``fill_missing``) are counted too
+(``nulls``): nothing becomes a default uncounted.
+
+>>> import pandas as pd
+>>> from schemaretrieval.schema import schema_from_dict
+>>> schema = schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"], "dtype": "string"}}})
+>>> frame = pd.DataFrame({"item_id": ["a", None, "b"]})
+>>> problems(frame, schema)["item_id: missing id (None/NaN)"].tolist()
+[False, True, False]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from merlin.schema import Schema, Tags
+
+from schemaretrieval.data.read import DATAFRAME
+from schemaretrieval.etl.options import ETLError, categorical_options, continuous_steps, etl_kind, is_derived
+
+__all__ = ["ON_BAD_ROWS", "problems", "nulls", "inspect_rows", "drop_bad_rows", "check_columns"]
+
+#: What ``on_bad_rows`` takes.
+ON_BAD_ROWS = ("error", "skip")
+
+
+def check_columns(frame, source: str) -> None:
+    """A table's column names are unique (pandas gives a repeated name as a frame).
+
+    >>> check_columns(pd.DataFrame([[1, 2]], columns=["a", "a"]), "<DataFrame>")
+    Traceback (most recent call last):
+    ...
+    schemaretrieval.etl.options.ETLError: <DataFrame>: column 'a' appears 2 times; each column must be named once
+    """
+    names = pd.Index(frame.columns)
+    if names.has_duplicates:
+        name = names[names.duplicated()][0]
+        raise ETLError(f"{source}: column {name!r} appears {int((names == name).sum())} times; each column must be "
+                       "named once")
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT
+
+
+def _list_problem(value, sep, low, high):
+    if _is_missing(value):
+        return "missing list (None/NaN); an empty row is []"
+    if isinstance(value, str):
+        value = [t for t in value.split(sep) if t]
+    elif not isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        return f"expected a list of values, found {type(value).__name__}"
+    if any(_is_missing(v) for v in value):
+        return "a missing value (None/NaN) inside the list"
+    if low is not None and len(value) < low:
+        return f"fewer values than value_count.min {low}"
+    if high is not None and len(value) > high:
+        return f"more values than value_count.max {high}"
+    return None
+
+
+def problems(frame: pd.DataFrame, schema: Schema) -> dict:
+    """``{"column: problem": boolean row mask}`` of the bad rows of ``frame`` (see the
+    module's table; masks with no row are left out).
+
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"price": {"tags": ["item", "continuous"], "dtype": "float32"}}})
+    >>> {key: mask.tolist() for key, mask in problems(pd.DataFrame({"price": ["1.5", "cheap", "inf"]}), schema).items()}
+    {'price: expected a number, found text': [False, True, False], 'price: inf': [False, False, True]}
+    """
+    out = {}
+
+    def add(name, problem, mask):
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            key = f"{name}: {problem}"
+            out[key] = out[key] | mask if key in out else mask
+
+    for col in schema:
+        if is_derived(col) or col.name not in frame.columns:
+            continue
+        values = frame[col.name]
+        kind = etl_kind(col)
+        if kind == "categorical" and col.is_list:
+            count = col.value_count
+            low = count.min if count is not None and count.min else None
+            high = count.max if count is not None and count.max else None
+            sep = categorical_options(col).get("separator", "|")
+            found = values.map(lambda v: _list_problem(v, sep, low, high))
+            for problem in found.dropna().unique():
+                add(col.name, problem, (found == problem).to_numpy())
+        elif kind == "categorical":
+            if Tags.ID in col.tags:  # merlin keeps user_id / item_id as the tags user / item + id
+                add(col.name, "missing id (None/NaN)", values.isna().to_numpy())
+        elif kind == "continuous":
+            numbers = pd.to_numeric(values, errors="coerce") if values.dtype.kind not in "biuf" else values
+            add(col.name, "expected a number, found text", (numbers.isna() & values.notna()).to_numpy())
+            add(col.name, "inf", np.isinf(numbers.to_numpy(np.float64, na_value=np.nan)))
+            if "fill_missing" not in [step for step, _ in continuous_steps(col)]:
+                add(col.name, "missing value (None/NaN), and its transform: has no fill_missing",
+                    values.isna().to_numpy())
+        elif kind == "time":
+            if values.dtype.kind == "O":
+                text = values.map(lambda v: not _is_missing(v) and not isinstance(v, (int, float, np.number,
+                                                                                       pd.Timestamp)))
+                add(col.name, "expected numbers since 1970 or datetimes, found text (parse it with pd.to_datetime)",
+                    text.to_numpy())
+    return out
+
+
+def nulls(frame: pd.DataFrame, schema: Schema) -> dict:
+    """``{column: rows}`` of missing values the ETL encodes on purpose: a categorical
+    column's null id, a continuous ``fill_missing``, a time column's missing features.
+
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"brand": {"tags": ["item", "categorical"], "dtype": "string"}}})
+    >>> nulls(pd.DataFrame({"brand": ["a", None]}), schema)
+    {'brand': 1}
+    """
+    out = {}
+    for col in schema:
+        if is_derived(col) or col.name not in frame.columns or col.is_list:
+            continue
+        if etl_kind(col) in ("categorical", "continuous", "time"):
+            count = int(frame[col.name].isna().sum())
+            if count:
+                out[col.name] = count
+    return out
+
+
+def drop_bad_rows(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """``frame`` without the rows `problems` finds (``on_bad_rows="skip"``, each pass).
+
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"], "dtype": "string"}}})
+    >>> drop_bad_rows(pd.DataFrame({"item_id": ["a", None]}), schema)["item_id"].tolist()
+    ['a']
+    """
+    found = problems(frame, schema)
+    if not found:
+        return frame
+    bad = np.logical_or.reduce(list(found.values()))
+    return frame[~bad]
+
+
+def _inspect(frame, schema):
+    found = problems(frame, schema)
+    bad = np.logical_or.reduce(list(found.values())) if found else np.zeros(len(frame), bool)
+    return {"rows": len(frame), "skipped": int(bad.sum()), "nulls": nulls(frame[~bad], schema),
+            "problems": {key: (int(mask.sum()), int(np.argmax(mask))) for key, mask in found.items()}}
+
+
+def inspect_rows(ddf, schema: Schema, source: str, on_bad_rows: str = "error") -> dict:
+    """One pass over the raw dask partitions: ``{"skipped": rows, "problems": {"column:
+    problem": rows}, "nulls": {column: rows}}`` for the report; with ``on_bad_rows="error"``
+    the first bad row (in input order) is an `ETLError` naming it (module docstring).
+
+    >>> import dask.dataframe as dd
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"tags": {"tags": ["item", "categorical", "list"], "dtype": "string"}}})
+    >>> ddf = dd.from_pandas(pd.DataFrame({"tags": [["a"], ["b"], None]}), npartitions=2, sort=False)
+    >>> inspect_rows(ddf, schema, "<DataFrame>")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    schemaretrieval.etl.options.ETLError: <DataFrame>: column 'tags', row 2: missing list (None/NaN); ...
+    >>> inspect_rows(ddf, schema, "<DataFrame>", on_bad_rows="skip")["skipped"]
+    1
+    """
+    import dask
+
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
+    parts = dask.compute(*[dask.delayed(_inspect)(part, schema) for part in ddf.to_delayed()])
+    offsets = np.cumsum([0] + [part["rows"] for part in parts])
+    report = {"rows": int(offsets[-1]), "skipped": 0, "problems": {}, "nulls": {}}
+    first = None
+    for offset, part in zip(offsets, parts):
+        report["skipped"] += part["skipped"]
+        for name, count in part["nulls"].items():
+            report["nulls"][name] = report["nulls"].get(name, 0) + count
+        for key, (count, row) in part["problems"].items():
+            report["problems"][key] = report["problems"].get(key, 0) + count
+            if first is None or offset + row < first[1]:
+                first = (key, int(offset + row))
+    if first is not None and on_bad_rows == "error":
+        key, row = first
+        column, problem = key.split(": ", 1)
+        line = f" (line {row + 2} of the file, after its header)" if source != DATAFRAME and \
+            str(source).lower().endswith((".csv", ".tsv")) else ""
+        count = report["problems"][key]
+        raise ETLError(f"{source}: column {column!r}, row {row}{line}: {problem}; {count} such row(s) in all. "
+                       "Fix them, or leave them out with on_bad_rows='skip' (--on-bad-rows skip), which counts them "
+                       "in the report")
+    if report["skipped"] and report["skipped"] == report["rows"]:
+        raise ETLError(f"{source}: every one of its {report['rows']} rows is bad ({report['problems']}); nothing is "
+                       "left to encode")
+    return report

@@ -1,0 +1,154 @@
+"""Every raw row the ETL cannot encode as the schema says is an error naming the source,
+the column and the row of the caller's own input, or with on_bad_rows="skip" is left
+out and counted; missing values the ETL encodes on purpose are counted (issue 26)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import schemaretrieval as sr
+from schemaretrieval.cli import main
+from schemaretrieval.etl import ETLError
+from schemaretrieval.schema import schema_from_dict
+
+SCHEMA = schema_from_dict({"columns": {
+    "user_id": {"tags": ["user_id", "categorical"], "dtype": "string"},
+    "item_id": {"tags": ["item_id", "categorical"], "dtype": "string"},
+    "item_brand": {"tags": ["item", "categorical"], "dtype": "string"},
+    "item_tags": {"tags": ["item", "categorical", "list"], "dtype": "string", "value_count": {"min": 1, "max": 3}},
+    "item_price": {"tags": ["item", "continuous"], "dtype": "float64", "transform": ["normalize"]},
+    "timestamp": {"tags": ["time"], "dtype": "int64"},
+}})
+ROWS = 12
+SKIP = "Fix them, or leave them out with on_bad_rows='skip'"
+
+
+def raw():
+    return pd.DataFrame({
+        "user_id": [f"u{i % 3}" for i in range(ROWS)], "item_id": [f"i{i % 4}" for i in range(ROWS)],
+        "item_brand": ["b0", "b1"] * (ROWS // 2), "item_tags": pd.Series([["t1", "t2"]] * ROWS, dtype=object),
+        "item_price": np.arange(ROWS, dtype=float), "timestamp": np.arange(ROWS) + 1_600_000_000,
+    })
+
+
+def with_row(column, value, row=7):
+    frame = raw()
+    frame.at[row, column] = value
+    return frame
+
+
+def etl_error(frame, tmp_path, source="<DataFrame>"):
+    with pytest.raises(ETLError) as info:
+        sr.etl.fit_transform(frame, None, SCHEMA, tmp_path / "out", device="cpu", npartitions=3)
+    message = str(info.value)
+    assert message.startswith(f"{source}: ")
+    return message
+
+
+def test_a_missing_list_names_the_column_and_the_row(tmp_path):
+    # was: TypeError: 'NoneType' object is not iterable, naming no column
+    assert etl_error(with_row("item_tags", None), tmp_path) == (
+        f"<DataFrame>: column 'item_tags', row 7: missing list (None/NaN); an empty row is []; 1 such row(s) in all. "
+        f"{SKIP} (--on-bad-rows skip), which counts them in the report")
+
+
+def test_duplicate_columns_are_named(tmp_path):
+    # was: AttributeError: 'DataFrame' object has no attribute 'dtype'
+    frame = pd.concat([raw(), raw()[["item_price"]]], axis=1)
+    assert etl_error(frame, tmp_path) == ("<DataFrame>: column 'item_price' appears 2 times; each column must be "
+                                          "named once")
+
+
+def test_a_scalar_in_a_list_column_is_refused(tmp_path):
+    # was: written as a scalar under a list schema
+    assert "column 'item_tags', row 7: expected a list of values, found int" in etl_error(with_row("item_tags", 5),
+                                                                                         tmp_path)
+
+
+def test_a_missing_item_id_is_refused_not_encoded_as_the_null_id(tmp_path):
+    # was: silently id 1, counted nowhere
+    assert "column 'item_id', row 7: missing id (None/NaN); 1 such row(s) in all" in etl_error(
+        with_row("item_id", None), tmp_path)
+
+
+def test_a_text_timestamp_is_refused(tmp_path):
+    # was: written as an object column under an int64 schema
+    frame = raw().assign(timestamp=raw()["timestamp"].astype(str))
+    assert (f"column 'timestamp', row 0: expected numbers since 1970 or datetimes, found text (parse it with "
+            f"pd.to_datetime); {ROWS} such row(s) in all") in etl_error(frame, tmp_path)
+
+
+def test_an_empty_list_below_value_count_min_is_refused(tmp_path):
+    assert "column 'item_tags', row 7: fewer values than value_count.min 1" in etl_error(with_row("item_tags", []),
+                                                                                        tmp_path)
+    assert "row 4: more values than value_count.max 3" in etl_error(with_row("item_tags", ["a", "b", "c", "d"], 4),
+                                                                  tmp_path)
+
+
+def test_text_in_a_number_column_and_inf_are_refused(tmp_path):
+    frame = raw().astype({"item_price": object})
+    frame.at[9, "item_price"] = "cheap"
+    assert "column 'item_price', row 9: expected a number, found text" in etl_error(frame, tmp_path)
+    assert "column 'item_price', row 3: inf" in etl_error(with_row("item_price", np.inf, 3), tmp_path)
+    # no fill_missing in its transform: a missing price would reach the model as NaN
+    assert "row 2: missing value (None/NaN), and its transform: has no fill_missing" in etl_error(
+        with_row("item_price", np.nan, 2), tmp_path)
+
+
+def test_a_csv_names_the_row_and_the_line_of_the_file(tmp_path):
+    path = tmp_path / "raw.csv"
+    frame = raw().assign(item_tags=["t1|t2"] * ROWS)
+    frame.at[10, "item_tags"] = ""
+    frame.to_csv(path, index=False)
+    assert f"column 'item_tags', row 10 (line 12 of the file, after its header): missing list" in etl_error(
+        str(path), tmp_path, source=str(path))
+
+
+def test_skip_leaves_bad_rows_out_and_counts_them_and_every_default(tmp_path):
+    frame = with_row("item_tags", None, 1)
+    frame.at[4, "item_id"] = None
+    frame.at[5, "item_tags"] = 3
+    frame.at[6, "item_brand"] = None  # not bad: the null id, counted
+    out = sr.etl.fit_transform(frame, None, SCHEMA, tmp_path / "out", device="cpu", on_bad_rows="skip")
+    report = json.loads((tmp_path / "out" / "etl_report.json").read_text())["train"]
+    assert report["rows"] == ROWS - 3 and report["skipped"] == 3
+    assert report["bad_rows"] == {"item_tags: missing list (None/NaN); an empty row is []": 1,
+                                  "item_id: missing id (None/NaN)": 1,
+                                  "item_tags: expected a list of values, found int": 1}
+    assert report["missing"] == {"item_brand": 1}
+    encoded = sr.data.read_table(out.train)
+    assert len(encoded) == ROWS - 3 and (encoded["item_brand"] == 1).sum() == 1  # the null id
+    # the ETL's output directory is not a table: fitting on it says where the rows are
+    model = sr.TwoTowerModel(out.schema, query_units=(4,), candidate_units=(4,))
+    model.compile()
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'out'} is the output directory of the ETL, not a table of "
+                                         rf"rows: give {tmp_path / 'out' / 'train'}"):
+        model.fit(str(tmp_path / "out"), epochs=1, verbose=0)
+
+
+def test_the_etl_command_skips_and_reports(tmp_path, capsys):
+    path = tmp_path / "raw.parquet"
+    with_row("item_id", None, 2).to_parquet(path)
+    schema = tmp_path / "schema.yaml"
+    sr.save_schema(SCHEMA, schema)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["etl", "--schema", str(schema), "--train", str(path), "--out", str(tmp_path / "a")])
+    assert exit_info.value.code == 2
+    assert f"{path}: column 'item_id', row 2: missing id" in capsys.readouterr().err
+    assert main(["etl", "--schema", str(schema), "--train", str(path), "--out", str(tmp_path / "b"),
+                 "--on-bad-rows", "skip"]) is None or True
+    assert "left out 1 bad train rows: {'item_id: missing id (None/NaN)': 1}" in capsys.readouterr().out
+
+
+def test_train_names_the_row_of_the_file_not_of_its_split(tmp_path, capsys):
+    # was: the row number after the command's own random split
+    schema = sr.load_schema("schemas/synthetic.yaml")
+    frame = sr.data.synthetic(schema, 200, seed=0)
+    frame.loc[150, "user_id"] = 5000
+    path = tmp_path / "data.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(SystemExit):
+        main(["train", "--schema", "schemas/synthetic.yaml", "--data", str(path), "--out", str(tmp_path / "o")])
+    assert "value 5000 at row 150 is outside the schema's domain" in capsys.readouterr().err
