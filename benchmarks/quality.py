@@ -24,6 +24,7 @@ docs/experiments/generalisation.md the searches.
 
     python benchmarks/quality.py [--movielens DIR] [--lastfm DIR] [--sets preset,movielens,lastfm]
         [--preset full|small] [--epochs N] [--seed 0] [--ease-l2 30,100,300,1000,3000] [--json PATH]
+        [--recipe] [--dense-optimizer]
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def ease_on_validation(train, test, items, grid, seed):
 
 
 def run_set(train, test, schema, *, epochs=None, seed=0, ease_grid=(30.0, 100.0, 300.0, 1000.0, 3000.0),
-            recipe=False):
+            recipe=False, dense_optimizer=False):
     """The rows of one data set: {ranker: {column: recall, "train s": seconds, ...}}."""
     catalog = sr.data.Catalog.from_interactions(pd.concat([train, test], ignore_index=True), schema)
     items = catalog.ids
@@ -191,6 +192,8 @@ def run_set(train, test, schema, *, epochs=None, seed=0, ease_grid=(30.0, 100.0,
     steps = run_epochs * -(-len(train) // DEFAULT_BATCH_SIZE)
     # compile() with no optimizer: the measured one
     models = [(f"TwoTowerModel(schema) defaults, {run_epochs} epochs", {}, lambda: None)]
+    if dense_optimizer:  # every row and the average moved at every step, as before the sparse updates
+        models.append(("  the same, dense AveragedAdam", {}, lambda: sr.AveragedAdam(sparse_updates=False)))
     if recipe:  # docs/experiments/movielens-100k-search.md, section 8: the schedule needs the run's length
         models.append(("recipe: query-input dropout 0.4, cosine from 3e-3", {"query_input_dropout": 0.4},
                        lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))))
@@ -229,6 +232,8 @@ def main(argv=None):
     p.add_argument("--preset", choices=sorted(PRESETS), default="full")
     p.add_argument("--ease-l2", default=DEFAULT_EASE_L2, help="EASE's l2 grid, searched on the validation split")
     p.add_argument("--recipe", action="store_true", help="add docs/experiments/movielens-100k-search.md section 8's recipe row")
+    p.add_argument("--dense-optimizer", action="store_true",
+                   help="add the defaults trained with AveragedAdam(sparse_updates=False): every row moved at every step")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
@@ -261,7 +266,7 @@ def main(argv=None):
         sources[name] = f"{source}: {len(train)} train / {len(test)} test rows"
         print(sources[name], flush=True)
         results[name] = run_set(train, test, schema, epochs=args.epochs, seed=args.seed, ease_grid=grid,
-                                recipe=args.recipe)
+                                recipe=args.recipe, dense_optimizer=args.dense_optimizer)
     print("\nr@k: recall@k over the whole catalog; x@k: each user's training items excluded; "
           "train s: one fit (EASE: at the x@10 l2; its search over the grid is in the JSON)")
     print(table(results))

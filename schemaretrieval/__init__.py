@@ -60,7 +60,7 @@ from schemaretrieval.evaluation.keras_metrics import (  # noqa: E402
     RecallAt,
 )
 from schemaretrieval import training  # noqa: E402
-from schemaretrieval.training.optimizers import AveragedAdam, default_optimizer  # noqa: E402
+from schemaretrieval.training.optimizers import AveragedAdam, LazyAdam, default_optimizer  # noqa: E402
 from schemaretrieval.models import (  # noqa: E402
     TopKEncoder,
     TopKPrediction,
@@ -111,6 +111,7 @@ __all__ = [
     "CrossBatchSampler",
     "Negatives",
     "AveragedAdam",
+    "LazyAdam",
     "default_optimizer",
     "TwoTowerModel",
     "TwoTowerModelV2",

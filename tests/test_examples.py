@@ -51,6 +51,7 @@ EXAMPLES = {
     "models.topk_encoder": 9,
     "models.two_tower": 14,
     "progress": 16,
+    "rows": 2,
     "registry": 5,
     "retrieval.losses": 13,
     "retrieval.outputs": 8,

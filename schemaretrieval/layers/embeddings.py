@@ -11,12 +11,25 @@ import keras
 from keras import ops
 
 from schemaretrieval import replicas
+from schemaretrieval.rows import read_rows
 from schemaretrieval.schema.columns import PAD
 
 __all__ = ["CategoricalEmbedding", "DEFAULT_UNTRAINED_USER_IDS"]
 
 # What a user id no training batch read reads (docs/defaults.md).
 DEFAULT_UNTRAINED_USER_IDS = "mean"
+
+
+class _RowReadingEmbedding(keras.layers.Embedding):
+    """`keras.layers.Embedding` that reads only the rows it looks up
+    (`schemaretrieval.rows`): Keras's reads the whole table, which costs 40 ms
+    a step for a 1M-row table on two cores once it has had sparse updates,
+    against 1 ms for its rows."""
+
+    def call(self, inputs):
+        if inputs.dtype not in ("int32", "int64"):
+            inputs = ops.cast(inputs, "int32")
+        return ops.cast(read_rows(self.embeddings, inputs), self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -57,7 +70,7 @@ class CategoricalEmbedding(keras.layers.Layer):
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.untrained_rows = untrained_rows
-        self.table = keras.layers.Embedding(input_dim, output_dim, name="table")
+        self.table = _RowReadingEmbedding(input_dim, output_dim, name="table")
 
     def build(self, input_shape):
         self.table.build((None,))

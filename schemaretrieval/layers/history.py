@@ -22,6 +22,7 @@ from keras import ops
 from merlin.schema import ColumnSchema
 
 from schemaretrieval.data.validate import id_array
+from schemaretrieval.rows import read_rows
 
 #: the longest history kept per user (a random sample of longer ones):
 #: memory is num_users x max_length int32.
@@ -124,9 +125,10 @@ class UserHistory(keras.layers.Layer):
             shape=(self.num_users, self.max_length), dtype="int32", trainable=False, name="items",
             initializer=keras.initializers.Constant(_EMPTY),
         )
+        # Not autocast: `call` reads its rows from the variable itself (below).
         self.embeddings = self.add_weight(
             shape=(self.num_items, self.output_dim), name="embeddings",
-            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05), autocast=False,
         )
         self.built = True
 
@@ -154,7 +156,7 @@ class UserHistory(keras.layers.Layer):
                 kept = ops.logical_and(kept, ops.not_equal(history, own))
             draw = keras.random.uniform(ops.shape(history), seed=self.seed_generator)
             kept = ops.logical_and(kept, ops.less(draw, self.keep_rate))
-        vectors = ops.take(self.embeddings, ops.maximum(history, 0), axis=0)
+        vectors = read_rows(self.embeddings, ops.maximum(history, 0))  # not ops.take: schemaretrieval.rows
         mask = ops.expand_dims(ops.cast(kept, vectors.dtype), -1)
         # Users with nothing kept pool to zeros rather than dividing by zero.
         count = ops.maximum(ops.sum(mask, axis=1), 1.0)

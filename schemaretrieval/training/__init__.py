@@ -4,7 +4,7 @@
 * ``checkpoints``: `Checkpointer`, `CheckpointCallback`.
 * ``callbacks``: `TopKCallback`, `EarlyStopping` and the epoch bookkeeping.
 * ``defaults``: the batch size and the epochs rule when none are given.
-* ``optimizers``: `AveragedAdam`, `default_optimizer`.
+* ``optimizers``: `LazyAdam`, `AveragedAdam`, `default_optimizer`.
 * ``plots``: the loss and recall@k per epoch of a run, as a PNG.
 """
 
@@ -12,7 +12,7 @@ from schemaretrieval.training.callbacks import EarlyStopping, TopKCallback
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, default_epochs
 from schemaretrieval.training.fit import fit, set_seed
-from schemaretrieval.training.optimizers import AveragedAdam, default_optimizer
+from schemaretrieval.training.optimizers import AveragedAdam, LazyAdam, default_optimizer
 
 __all__ = [
     "EarlyStopping",
@@ -25,5 +25,6 @@ __all__ = [
     "fit",
     "set_seed",
     "AveragedAdam",
+    "LazyAdam",
     "default_optimizer",
 ]

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from schemaretrieval import registry, replicas
+from schemaretrieval.rows import read_rows, write_rows
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
 __all__ = ["InBatchSampler"]
@@ -110,12 +111,12 @@ class InBatchSampler(CandidateSampler):
         elif self.num_items is not None:
             if training:
                 self._update_estimate(ids)
-            probability = ops.take(self.multiplicity, ids) / ops.take(self.interval, ids)
+            probability = read_rows(self.multiplicity, ids) / read_rows(self.interval, ids)
         return Negatives(positive_ids, positive_embeddings, probability)
 
     def _update_estimate(self, ids):
         step = self.step + 1.0
-        last = ops.take(self.last_seen, ids)
+        last = read_rows(self.last_seen, ids)
         first = last < 0
         # A first sighting has waited since the start: `step` steps.
         gap = ops.where(first, step, step - last)
@@ -128,12 +129,12 @@ class InBatchSampler(CandidateSampler):
         def blend(previous, newest):
             return ops.where(first, newest, (1.0 - rate) * previous + rate * newest)
 
-        indices = ops.expand_dims(ids, 1)
-        # Duplicates in a batch compute the same value, so any write wins.
-        self.interval.assign(ops.scatter_update(self.interval, indices, blend(ops.take(self.interval, ids), gap)))
-        self.multiplicity.assign(
-            ops.scatter_update(self.multiplicity, indices, blend(ops.take(self.multiplicity, ids), copies)))
-        self.last_seen.assign(ops.scatter_update(self.last_seen, indices, ops.full(ops.shape(ids), step)))
+        # The batch's rows alone: writing the whole vectors cost a pass over
+        # the catalog at every step (issue #30). Duplicates in a batch
+        # compute the same value, so any write wins.
+        write_rows(self.interval, ids, blend(read_rows(self.interval, ids), gap))
+        write_rows(self.multiplicity, ids, blend(read_rows(self.multiplicity, ids), copies))
+        write_rows(self.last_seen, ids, ops.full(ops.shape(ids), step))
         self.step.assign(step)
 
     def get_config(self):
