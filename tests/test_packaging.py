@@ -36,8 +36,15 @@ def test_the_gpu_extra_resolves_to_rapids_24_12(tmp_path):
 def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp_path):
     """The wheel carries the bundled schemas: installed outside the checkout, the
     ETL of a MovieLens folder finds its schema by the folder's variant."""
+    # setuptools writes build/ beside the sources: build from a copy of the tracked files
+    source = tmp_path / "source"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name, follow_symlinks=False)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "dist"), str(ROOT)],
+                            "-w", str(tmp_path / "dist"), str(source)],
                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((tmp_path / "dist").glob("schemaretrieval-*.whl"))

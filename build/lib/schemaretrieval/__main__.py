@@ -1,7 +1,0 @@
-"""``python -m schemaretrieval``: the same command as ``schemaretrieval``."""
-
-import sys
-
-from schemaretrieval.cli import main
-
-sys.exit(main())
