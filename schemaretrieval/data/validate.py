@@ -57,10 +57,15 @@ def _fail(source, name, message):
     raise ValueError(f"{source}: column {name!r}: {message}")
 
 
-def _rows_note(mask: np.ndarray) -> str:
+def _first(mask: np.ndarray, rows=None) -> tuple[int, int]:
+    """(position, row) of the first True of ``mask``; ``rows`` maps positions to the caller's rows."""
+    pos = int(np.argmax(mask))
+    return pos, (pos if rows is None else int(rows[pos]))
+
+
+def _rows_note(mask: np.ndarray, rows=None) -> str:
     count = int(mask.sum())
-    first = int(np.argmax(mask))
-    return f"{count} row{'s' if count != 1 else ''}, first at row {first}"
+    return f"{count} row{'s' if count != 1 else ''}, first at row {_first(mask, rows)[1]}"
 
 
 def _to_numeric(values, source, name, rows=None):
@@ -92,8 +97,7 @@ def _to_numeric(values, source, name, rows=None):
                 dtype=bool, count=len(arr),
             )
         if bad.any():
-            pos = int(np.argmax(bad))
-            row = pos if rows is None else int(rows[pos])
+            pos, row = _first(bad, rows)
             _fail(source, name,
                   f"expected numbers, found the non-numeric value {arr[pos]!r} at row {row} "
                   f"({int(bad.sum())} such value{'s' if bad.sum() != 1 else ''})")
@@ -107,22 +111,18 @@ def _check_ids(ids, col, source, rows=None, what="value"):
     if ids.dtype.kind == "f":
         missing = np.isnan(ids)
         if missing.any():
-            where = _rows_note(missing) if rows is None else f"first at row {int(rows[np.argmax(missing)])}"
-            _fail(source, name, f"expected integer ids, found missing / NaN values ({where})")
+            _fail(source, name, f"expected integer ids, found missing / NaN values ({_rows_note(missing, rows)})")
         inf = np.isinf(ids)
         if inf.any():
-            where = _rows_note(inf) if rows is None else f"first at row {int(rows[np.argmax(inf)])}"
-            _fail(source, name, f"expected integer ids, found infinite values ({where})")
+            _fail(source, name, f"expected integer ids, found infinite values ({_rows_note(inf, rows)})")
         frac = ids != np.floor(ids)
         if frac.any():
-            pos = int(np.argmax(frac))
-            row = pos if rows is None else int(rows[pos])
+            pos, row = _first(frac, rows)
             _fail(source, name, f"expected integer ids, found {ids[pos]!r} at row {row}")
     ids = ids.astype(np.int64, copy=False)
     bad, expected = outside_domain(ids, col)
     if bad.any():
-        pos = int(np.argmax(bad))
-        row = pos if rows is None else int(rows[pos])
+        pos, row = _first(bad, rows)
         _fail(source, name,
               f"{what} {int(ids[pos])} at row {row} is outside {expected} "
               f"({int(bad.sum())} offending value{'s' if bad.sum() != 1 else ''})")
