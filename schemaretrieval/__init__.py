@@ -21,9 +21,9 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # merlin announces on import that PyTorch and Triton are absent; neither is used.
 _warnings.filterwarnings("ignore", message=".*dtype mappings did not load successfully")
 
-from schemaretrieval import upstream as _upstream  # noqa: E402
+from schemaretrieval import upstream  # noqa: E402
 
-_upstream.apply()  # before merlin's first import: it imports dask.dataframe
+upstream.apply()  # before merlin's first import: it imports dask.dataframe
 
 from merlin.schema import Tags  # noqa: E402
 
