@@ -43,7 +43,7 @@ EXAMPLES = {
     "evaluation.ranking": 8,
     "evaluation.report": 2,
     "layers.embeddings": 8,
-    "layers.encoder": 16,
+    "layers.encoder": 22,
     "layers.history": 5,
     "layers.input_block": 17,
     "layers.mlp": 3,
