@@ -43,10 +43,12 @@ from schemaretrieval.layers import (  # noqa: E402
 from schemaretrieval.retrieval import losses, samplers  # noqa: E402
 from schemaretrieval.retrieval.outputs import BPROutput, ContrastiveOutput, Prediction  # noqa: E402
 from schemaretrieval.retrieval.samplers import (  # noqa: E402
+    CachedCrossBatchSampler,
     CandidateSampler,
     CrossBatchSampler,
     InBatchSampler,
     Negatives,
+    PopularityBasedSamplerV2,
     PopularitySampler,
     UniformSampler,
 )
@@ -109,6 +111,8 @@ __all__ = [
     "UniformSampler",
     "PopularitySampler",
     "CrossBatchSampler",
+    "PopularityBasedSamplerV2",
+    "CachedCrossBatchSampler",
     "Negatives",
     "AveragedAdam",
     "LazyAdam",
