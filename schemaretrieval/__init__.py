@@ -64,6 +64,7 @@ from schemaretrieval.evaluation.keras_metrics import (  # noqa: E402
 from schemaretrieval import training  # noqa: E402
 from schemaretrieval.training.optimizers import AveragedAdam, LazyAdam, default_optimizer  # noqa: E402
 from schemaretrieval.models import (  # noqa: E402
+    MatrixFactorizationModelV2,
     TopKEncoder,
     TopKPrediction,
     TwoTowerModel,
@@ -119,6 +120,7 @@ __all__ = [
     "default_optimizer",
     "TwoTowerModel",
     "TwoTowerModelV2",
+    "MatrixFactorizationModelV2",
     "load_model",
     "SchemaError",
     "load_schema",

@@ -48,6 +48,7 @@ EXAMPLES = {
     "layers.input_block": 17,
     "layers.mlp": 3,
     "models.factory": 4,
+    "models.matrix_factorization": 6,
     "models.topk_encoder": 14,
     "models.two_tower": 14,
     "progress": 16,
