@@ -43,10 +43,12 @@ from schemaretrieval.layers import (  # noqa: E402
 from schemaretrieval.retrieval import losses, samplers  # noqa: E402
 from schemaretrieval.retrieval.outputs import BPROutput, ContrastiveOutput, Prediction  # noqa: E402
 from schemaretrieval.retrieval.samplers import (  # noqa: E402
+    CachedCrossBatchSampler,
     CandidateSampler,
     CrossBatchSampler,
     InBatchSampler,
     Negatives,
+    PopularityBasedSamplerV2,
     PopularitySampler,
     UniformSampler,
 )
@@ -62,6 +64,7 @@ from schemaretrieval.evaluation.keras_metrics import (  # noqa: E402
 from schemaretrieval import training  # noqa: E402
 from schemaretrieval.training.optimizers import AveragedAdam, LazyAdam, default_optimizer  # noqa: E402
 from schemaretrieval.models import (  # noqa: E402
+    MatrixFactorizationModelV2,
     TopKEncoder,
     TopKPrediction,
     TwoTowerModel,
@@ -109,12 +112,15 @@ __all__ = [
     "UniformSampler",
     "PopularitySampler",
     "CrossBatchSampler",
+    "PopularityBasedSamplerV2",
+    "CachedCrossBatchSampler",
     "Negatives",
     "AveragedAdam",
     "LazyAdam",
     "default_optimizer",
     "TwoTowerModel",
     "TwoTowerModelV2",
+    "MatrixFactorizationModelV2",
     "load_model",
     "SchemaError",
     "load_schema",

@@ -17,7 +17,7 @@ from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data.batches import Batches, example_batch
-from schemaretrieval.data.read import is_merlin_dataset, merlin_table
+from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
 from schemaretrieval.layers.input_block import InputBlock
 from schemaretrieval.schema import columns
@@ -217,9 +217,9 @@ class Encoder(keras.Model):
         return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in batches], axis=0)
 
     def encode(self, dataset, index=None, batch_size: int = 512):
-        """Merlin's ``encode``: the tower over ``dataset``, as a ``merlin.io.Dataset`` of columns "0", "1", ...,
-        indexed by the column ``index`` names (a name, Tags, ColumnSchema or Schema), or, without one, beside
-        the input's columns.
+        """Merlin's ``encode``: `batch_predict` keeping only the column ``index`` names (a name, Tags,
+        ColumnSchema or Schema) as the index of the embeddings "0", "1", ...; without ``index``, the
+        embeddings beside all the input's columns.
 
         >>> import pandas as pd
         >>> from merlin.io import Dataset
@@ -229,27 +229,73 @@ class Encoder(keras.Model):
         >>> out.compute().index.tolist(), list(out.compute().columns)
         ([4, 6], ['0', '1'])
         """
+        if index is None:
+            return self.batch_predict(dataset, batch_size)
+        name = index_column(self.schema, index)
+        return self.batch_predict(dataset, batch_size, output_schema=Schema([ColumnSchema(name)]), index=name)
+
+    def batch_predict(self, dataset, batch_size: int, output_schema: Schema | None = None, index=None, **kwargs):
+        """Merlin's ``batch_predict``: the tower over every row of ``dataset``, as a ``merlin.io.Dataset``
+        (over a pandas DataFrame, one row per input row, in order) whose columns are the input's, then
+        the embeddings "0", "1", ... (one per output dimension).
+
+        Args:
+            dataset: a ``merlin.io.Dataset``, a `sr.Loader` (its data set and batch size; a loader
+                with ``map`` transforms is a NotImplementedError: the tower reads the data set's
+                columns), or a table (DataFrame, path, dict of arrays).
+            batch_size: rows per step.
+            output_schema: the input columns to keep (their names); None keeps them all.
+            index: one column (a name, Tags, ColumnSchema or one-column Schema of the tower's
+                schema) that becomes the index of the result, out of its columns.
+            **kwargs: Merlin passes them to its ``TFModelEncode`` (``output_names``, ``save_path``,
+                ...); any is a NotImplementedError here.
+
+        A ``merlin.io.Dataset`` whose schema lacks a column the tower reads is a ValueError, as Merlin's.
+
+        >>> import pandas as pd
+        >>> from merlin.io import Dataset
+        >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
+        ...     dtype="int64", properties={"domain": {"min": 0, "max": 9}})])
+        >>> table = pd.DataFrame({"item_id": [4, 6], "price": [1.5, 2.5]})
+        >>> out = Encoder(s, keras.layers.Dense(2)).batch_predict(Dataset(table), 1, index="item_id").compute()
+        >>> out.index.tolist(), list(out.columns)
+        ([4, 6], ['price', '0', '1'])
+        """
         from merlin.io import Dataset
 
-        table = merlin_table(dataset) if is_merlin_dataset(dataset) else dataset
-        embeddings = self.predict_table(table, batch_size)
-        frame = table if hasattr(table, "columns") else None
-        if index is not None:
-            name = index_column(self.schema, index)
-            if frame is None:
-                from schemaretrieval.data.parquet import read_columns
+        if kwargs:
+            raise NotImplementedError(f"Encoder.batch_predict: {sorted(kwargs)} (Merlin's TFModelEncode options) "
+                                      "are not supported")
+        from schemaretrieval.data.loader import Loader
 
-                ids = read_columns(table, [name])[name]
-            else:
-                ids = frame[name].to_numpy()
-            return Dataset(embeddings_frame(embeddings, name, ids))
-        if frame is None:
-            from schemaretrieval.data.read import read_table
+        if isinstance(dataset, Loader):
+            if dataset.transforms:
+                raise NotImplementedError("Encoder.batch_predict: a Loader with map() transforms is not supported; "
+                                          "give its data set (loader.dataset)")
+            batch_size, dataset = dataset.batch_size, dataset.dataset
+        if is_merlin_dataset(dataset) and dataset.schema.column_names:
+            missing = [n for n in self.reading_schema().column_names if n not in dataset.schema.column_names]
+            if missing:
+                raise ValueError(f"Encoder.batch_predict: the tower reads {missing}, which the data set's schema "
+                                 f"{dataset.schema.column_names} lacks")
+        name = None if index is None else index_column(self.schema, index)
+        if isinstance(dataset, dict):
+            import pandas as pd
 
-            frame = read_table(table)
+            frame = pd.DataFrame(dataset)
+        else:
+            frame, _ = read_frame(dataset, "Encoder.batch_predict")
+        embeddings = self.predict_table(frame, batch_size)
+        keep = list(frame.columns) if output_schema is None else list(output_schema.column_names)
+        require_columns(frame, keep + ([name] if name is not None else []), "Encoder.batch_predict: the data set",
+                        "output_schema and index")
         import pandas as pd
 
-        return Dataset(pd.concat([frame.reset_index(drop=True), embeddings_frame(embeddings)], axis=1))
+        out = pd.concat([frame[keep].reset_index(drop=True), embeddings_frame(embeddings)], axis=1)
+        if name is not None:
+            out.index = pd.Index(frame[name].to_numpy(), name=name)
+            out = out.drop(columns=[name], errors="ignore")
+        return Dataset(out)
 
     # -- saving ------------------------------------------------------------------------
 

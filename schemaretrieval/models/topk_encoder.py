@@ -26,6 +26,7 @@ from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_fram
 from schemaretrieval.evaluation.keras_metrics import TopkMetric, ranking_metrics
 from schemaretrieval.evaluation.ranking import compute_ranks
 from schemaretrieval.layers.encoder import Encoder, export_saved_model
+from schemaretrieval.layers.encoder import index_column as index_column_of
 from schemaretrieval.retrieval.topk import CHUNK_BYTES, embedding_scorer, masked_top_k
 
 __all__ = ["TopKPrediction", "TopKEncoder"]
@@ -99,6 +100,45 @@ class TopKEncoder(keras.Model):
             self.identifiers.assign(ids.astype("int64"))
         # 256 queries at a time within the engine's memory budget.
         self.block = max(1, CHUNK_BYTES // (4 * 256))
+
+    @classmethod
+    def from_candidate_dataset(cls, query_encoder: Encoder, candidate_encoder: Encoder, dataset, top_k: int = 10,
+                               index_column=None, **kwargs) -> "TopKEncoder":
+        """Merlin's ``TopKEncoder.from_candidate_dataset``: ``candidate_encoder`` run over ``dataset`` (a
+        ``merlin.io.Dataset`` or table of raw candidate features, one row per candidate) is the index
+        that ``query_encoder`` queries, ``top_k`` best at a time.
+
+        ``index_column`` (a column name, or Tags, ColumnSchema or Schema of the candidate tower's
+        schema) holds the ids returned; None: each candidate's row number, as Merlin's. ``**kwargs``:
+        the encoder's ``target`` and ``batch_size``; others are a TypeError.
+
+        >>> from merlin.schema import ColumnSchema, Schema, Tags
+        >>> s = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL], dtype="int64",
+        ...     properties={"domain": {"min": 0, "max": 9}})])
+        >>> tower = Encoder(s, keras.layers.Dense(2))
+        >>> topk = TopKEncoder.from_candidate_dataset(tower, tower, pd.DataFrame({"item_id": [5, 9]}), 1, "item_id")
+        >>> topk.k, topk.identifiers.numpy().tolist()
+        (1, [5, 9])
+        """
+        unknown = set(kwargs) - {"target", "batch_size"}
+        if unknown:
+            raise TypeError(f"TopKEncoder.from_candidate_dataset: unexpected argument(s) {sorted(unknown)}")
+        for name, encoder in (("query_encoder", query_encoder), ("candidate_encoder", candidate_encoder)):
+            if not isinstance(encoder, Encoder):
+                raise TypeError(f"TopKEncoder.from_candidate_dataset: {name} must be an Encoder, got "
+                                f"{type(encoder).__name__}")
+        batch_size = int(kwargs.get("batch_size", 4096))
+        frame, source = read_frame(dataset, "TopKEncoder.from_candidate_dataset")
+        name = None
+        if index_column is not None:
+            if isinstance(index_column, str) and index_column in frame.columns:
+                name = index_column
+            else:
+                name = index_column_of(candidate_encoder.schema, index_column)
+            require_columns(frame, [name], source, f"index_column={index_column!r}")
+        embeddings = candidate_encoder.predict_table(frame, batch_size)
+        ids = None if name is None else frame[name].to_numpy()
+        return cls(query_encoder, embeddings, ids, k=top_k, target=kwargs.get("target", name), batch_size=batch_size)
 
     @staticmethod
     def _check_k(k):

@@ -461,9 +461,8 @@ class TwoTowerModelV2(keras.Model):
         frame, _ = read_frame(candidates, "to_top_k_encoder")
         name = index_column(self.schema, candidate_id)
         require_columns(frame, [name], "to_top_k_encoder: candidates", f"candidate_id={candidate_id!r}")
-        embeddings = self.embed(self.candidate_tower, frame, batch_size)
-        return TopKEncoder(self.query_tower, embeddings, frame[name].to_numpy(), k=k, target=name,
-                           batch_size=batch_size)
+        return TopKEncoder.from_candidate_dataset(self.query_tower, self.candidate_tower, frame, top_k=k,
+                                                  index_column=name, batch_size=batch_size)
 
     def evaluate_topk(
         self,

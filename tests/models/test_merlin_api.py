@@ -168,3 +168,38 @@ def test_top_k_encoder_evaluates_the_whole_catalog_as_evaluate_topk(trained, sch
         trained.to_top_k_encoder(candidates, strategy="faiss")
     with pytest.raises(NotImplementedError, match=r"does not train"):
         topk_model.fit(loader)
+
+
+# TopKEncoder.from_candidate_dataset, argument by argument, with towers computed by hand:
+# the query [age, 2 age], the candidate [x, x], so a score is 3 age x.
+def _continuous(name, kernel):
+    from merlin.schema import ColumnSchema, Schema
+
+    side = Tags.USER if name.startswith("user") else Tags.ITEM
+    schema = Schema([ColumnSchema(name, tags=[side, Tags.CONTINUOUS], dtype="float32")])
+    return mm.Encoder(schema, keras.layers.Dense(2, use_bias=False,
+                                                 kernel_initializer=keras.initializers.Constant([kernel])))
+
+
+ITEMS = pd.DataFrame({"item_id": [10, 11, 12], "item_x": np.array([0.1, 0.3, -0.2], "float32")})
+
+
+def test_from_candidate_dataset_indexes_the_candidate_towers_outputs():
+    query, candidate = _continuous("user_age", [1.0, 2.0]), _continuous("item_x", [1.0, 1.0])
+    for dataset in (ITEMS, Dataset(ITEMS)):
+        topk = mm.TopKEncoder.from_candidate_dataset(query, candidate, dataset, top_k=2, index_column="item_id")
+        scores, ids = topk({"user_age": np.array([1.0, -1.0], "float32")})
+        np.testing.assert_allclose(np.asarray(scores), [[0.9, 0.3], [0.6, -0.3]], rtol=1e-5)
+        assert np.asarray(ids).tolist() == [[11, 10], [12, 10]]
+
+
+def test_from_candidate_dataset_top_k_and_index_column_none():
+    query, candidate = _continuous("user_age", [1.0, 2.0]), _continuous("item_x", [1.0, 1.0])
+    topk = mm.TopKEncoder.from_candidate_dataset(query, candidate, ITEMS, top_k=1)
+    scores, ids = topk({"user_age": np.array([1.0], "float32")})
+    assert topk.k == 1 and np.asarray(ids).tolist() == [[1]]  # the row number, as Merlin's
+    np.testing.assert_allclose(np.asarray(scores), [[0.9]], rtol=1e-5)
+    with pytest.raises(TypeError, match=r"unexpected argument\(s\) \['nope'\]"):
+        mm.TopKEncoder.from_candidate_dataset(query, candidate, ITEMS, nope=1)
+    with pytest.raises(ValueError, match=r"index: 'item_id' must name exactly one column"):
+        mm.TopKEncoder.from_candidate_dataset(query, candidate, ITEMS[["item_x"]], index_column="item_id")

@@ -15,7 +15,7 @@ from schemaretrieval import registry
 from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
-__all__ = ["UniformSampler", "PopularitySampler", "inclusion_probability"]
+__all__ = ["UniformSampler", "PopularitySampler", "PopularityBasedSamplerV2", "inclusion_probability", "log_uniform_share"]
 
 
 def inclusion_probability(share, num_samples: int) -> np.ndarray:
@@ -210,3 +210,85 @@ class PopularitySampler(_CatalogSampler):
 
     def get_config(self):
         return {**super().get_config(), "smoothing": self.smoothing}
+
+
+def log_uniform_share(ids, max_id: int, min_id: int = 0) -> np.ndarray:
+    """The log-uniform (Zipf) share of each id that TF's ``log_uniform_candidate_sampler`` and
+    Merlin's ``PopularityBasedSamplerV2`` draw with: id ``i`` in ``[min_id, max_id)`` gets
+    ``(log(i - min_id + 2) - log(i - min_id + 1)) / log(max_id - min_id + 1)``, any other id 0.
+
+    >>> [round(float(s), 4) for s in log_uniform_share(np.arange(4), max_id=3, min_id=1)]
+    [0.0, 0.6309, 0.3691, 0.0]
+    """
+    rank = np.asarray(ids, dtype="float64") - min_id
+    inside = (rank >= 0) & (rank < max_id - min_id)
+    share = (np.log(rank + 2.0, where=inside, out=np.zeros_like(rank))
+             - np.log(rank + 1.0, where=inside, out=np.zeros_like(rank))) / np.log(max_id - min_id + 1.0)
+    return np.where(inside, share, 0.0)
+
+
+@registry.register("sampler")
+class PopularityBasedSamplerV2(_CatalogSampler):
+    """Merlin Models' ``PopularityBasedSamplerV2``: ``max_num_samples`` distinct items per step,
+    drawn with the log-uniform (Zipf) share of their ids (`log_uniform_share`), which assumes
+    the ids are ordered by decreasing frequency (NVTabular's ``Categorify`` numbers them so).
+    It is this module's catalog sampler with those weights: the drawn items' features come
+    from the catalog, and each negative carries its inclusion probability
+    (`inclusion_probability`) for the logQ correction.
+
+    Args (Merlin's, in its order):
+        max_id: ids ``>= max_id`` are never drawn (Merlin: the id column's cardinality).
+        min_id: ids ``< min_id`` are never drawn (reserved ones: nulls, out-of-vocabulary).
+        max_num_samples: distinct negatives per step, at most ``max_id``.
+        unique: Merlin's; only True (distinct items) is supported.
+        seed: for the draws.
+        catalog: the library's: a `sr.data.Catalog` holding every id of ``[min_id, max_id)``
+            (``sr.data.Catalog.of_domain(schema)`` when the candidate tower reads only the id);
+            when None, the model gives one (``fit(catalog=)``, ``set_catalog``). A catalog that
+            lacks one of those ids is a ValueError: the draws would not be Merlin's.
+
+    Example:
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.schema.schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"],
+    ...     "dtype": "int64", "domain": {"min": 0, "max": 9}}}})
+    >>> sampler = PopularityBasedSamplerV2(max_id=10, min_id=1, max_num_samples=4, seed=0,
+    ...                                    catalog=sr.data.Catalog.of_domain(schema))
+    >>> negatives = sampler(np.array([1]), np.ones((1, 4)), candidate_encoder=sr.Encoder(schema, sr.MLPBlock([4])))
+    >>> sorted(set(negatives.ids.numpy().tolist()) - set(range(1, 10))), round(float(sampler.share[1]), 4)
+    ([], 0.301)
+    """
+
+    def __init__(self, max_id: int, min_id: int = 0, max_num_samples: int = 10, unique: bool = True, seed=None,
+                 catalog: Catalog | None = None, **kwargs):
+        if not unique:
+            raise NotImplementedError("PopularityBasedSamplerV2: unique=False (repeated draws) is not supported; "
+                                      "the catalog samplers draw distinct items")
+        if not 0 <= min_id < max_id:
+            raise ValueError(f"PopularityBasedSamplerV2: expected 0 <= min_id < max_id, got min_id={min_id}, "
+                             f"max_id={max_id}")
+        if max_num_samples > max_id:
+            raise ValueError(f"PopularityBasedSamplerV2: max_num_samples ({max_num_samples}) must be at most "
+                             f"max_id ({max_id})")
+        self.max_id, self.min_id, self.unique = int(max_id), int(min_id), True
+        super().__init__(max_num_samples, catalog, seed, **kwargs)
+
+    @property
+    def max_num_samples(self) -> int:
+        return self.num_samples
+
+    def _weights(self, catalog):
+        missing = np.setdiff1d(np.arange(self.min_id, self.max_id), catalog.ids)
+        if len(missing):
+            raise ValueError(
+                f"PopularityBasedSamplerV2: the catalog lacks {len(missing)} id(s) of [min_id, max_id) = "
+                f"[{self.min_id}, {self.max_id}) (first {missing[:5].tolist()}), which Merlin's draws can "
+                "return; give a catalog of every id (sr.data.Catalog.of_domain(schema) when the candidate "
+                "tower reads only the id) or lower max_id")
+        return log_uniform_share(catalog.ids, self.max_id, self.min_id)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("num_samples")
+        return {**config, "max_id": self.max_id, "min_id": self.min_id, "max_num_samples": self.num_samples,
+                "unique": self.unique}

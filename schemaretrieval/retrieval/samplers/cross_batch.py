@@ -9,7 +9,7 @@ from keras import ops
 from schemaretrieval import registry
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
-__all__ = ["CrossBatchSampler"]
+__all__ = ["CrossBatchSampler", "CachedCrossBatchSampler"]
 
 
 @registry.register("sampler", "cross-batch")
@@ -121,3 +121,34 @@ class CrossBatchSampler(CandidateSampler):
     def get_config(self):
         counts = None if self.item_counts is None else self.item_counts.tolist()
         return {**super().get_config(), "capacity": self.capacity, "embedding_dim": self.embedding_dim, "item_counts": counts}
+
+
+@registry.register("sampler")
+class CachedCrossBatchSampler(CrossBatchSampler):
+    """Merlin Models' ``CachedCrossBatchSampler(capacity, ignore_last_batch_on_sample=True)``: the
+    `CrossBatchSampler`'s bank of the last ``capacity`` candidates, under Merlin's name.
+
+    Merlin's default, ``ignore_last_batch_on_sample=True``, is this bank: a step's negatives are
+    the bank before the step's own positives are written. False (the batch's own positives
+    among the negatives, without gradient) is a NotImplementedError: `InBatchSampler` gives
+    those, with gradient. ``**kwargs``: the `CrossBatchSampler`'s ``embedding_dim``, ``item_counts``.
+
+    Example:
+
+    >>> sampler = CachedCrossBatchSampler(capacity=3, embedding_dim=2)
+    >>> _ = sampler(np.array([4]), np.ones((1, 2)), training=True)
+    >>> [int(i) for i in sampler(np.array([5]), np.ones((1, 2)), training=True).ids]  # 5 not yet in
+    [4, -1, -1]
+    """
+
+    def __init__(self, capacity: int, ignore_last_batch_on_sample: bool = True, **kwargs):
+        if not ignore_last_batch_on_sample:
+            raise NotImplementedError(
+                "CachedCrossBatchSampler: ignore_last_batch_on_sample=False is not supported; the bank gives the "
+                "earlier batches, and negative_samplers=['in-batch', CachedCrossBatchSampler(...)] adds this "
+                "batch's (with gradient)")
+        self.ignore_last_batch_on_sample = True
+        super().__init__(capacity, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_last_batch_on_sample": self.ignore_last_batch_on_sample}
