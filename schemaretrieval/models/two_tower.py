@@ -9,6 +9,8 @@ are given to the calls that use them.
 
 from __future__ import annotations
 
+import threading
+
 from typing import Sequence
 
 import keras
@@ -197,8 +199,10 @@ class TwoTowerModelV2(keras.Model):
         batch_loss = self.__dict__.get("_batch_loss")
         if batch_loss is not None:
             loss = batch_loss(prediction.targets, prediction.outputs, sample_weight)
-        # compute_metrics, next in the same step, reads it.
-        self.__dict__["_prediction"] = prediction
+        # compute_metrics, next in the same step, reads it. Under
+        # MirroredStrategy each replica runs the step in its own thread: one
+        # prediction per thread, or a replica would read another's.
+        self.__dict__.setdefault("_predictions", {})[threading.get_ident()] = prediction
         if self.losses:
             # Each replica adds them; Keras sums the replicas' gradients.
             extra = ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
@@ -208,7 +212,7 @@ class TwoTowerModelV2(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Keras's, on Merlin's form of the batch: ``y_true`` the one-hot positive, ``y_pred`` the
         output's logits (the `Prediction` of the loss just computed)."""
-        prediction = self.__dict__.pop("_prediction", None)
+        prediction = self.__dict__.setdefault("_predictions", {}).pop(threading.get_ident(), None)
         if prediction is None:
             _, prediction = self.output_layer(y_pred["query"], y_pred["candidate"], x[self.positive_id_column],
                                               candidate_encoder=self.candidate_tower, return_prediction=True)

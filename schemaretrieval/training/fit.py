@@ -210,9 +210,12 @@ def fit(
     if validation_data is not None:
         validation = Batches(validation_data, model.schema, batch_size).dataset()
 
-    if not model.built:
-        model.build()
-    model.optimizer.build(model.trainable_variables)
+    # Under a tf.distribute strategy (the model built in its scope), the
+    # weights and the optimizer's slots are created in the same scope.
+    with model.distribute_strategy.scope():
+        if not model.built:
+            model.build()
+        model.optimizer.build(model.trainable_variables)
 
     # early_stopping first: other early stopping also means other rows, and
     # restore names the first key that differs.
