@@ -290,8 +290,9 @@ def fit(
     # Training goes on from the weights each epoch ended on and, as one
     # model.fit, ends on their moving average (also after a resume that
     # found every epoch done; before any step the average is still zeros).
-    if averaged and int(model.optimizer.iterations) > 0:
-        model.optimizer.finalize_variable_values(model.trainable_variables)
+    if averaged and int(model.optimizer.iterations.numpy()) > 0:
+        with model.distribute_strategy.scope():
+            model.optimizer.finalize_variable_values(model.trainable_variables)
     if early_stopping is not None:
         early_stopping.finish()  # the best epoch's weights back
         history["best_epoch"] = int(early_stopping.best_epoch)

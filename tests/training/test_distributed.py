@@ -54,3 +54,37 @@ def test_fit_under_the_strategy_ends_with_the_weights_and_losses_of_one_device(r
         # frequency estimate and the user-id table's trained_rows, updated
         # from the gathered ids, are equal too.
         np.testing.assert_allclose(np.array(b, dtype=float), np.array(a, dtype=float), rtol=0, atol=1e-5, err_msg=path)
+
+
+TABLE_VARIANTS = ["default-frame", "default-path"]
+
+
+@pytest.fixture(scope="module")
+def table_results():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "training" / "distributed_check.py"), "64", "schemas/synthetic.yaml",
+         *TABLE_VARIANTS],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("variant", TABLE_VARIANTS)
+def test_the_default_optimizer_fits_a_table_under_the_strategy_as_on_one_device(variant, table_results):
+    """model.compile() and model.fit(DataFrame or parquet path) inside MirroredStrategy's
+    scope: the sparse updates (IndexedSlices all-reduced, scattered into mirrored variables)
+    and the lazy moving average end on one device's weights."""
+    result = table_results[variant]
+    assert result["replicas"] == 2
+    assert result["optimizer"] == ["AveragedAdam", "AveragedAdam"]
+    assert result["steps"] == [10, 10]  # 2 epochs of 4 full batches and one of 33 rows
+    # Sparse updates under both: most of the 2000 users' rows were never read,
+    # so never updated; a dense update would have touched them all.
+    single_untouched, mirrored_untouched = result["never_updated_rows"]
+    assert single_untouched > 1000 and mirrored_untouched == single_untouched
+    assert all(result["moved"])
+    np.testing.assert_allclose(result["history"][1], result["history"][0], rtol=1e-3)
+    for path, a, b in zip(result["paths"], *result["weights"]):
+        np.testing.assert_allclose(np.array(b, dtype=float), np.array(a, dtype=float), rtol=0, atol=1e-5, err_msg=path)
