@@ -184,7 +184,10 @@ class TwoTowerModelV2(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         assertions = checks.batch_assertions(x, self.schema, self.optimizer.iterations + 1)
         with tf.control_dependencies(assertions):
-            return super().train_step(data)
+            return _multi_worker_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return _multi_worker_logs(super().test_step(data))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss, prediction = self.output_layer(
@@ -384,6 +387,23 @@ class TwoTowerModelV2(keras.Model):
     def build_from_config(self, config):
         self.build()
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's hook at the start of fit / evaluate / predict. Under a
+        # tf.distribute strategy Keras builds what is unbuilt from the first
+        # batch reduced over the replicas: a MEAN, which fails on a dict
+        # under MultiWorkerMirroredStrategy and turns ids into floats under
+        # MirroredStrategy. This model builds from its schema, in the
+        # strategy's scope; Keras builds the rest (compiled metrics) from
+        # one in-domain example row.
+        if getattr(self, "_distribute_strategy", None) is None:  # built outside a strategy: Keras's own
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        with self.distribute_strategy.scope():
+            if not self.built:
+                self.build()
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+        return super()._maybe_symbolic_build(data_batch=example_batch(self.schema))
+
     # Embeddings and retrieval ---------------------------------------------
 
     def embed(self, tower: Encoder, data, batch_size: int = 4096) -> np.ndarray:
@@ -504,6 +524,16 @@ class TwoTowerModelV2(keras.Model):
             ks=ks,
             exclude=None if exclude is None else exclude.positions(data[self.query_id_column].to_numpy(), catalog.ids),
         )
+
+
+def _multi_worker_logs(logs):
+    """A step's logs as Keras reduces them under MultiWorkerMirroredStrategy:
+    Keras takes their MEAN along axis 0 there, which a scalar lacks ("Invalid
+    reduction dimension 0 for input with 0 dimensions"); shape [1], their
+    mean over the replicas is a scalar again. Elsewhere the logs unchanged."""
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {key: ops.reshape(value, (1,)) if len(ops.shape(value)) == 0 else value for key, value in logs.items()}
 
 
 def _batch_loss(loss):
