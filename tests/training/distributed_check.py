@@ -6,11 +6,14 @@ features; "user-history": with the history of the user's items), trains one
 model on one device and a copy under MirroredStrategy on two logical CPUs,
 from the same weights on the same global batches, and prints JSON keyed by
 variant: the loss and gradients of the first global batch under both, and
-the weights after the steps of `fit`. The variants "default-frame" and
-"default-path" compile with the default optimizer (sparse updates of the
-embedding rows, the moving average) and fit from a DataFrame and from a
-parquet path (`sr.training.fit`): their JSON has the history and weights. (One process for both: a process's
+the weights after the steps of `fit`. (One process for all: a process's
 start cost each variant about 7 of its 30 s.)
+
+The variants "default-frame" and "default-path" compile with the default
+optimizer (sparse updates of the embedding rows, the moving average) and
+fit from a DataFrame and from a parquet path (`sr.training.fit`);
+"samplers" fits from the DataFrame with in-batch, cross-batch, uniform and
+popularity negatives together. Their JSON has the history and weights.
 """
 
 import json
@@ -33,8 +36,9 @@ GLOBAL_BATCH = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 schema = sr.load_schema(sys.argv[2] if len(sys.argv) > 2 else "schemas/synthetic.yaml")
 # variant -> whether the towers read the user's history
 USER_HISTORY = {"user-id": False, "user-history": True}
-# variant -> what the default optimizer's fit reads: the DataFrame, or it written as parquet
-TABLE = {"default-frame": "frame", "default-path": "path"}
+# variant -> what the default optimizer's fit reads: the DataFrame, or it written as
+# parquet; "samplers": the DataFrame, with every sampler's negatives in one softmax
+TABLE = {"default-frame": "frame", "default-path": "path", "samplers": "frame"}
 VARIANTS = sys.argv[3:] or ["user-id"]
 if set(VARIANTS) - set(USER_HISTORY) - set(TABLE):
     sys.exit(f"distributed_check.py: unknown variant(s) {sorted(set(VARIANTS) - set(USER_HISTORY) - set(TABLE))}; "
@@ -45,12 +49,23 @@ arrays = to_arrays(frame, schema)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
-def build(user_history, optimizer="sgd"):
+def samplers(variant):
+    """The samplers of a variant: the default (in-batch, the streaming
+    frequency estimate), or in-batch beside a memory bank and draws from the
+    catalog (uniform, by popularity)."""
+    if variant != "samplers":
+        return None
+    return ["in-batch", sr.CrossBatchSampler(capacity=96), sr.UniformSampler(num_samples=16, seed=1),
+            sr.PopularitySampler(num_samples=16, seed=2)]
+
+
+def build(user_history, optimizer="sgd", variant=None):
     keras.utils.set_random_seed(0)
     # No dropout: its masks are drawn per replica, so they could not match one device's.
     # With the history, every other item is read (keep rate 1) for the same reason.
     model = sr.TwoTowerModel(schema, query_units=(16,), candidate_units=(16,), logits_temperature=0.2,
-                             query_input_dropout=0.0, user_history=user_history, history_keep_rate=1.0)
+                             query_input_dropout=0.0, user_history=user_history, history_keep_rate=1.0,
+                             negative_samplers=samplers(variant))
     # None: the default optimizer (sr.default_optimizer()).
     model.compile(optimizer=keras.optimizers.SGD(0.5) if optimizer == "sgd" else None)
     model.build()
@@ -106,22 +121,23 @@ def compare(user_history):
     }
 
 
-def compare_table(source):
+def compare_table(variant):
     """The JSON of a default-optimizer variant: `model.fit(table)` of the
     default optimizer, built and compiled inside the strategy's scope."""
     table = frame
-    if source == "path":
+    if TABLE[variant] == "path":
         table = os.path.join(tempfile.mkdtemp(), "train.parquet")
         frame.to_parquet(table)
-    single = build(False, optimizer=None)
+    single = build(False, optimizer=None, variant=variant)
     weights = [np.array(v) for v in single.variables]
     with strategy.scope():
-        mirrored = build(False, optimizer=None)
+        mirrored = build(False, optimizer=None, variant=variant)
     for v, w in zip(mirrored.variables, weights):
         v.assign(w)
     # Two epochs of the same shuffled global batches (the last one split 17/16).
-    single_history = single.fit(table, epochs=2, batch_size=GLOBAL_BATCH, verbose=0).history
-    mirrored_history = mirrored.fit(table, epochs=2, batch_size=GLOBAL_BATCH, verbose=0).history
+    catalog = sr.data.Catalog.from_interactions(frame, schema)  # what the catalog samplers draw from
+    single_history = single.fit(table, epochs=2, batch_size=GLOBAL_BATCH, catalog=catalog, verbose=0).history
+    mirrored_history = mirrored.fit(table, epochs=2, batch_size=GLOBAL_BATCH, catalog=catalog, verbose=0).history
     # Per optimizer, the rows of the user-id table that no step updated
     # (its last step still -1): many when the updates were sparse, none
     # when every row moved at every step.
@@ -141,5 +157,5 @@ def compare_table(source):
     }
 
 
-print(json.dumps({variant: compare_table(TABLE[variant]) if variant in TABLE else compare(USER_HISTORY[variant])
+print(json.dumps({variant: compare_table(variant) if variant in TABLE else compare(USER_HISTORY[variant])
                   for variant in VARIANTS}))

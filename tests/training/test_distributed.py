@@ -57,7 +57,7 @@ def test_fit_under_the_strategy_ends_with_the_weights_and_losses_of_one_device(r
         np.testing.assert_allclose(np.array(b, dtype=float), np.array(a, dtype=float), rtol=0, atol=1e-5, err_msg=path)
 
 
-TABLE_VARIANTS = ["default-frame", "default-path"]
+TABLE_VARIANTS = ["default-frame", "default-path", "samplers"]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,10 @@ def table_results():
 def test_the_default_optimizer_fits_a_table_under_the_strategy_as_on_one_device(variant, table_results):
     """model.compile() and model.fit(DataFrame or parquet path) inside MirroredStrategy's
     scope: the sparse updates (IndexedSlices all-reduced, scattered into mirrored variables)
-    and the lazy moving average end on one device's weights."""
+    and the lazy moving average end on one device's weights. "samplers": a memory bank
+    (CrossBatchSampler, fed the gathered global batch) and catalog draws (UniformSampler,
+    PopularitySampler: every replica draws the rows one device draws) beside in-batch
+    negatives; the bank's ids, embeddings and position are among the weights compared."""
     result = table_results[variant]
     assert result["replicas"] == 2
     assert result["optimizer"] == ["AveragedAdam", "AveragedAdam"]
