@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py in a fresh process: TensorFlow must see
+"""Run by tests/training/test_distributed.py in a fresh process: TensorFlow must see
 two logical CPU devices before it initialises.
 
 For each variant named on the command line ("user-id": the user's
