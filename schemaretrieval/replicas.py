@@ -23,6 +23,22 @@ def _context():
     return context
 
 
+def _placed(value):
+    """`value` on this replica's device. MultiWorkerMirroredStrategy gathers
+    to the device a tensor names, and one made outside the replica's device
+    scope (a Keras layer's) names none: "destinations can not be empty"."""
+    value = tf.convert_to_tensor(value)
+    if value.device:
+        return value
+    # The worker's devices (one replica each, in the order of its local
+    # replicas); a worker of one device, as a CPU worker, has just it.
+    devices = tf.distribute.get_strategy().extended.worker_devices
+    if len(devices) > 1:
+        devices = tf.nest.flatten(tf.distribute.get_replica_context().devices)
+    with tf.device(devices[0]):
+        return tf.identity(value)
+
+
 def num_replicas() -> int:
     """Replicas in sync in the current replica context (1 outside one)."""
     context = _context()
@@ -36,7 +52,7 @@ def all_gather(value):
     context = _context()
     if context is None:
         return value
-    return context.all_gather(value, axis=0)
+    return context.all_gather(_placed(value), axis=0)
 
 
 def batch_offset(local_batch):
@@ -46,7 +62,7 @@ def batch_offset(local_batch):
     local_batch = tf.cast(local_batch, tf.int32)
     if context is None:
         return tf.constant(0, tf.int32), local_batch
-    sizes = context.all_gather(tf.reshape(local_batch, [1]), axis=0)
+    sizes = context.all_gather(_placed(tf.reshape(local_batch, [1])), axis=0)
     replica = context.replica_id_in_sync_group
     replica = tf.cast(replica, tf.int32) if isinstance(replica, tf.Tensor) else tf.constant(replica, tf.int32)
     return tf.reduce_sum(sizes[:replica]), tf.reduce_sum(sizes)

@@ -9,6 +9,8 @@ are given to the calls that use them.
 
 from __future__ import annotations
 
+import threading
+
 from typing import Sequence
 
 import keras
@@ -182,7 +184,10 @@ class TwoTowerModelV2(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         assertions = checks.batch_assertions(x, self.schema, self.optimizer.iterations + 1)
         with tf.control_dependencies(assertions):
-            return super().train_step(data)
+            return _multi_worker_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return _multi_worker_logs(super().test_step(data))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss, prediction = self.output_layer(
@@ -197,8 +202,10 @@ class TwoTowerModelV2(keras.Model):
         batch_loss = self.__dict__.get("_batch_loss")
         if batch_loss is not None:
             loss = batch_loss(prediction.targets, prediction.outputs, sample_weight)
-        # compute_metrics, next in the same step, reads it.
-        self.__dict__["_prediction"] = prediction
+        # compute_metrics, next in the same step, reads it. Under
+        # MirroredStrategy each replica runs the step in its own thread: one
+        # prediction per thread, or a replica would read another's.
+        self.__dict__.setdefault("_predictions", {})[threading.get_ident()] = prediction
         if self.losses:
             # Each replica adds them; Keras sums the replicas' gradients.
             extra = ops.sum(ops.stack([ops.cast(l, loss.dtype) for l in self.losses]))
@@ -208,7 +215,7 @@ class TwoTowerModelV2(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Keras's, on Merlin's form of the batch: ``y_true`` the one-hot positive, ``y_pred`` the
         output's logits (the `Prediction` of the loss just computed)."""
-        prediction = self.__dict__.pop("_prediction", None)
+        prediction = self.__dict__.setdefault("_predictions", {}).pop(threading.get_ident(), None)
         if prediction is None:
             _, prediction = self.output_layer(y_pred["query"], y_pred["candidate"], x[self.positive_id_column],
                                               candidate_encoder=self.candidate_tower, return_prediction=True)
@@ -380,6 +387,23 @@ class TwoTowerModelV2(keras.Model):
     def build_from_config(self, config):
         self.build()
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's hook at the start of fit / evaluate / predict. Under a
+        # tf.distribute strategy Keras builds what is unbuilt from the first
+        # batch reduced over the replicas: a MEAN, which fails on a dict
+        # under MultiWorkerMirroredStrategy and turns ids into floats under
+        # MirroredStrategy. This model builds from its schema, in the
+        # strategy's scope; Keras builds the rest (compiled metrics) from
+        # one in-domain example row.
+        if getattr(self, "_distribute_strategy", None) is None:  # built outside a strategy: Keras's own
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        with self.distribute_strategy.scope():
+            if not self.built:
+                self.build()
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+        return super()._maybe_symbolic_build(data_batch=example_batch(self.schema))
+
     # Embeddings and retrieval ---------------------------------------------
 
     def embed(self, tower: Encoder, data, batch_size: int = 4096) -> np.ndarray:
@@ -499,6 +523,16 @@ class TwoTowerModelV2(keras.Model):
             ks=ks,
             exclude=None if exclude is None else exclude.positions(data[self.query_id_column].to_numpy(), catalog.ids),
         )
+
+
+def _multi_worker_logs(logs):
+    """A step's logs as Keras reduces them under MultiWorkerMirroredStrategy:
+    Keras takes their MEAN along axis 0 there, which a scalar lacks ("Invalid
+    reduction dimension 0 for input with 0 dimensions"); shape [1], their
+    mean over the replicas is a scalar again. Elsewhere the logs unchanged."""
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {key: ops.reshape(value, (1,)) if len(ops.shape(value)) == 0 else value for key, value in logs.items()}
 
 
 def _batch_loss(loss):

@@ -105,6 +105,12 @@ class SampledOutput(keras.layers.Layer):
         embeddings of this width; the model calls it when it is built."""
         for sampler in self.negative_samplers:
             sampler.build_for_embeddings(int(embedding_dim))
+        # Layers with no build of their own hold all their state now: built,
+        # so that Keras does not build the model again from a batch (which,
+        # under tf.distribute, it would make of the replicas' mean ids).
+        for layer in (*self.negative_samplers, self):
+            if not layer.built and type(layer).build is keras.layers.Layer.build:
+                layer.built = True
 
     def wants_catalog(self) -> bool:
         """Whether a sampler would take something from `set_catalog` (item

@@ -210,9 +210,12 @@ def fit(
     if validation_data is not None:
         validation = Batches(validation_data, model.schema, batch_size).dataset()
 
-    if not model.built:
-        model.build()
-    model.optimizer.build(model.trainable_variables)
+    # Under a tf.distribute strategy (the model built in its scope), the
+    # weights and the optimizer's slots are created in the same scope.
+    with model.distribute_strategy.scope():
+        if not model.built:
+            model.build()
+        model.optimizer.build(model.trainable_variables)
 
     # early_stopping first: other early stopping also means other rows, and
     # restore names the first key that differs.
@@ -287,8 +290,9 @@ def fit(
     # Training goes on from the weights each epoch ended on and, as one
     # model.fit, ends on their moving average (also after a resume that
     # found every epoch done; before any step the average is still zeros).
-    if averaged and int(model.optimizer.iterations) > 0:
-        model.optimizer.finalize_variable_values(model.trainable_variables)
+    if averaged and int(model.optimizer.iterations.numpy()) > 0:
+        with model.distribute_strategy.scope():
+            model.optimizer.finalize_variable_values(model.trainable_variables)
     if early_stopping is not None:
         early_stopping.finish()  # the best epoch's weights back
         history["best_epoch"] = int(early_stopping.best_epoch)

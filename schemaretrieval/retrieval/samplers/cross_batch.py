@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from schemaretrieval import registry
+from schemaretrieval import registry, replicas
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
 __all__ = ["CrossBatchSampler", "CachedCrossBatchSampler"]
@@ -22,7 +22,9 @@ class CrossBatchSampler(CandidateSampler):
     returned as negatives without gradient, then the batch's positives are
     written over the oldest rows. Empty rows carry id -1 and are removed by
     the output; ids are kept so accidental hits are removed too. The bank
-    lives in non-trainable weights, so it is saved with the model.
+    lives in non-trainable weights, so it is saved with the model. Under
+    `tf.distribute` every replica enqueues the global batch (gathered from
+    all replicas) and reads the same bank, as one device would.
 
     The bank fills in proportion to popularity, as in-batch negatives do:
     with item counts (given, or handed over by the model on `fit` from a
@@ -63,11 +65,13 @@ class CrossBatchSampler(CandidateSampler):
             return
         dim = int(positive_embeddings_shape[-1])
         self.embedding_dim = dim
-        self.bank = self.add_weight(shape=(self.capacity, dim), initializer="zeros", trainable=False, name="bank")
+        # Under tf.distribute every replica writes the same rows (the
+        # gathered global batch): the first replica's write is kept.
+        state = {"trainable": False, "aggregation": "only_first_replica"}
+        self.bank = self.add_weight(shape=(self.capacity, dim), initializer="zeros", name="bank", **state)
         self.bank_ids = self.add_weight(
-            shape=(self.capacity,), initializer=keras.initializers.Constant(-1), dtype="int64", trainable=False, name="bank_ids"
-        )
-        self.position = self.add_weight(shape=(), initializer="zeros", dtype="int64", trainable=False, name="position")
+            shape=(self.capacity,), initializer=keras.initializers.Constant(-1), dtype="int64", name="bank_ids", **state)
+        self.position = self.add_weight(shape=(), initializer="zeros", dtype="int64", name="position", **state)
         self.built = True
 
     def wants_catalog(self) -> bool:
@@ -94,7 +98,11 @@ class CrossBatchSampler(CandidateSampler):
         embeddings = ops.stop_gradient(ops.copy(self.bank))
         negatives = Negatives(ids, embeddings, self.probability_of(ids))
         if training:
-            self._enqueue(ops.cast(positive_ids, "int64"), ops.stop_gradient(ops.cast(positive_embeddings, self.bank.dtype)))
+            # Under tf.distribute, the positives of every replica in the
+            # global batch's order: the bank one device would hold.
+            ids = replicas.all_gather(ops.cast(positive_ids, "int64"))
+            vectors = replicas.all_gather(ops.stop_gradient(ops.cast(positive_embeddings, self.bank.dtype)))
+            self._enqueue(ids, vectors)
         return negatives
 
     def probability_of(self, ids):
