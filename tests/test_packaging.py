@@ -63,9 +63,14 @@ def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp
     for pth in ours.glob("*.pth"):
         if "schemaretrieval" not in pth.name:
             shutil.copy(pth, site / pth.name)
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(fresh),
-                                str(wheel)], capture_output=True, text=True, timeout=600)
+    # --ignore-installed: without it pip first uninstalls this environment's own
+    # (editable) schemaretrieval, which the tests and the console script run from
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
+                                "--prefix", str(fresh), str(wheel)], capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stderr[-3000:]
+    here = subprocess.run([sys.executable, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert here.stdout.strip() == str(ROOT / "schemaretrieval" / "__init__.py"), here.stderr[-2000:]  # still editable
 
     python = fresh / "bin" / "python"
     where = subprocess.run([python, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"],
