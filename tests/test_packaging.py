@@ -2,6 +2,7 @@
 stack, and a wheel installed outside the checkout runs with its bundled schemas."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)
     site = fresh / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     ours = Path(sysconfig.get_paths()["purelib"])
-    (site / "dependencies.pth").write_text(f"{ours}\n")
+    # processed first (.pth files go in name order), so that the copied ones below import from it
+    (site / "00-dependencies.pth").write_text(f"{ours}\n")
     for pth in ours.glob("*.pth"):
         if "schemaretrieval" not in pth.name:
             shutil.copy(pth, site / pth.name)
@@ -73,13 +75,15 @@ def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp
     assert here.stdout.strip() == str(ROOT / "schemaretrieval" / "__init__.py"), here.stderr[-2000:]  # still editable
 
     python = fresh / "bin" / "python"
+    clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # a checkout on it would win
     where = subprocess.run([python, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=clean)
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr[-2000:]
+    assert "Error processing line" not in where.stderr, where.stderr[-2000:]
     out = tmp_path / "etl"
     run = subprocess.run([python, "-m", "schemaretrieval", "etl", "--movielens",
                           str(ROOT / "tests" / "fixtures" / "ml-100k"), "--out", str(out)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=900)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900, env=clean)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert (out / "train").is_dir() and (out / "artifacts" / "vocabularies").is_dir()
     assert {"user_id", "item_id", "item_genres"} <= set(sr_schema_columns(out / "schema.yaml"))

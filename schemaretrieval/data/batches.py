@@ -150,6 +150,20 @@ class Batches:
         full, rest = divmod(self.num_rows, self.batch_size)
         self.steps = full + (1 if rest and not self.drop_remainder else 0)
 
+    def rows(self, first: int, last: int) -> int:
+        """The rows of an epoch's steps ``first`` to ``last - 1``: every batch is full but the last.
+
+        >>> import pandas as pd
+        >>> from merlin.schema import ColumnSchema, Tags
+        >>> schema = Schema([ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
+        ...                               dtype=np.int64, properties={"domain": {"min": 0, "max": 9}})])
+        >>> batches = Batches(pd.DataFrame({"item_id": np.arange(10)}), schema, batch_size=4)
+        >>> batches.rows(0, 2), batches.rows(1, 3)  # batches of 4, 4 and 2 rows
+        (8, 6)
+        """
+        total = self.num_rows if not self.drop_remainder else self.num_rows - self.num_rows % self.batch_size
+        return min(last * self.batch_size, total) - min(first * self.batch_size, total)
+
     # -- epochs -----------------------------------------------------------------------
 
     def epoch(self, epoch: int, skip: int = 0):

@@ -293,25 +293,26 @@ class RestoreEpochWeights(keras.callbacks.Callback):
 
 class ResumedLoss(keras.callbacks.Callback):
     """At the end of a resumed epoch, ``logs["loss"]`` becomes the mean over all of the
-    epoch's steps: ``loss_before = (sum, steps)`` of the steps run before the
-    resume, with Keras's mean of the steps of this call. Place it before the loggers.
+    epoch's rows, as Keras's mean of an uninterrupted epoch (weighted by each batch's
+    rows): ``loss_before = (sum, rows)`` of the steps run before the resume, with
+    Keras's mean of the ``rows_after`` rows of this call. Place it before the loggers.
 
-    >>> callback = ResumedLoss((6.0, 3), first_step=3, steps_per_epoch=4)
-    >>> logs = {"loss": 2.0}  # the one step after the resume
+    >>> callback = ResumedLoss((6.0, 3), rows_after=1)
+    >>> logs = {"loss": 2.0}  # the one row after the resume
     >>> callback.on_epoch_end(0, logs)
     >>> logs["loss"]  # (6 + 2) / 4
     2.0
     """
 
-    def __init__(self, loss_before, first_step: int, steps_per_epoch: int):
+    def __init__(self, loss_before, rows_after: int):
         super().__init__()
         self.loss_before = loss_before
-        self.steps_run = steps_per_epoch - first_step
+        self.rows_after = int(rows_after)
 
     def on_epoch_end(self, epoch, logs=None):
-        total, steps = self.loss_before
-        if logs is not None and "loss" in logs and steps:
-            logs["loss"] = (total + float(logs["loss"]) * self.steps_run) / (steps + self.steps_run)
+        total, rows = self.loss_before
+        if logs is not None and "loss" in logs and rows:
+            logs["loss"] = (total + float(logs["loss"]) * self.rows_after) / (rows + self.rows_after)
 
 
 class OneEpoch(keras.callbacks.Callback):

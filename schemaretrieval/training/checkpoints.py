@@ -53,8 +53,9 @@ class Checkpointer:
     `save(..., state=(info, arrays))` keeps more of the run in the same
     checkpoint (fit's early stopping: its JSON-able counters and the best
     epoch's weights); `restore` hands it back as `info["state"]`.
-    `save(..., loss=(sum, steps))` keeps the loss of the epoch's steps so
-    far, `info["loss"]`, so that a resumed epoch logs the mean of all of them.
+    `save(..., loss=(sum, rows))` keeps the loss of the epoch's steps so
+    far (summed over their rows), `info["loss"]`, so that a resumed epoch logs
+    the mean of all of them.
 
     >>> import tempfile
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
@@ -109,7 +110,7 @@ class Checkpointer:
             "meta": meta or {},
             "state": state_info,
             "state_arrays": len(state_arrays),
-            # The epoch's loss so far (sum, steps), so that a resumed epoch logs its whole mean.
+            # The epoch's loss so far (sum over rows, rows), so that a resumed epoch logs its whole mean.
             "loss": [float(loss[0]), int(loss[1])],
         }
         tmp = self.directory / f".{LATEST}.tmp"
@@ -173,7 +174,7 @@ class CheckpointCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, checkpointer: Checkpointer, epoch: int, first_step: int, steps_per_epoch: int, every=None, meta=None,
-                 state=None, loss_before=(0.0, 0)):
+                 state=None, loss_before=(0.0, 0), rows=None):
         super().__init__()
         self.checkpointer = checkpointer
         self.epoch = epoch
@@ -182,16 +183,19 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.every = every
         self.meta = meta
         self.state = state or (lambda: None)
-        # (sum of the losses, steps) of this epoch's steps before this call: a resumed epoch's.
+        # (sum of the losses over rows, rows) of this epoch's steps before this call: a resumed
+        # epoch's. `rows(first, last)`: the rows of steps first..last-1 (default: one per step).
         self.loss_before = loss_before
+        self.rows = rows or (lambda first, last: last - first)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.first_step + batch + 1
         global_step = self.epoch * self.steps_per_epoch + step
         if self.every and global_step % self.every == 0 and step < self.steps_per_epoch:
-            # Keras's logs hold the mean loss of this call's steps so far.
-            total, steps = self.loss_before
-            loss = (total + float((logs or {}).get("loss", 0.0)) * (batch + 1), steps + batch + 1)
+            # Keras's logs hold the mean loss of this call's rows so far, weighted by batch rows.
+            total, rows = self.loss_before
+            done = self.rows(self.first_step, step)
+            loss = (total + float((logs or {}).get("loss", 0.0)) * done, rows + done)
             self.checkpointer.save(self.model, self.epoch, step, global_step, self.meta, self.state(), loss)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -257,7 +257,7 @@ def fit(
     training_weights = EpochWeights(show_average=True)
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
-        cbs = [ResumedLoss(loss_before, step, batches.steps)] if step else []
+        cbs = [ResumedLoss(loss_before, batches.rows(step, batches.steps))] if step else []
         if averaged:
             cbs.append(training_weights)
         if validation_data is not None:
@@ -276,7 +276,7 @@ def fit(
         if checkpointer is not None:
             cbs.append(CheckpointCallback(checkpointer, epoch, step, batches.steps, checkpoint_every, meta,
                                           early_stopping.state if early_stopping is not None else None,
-                                          loss_before))
+                                          loss_before, rows=batches.rows))
         if verbose == 2:
             cbs.append(EpochProgress(epochs, batches.steps, step))
         cbs.append(OneEpoch())
