@@ -61,7 +61,7 @@ EXAMPLES = {
     "retrieval.samplers.cross_batch": 6,
     "retrieval.samplers.in_batch": 4,
     "retrieval.topk": 13,
-    "schema.columns": 22,
+    "schema.columns": 26,
     "schema.errors": 5,
     "schema.io": 6,
     "schema.validation": 10,

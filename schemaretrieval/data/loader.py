@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 
-from merlin.schema import ColumnSchema, Schema, Tags
+from merlin.schema import Schema, Tags
 
 from schemaretrieval.data.batches import Batches
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table
+from schemaretrieval.schema import columns
 
 __all__ = ["Loader", "ToTarget"]
 
@@ -39,21 +40,7 @@ def _select(schema: Schema, targets) -> list[str]:
     """Column names of ``schema`` named or tagged by ``targets`` (names, tags, ColumnSchemas, Schemas)."""
     names = []
     for target in targets:
-        if isinstance(target, Schema):
-            found = target.column_names
-        elif isinstance(target, ColumnSchema):
-            found = [target.name]
-        elif isinstance(target, Tags):
-            found = schema.select_by_tag(target).column_names
-        elif isinstance(target, str) and target in schema.column_names:
-            found = [target]
-        elif isinstance(target, str) and target in {t.value for t in Tags}:
-            found = schema.select_by_tag(Tags(target)).column_names
-        elif isinstance(target, str):
-            found = []
-        else:
-            raise TypeError(f"ToTarget: a target is a column name, a Tags, a ColumnSchema or a Schema, got "
-                            f"{type(target).__name__}")
+        found = columns.selected_columns(schema, target, "ToTarget: a target")
         if not found:
             raise ValueError(f"ToTarget: {target!r} names no column of the schema {schema.column_names}")
         names.extend(n for n in found if n not in names)

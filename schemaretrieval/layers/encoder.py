@@ -31,16 +31,7 @@ def index_column(schema: Schema, index) -> str:
     >>> index_column(Schema([ColumnSchema("item_id", tags=[Tags.ITEM, Tags.ID])]), Tags.ITEM_ID)
     'item_id'
     """
-    if isinstance(index, Schema):
-        names = index.column_names
-    elif isinstance(index, ColumnSchema):
-        names = [index.name]
-    elif isinstance(index, Tags):
-        names = schema.select_by_tag(index).column_names
-    elif isinstance(index, str):
-        names = [index] if index in schema.column_names else []
-    else:
-        raise TypeError(f"index: expected a column name, Tags, ColumnSchema or Schema, got {type(index).__name__}")
+    names = columns.selected_columns(schema, index, "index")
     if len(names) != 1:
         raise ValueError(f"index: {index!r} must name exactly one column of {schema.column_names}, found {names}")
     return names[0]

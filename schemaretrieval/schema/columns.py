@@ -51,6 +51,7 @@ __all__ = [
     "query_schema",
     "candidate_schema",
     "feature_columns",
+    "selected_columns",
 ]
 
 #: Padding of list columns in batches (ids are >= 0).
@@ -286,3 +287,33 @@ def feature_columns(schema: Schema) -> list[ColumnSchema]:
     ['item_id']
     """
     return [col for col in schema if kind(col) is not None]
+
+
+def selected_columns(schema: Schema, selector, what: str) -> list[str]:
+    """The columns of ``schema`` a Merlin selector names: a column name, a `Tags` (or its
+    string), a ColumnSchema or a Schema; ``what`` names the argument in the TypeError.
+    Merlin's APIs take any of these wherever they ask for columns (an index, a target).
+
+    >>> schema = Schema([ColumnSchema("item_id", tags=[Tags.ITEM, Tags.ID]), ColumnSchema("title")])
+    >>> selected_columns(schema, Tags.ITEM_ID, "index"), selected_columns(schema, "title", "index")
+    (['item_id'], ['title'])
+    >>> selected_columns(schema, "nope", "index")
+    []
+    >>> selected_columns(schema, 3, "index")
+    Traceback (most recent call last):
+    ...
+    TypeError: index: expected a column name, Tags, ColumnSchema or Schema, got int
+    """
+    if isinstance(selector, Schema):
+        return selector.column_names
+    if isinstance(selector, ColumnSchema):
+        return [selector.name]
+    if isinstance(selector, Tags):
+        return schema.select_by_tag(selector).column_names
+    if isinstance(selector, str):
+        if selector in schema.column_names:
+            return [selector]
+        if selector in {tag.value for tag in Tags}:
+            return schema.select_by_tag(Tags(selector)).column_names
+        return []
+    raise TypeError(f"{what}: expected a column name, Tags, ColumnSchema or Schema, got {type(selector).__name__}")
