@@ -103,6 +103,7 @@ class ToTarget:
     def compute_output_schema(self, input_schema: Schema) -> Schema:
         """``input_schema`` with the target columns tagged ``Tags.TARGET``.
 
+        >>> from merlin.schema import ColumnSchema
         >>> s = Schema([ColumnSchema("item_id")])
         >>> Tags.TARGET in ToTarget(s, "item_id").compute_output_schema(s)["item_id"].tags
         True
