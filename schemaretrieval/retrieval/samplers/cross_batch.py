@@ -199,7 +199,8 @@ class CachedCrossBatchSampler(CrossBatchSampler):
     Merlin's default, ``ignore_last_batch_on_sample=True``, is this bank: a step's negatives are
     the bank before the step's own positives are written. False (the batch's own positives
     among the negatives, without gradient) is a NotImplementedError: `InBatchSampler` gives
-    those, with gradient. ``**kwargs``: the `CrossBatchSampler`'s ``embedding_dim``, ``item_counts``.
+    those, with gradient. ``**kwargs``: the `CrossBatchSampler`'s ``embedding_dim``, ``item_counts``, ``refresh`` (Merlin's
+    bank is stale: ``refresh=False``).
 
     Example:
 
