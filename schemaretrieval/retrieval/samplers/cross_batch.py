@@ -21,7 +21,8 @@ class CrossBatchSampler(CandidateSampler):
 
     The bank is a FIFO of `capacity` rows (capacity = N x batch size keeps
     the last N batches). In a training step the bank's current content is
-    returned as negatives without gradient, then the batch's positives are
+    returned as negatives (its stored rows without gradient, or re-embedded
+    with gradient: `refresh`, below), then the batch's positives are
     written over the oldest rows. Empty rows carry id -1 and are removed by
     the output; ids are kept so accidental hits are removed too. The bank
     lives in non-trainable weights, so it is saved with the model. Under
