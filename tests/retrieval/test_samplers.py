@@ -139,7 +139,7 @@ def test_in_batch_streaming_estimate_by_hand():
 
 
 def test_cross_batch_probability_is_the_chance_the_bank_holds_the_item():
-    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, item_counts=np.array([1.0, 3.0]))
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, refresh=False, item_counts=np.array([1.0, 3.0]))
     sampler(np.array([1, 0]), np.ones((2, 2)), training=True)
     negatives = sampler(np.array([0]), np.ones((1, 2)), training=False)
     np.testing.assert_array_equal(np.asarray(negatives.ids), [1, 0, -1, -1])
@@ -166,7 +166,7 @@ def test_probability_of_any_id_is_what_the_sampler_reports_when_it_draws_it(sche
 
 
 def test_cross_batch_memory_is_a_fifo_of_past_batches():
-    sampler = CrossBatchSampler(capacity=4, embedding_dim=2)
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, refresh=False)
     first = sampler(np.array([1, 2, 3]), np.ones((3, 2)), training=True)
     np.testing.assert_array_equal(np.asarray(first.ids), [-1, -1, -1, -1])  # empty at the start
     second = sampler(np.array([4, 5]), 2 * np.ones((2, 2)), training=True)
@@ -180,7 +180,7 @@ def test_cross_batch_memory_is_a_fifo_of_past_batches():
 def test_cross_batch_memory_has_no_gradient_and_empty_slots_are_removed():
     import tensorflow as tf
 
-    sampler = CrossBatchSampler(capacity=3, embedding_dim=2)
+    sampler = CrossBatchSampler(capacity=3, embedding_dim=2, refresh=False)
     sampler(np.array([7]), np.ones((1, 2)), training=True)  # bank: [7, -1, -1]
     output = sr.ContrastiveOutput(negative_samplers=sampler, downscore_false_negatives=True)
     query = tf.constant([[1.0, 0.0], [0.0, 1.0]])

@@ -62,7 +62,7 @@ class CrossBatchSampler(CandidateSampler):
 
     Example:
 
-    >>> sampler = CrossBatchSampler(capacity=4, embedding_dim=2)
+    >>> sampler = CrossBatchSampler(capacity=4, embedding_dim=2, refresh=False)  # the stored rows
     >>> _ = sampler(np.array([1, 2]), np.ones((2, 2)), training=True)
     >>> [int(i) for i in sampler(np.array([3]), np.ones((1, 2))).ids]  # the bank before this step; -1 is empty
     [1, 2, -1, -1]
@@ -205,7 +205,7 @@ class CachedCrossBatchSampler(CrossBatchSampler):
 
     Example:
 
-    >>> sampler = CachedCrossBatchSampler(capacity=3, embedding_dim=2)
+    >>> sampler = CachedCrossBatchSampler(capacity=3, embedding_dim=2, refresh=False)
     >>> _ = sampler(np.array([4]), np.ones((1, 2)), training=True)
     >>> [int(i) for i in sampler(np.array([5]), np.ones((1, 2)), training=True).ids]  # 5 not yet in
     [4, -1, -1]
