@@ -57,6 +57,7 @@ def configs(num_samples):
         "contrastive uniform": lambda: contrastive(uniform())(),
         "contrastive popularity + logQ": lambda: contrastive(sr.PopularitySampler(num_samples, seed=0))(),
         "contrastive cross-batch + logQ": lambda: contrastive("cross-batch")(),
+        "contrastive cross-batch, stale bank + logQ": lambda: contrastive(sr.CrossBatchSampler(refresh=False))(),
         "contrastive in-batch + uniform + logQ": lambda: contrastive(["in-batch", uniform()])(),
         **{f"pairwise {loss}, uniform": (lambda loss=loss: pairwise(uniform(), loss)())
            for loss in ("bpr", "bpr-max", "hinge", "logistic", "top1", "top1-max")},
@@ -94,9 +95,9 @@ def main(argv=None):
         test, candidate_ids=catalog.ids, ks=[10]
     )["recall@10"]
     print(f"{shape}, {len(catalog)} items, {args.epochs} epochs, batch {args.batch_size}, {os.cpu_count()} cores")
-    print(f"| {'configuration':40s} | recall@10 | train ex/s |")
-    print(f"| {'-' * 40} | --------- | ---------- |")
-    print(f"| {'most popular items':40s} | {popularity:9.3f} | {'-':>10s} |")
+    print(f"| {'configuration':43s} | recall@10 | train ex/s |")
+    print(f"| {'-' * 43} | --------- | ---------- |")
+    print(f"| {'most popular items':43s} | {popularity:9.3f} | {'-':>10s} |")
     for name, make in configs(args.num_samples).items():
         if args.only and args.only not in name:
             continue
@@ -108,7 +109,7 @@ def main(argv=None):
         model.fit(train, batch_size=args.batch_size, epochs=args.epochs, seed=0, verbose=0, callbacks=[clock],
                   catalog=train_catalog)
         recall = model.evaluate_topk(test, catalog, ks=[10])["recall@10"]
-        print(f"| {name:40s} | {recall:9.3f} | {clock.examples_per_second(len(train)):10.0f} |", flush=True)
+        print(f"| {name:43s} | {recall:9.3f} | {clock.examples_per_second(len(train)):10.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def test_in_batch_streaming_estimate_by_hand():
 
 
 def test_cross_batch_probability_is_the_chance_the_bank_holds_the_item():
-    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, item_counts=np.array([1.0, 3.0]))
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, refresh=False, item_counts=np.array([1.0, 3.0]))
     sampler(np.array([1, 0]), np.ones((2, 2)), training=True)
     negatives = sampler(np.array([0]), np.ones((1, 2)), training=False)
     np.testing.assert_array_equal(np.asarray(negatives.ids), [1, 0, -1, -1])
@@ -166,7 +166,7 @@ def test_probability_of_any_id_is_what_the_sampler_reports_when_it_draws_it(sche
 
 
 def test_cross_batch_memory_is_a_fifo_of_past_batches():
-    sampler = CrossBatchSampler(capacity=4, embedding_dim=2)
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=2, refresh=False)
     first = sampler(np.array([1, 2, 3]), np.ones((3, 2)), training=True)
     np.testing.assert_array_equal(np.asarray(first.ids), [-1, -1, -1, -1])  # empty at the start
     second = sampler(np.array([4, 5]), 2 * np.ones((2, 2)), training=True)
@@ -180,7 +180,7 @@ def test_cross_batch_memory_is_a_fifo_of_past_batches():
 def test_cross_batch_memory_has_no_gradient_and_empty_slots_are_removed():
     import tensorflow as tf
 
-    sampler = CrossBatchSampler(capacity=3, embedding_dim=2)
+    sampler = CrossBatchSampler(capacity=3, embedding_dim=2, refresh=False)
     sampler(np.array([7]), np.ones((1, 2)), training=True)  # bank: [7, -1, -1]
     output = sr.ContrastiveOutput(negative_samplers=sampler, downscore_false_negatives=True)
     query = tf.constant([[1.0, 0.0], [0.0, 1.0]])
@@ -207,6 +207,48 @@ def test_cross_batch_memory_is_saved_with_the_model(tmp_path, schema, skewed):
     loaded = sr.load_model(tmp_path / "model.keras").output_layer.negative_samplers[0]
     np.testing.assert_array_equal(np.asarray(loaded.bank_ids), np.asarray(bank.bank_ids))
     np.testing.assert_allclose(np.asarray(loaded.bank), np.asarray(bank.bank))
+
+
+def test_cross_batch_bank_is_re_embedded_with_gradient_when_it_has_a_catalog(schema, skewed):
+    import tensorflow as tf
+
+    catalog = skewed[3]
+    tower = sr.Encoder(sr.schema.candidate_schema(schema), sr.MLPBlock([8]))
+    known = [int(i) for i in catalog.ids[:2]]
+    sampler = CrossBatchSampler(capacity=4, embedding_dim=8)
+    sampler.set_catalog(catalog)
+    assert sampler.has_catalog() and not sampler.needs_catalog
+    sampler(np.array(known), np.zeros((2, 8)), candidate_encoder=tower, training=True)  # bank: known, -1, -1
+    with tf.GradientTape() as tape:
+        negatives = sampler(np.array(known[:1]), np.zeros((1, 8)), candidate_encoder=tower, training=True)
+        total = tf.reduce_sum(negatives.embeddings)
+    np.testing.assert_array_equal(np.asarray(negatives.ids), known + [-1, -1])
+    fresh = np.asarray(tower(catalog.lookup(np.array(known)), training=False))
+    np.testing.assert_allclose(np.asarray(negatives.embeddings)[:2], fresh, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(negatives.embeddings)[2:], 0.0)  # empty slots keep the stored rows
+    assert any(g is not None for g in tape.gradient(total, tower.trainable_variables))
+    # refresh=False: the stored (stale) rows, whatever it is given
+    stale = CrossBatchSampler(capacity=4, embedding_dim=8, refresh=False)
+    stale.set_catalog(catalog)
+    stale(np.array(known), np.zeros((2, 8)), candidate_encoder=tower, training=True)
+    np.testing.assert_array_equal(np.asarray(stale(np.array(known[:1]), np.zeros((1, 8)), candidate_encoder=tower).embeddings), 0.0)
+    assert CrossBatchSampler.from_config(stale.get_config()).refresh is False
+
+
+def test_cross_batch_warns_on_a_stale_bank_only_when_not_asked_for_and_refresh_true_needs_a_catalog():
+    import warnings
+
+    with pytest.warns(UserWarning, match="stale bank"):
+        CrossBatchSampler(capacity=4, embedding_dim=2)(np.array([1]), np.ones((1, 2)), training=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CrossBatchSampler(capacity=4, embedding_dim=2, refresh=False)(np.array([1]), np.ones((1, 2)), training=True)
+    strict = CrossBatchSampler(capacity=4, embedding_dim=2, refresh=True)
+    assert strict.needs_catalog and strict.wants_catalog()
+    with pytest.raises(ValueError, match="needs a catalog"):
+        strict(np.array([1]), np.ones((1, 2)), training=True)
+    with pytest.raises(ValueError, match="refresh must be"):
+        CrossBatchSampler(refresh="yes")
 
 
 # Names ------------------------------------------------------------------------------
