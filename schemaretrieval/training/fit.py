@@ -50,7 +50,7 @@ from schemaretrieval.training.callbacks import (
     TopKCallback,
 )
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
-from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, table_epochs
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, default_epochs, table_shape
 
 __all__ = ["set_seed", "fit"]
 
@@ -204,8 +204,15 @@ def fit(
     else:
         train = data
         batches = Batches(data, model.schema, batch_size, shuffle=shuffle, seed=seed, streaming=streaming)
+    chosen = f"{batches.num_rows:,} rows, {epochs} epochs"
     if epochs is None:
-        epochs = table_epochs(train, model.candidate_id_column)
+        rows, items = table_shape(train, model.candidate_id_column)
+        epochs = default_epochs(rows, items)
+        chosen = f"{rows:,} rows over {items:,} items, {epochs} epochs (the default, docs/defaults.md)"
+    if _verbose(verbose):
+        rate = getattr(model.optimizer, "learning_rate", None)
+        rate = f", learning rate {float(keras.ops.convert_to_numpy(rate)):g}" if rate is not None else ""
+        print(f"fit: {chosen}, batches of {batch_size}{rate}")
     validation = None
     if validation_data is not None:
         validation = Batches(validation_data, model.schema, batch_size).dataset()
