@@ -30,7 +30,8 @@ example:
 
 def add_parser(sub):
     from schemaretrieval.cli.etl import add_movielens_arguments
-    from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS
+    from schemaretrieval.training.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, EXAMPLE_BUDGET,
+                                                    MAX_DEFAULT_EPOCHS)
     from schemaretrieval.training.optimizers import DEFAULT_EMA_MOMENTUM, DEFAULT_LEARNING_RATE
 
     p = sub.add_parser("train", help="train a two-tower model", description=TRAIN_HELP,
@@ -40,8 +41,8 @@ def add_parser(sub):
     source = p.add_mutually_exclusive_group(required=True)
     common.add_source_arguments(p, source)
     p.add_argument("--epochs", type=common.positive_int, default=None,
-                   help=f"default: {DEFAULT_EPOCHS} to {MAX_DEFAULT_EPOCHS}, by the training data's rows per item "
-                        "(docs/defaults.md)")
+                   help=f"default: {DEFAULT_EPOCHS} to {MAX_DEFAULT_EPOCHS}, by the training data's rows per item, "
+                        f"and at most {EXAMPLE_BUDGET:,} rows in all (docs/defaults.md)")
     p.add_argument("--batch-size", type=common.positive_int, default=DEFAULT_BATCH_SIZE,
                    help=f"default {DEFAULT_BATCH_SIZE} (docs/defaults.md)")
     p.add_argument("--learning-rate", type=common.positive_float, default=DEFAULT_LEARNING_RATE,
@@ -179,7 +180,7 @@ def train(args) -> dict:
         step.rows = common.num_rows(data.test) * len(rows)
     print(common.format_table(rows, [f"recall@{k}" for k in ks]))
 
-    with Step("save" if args.no_export else "save and export", rows=len(catalog)):
+    with Step("save" if args.no_export else "save and export", rows=None if args.no_export else len(catalog)):
         model.save(out / "model.keras")
         sr.save_schema(schema, out / "schema.yaml")
         (out / "metrics.json").write_text(json.dumps(rows, indent=2))

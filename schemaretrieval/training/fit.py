@@ -135,7 +135,7 @@ def fit(
         data: training interactions: a DataFrame, or a parquet (file or
             directory) or csv path; parquet larger than memory is streamed.
         epochs: by default `default_epochs` of the rows trained on (12 to 32,
-            by how many rows each item has; docs/defaults.md).
+            by how many rows each item has, fewer past 3.3M rows; docs/defaults.md).
         batch_size: by default `DEFAULT_BATCH_SIZE` (128).
         seed: the data order of epoch ``e`` is a function of ``(seed, e)``.
         shuffle: a new order of the rows every epoch.
