@@ -21,9 +21,10 @@ What runs, per size, each step a process of its own, as a user runs it:
 
 Each CLI step writes a line ``step <name>: <time>, <rows/s>, peak RSS <GB>``
 per stage (`sr.progress.Step`: the peak is the stage's own, the process's
-VmHWM reset as it starts); the table shows them, with each process's own
-peak (``getrusage`` of the child) as a check. The held-out recall the train
-step prints goes beside them.
+VmHWM reset as it starts); the table shows them, and each process's peak:
+the largest of its stages' and of ``getrusage`` of the child (which, as a
+stage resets the high-water mark, sees only the peak since the last stage
+began). The held-out recall the train step prints goes beside them.
 
 Run
     python benchmarks/scale.py --pipeline 1M,5M,20M [--work DIR] [--taste 3.0]
@@ -120,7 +121,8 @@ def run_size(rows: int, work: Path, args) -> dict:
             done.write_text(json.dumps(result, indent=2))
         results[name] = result
         stages = "; ".join(f"{stage} {s['time']}, {s['peak_gb']:.2f} GB" for stage, s in result["steps"].items())
-        print(f"    {result['seconds']:.0f} s, process peak {result['peak_gb']:.2f} GB"
+        peak = max([result["peak_gb"]] + [s["peak_gb"] for s in result["steps"].values()])
+        print(f"    {result['seconds']:.0f} s, process peak {peak:.2f} GB"
               + (f" ({stages})" if stages else "") + (f", EXIT {result['status']}" if result["status"] else ""),
               flush=True)
         if result["status"]:
@@ -137,10 +139,11 @@ def print_tables(all_results: dict) -> None:
         for name, result in results.items():
             stages = result["steps"] or {name: {"time": f"{result['seconds']:.0f}s", "rows_per_s": None,
                                                 "peak_gb": result["peak_gb"]}}
+            process_peak = max([result["peak_gb"]] + [s["peak_gb"] for s in stages.values()])
             for stage, s in stages.items():
                 rate = s["rows_per_s"] or "-"
                 print(f"| {rows / 1e6:g}M | {name}: {stage} | {s['time']} | {rate} | {s['peak_gb']:.2f} GB "
-                      f"| {result['peak_gb']:.2f} GB |")
+                      f"| {process_peak:.2f} GB |")
         total = sum(r["seconds"] for n, r in results.items() if n != "data")
         print(f"| {rows / 1e6:g}M | etl + train + evaluate, wall | {total / 60:.1f} min | | | |")
     print("\n| rows | held out | recall@10 | recall@100 |")
