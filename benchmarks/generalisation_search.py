@@ -11,7 +11,7 @@ weights the epoch ended on), with recall@10/@100 without ("r@k") and with
 EASE runs for each l2 of `--ease-l2`, Popularity once.
 
     python benchmarks/generalisation_search.py --data lastfm [--lastfm DIR] --configs defaults,temp0.1 \\
-        --epochs 4,8,12,16,24 [--stage valid|test] [--seed 0]
+        --epochs 4,8,12,16,24 [--stage valid|test] [--seed 0] [--preset-shape USERS,ITEMS,ROWS]
 
 Output: one line per (config, epochs), also appended as JSON lines to --out
 (default runs/generalisation.jsonl). docs/experiments/generalisation.md has
@@ -129,6 +129,9 @@ def main(argv=None):
                    help="valid: train on the training part less a validation split, read the validation split; "
                         "test: train on the whole training part, read the test part (the chosen config, once)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset-shape", default="943,1682,100000", metavar="USERS,ITEMS,ROWS",
+                   help="--data preset: sr.data.movielens_like's users, items and interactions "
+                        "(e.g. 6040,3706,1000000 for MovieLens-1M's shape)")
     p.add_argument("--ease-l2", default="", help="comma-separated EASE regularisations to print")
     p.add_argument("--out", default="runs/generalisation.jsonl")
     args = p.parse_args(argv)
@@ -138,7 +141,7 @@ def main(argv=None):
     elif args.data == "movielens":
         train, test, schema, source = movielens(args.movielens, args.seed)
     else:
-        train, test, schema, source = preset(args.seed)
+        train, test, schema, source = preset(args.seed, *(int(n) for n in args.preset_shape.split(",")))
     catalog_rows = pd.concat([train, test], ignore_index=True)
     if args.stage == "valid":
         catalog_rows = train  # every item known at training time

@@ -42,6 +42,8 @@ Memory
 Run
     python benchmarks/scale.py [--rows 10k,150k,1M,10M] [--batch-sizes 128,1024]
         [--optimizers default,dense,sgd] [--steps 30] [--repeats 1] [--before PATH]
+    python benchmarks/scale.py --pipeline 1M,5M,20M [--work DIR] [--train-args ARGS]
+        the whole pipeline instead, step by step: benchmarks/scale_pipeline.py
 
 Timings on a shared machine drift between runs: compare rows of one run.
 """
@@ -301,6 +303,16 @@ def parse_args(argv=None):
     parser.add_argument("--before", metavar="PATH", help="also run the default and SGD on the library at PATH")
     parser.add_argument("--memory-fraction", type=float, default=0.8,
                         help="skip a row whose estimated memory is over this share of the memory available")
+    parser.add_argument("--pipeline", type=lambda s: [parse_count(x) for x in s.split(",")], metavar="SIZES",
+                        help="instead: the whole pipeline (ETL, train, evaluate, export) at these numbers of "
+                             "interactions, e.g. 1M,5M,20M (benchmarks/scale_pipeline.py)")
+    parser.add_argument("--work", default="/tmp/schemaretrieval-scale", help="--pipeline: where its files go")
+    parser.add_argument("--resume", action="store_true", help="--pipeline: keep the steps an earlier run finished")
+    parser.add_argument("--taste", type=float, default=3.0,
+                        help="--pipeline: how much users prefer their group's items (sr.data.raw_log)")
+    parser.add_argument("--train-args", default="", help="--pipeline: more arguments of `schemaretrieval train`")
+    parser.add_argument("--generate", type=parse_count, help=argparse.SUPPRESS)
+    parser.add_argument("--generate-out", help=argparse.SUPPRESS)
     # Internal: what the parent passes to a worker subprocess.
     parser.add_argument("--worker", choices=[*OPTIMIZERS, *BEFORE], help=argparse.SUPPRESS)
     parser.add_argument("--worker-rows", type=int, help=argparse.SUPPRESS)
@@ -316,5 +328,11 @@ if __name__ == "__main__":
     if arguments.worker:
         arguments.rows = arguments.worker_rows
         run_worker(arguments)
+    elif arguments.generate:
+        import scale_pipeline
+        scale_pipeline.generate(arguments.generate, Path(arguments.generate_out), arguments.taste)
+    elif arguments.pipeline:
+        import scale_pipeline
+        scale_pipeline.run_pipeline(arguments)
     else:
         run_benchmark(arguments)

@@ -12,7 +12,8 @@ Dask tasks run) and writes to stderr, so that stdout keeps the results:
   50%, 75%) and one when it ends, without escape codes.
 
 A step shorter than that writes nothing. `set_enabled(False)` silences every
-step of the process.
+step of the process. `Step` times a whole stage of a command (ETL, training,
+evaluation, export) and says its time and its peak memory when it ends.
 
 >>> import io
 >>> ticks = iter(range(0, 100, 2)).__next__   # a clock: 2 s per reading
@@ -29,10 +30,12 @@ ranking: 8 queries in 18s
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 
-__all__ = ["Progress", "set_enabled", "format_duration", "BAR_AFTER_S", "LINES_AFTER_S", "REDRAW_S"]
+__all__ = ["Progress", "Step", "peak_rss_bytes", "set_enabled", "format_duration", "BAR_AFTER_S", "LINES_AFTER_S",
+           "REDRAW_S"]
 
 #: On a terminal, a step's bar appears once it has run this long (seconds).
 BAR_AFTER_S = 1.0
@@ -198,3 +201,69 @@ class Progress:
             self.stream.flush()
         except (OSError, ValueError):  # a closed or broken stream: progress is never worth an error
             self.enabled = False
+
+
+def peak_rss_bytes(reset: bool = False) -> int:
+    """The process's peak resident memory in bytes: Linux's ``VmHWM``, which ``reset=True``
+    brings down to the current size first (so that a stage reads its own peak);
+    elsewhere the lifetime peak of ``getrusage``, which cannot be reset.
+
+    >>> peak_rss_bytes() > 0
+    True
+    """
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+        except OSError:
+            pass
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+class Step:
+    """A stage of a command, timed: at its end one line on stderr with its wall time,
+    the rows it went through per second (when given ``rows``) and its peak
+    resident memory (`peak_rss_bytes`, reset as the stage starts). The line
+    begins ``step``, so that a log is searched for it; a stage that raises
+    says nothing.
+
+    >>> import io
+    >>> log, ticks = io.StringIO(), iter([0.0, 125.0]).__next__
+    >>> with Step("training", rows=1_000_000, stream=log, clock=ticks):
+    ...     pass
+    >>> line = log.getvalue()
+    >>> line.startswith("step training: 2m05s, 8,000 rows/s, peak RSS "), line.endswith(" GB\\n")
+    (True, True)
+    """
+
+    def __init__(self, what: str, rows: int | None = None, stream=None, clock=None):
+        self.what, self.rows = str(what), rows
+        self.stream = sys.stderr if stream is None else stream
+        self.clock = clock or time.monotonic
+        self.seconds = self.peak_bytes = None
+
+    def __enter__(self):
+        peak_rss_bytes(reset=True)
+        self.start = self.clock()
+        return self
+
+    def __exit__(self, kind, *exc):
+        if kind is not None:
+            return
+        self.seconds = self.clock() - self.start
+        self.peak_bytes = peak_rss_bytes()
+        rate = f", {self.rows / max(self.seconds, 1e-9):,.0f} rows/s" if self.rows else ""
+        text = f"step {self.what}: {format_duration(self.seconds)}{rate}, peak RSS {self.peak_bytes / 1e9:.2f} GB\n"
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from schemaretrieval.cli.common import fraction, positive_int, seed
+from schemaretrieval.progress import Step
 
 log = logging.getLogger("schemaretrieval")
 
@@ -142,9 +143,11 @@ def run_etl(args):
         if not (args.train and args.schema):
             raise ValueError("give --schema and --train (or --movielens DIR)")
         schema, train, valid = args.schema, args.train, getattr(args, "valid", None)
-    result = etl_lib.fit_transform(train, valid, schema, args.out, device=args.device, dask=args.dask_scheduler,
-                                   on_bad_rows=getattr(args, "on_bad_rows", "error"))
-    report = result.report
+    with Step("ETL") as step:
+        result = etl_lib.fit_transform(train, valid, schema, args.out, device=args.device, dask=args.dask_scheduler,
+                                       on_bad_rows=getattr(args, "on_bad_rows", "error"))
+        report = result.report
+        step.rows = sum(report.get(split, {}).get("rows", 0) for split in ("train", "valid"))
     for split in ("train", "valid"):
         if report.get(split, {}).get("skipped"):
             print(f"left out {report[split]['skipped']} bad {split} rows: {report[split]['bad_rows']}")

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from schemaretrieval.cli import common
+from schemaretrieval.progress import Step
 
 log = logging.getLogger("schemaretrieval")
 
@@ -105,7 +106,9 @@ def evaluate(args) -> dict:
         exclude = sr.data.Exclusions.from_interactions(data.train, sr.schema.user_id_column(schema),
                                                        sr.schema.item_id_column(schema))
     curve_ks = sorted(set(CURVE_KS) | set(ks))
-    metrics = {name: fn(test, catalog, curve_ks, exclude) for name, fn in rankers(args, schema, data.train).items()}
+    with Step("evaluation") as step:
+        metrics = {name: fn(test, catalog, curve_ks, exclude) for name, fn in rankers(args, schema, data.train).items()}
+        step.rows = len(test) * len(metrics)
     suffix = " (seen items excluded)" if args.exclude_seen else ""
     print(common.format_table(metrics, [f"recall@{k}" for k in ks]) + ("\n" + suffix.strip() if suffix else ""))
     if args.out:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from schemaretrieval.cli import common
+from schemaretrieval.progress import Step
 
 log = logging.getLogger("schemaretrieval")
 
@@ -29,7 +30,8 @@ example:
 
 def add_parser(sub):
     from schemaretrieval.cli.etl import add_movielens_arguments
-    from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS
+    from schemaretrieval.training.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, EXAMPLE_BUDGET,
+                                                    MAX_DEFAULT_EPOCHS)
     from schemaretrieval.training.optimizers import DEFAULT_EMA_MOMENTUM, DEFAULT_LEARNING_RATE
 
     p = sub.add_parser("train", help="train a two-tower model", description=TRAIN_HELP,
@@ -39,8 +41,8 @@ def add_parser(sub):
     source = p.add_mutually_exclusive_group(required=True)
     common.add_source_arguments(p, source)
     p.add_argument("--epochs", type=common.positive_int, default=None,
-                   help=f"default: {DEFAULT_EPOCHS} to {MAX_DEFAULT_EPOCHS}, by the training data's rows per item "
-                        "(docs/defaults.md)")
+                   help=f"default: {DEFAULT_EPOCHS} to {MAX_DEFAULT_EPOCHS}, by the training data's rows per item, "
+                        f"and at most {EXAMPLE_BUDGET:,} rows in all (docs/defaults.md)")
     p.add_argument("--batch-size", type=common.positive_int, default=DEFAULT_BATCH_SIZE,
                    help=f"default {DEFAULT_BATCH_SIZE} (docs/defaults.md)")
     p.add_argument("--learning-rate", type=common.positive_float, default=DEFAULT_LEARNING_RATE,
@@ -115,6 +117,26 @@ def _skip_bad_rows(data, out):
     (out / "skipped_rows.json").write_text(json.dumps(skipped, indent=2))
 
 
+def _report(model, data, catalog, ks, seen) -> dict:
+    """Full-catalog recall of the model and of popularity on the held-out rows, and with
+    ``seen`` (each user's training items) excluded."""
+    import schemaretrieval as sr
+
+    item_id, user_id = model.candidate_id_column, model.query_id_column
+    popularity = sr.baselines.Popularity().fit(common.interactions_table(data.train, [c for c in (user_id, item_id) if c]),
+                                               user_id, item_id)
+    test = sr.data.read_table(data.test) if not hasattr(data.test, "columns") else data.test
+    rows = {
+        "two-tower": model.evaluate_topk(test, catalog, ks=ks),
+        "popularity": popularity.evaluate_topk(test, candidate_ids=catalog.ids, ks=ks),
+    }
+    if seen is not None:
+        rows["two-tower, seen excluded"] = model.evaluate_topk(test, catalog, ks=ks, exclude=seen)
+        rows["popularity, seen excluded"] = popularity.evaluate_topk(test, candidate_ids=catalog.ids, ks=ks,
+                                                                     exclude=seen)
+    return rows
+
+
 def train(args) -> dict:
     import schemaretrieval as sr
     from schemaretrieval import training
@@ -140,38 +162,34 @@ def train(args) -> dict:
     if args.early_stopping is not None:
         early_stopping = training.EarlyStopping(validation_fraction=args.validation_fraction, monitor=f"recall@{ks[0]}",
                                                 patience=args.early_stopping, seed=args.seed)
-    model.fit(data.train, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, validation_data=data.test,
-              catalog=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-              log_dir=out / "logs", csv_path=out / "training.csv", early_stopping=early_stopping)
+    with Step("training") as step:
+        history = model.fit(data.train, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                            validation_data=data.test, catalog=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir,
+                            checkpoint_every=args.checkpoint_every, log_dir=out / "logs",
+                            csv_path=out / "training.csv", early_stopping=early_stopping)
+        step.rows = common.num_rows(data.train) * len(history.history.get("loss", ()))
     if (out / "training.csv").is_file():
         # loss and held-out recall@k per epoch, from the CSV log (resumed epochs included)
         plot_training(out / "training.csv", out / "training.png", data.source)
 
-    item_id, user_id = model.candidate_id_column, model.query_id_column
-    popularity = sr.baselines.Popularity().fit(common.interactions_table(data.train, [c for c in (user_id, item_id) if c]),
-                                               user_id, item_id)
-    test = sr.data.read_table(data.test) if not hasattr(data.test, "columns") else data.test
+    user_id = model.query_id_column
     # What serving leaves out (a schema without a user id has no way to know).
-    seen = sr.data.Exclusions.from_interactions(data.train, user_id, item_id) if user_id is not None else None
-    rows = {
-        "two-tower": model.evaluate_topk(test, catalog, ks=ks),
-        "popularity": popularity.evaluate_topk(test, candidate_ids=catalog.ids, ks=ks),
-    }
-    if seen is not None:
-        rows["two-tower, seen excluded"] = model.evaluate_topk(test, catalog, ks=ks, exclude=seen)
-        rows["popularity, seen excluded"] = popularity.evaluate_topk(test, candidate_ids=catalog.ids, ks=ks,
-                                                                     exclude=seen)
+    seen = sr.data.Exclusions.from_interactions(data.train, user_id, model.candidate_id_column) if user_id else None
+    with Step("evaluation") as step:
+        rows = _report(model, data, catalog, ks, seen)
+        step.rows = common.num_rows(data.test) * len(rows)
     print(common.format_table(rows, [f"recall@{k}" for k in ks]))
 
-    model.save(out / "model.keras")
-    sr.save_schema(schema, out / "schema.yaml")
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2))
-    if args.no_export:
-        print(f"saved the model to {out / 'model.keras'}")
-        return rows
-    # A user asking for recommendations should not get what they already rated.
-    users = common.users_table(data.everything, model.query_tower.column_names, user_id)
-    export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), artifacts=data.etl_dir, users=users,
-                   exclude=seen)
+    with Step("save" if args.no_export else "save and export", rows=None if args.no_export else len(catalog)):
+        model.save(out / "model.keras")
+        sr.save_schema(schema, out / "schema.yaml")
+        (out / "metrics.json").write_text(json.dumps(rows, indent=2))
+        if args.no_export:
+            print(f"saved the model to {out / 'model.keras'}")
+            return rows
+        # A user asking for recommendations should not get what they already rated.
+        users = common.users_table(data.everything, model.query_tower.column_names, user_id)
+        export_serving(model, catalog, out / "serving", k=min(100, len(catalog)), artifacts=data.etl_dir,
+                       users=users, exclude=seen)
     print(f"saved the model to {out / 'model.keras'} and its serving export to {out / 'serving'}")
     return rows

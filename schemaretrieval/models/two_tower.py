@@ -227,9 +227,9 @@ class TwoTowerModelV2(keras.Model):
         training path: batched from the schema, streamed when too large, resumable
         with ``checkpoint_dir=``, early stopping with ``early_stopping=``), and the
         result is a Keras ``History``. Unless given, a table's `epochs` follow its
-        rows per item (`sr.training.default_epochs`: 12 to 32, not Keras's 1), other
-        input's are `DEFAULT_EPOCHS` (12), and a table's `batch_size` is
-        `DEFAULT_BATCH_SIZE` (128) (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
+        rows per item and its size (`sr.training.default_epochs`: 12 to 32, fewer
+        past 3.3M rows; not Keras's 1), other input's are `DEFAULT_EPOCHS` (12), and
+        a table's `batch_size` is `DEFAULT_BATCH_SIZE` (128) (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
         draw from one and for ranking ``validation_data``."""
         if isinstance(x, Loader):
             x = x.to_tf_dataset()

@@ -3,7 +3,8 @@
 `fit` (and `model.fit` on a table, and ``schemaretrieval train``) takes
 `DEFAULT_BATCH_SIZE` rows a batch and `default_epochs` of its training data:
 12 epochs on data as dense in items as MovieLens-100K, more on a sparser
-catalog, up to 32. docs/defaults.md gives the evidence for both.
+catalog, up to 32, and no more than `EXAMPLE_BUDGET` rows in all, so that
+a large table takes fewer passes. docs/defaults.md gives the evidence.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import pandas as pd
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import CSV_SUFFIXES, read_table
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "MAX_DEFAULT_EPOCHS", "DENSE_ROWS_PER_ITEM",
-           "default_epochs", "table_epochs"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "MAX_DEFAULT_EPOCHS", "DENSE_ROWS_PER_ITEM", "EXAMPLE_BUDGET",
+           "default_epochs", "table_shape", "table_epochs"]
 
 #: Rows per batch of `fit` when none is given.
 DEFAULT_BATCH_SIZE = 128
@@ -31,12 +32,17 @@ MAX_DEFAULT_EPOCHS = 32
 # often. 48 is MovieLens-100K's training part (80,000 rows over 1,650 items),
 # where 12 epochs are the measured best.
 DENSE_ROWS_PER_ITEM = 48.0
+#: The most rows (rows times epochs) the default epochs train on: past a few
+#: million rows an epoch already shows each user and item many times, and
+#: the held-out recall of the measured sets levels off within this budget.
+EXAMPLE_BUDGET = 40_000_000
 
 
 def default_epochs(rows: int, items: int) -> int:
     """`fit`'s epochs, when none is given, for `rows` interactions over `items`
     distinct item ids: `DEFAULT_EPOCHS` times ``sqrt(DENSE_ROWS_PER_ITEM /
-    (rows / items))``, rounded, from 12 to `MAX_DEFAULT_EPOCHS` (32).
+    (rows / items))``, rounded, from 12 to `MAX_DEFAULT_EPOCHS` (32); then at
+    most ``EXAMPLE_BUDGET // rows`` and at least 1.
 
     >>> default_epochs(80_000, 1_650)    # MovieLens-100K's training part
     12
@@ -44,6 +50,8 @@ def default_epochs(rows: int, items: int) -> int:
     27
     >>> default_epochs(74_267, 15_432)   # Last.fm 2k's
     32
+    >>> default_epochs(5_000_000, 26_744), default_epochs(20_000_000, 26_744)   # the budget's share
+    (8, 2)
     >>> default_epochs(0, 10)
     Traceback (most recent call last):
     ...
@@ -52,22 +60,32 @@ def default_epochs(rows: int, items: int) -> int:
     if rows < 1 or items < 1:
         raise ValueError(f"default_epochs: rows and items must be >= 1, got rows={rows}, items={items}")
     scaled = DEFAULT_EPOCHS * math.sqrt(DENSE_ROWS_PER_ITEM * items / rows)
-    return int(min(MAX_DEFAULT_EPOCHS, max(DEFAULT_EPOCHS, round(scaled))))
+    by_density = min(MAX_DEFAULT_EPOCHS, max(DEFAULT_EPOCHS, round(scaled)))
+    return int(max(1, min(by_density, EXAMPLE_BUDGET // rows)))
+
+
+def table_shape(data, item_id_column: str) -> tuple[int, int]:
+    """``(rows, distinct item ids)`` of an interactions table: a DataFrame, or a
+    parquet file or folder (only its item-id column is read, so a table larger
+    than memory is counted without loading it), or a csv file.
+
+    >>> table_shape(pd.DataFrame({"item_id": [1, 2, 3, 1]}), "item_id")
+    (4, 3)
+    """
+    if not isinstance(data, pd.DataFrame) and os.fspath(data).endswith(CSV_SUFFIXES):
+        data = read_table(data)
+    if isinstance(data, pd.DataFrame):
+        return len(data), int(data[item_id_column].nunique())
+    ids = parquet.read_columns(data, [item_id_column])[item_id_column]
+    return len(ids), len(np.unique(ids))
 
 
 def table_epochs(data, item_id_column: str) -> int:
-    """`default_epochs` of an interactions table: a DataFrame, or a parquet
-    file or folder (only its item-id column is read, so a table larger than
-    memory is counted without loading it).
+    """`default_epochs` of an interactions table (`table_shape`).
 
     >>> table_epochs(pd.DataFrame({"item_id": [1, 2, 3, 1]}), "item_id")
     32
     >>> table_epochs(pd.DataFrame({"item_id": np.arange(80_000) % 1_650}), "item_id")
     12
     """
-    if not isinstance(data, pd.DataFrame) and os.fspath(data).endswith(CSV_SUFFIXES):
-        data = read_table(data)
-    if isinstance(data, pd.DataFrame):
-        return default_epochs(len(data), int(data[item_id_column].nunique()))
-    ids = parquet.read_columns(data, [item_id_column])[item_id_column]
-    return default_epochs(len(ids), len(np.unique(ids)))
+    return default_epochs(*table_shape(data, item_id_column))

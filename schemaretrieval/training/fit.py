@@ -50,7 +50,7 @@ from schemaretrieval.training.callbacks import (
     TopKCallback,
 )
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
-from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, table_epochs
+from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, default_epochs, table_shape
 
 __all__ = ["set_seed", "fit"]
 
@@ -135,7 +135,7 @@ def fit(
         data: training interactions: a DataFrame, or a parquet (file or
             directory) or csv path; parquet larger than memory is streamed.
         epochs: by default `default_epochs` of the rows trained on (12 to 32,
-            by how many rows each item has; docs/defaults.md).
+            by how many rows each item has, fewer past 3.3M rows; docs/defaults.md).
         batch_size: by default `DEFAULT_BATCH_SIZE` (128).
         seed: the data order of epoch ``e`` is a function of ``(seed, e)``.
         shuffle: a new order of the rows every epoch.
@@ -204,8 +204,15 @@ def fit(
     else:
         train = data
         batches = Batches(data, model.schema, batch_size, shuffle=shuffle, seed=seed, streaming=streaming)
+    chosen = f"{batches.num_rows:,} rows, {epochs} epochs"
     if epochs is None:
-        epochs = table_epochs(train, model.candidate_id_column)
+        rows, items = table_shape(train, model.candidate_id_column)
+        epochs = default_epochs(rows, items)
+        chosen = f"{rows:,} rows over {items:,} items, {epochs} epochs (the default, docs/defaults.md)"
+    if _verbose(verbose):
+        rate = getattr(model.optimizer, "learning_rate", None)
+        rate = f", learning rate {float(keras.ops.convert_to_numpy(rate)):g}" if rate is not None else ""
+        print(f"fit: {chosen}, batches of {batch_size}{rate}")
     validation = None
     if validation_data is not None:
         validation = Batches(validation_data, model.schema, batch_size).dataset()

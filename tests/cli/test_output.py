@@ -111,8 +111,15 @@ def test_train_writes_one_epoch_line_per_epoch_numbered_from_one(outputs):
     for epoch in epochs:
         after = lines[lines.index(epoch) + 1]
         assert re.match(r"^\d+/\d+ - \d+s - .*loss: [\d.]+", after), after
-    assert len(lines) == 2 * EPOCHS + 5 + 1, lines  # epochs, the table (header + 4 rows), the saved line
+    # the chosen values, the epochs, the table (header + 4 rows), the saved line
+    assert len(lines) == 1 + 2 * EPOCHS + 5 + 1, lines
+    assert re.match(rf"^fit: \d+ rows, {EPOCHS} epochs, batches of \d+, learning rate 0.001$", lines[0]), lines[0]
     assert lines[-1].startswith("saved the model to ")
+    # each stage's time, rows/s and peak memory, on stderr in the order they ran
+    steps = [line.split(":")[0] for line in user_lines(outputs["train"]) if line.startswith("step ")]
+    assert steps == ["step training", "step evaluation", "step save and export"], steps
+    step = re.compile(r"^step [a-z ]+: [\dhms]+, [\d,]+ rows/s, peak RSS \d+\.\d\d GB$")
+    assert all(step.match(line) for line in user_lines(outputs["train"]) if line.startswith("step "))
 
 
 def test_the_etl_says_its_engine_once_and_not_nvtabulars_cpu_warning(outputs):
@@ -121,6 +128,7 @@ def test_the_etl_says_its_engine_once_and_not_nvtabulars_cpu_warning(outputs):
     assert "CPU mode" not in result.stderr
     assert "split by --train-ids" in result.stderr and "into 40 train and 8 valid" in result.stderr
     assert result.stdout.splitlines() == [f"wrote 40 train and 8 valid rows to {outputs['root'] / 'etl'} (device cpu)"]
+    assert [line for line in user_lines(result) if line.startswith("step ")][0].startswith("step ETL: ")
 
 
 def test_evaluate_recommend_and_similar_items_print_their_tables(outputs):

@@ -1,5 +1,6 @@
 """fit's epochs when none is given: the rule of docs/defaults.md, by hand,
-and the same count from a DataFrame, a parquet file or folder, and a csv."""
+and the same count from a DataFrame, a parquet file or folder, and a csv;
+the chosen values said at the start of training."""
 
 import math
 
@@ -10,6 +11,7 @@ import pytest
 from schemaretrieval.training.defaults import (
     DEFAULT_EPOCHS,
     DENSE_ROWS_PER_ITEM,
+    EXAMPLE_BUDGET,
     MAX_DEFAULT_EPOCHS,
     default_epochs,
     table_epochs,
@@ -17,11 +19,38 @@ from schemaretrieval.training.defaults import (
 
 
 @pytest.mark.parametrize("rows, items", [(80_000, 1_650), (80_000, 8_500), (74_267, 15_432), (1000, 100),
-                                         (100, 100), (10**6, 10)])
+                                         (100, 100), (10**6, 10), (10**6, 26_744), (5 * 10**6, 26_744),
+                                         (19_800_000, 26_744), (10**9, 10**6)])
 def test_the_rule_by_hand(rows, items):
     by_hand = round(12 * math.sqrt(48 / (rows / items)))
-    assert default_epochs(rows, items) == min(32, max(12, by_hand))
-    assert (DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS, DENSE_ROWS_PER_ITEM) == (12, 32, 48.0)
+    budget = 40_000_000 // rows
+    assert default_epochs(rows, items) == max(1, min(budget, min(32, max(12, by_hand))))
+    assert (DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS, DENSE_ROWS_PER_ITEM, EXAMPLE_BUDGET) == (12, 32, 48.0, 40_000_000)
+
+
+def test_a_large_table_takes_the_budgets_share_and_at_least_one_epoch():
+    assert default_epochs(1_000_000, 26_744) == 14     # 37 rows per item: 12 * sqrt(48 / 37), under the budget
+    assert default_epochs(5_000_000, 26_744) == 8      # 40M / 5M
+    assert default_epochs(19_800_000, 26_744) == 2     # 40M // 19.8M
+    assert default_epochs(100_000_000, 26_744) == 1    # never none
+
+
+def test_fit_says_the_chosen_values_as_training_starts(capsys):
+    import schemaretrieval as sr
+    from schemaretrieval import training
+
+    frame, schema = sr.data.movielens_like(100, 200, 3000, seed=0)
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    training.fit(model, frame.iloc[:600], epochs=1, verbose=2)
+    given = capsys.readouterr().out.splitlines()[0]
+    assert given == "fit: 600 rows, 1 epochs, batches of 128, learning rate 0.001"
+    items = frame.iloc[:600]["item_id"].nunique()
+    model.fit(frame.iloc[:600], verbose=2)
+    chosen = capsys.readouterr().out.splitlines()[0]
+    assert chosen == (f"fit: 600 rows over {items} items, {default_epochs(600, items)} epochs (the default, "
+                      "docs/defaults.md), batches of 128, learning rate 0.001")
+
 
 
 def test_movielens_100k_keeps_12_and_a_sparser_catalog_gets_more():
