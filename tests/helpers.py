@@ -27,3 +27,35 @@ def module_examples_pass(module, at_least=1):
 
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     return result.attempted >= at_least and result.failed == 0
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+# The notebooks that run TFRS's and Merlin Models' APIs, each run by its own
+# test file (tests/test_notebooks_<api>.py): `--dist loadfile` hands a worker
+# a whole file, and together they were two thirds of the notebooks' time.
+NOTEBOOKS_OF = {
+    "tfrs": ["06-tfrs-basic-retrieval.ipynb"],
+    "merlin": ["05-moving-from-merlin-or-tfrs.ipynb", "07-merlin-retrieval-model.ipynb"],
+}
+
+
+def run_notebook(path, tmp_path, monkeypatch):
+    """Runs the notebook top to bottom on CPU, as a user would, and checks
+    that it is committed without outputs and that no cell ends in an error."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    stale = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
+    assert not stale, f"{path.name}: clear the outputs of cells {stale} before committing"
+    # The notebook runs in a scratch directory, reading the repository's
+    # files through SCHEMARETRIEVAL_ROOT.
+    client = NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    monkeypatch.setenv("SCHEMARETRIEVAL_ROOT", str(EXAMPLES.parent))
+    client.execute()
+    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+
