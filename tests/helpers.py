@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import keras
 from merlin.schema import ColumnSchema, Tags
 
+from schemaretrieval import TwoTowerModel
 from schemaretrieval.schema import load_schema
 
 SYNTHETIC_YAML = Path(__file__).resolve().parents[1] / "schemas" / "synthetic.yaml"
@@ -59,3 +61,28 @@ def run_notebook(path, tmp_path, monkeypatch):
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
 
+
+def small_model(schema, seed=0, optimizer=None, **kwargs):
+    """A two-tower model of 8-unit towers, compiled (Adam 1e-2 unless
+    `optimizer`), its initial weights fixed by `seed`."""
+    keras.utils.set_random_seed(seed)
+    model = TwoTowerModel(schema, query_units=(8,), candidate_units=(8,), **kwargs)
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2))
+    return model
+
+
+class Stop(Exception):
+    """What StopAt raises: a fit interrupted at a known step."""
+
+
+class StopAt(keras.callbacks.Callback):
+    """Raises Stop at the end of the fit's `steps`-th training step."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.seen = steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.steps:
+            raise Stop
