@@ -4,7 +4,6 @@ an export from the ETL's artifacts takes raw ids and raw continuous values."""
 
 import json
 import re
-import select
 import subprocess
 import sys
 import textwrap
@@ -25,45 +24,12 @@ from schemaretrieval.serving.indexes import BruteForce
 K = 10
 
 
-# A Python that never imports schemaretrieval, started once for the module: it
-# runs each test's script in turn, so TensorFlow's import (most of a script's
-# time) is paid once, while the first fixture trains, not once per script.
-BARE_PYTHON = textwrap.dedent("""
-    import sys, traceback
-    import numpy, tensorflow
-    for path in sys.stdin:
-        try:
-            exec(compile(open(path.strip()).read(), path.strip(), "exec"), {"__name__": "__main__"})
-        except BaseException:
-            traceback.print_exc()
-            print("failed", flush=True)
-        else:
-            print("done", flush=True)
-""")
-
-
-@pytest.fixture(scope="module")
-def bare_python(tmp_path_factory):
-    stderr = tmp_path_factory.mktemp("bare-python") / "stderr.txt"
-    with open(stderr, "w") as log:
-        process = subprocess.Popen([sys.executable, "-c", BARE_PYTHON], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=log, text=True)
-    yield process, stderr
-    process.stdin.close()
-    try:
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
-def without_the_library(bare_python, tmp_path, script, **arrays):
-    """Runs ``script`` in the module's Python that never imports schemaretrieval.
+def without_the_library(tmp_path, script, **arrays):
+    """Runs ``script`` in a fresh Python that never imports schemaretrieval.
 
     The script has ``np``, ``tf``, the ``arrays`` as ``x`` and a dict ``out``
     of arrays to hand back; returns ``out``.
     """
-    process, stderr = bare_python
     np.savez(tmp_path / "in.npz", **arrays)
     program = "\n".join([
         "import sys, numpy as np, tensorflow as tf",
@@ -73,12 +39,7 @@ def without_the_library(bare_python, tmp_path, script, **arrays):
         "assert not [m for m in sys.modules if m.startswith('schemaretrieval')]",
         f"np.savez({str(tmp_path / 'out.npz')!r}, **out)",
     ])
-    (tmp_path / "program.py").write_text(program)
-    process.stdin.write(f"{tmp_path / 'program.py'}\n")
-    process.stdin.flush()
-    ready, _, _ = select.select([process.stdout], [], [], 300)
-    status = process.stdout.readline().strip() if ready else "timed out"
-    assert status == "done", f"{status}: {stderr.read_text()[-4000:]}"
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
     return np.load(tmp_path / "out.npz")
 
 
@@ -108,13 +69,13 @@ def library_topk(model, catalog, users, k=K, exclude=None):
     return index.search(model.query_embeddings(users), k, exclude=exclude)
 
 
-def test_saved_model_in_a_process_without_the_library_matches_the_library(bare_python, setup, tmp_path):
+def test_saved_model_in_a_process_without_the_library_matches_the_library(setup, tmp_path):
     model, catalog, users, plain, raw = setup
     users = users.iloc[:20]
     exclude = [catalog.ids[i : i + 3] for i in range(20)]
     exclude[0] = library_topk(model, catalog, users.iloc[:1])[1][0, :3]  # its own best items
     exclude[1] = np.array([exclude[1][0], -1, -1])  # padding
-    out = without_the_library(bare_python, tmp_path, f"""
+    out = without_the_library(tmp_path, f"""
         loaded = tf.saved_model.load({str(plain)!r})
         feats = dict(user_id=tf.constant(x["user_id"]), user_age=tf.constant(x["user_age"]),
                      user_country=tf.constant(x["user_country"]))
@@ -263,10 +224,10 @@ def seen_export(tmp_path_factory):
     return model, train, plain, raw
 
 
-def test_the_saved_model_leaves_out_each_users_training_items(bare_python, seen_export, tmp_path):
+def test_the_saved_model_leaves_out_each_users_training_items(seen_export, tmp_path):
     model, train, plain, raw = seen_export
     users = np.arange(6)
-    out = without_the_library(bare_python, tmp_path, f"""
+    out = without_the_library(tmp_path, f"""
         loaded = tf.saved_model.load({str(plain)!r})
         top = loaded.signatures["serving_default"](user_id=tf.constant(x["users"]))
         ex = loaded.signatures["recommend"](user_id=tf.constant(x["users"]), excluded=tf.constant(x["caller"]),
@@ -392,14 +353,14 @@ def etl_export(tmp_path_factory):
     return raw, res, model, catalog, path
 
 
-def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(bare_python, etl_export, tmp_path):
+def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(etl_export, tmp_path):
     raw, res, model, catalog, path = etl_export
     rows = raw.drop_duplicates("user_id").reset_index(drop=True)  # u3 has no age, u5 no spend
     assert rows.user_age.isna().any() and rows.user_spend.isna().any()
     assert ((rows.user_age < 18) | (rows.user_age > 65)).any()  # clipped
     nobody = {"user_id": "nobody", "user_age": np.nan, "user_spend": np.nan, "item_id": "i0", "timestamp": 0}
     rows = pd.concat([rows, pd.DataFrame([nobody])], ignore_index=True)
-    out = without_the_library(bare_python, tmp_path, f"""
+    out = without_the_library(tmp_path, f"""
         loaded = tf.saved_model.load({str(path)!r})
         feats = dict(user_id=tf.constant(x["user_id"]), user_age=tf.constant(x["user_age"]),
                      user_spend=tf.constant(x["user_spend"]))
