@@ -1,15 +1,13 @@
-"""Every notebook in examples/ runs top to bottom on CPU, as a user would run it."""
+"""Every notebook in examples/ runs top to bottom on CPU, as a user would run it:
+here, all but those of helpers.NOTEBOOKS_OF, which tests/test_notebooks_<api>.py run."""
 
-from pathlib import Path
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from helpers import NOTEBOOKS, NOTEBOOKS_OF, run_notebook
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+OWN = [path for path in NOTEBOOKS if not any(path.name in names for names in NOTEBOOKS_OF.values())]
 
 
 def test_examples_has_the_notebooks_the_docs_promise():
@@ -18,19 +16,12 @@ def test_examples_has_the_notebooks_the_docs_promise():
     assert {"01-etl-with-nvtabular.ipynb", "04-export-and-serve.ipynb"} <= names, names
     assert "06-tfrs-basic-retrieval.ipynb" in names, names
     assert "07-merlin-retrieval-model.ipynb" in names, names
+    # each notebook run elsewhere exists, and a test file of that name runs it
+    for api, run_there in NOTEBOOKS_OF.items():
+        assert set(run_there) <= names, run_there
+        assert (NOTEBOOKS[0].parents[1] / "tests" / f"test_notebooks_{api}.py").is_file(), api
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", OWN, ids=[p.stem for p in OWN])
 def test_notebook_runs_and_is_committed_without_outputs(path, tmp_path, monkeypatch):
-    notebook = nbformat.read(path, as_version=4)
-    stale = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
-    assert not stale, f"{path.name}: clear the outputs of cells {stale} before committing"
-    # The notebook runs in a scratch directory, reading the repository's
-    # files through SCHEMARETRIEVAL_ROOT.
-    client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    monkeypatch.setenv("SCHEMARETRIEVAL_ROOT", str(EXAMPLES.parent))
-    client.execute()
-    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    run_notebook(path, tmp_path, monkeypatch)

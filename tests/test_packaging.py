@@ -15,24 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_gpu_extra_resolves_to_rapids_24_12(tmp_path):
-    # A dry run against the package index: resolves, downloads no wheel, installs nothing.
-    report = tmp_path / "report.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
-         "--report", str(report), "-c", "constraints.txt", ".[gpu]"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    chosen = {p["metadata"]["name"].lower(): p["metadata"]["version"]
-              for p in json.loads(report.read_text())["install"]}
-    assert chosen["cudf-cu12"] == "24.12.0"
-    assert chosen["dask-cudf-cu12"] == "24.12.0"
-    assert chosen["cupy-cuda12x"].startswith("13.")
-    assert (chosen["pandas"], chosen["dask"], chosen["numpy"]) == ("2.2.3", "2024.11.2", "1.26.4")
-    assert chosen["tensorflow"] == "2.21.0"
-    assert "nvidia-cudnn-cu12" in chosen  # tensorflow[and-cuda]: training on the GPU too
-
-
 @pytest.mark.slow
 def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp_path):
     """The wheel carries the bundled schemas: installed outside the checkout, the
@@ -70,23 +52,72 @@ def test_a_wheel_installed_elsewhere_runs_the_movielens_etl_without_a_schema(tmp
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
                                 "--prefix", str(fresh), str(wheel)], capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stderr[-3000:]
-    here = subprocess.run([sys.executable, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert here.stdout.strip() == str(ROOT / "schemaretrieval" / "__init__.py"), here.stderr[-2000:]  # still editable
-
     python = fresh / "bin" / "python"
     clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # a checkout on it would win
-    where = subprocess.run([python, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=clean)
+    out = tmp_path / "etl"
+    # Three processes at once (most of each is TensorFlow's import): where this
+    # environment's schemaretrieval comes from, where the fresh one's does, and
+    # the fresh one's ETL.
+    here, where, run = _run_all([
+        ([sys.executable, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"], None),
+        ([python, "-c", "import schemaretrieval; print(schemaretrieval.__file__)"], clean),
+        ([python, "-m", "schemaretrieval", "etl", "--movielens", str(ROOT / "tests" / "fixtures" / "ml-100k"),
+          "--out", str(out)], clean),
+    ], cwd=tmp_path, timeout=900)
+    assert here.stdout.strip() == str(ROOT / "schemaretrieval" / "__init__.py"), here.stderr[-2000:]  # still editable
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr[-2000:]
     assert "Error processing line" not in where.stderr, where.stderr[-2000:]
-    out = tmp_path / "etl"
-    run = subprocess.run([python, "-m", "schemaretrieval", "etl", "--movielens",
-                          str(ROOT / "tests" / "fixtures" / "ml-100k"), "--out", str(out)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=900, env=clean)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert (out / "train").is_dir() and (out / "artifacts" / "vocabularies").is_dir()
     assert {"user_id", "item_id", "item_genres"} <= set(sr_schema_columns(out / "schema.yaml"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gpu_extra_resolution(tmp_path_factory):
+    """pip's resolution of the GPU extra, started with the module's first test:
+    it waits on the package index, so the wheel's build and install (on the
+    CPU) run meanwhile rather than after it. A dry run: resolves, downloads no
+    wheel, installs nothing."""
+    folder = tmp_path_factory.mktemp("gpu-extra")
+    with open(folder / "stderr.txt", "w") as stderr:  # a file: a full pipe would stall pip meanwhile
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+             "--report", str(folder / "report.json"), "-c", "constraints.txt", ".[gpu]"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        yield process, folder
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_gpu_extra_resolves_to_rapids_24_12(gpu_extra_resolution):
+    process, folder = gpu_extra_resolution
+    assert process.wait(timeout=600) == 0, (folder / "stderr.txt").read_text()[-3000:]
+    report = folder / "report.json"
+    chosen = {p["metadata"]["name"].lower(): p["metadata"]["version"]
+              for p in json.loads(report.read_text())["install"]}
+    assert chosen["cudf-cu12"] == "24.12.0"
+    assert chosen["dask-cudf-cu12"] == "24.12.0"
+    assert chosen["cupy-cuda12x"].startswith("13.")
+    assert (chosen["pandas"], chosen["dask"], chosen["numpy"]) == ("2.2.3", "2024.11.2", "1.26.4")
+    assert chosen["tensorflow"] == "2.21.0"
+    assert "nvidia-cudnn-cu12" in chosen  # tensorflow[and-cuda]: training on the GPU too
+
+
+def _run_all(commands, cwd, timeout):
+    """Runs the (command, environment) pairs at once; their CompletedProcesses."""
+    started = [subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for command, env in commands]
+    try:
+        outputs = [process.communicate(timeout=timeout) for process in started]
+        return [subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+                for process, (stdout, stderr) in zip(started, outputs)]
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
 
 
 def sr_schema_columns(path):

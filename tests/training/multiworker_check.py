@@ -1,4 +1,4 @@
-"""Run by tests/training/test_distributed.py: `fit` under
+"""Run by tests/training/test_multiworker.py: `fit` under
 MultiWorkerMirroredStrategy, two worker processes on 127.0.0.1, against one
 process on the same global batches.
 

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import schemaretrieval as sr
+from schemaretrieval import training
 from schemaretrieval.training.defaults import (
     DEFAULT_EPOCHS,
     DENSE_ROWS_PER_ITEM,
@@ -16,6 +18,8 @@ from schemaretrieval.training.defaults import (
     default_epochs,
     table_epochs,
 )
+
+from helpers import small_model
 
 
 @pytest.mark.parametrize("rows, items", [(80_000, 1_650), (80_000, 8_500), (74_267, 15_432), (1000, 100),
@@ -77,3 +81,21 @@ def test_a_path_counts_as_its_frame(tmp_path):
     assert table_epochs(folder, "item_id") == expected
     frame.to_csv(tmp_path / "train.csv", index=False)
     assert table_epochs(str(tmp_path / "train.csv"), "item_id") == expected
+
+
+@pytest.fixture(scope="module")
+def frame(schema):
+    return sr.data.synthetic(schema, 1200, seed=0)
+
+
+def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(schema, frame):
+    rows = frame.iloc[:300]  # batches of 128: 128 + 128 + 44
+    # the epochs follow the rows per item (docs/defaults.md): 300 rows over
+    # this many items are far sparser than MovieLens-100K, so the most
+    epochs = table_epochs(rows, "item_id")
+    assert epochs == MAX_DEFAULT_EPOCHS == 32 and DEFAULT_EPOCHS == 12
+    for fit in (lambda model: model.fit(rows, verbose=0).history, lambda model: training.fit(model, rows, verbose=0)):
+        model = small_model(schema)
+        history = fit(model)
+        assert len(history["loss"]) == epochs
+        assert int(model.optimizer.iterations) == epochs * 3

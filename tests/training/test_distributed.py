@@ -1,9 +1,9 @@
 """fit under MirroredStrategy on two logical CPUs equals one device on the
-same global batches (tests/training/distributed_check.py, in a fresh process)."""
+same global batches (tests/training/distributed_check.py, in a fresh process);
+MultiWorkerMirroredStrategy is tested in test_multiworker.py."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 VARIANTS = ["user-id", "user-history"]
+TABLE_VARIANTS = ["default-frame", "default-path", "samplers"]
 
 
 @pytest.fixture(scope="module")
 def results():
+    """Every variant's JSON, from one process: its start (TensorFlow's
+    import, the strategy's devices) is paid once, not once per test group."""
     run = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "training" / "distributed_check.py"), "64", "schemas/synthetic.yaml", *VARIANTS],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, str(ROOT / "tests" / "training" / "distributed_check.py"), "64", "schemas/synthetic.yaml",
+         *VARIANTS, *TABLE_VARIANTS],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
     )
     assert run.returncode == 0, run.stderr[-4000:]
@@ -57,30 +61,15 @@ def test_fit_under_the_strategy_ends_with_the_weights_and_losses_of_one_device(r
         np.testing.assert_allclose(np.array(b, dtype=float), np.array(a, dtype=float), rtol=0, atol=1e-5, err_msg=path)
 
 
-TABLE_VARIANTS = ["default-frame", "default-path", "samplers"]
-
-
-@pytest.fixture(scope="module")
-def table_results():
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "training" / "distributed_check.py"), "64", "schemas/synthetic.yaml",
-         *TABLE_VARIANTS],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    return json.loads(run.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("variant", TABLE_VARIANTS)
-def test_the_default_optimizer_fits_a_table_under_the_strategy_as_on_one_device(variant, table_results):
+def test_the_default_optimizer_fits_a_table_under_the_strategy_as_on_one_device(variant, results):
     """model.compile() and model.fit(DataFrame or parquet path) inside MirroredStrategy's
     scope: the sparse updates (IndexedSlices all-reduced, scattered into mirrored variables)
     and the lazy moving average end on one device's weights. "samplers": a memory bank
     (CrossBatchSampler, fed the gathered global batch) and catalog draws (UniformSampler,
     PopularitySampler: every replica draws the rows one device draws) beside in-batch
     negatives; the bank's ids, embeddings and position are among the weights compared."""
-    result = table_results[variant]
+    result = results[variant]
     assert result["replicas"] == 2
     assert result["optimizer"] == ["AveragedAdam", "AveragedAdam"]
     assert result["steps"] == [10, 10]  # 2 epochs of 4 full batches and one of 33 rows
@@ -98,44 +87,3 @@ def test_the_default_optimizer_fits_a_table_under_the_strategy_as_on_one_device(
         np.testing.assert_allclose(mirrored_recall, single_recall, rtol=1e-6)
     for path, a, b in zip(result["paths"], *result["weights"]):
         np.testing.assert_allclose(np.array(b, dtype=float), np.array(a, dtype=float), rtol=0, atol=1e-5, err_msg=path)
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_two_worker_processes_end_with_one_process_weights(tmp_path):
-    """MultiWorkerMirroredStrategy, two worker processes on 127.0.0.1 (a TF_CONFIG each), the
-    default optimizer, fit from a DataFrame (tests/training/multiworker_check.py): both workers
-    end on the same weights, those of one process on the same global batches; in-batch negatives
-    are gathered from both workers (with a worker's own half the gradients would differ)."""
-    ports = f"{_free_port()},{_free_port()}"
-    script = str(ROOT / "tests" / "training" / "multiworker_check.py")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("TF_CONFIG", None)
-    commands = [[sys.executable, script, "worker", str(i), ports, str(tmp_path)] for i in (0, 1)]
-    commands.append([sys.executable, script, "reference", str(tmp_path)])
-    runs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for c in commands]
-    try:
-        outputs = [run.communicate(timeout=300) for run in runs]
-    finally:
-        for run in runs:
-            if run.poll() is None:
-                run.kill()
-    for command, run, (_, stderr) in zip(commands, runs, outputs):
-        assert run.returncode == 0, f"{command[2]}: {stderr[-4000:]}"
-    reference, *workers = (np.load(tmp_path / f"{name}.npz") for name in ("reference", "worker-0", "worker-1"))
-    assert int(reference["replicas"]) == 1 and [int(w["replicas"]) for w in workers] == [2, 2]
-    assert int(reference["steps"]) == 6 and [int(w["steps"]) for w in workers] == [6, 6]
-    paths = list(reference["paths"])
-    assert any("embedding_user_id" in p for p in paths) and len(paths) == len(workers[0]["paths"])
-    for i, path in enumerate(paths):
-        # the workers hold one model: bit for bit
-        np.testing.assert_array_equal(workers[1][f"weight_{i}"], workers[0][f"weight_{i}"], err_msg=path)
-        np.testing.assert_allclose(workers[0][f"weight_{i}"].astype(float), reference[f"weight_{i}"].astype(float),
-                                   rtol=0, atol=1e-5, err_msg=path)
-    # The logged loss is Keras's mean over the workers of each one's tracker: close, not equal.
-    np.testing.assert_allclose(workers[0]["loss"], reference["loss"], rtol=5e-3)
