@@ -49,11 +49,14 @@ def test_fit_says_the_chosen_values_as_training_starts(capsys):
     training.fit(model, frame.iloc[:600], epochs=1, verbose=2)
     given = capsys.readouterr().out.splitlines()[0]
     assert given == "fit: 600 rows, 1 epochs, batches of 128, learning rate 0.001"
-    items = frame.iloc[:600]["item_id"].nunique()
-    model.fit(frame.iloc[:600], verbose=2)
+    # few items, so that the rule's epochs are its floor of 12 (two batches each)
+    dense = frame[frame["item_id"].isin(frame["item_id"].value_counts().index[:4])].iloc[:256]
+    items = dense["item_id"].nunique()
+    assert default_epochs(256, items) == 12
+    model.fit(dense, verbose=2)
     chosen = capsys.readouterr().out.splitlines()[0]
-    assert chosen == (f"fit: 600 rows over {items} items, {default_epochs(600, items)} epochs (the default, "
-                      "docs/defaults.md), batches of 128, learning rate 0.001")
+    assert chosen == (f"fit: 256 rows over {items} items, 12 epochs (the default, docs/defaults.md), "
+                      "batches of 128, learning rate 0.001")
 
 
 
