@@ -209,7 +209,8 @@ def fit(
         rows, items = table_shape(train, model.candidate_id_column)
         epochs = default_epochs(rows, items)
         chosen = f"{rows:,} rows over {items:,} items, {epochs} epochs (the default, docs/defaults.md)"
-    if _verbose(verbose):
+    verbose = _verbose(verbose)
+    if verbose:
         rate = getattr(model.optimizer, "learning_rate", None)
         rate = f", learning rate {float(keras.ops.convert_to_numpy(rate)):g}" if rate is not None else ""
         print(f"fit: {chosen}, batches of {batch_size}{rate}")
@@ -232,7 +233,6 @@ def fit(
     epoch, step, loss_before = 0, 0, (0.0, 0)
     if early_stopping is not None:
         early_stopping.start(model)
-    verbose = _verbose(verbose)
     if checkpointer is not None:
         info = checkpointer.restore(model, meta)
         if info is not None:
