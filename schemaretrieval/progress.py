@@ -196,11 +196,18 @@ class Progress:
         self._drawn_width = max(self._drawn_width, len(text))
 
     def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream: progress is never worth an error
+        if not _write(self.stream, text):
             self.enabled = False
+
+
+def _write(stream, text: str) -> bool:
+    """Writes and flushes; False for a closed or broken stream: progress is never worth an error."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def peak_rss_bytes(reset: bool = False) -> int:
@@ -262,8 +269,4 @@ class Step:
         self.peak_bytes = peak_rss_bytes()
         rate = f", {self.rows / max(self.seconds, 1e-9):,.0f} rows/s" if self.rows else ""
         text = f"step {self.what}: {format_duration(self.seconds)}{rate}, peak RSS {self.peak_bytes / 1e9:.2f} GB\n"
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
+        _write(self.stream, text)
