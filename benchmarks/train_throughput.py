@@ -1,35 +1,49 @@
-"""Training throughput of the TFRS basic-retrieval configuration:
-schemaretrieval against tensorflow-recommenders 0.7.7, in one run.
+"""Training throughput in one run: ours against TFRS 0.7.7 at TFRS's configuration, and ours at our defaults.
+
+schemaretrieval against tensorflow-recommenders 0.7.7 at TFRS's
+basic-retrieval configuration, and schemaretrieval's own defaults, each
+beside the library at earlier commits (`--before`).
 
 What is measured
-    Training examples per second of `fit` on the TFRS basic-retrieval
-    tutorial's model: a user-id tower and an item-id tower, each one embedding
-    of dim 32 (no MLP), in-batch softmax, loss summed over the batch (TFRS's
-    reduction), Adagrad(learning_rate=0.1), batch size 8192, retrieval metrics
-    off. The data is shaped like MovieLens-100K (943 users, 1682 items,
-    80,000 interactions with power-law popularity), generated once with numpy
-    from a fixed seed and handed to every side through one .npz file.
+    Training examples per second of `fit`, over the wall time of the timed
+    epochs alone, after one warm-up epoch that is not timed (tracing and
+    compilation).
 
-    Both sides read it through the same tf.data pipeline (shuffle every epoch,
-    batch, prefetch), train one warm-up epoch that is not timed (tracing and
-    compilation), then N timed epochs; examples/s is the timed examples over
-    the wall time of the timed epochs alone.
+    TFRS's configuration: the TFRS basic-retrieval tutorial's model, a
+    user-id tower and an item-id tower, each one embedding of dim 32 (no
+    MLP), in-batch softmax, loss summed over the batch (TFRS's reduction),
+    Adagrad(learning_rate=0.1), batch size 8192, retrieval metrics off. The
+    data is shaped like MovieLens-100K (943 users, 1682 items, 80,000
+    interactions with power-law popularity), generated once with numpy from
+    a fixed seed and handed to every side through one .npz file. Both sides
+    read it through the same tf.data pipeline (shuffle every epoch, batch,
+    prefetch). Besides each side's default, rows show the two levers Keras
+    offers: jit_compile=True (XLA for the whole step; the default leaves it
+    off on a CPU-only machine) on both sides, and the mixed_bfloat16 dtype
+    policy on ours.
+
+    The defaults: `sr.TwoTowerModel(schema)`, `compile()`, `fit` on a
+    DataFrame with every default (batch 128, the averaged sparse Adam, the
+    in-batch softmax with the logQ correction), on benchmarks/scale.py's
+    MovieLens-20M-shaped data and schema with `--table-rows` embedding rows
+    (1M: a catalog of 860k items), `--interactions` rows an epoch.
 
 How
     Every row runs in a fresh subprocess, so that no global state (dtype
     policy, compiled functions, thread pools) carries over between rows:
-      - schemaretrieval with the current python (the project's venv);
-      - TFRS with its own virtual environment, made by this script on first
-        use in benchmarks/.venvs/tfrs (TensorFlow 2.21, tf-keras 2.21,
-        TF_USE_LEGACY_KERAS=1). If it cannot be made, our side still runs.
+      - schemaretrieval with the current python (the project's venv), the
+        library of this checkout, or with `--before [LABEL=]PATH` also the
+        library at PATH (e.g. `git archive 725bd11 | tar -x -C /tmp/before`),
+        for its default rows;
+      - TFRS with its own virtual environment (`--tfrs-venv`, by default
+        benchmarks/.venvs/tfrs, made on first use: TensorFlow 2.21,
+        tf-keras 2.21, TF_USE_LEGACY_KERAS=1). If it cannot be made, our
+        side still runs.
     Each worker prints one JSON line that the parent reads.
-
-    Besides each side's default, rows show the two levers Keras offers:
-    jit_compile=True (XLA; the default leaves it off on a CPU-only machine)
-    on both sides, and the mixed_bfloat16 dtype policy on ours.
 
 Run
     python benchmarks/train_throughput.py [--epochs 5] [--batch-size 8192] [--skip-tfrs] [--repeats 1]
+        [--tfrs-venv PATH] [--before [LABEL=]PATH ...] [--table-rows 1M] [--interactions 64000]
 
 Timings on a shared machine drift between runs: compare rows of one run.
 With --repeats R every row runs R times (the rows interleaved) and the
@@ -67,15 +81,18 @@ LEARNING_RATE = 0.1
 SEED = 42
 # Zipf-like exponents of item popularity and user activity.
 ITEM_POPULARITY_EXPONENT = 0.8
+# What `fit` on a table batches by when not told (sr.training.DEFAULT_BATCH_SIZE).
+DEFAULTS_BATCH_SIZE = 128
 USER_ACTIVITY_EXPONENT = 0.5
 
-OURS, TFRS = "schemaretrieval", "TFRS 0.7.7"
+OURS, TFRS, BEFORE = "schemaretrieval", "TFRS 0.7.7", "schemaretrieval before"
 # (library, config, worker arguments) of each row, in the order they run:
 # the two defaults back to back, so that load from other processes on a
 # shared machine hits the pair compared by the ratio alike.
 ROWS = [
     (OURS, "float32, jit_compile=auto (default)", ["--precision", "float32", "--jit", "auto"]),
     (TFRS, "float32, jit_compile=None (default)", ["--jit", "auto"]),
+    (BEFORE, "float32, jit_compile=auto (default)", ["--precision", "float32", "--jit", "auto"]),
     (OURS, "float32, jit_compile=True", ["--precision", "float32", "--jit", "true"]),
     (TFRS, "float32, jit_compile=True", ["--jit", "true"]),
     (OURS, "mixed_bfloat16, jit_compile=auto", ["--precision", "mixed_bfloat16", "--jit", "auto"]),
@@ -204,28 +221,58 @@ def run_tfrs(args) -> dict:
     return {"seconds": seconds, "jit_compile": bool(model.jit_compile), "tfrs": tfrs.__version__}
 
 
+def run_defaults(args) -> dict:
+    """`sr.TwoTowerModel(schema)` with every default (batch 128, `compile()`,
+    `fit` on a DataFrame) on benchmarks/scale.py's MovieLens-20M-shaped data
+    and schema, `args.table_rows` embedding rows in all."""
+    import keras
+    import scale
+
+    import schemaretrieval as sr
+
+    keras.utils.set_random_seed(SEED)
+    users, items = scale.split_rows(args.table_rows)
+    model = sr.TwoTowerModel(scale.encoded_schema(users, items))
+    model.compile()
+    frame = scale.interactions(args.interactions, users, items, SEED)
+
+    class EpochTimer(keras.callbacks.Callback):  # sr.training.fit runs one model.fit per epoch
+        seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            EpochTimer.seconds.append(time.perf_counter() - self.start)
+
+    model.fit(frame, epochs=args.epochs + 1, callbacks=[EpochTimer()], verbose=0)
+    return {"seconds": EpochTimer.seconds[1:], "jit_compile": bool(model.jit_compile), "keras": keras.__version__,
+            "library": str(Path(sr.__file__).resolve().parents[1])}
+
+
 def run_worker(args) -> None:
     """Runs one row and prints its result as the last line of stdout."""
-    result = run_ours(args) if args.worker == "ours" else run_tfrs(args)
-    examples = NUM_INTERACTIONS * args.epochs
-    result["examples_per_second"] = examples / sum(result["seconds"])
-    result["epoch_examples_per_second"] = [NUM_INTERACTIONS / s for s in result["seconds"]]
+    workers = {"ours": run_ours, "tfrs": run_tfrs, "defaults": run_defaults}
+    result = workers[args.worker](args)
+    rows = args.interactions if args.worker == "defaults" else NUM_INTERACTIONS
+    result["examples_per_second"] = rows * len(result["seconds"]) / sum(result["seconds"])
+    result["epoch_examples_per_second"] = [rows / s for s in result["seconds"]]
     print(json.dumps(result), flush=True)
 
 
 # --- the TFRS environment ---------------------------------------------------------
 
 
-def ensure_tfrs_venv() -> Path | None:
+def ensure_tfrs_venv(venv: Path = TFRS_VENV) -> Path | None:
     """The TFRS venv's python, made on first use; None (with a message) if it cannot be."""
-    python = TFRS_VENV / "bin" / "python"
-    stamp = TFRS_VENV / ".installed"
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
     wanted = " ".join(TFRS_REQUIREMENTS)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    print(f"Creating the TFRS environment in {TFRS_VENV} (first use, about a minute)...", flush=True)
+    print(f"Creating the TFRS environment in {venv} (first use, about a minute)...", flush=True)
     steps = [
-        [sys.executable, "-m", "venv", "--clear", str(TFRS_VENV)],
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
         [str(python), "-m", "pip", "install", "-q", "pip<26.2"],
         [str(python), "-m", "pip", "install", "-q", *TFRS_REQUIREMENTS],
     ]
@@ -247,16 +294,19 @@ def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_row(python, side: str, extra: list[str], data: Path, args) -> dict:
-    """One worker subprocess: its JSON result, or {"error": the end of its stderr}."""
+def run_row(python, side: str, extra: list[str], data: Path, args, library: Path | None = None) -> dict:
+    """One worker subprocess: its JSON result, or {"error": the end of its stderr}.
+    `library`: the schemaretrieval checkout our side imports (PYTHONPATH)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     if side == "tfrs":
         env["TF_USE_LEGACY_KERAS"] = "1"
+    else:
+        env["PYTHONPATH"] = str(library or HERE.parent)
     command = [
         str(python), str(Path(__file__).resolve()), "--worker", side, "--data", str(data),
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), *extra,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE.parent)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=library or HERE.parent)
     results = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not results:
         return {"error": f"exit {done.returncode}: {tail(done.stderr, 1)}"}
@@ -276,9 +326,9 @@ def faster(a: dict | None, b: dict) -> dict:
 
 
 def print_table(results: dict[tuple[str, str], dict]) -> None:
-    """library | config | XLA actually on | examples/s | fastest timed epoch;
+    """library | config | XLA on for the whole step | examples/s | fastest timed epoch;
     then why any row failed."""
-    header = ("library", "config", "XLA", "examples/s", "fastest epoch")
+    header = ("library", "config", "XLA step", "examples/s", "fastest epoch")
     lines = [header]
     for (library, config), result in results.items():
         if "error" in result:
@@ -301,47 +351,89 @@ def print_table(results: dict[tuple[str, str], dict]) -> None:
             print(f"\n{library}, {config}: {result['error']}")
 
 
-def print_ratios(results: dict[tuple[str, str], dict]) -> None:
-    """ours/TFRS for the two defaults (the first row of each), and for the best row of each."""
-    ours = [rate(r) for (library, _), r in results.items() if library == OURS]
-    tfrs = [rate(r) for (library, _), r in results.items() if library == TFRS]
-    if ours and tfrs and ours[0] and tfrs[0]:
-        print(f"\nratio ours/TFRS, default configs: {ours[0] / tfrs[0]:.2f}x")
-    if any(ours) and any(tfrs):
-        print(f"ratio ours/TFRS, best config of each: {max(r for r in ours if r) / max(r for r in tfrs if r):.2f}x")
+def print_ratio(results: dict, what: str, a: tuple[str, str], b: tuple[str, str]) -> None:
+    """`what`: examples/s of row a over row b, when both ran."""
+    if rate(results.get(a)) and rate(results.get(b)):
+        print(f"{what}: {rate(results[a]) / rate(results[b]):.2f}x")
+
+
+def parse_before(text: str) -> tuple[str, Path]:
+    """'LABEL=PATH' -> (label, path); a bare PATH is labelled by its folder name."""
+    label, _, path = text.rpartition("=")
+    path = Path(path).resolve()
+    return label or path.name, path
 
 
 def run_benchmark(args) -> None:
+    befores = [parse_before(text) for text in args.before]
+    tfrs_python = None if args.skip_tfrs else ensure_tfrs_venv(Path(args.tfrs_venv))
+    rows = []  # (table label, library label, config, python, side, extra, library path)
+    for library, config, extra in ROWS:
+        if library == TFRS:
+            if tfrs_python is not None:
+                rows.append(("tfrs", TFRS, config, tfrs_python, "tfrs", extra, None))
+        elif library == BEFORE:
+            rows.extend(("tfrs", f"{OURS} {label}", config, sys.executable, "ours", extra, path)
+                        for label, path in befores)
+        else:
+            rows.append(("tfrs", OURS, config, sys.executable, "ours", extra, None))
+    defaults = f"defaults, batch {DEFAULTS_BATCH_SIZE}, {args.table_rows:,} table rows"
+    extra = ["--table-rows", str(args.table_rows), "--interactions", str(args.interactions)]
+    if args.table_rows:
+        rows.append(("defaults", OURS, defaults, sys.executable, "defaults", extra, None))
+        rows.extend(("defaults", f"{OURS} {label}", defaults, sys.executable, "defaults", extra, path)
+                    for label, path in befores)
     print(
-        f"{NUM_INTERACTIONS:,} interactions, {NUM_USERS} users, {NUM_ITEMS} items, dim {EMBEDDING_DIM}, "
-        f"batch {args.batch_size}, Adagrad({LEARNING_RATE}), sum loss; "
-        f"1 warm-up epoch + {args.epochs} timed, best of {args.repeats}, {os.cpu_count()} CPUs",
+        f"TFRS's configuration: {NUM_INTERACTIONS:,} interactions, {NUM_USERS} users, {NUM_ITEMS} items, "
+        f"dim {EMBEDDING_DIM}, batch {args.batch_size}, Adagrad({LEARNING_RATE}), sum loss. "
+        f"The defaults: TwoTowerModel(schema), compile(), fit on {args.interactions:,} MovieLens-20M-shaped "
+        f"interactions. 1 warm-up epoch + {args.epochs} timed, best of {args.repeats}, {os.cpu_count()} CPUs"
+        + "".join(f"; {label}: {path}" for label, path in befores),
         flush=True,
     )
-    pythons = {OURS: sys.executable, TFRS: None if args.skip_tfrs else ensure_tfrs_venv()}
-    rows = [(library, config, extra) for library, config, extra in ROWS if pythons[library] is not None]
-    results = {}
+    results = {"tfrs": {}, "defaults": {}}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "interactions.npz"
         write_interactions(data)
         for _ in range(args.repeats):
-            for library, config, extra in rows:
-                side = "ours" if library == OURS else "tfrs"
-                result = run_row(pythons[library], side, extra, data, args)
-                results[library, config] = faster(results.get((library, config)), result)
+            for table, library, config, python, side, extra, path in rows:
+                started = time.perf_counter()
+                result = run_row(python, side, extra, data, args, path)
+                results[table][library, config] = faster(results[table].get((library, config)), result)
+                print(f"  {library}, {config}: {rate(result) or 0:,.0f} examples/s "
+                      f"[{time.perf_counter() - started:.0f} s]", flush=True)
+    first = [befores[0][0]] if befores else []
+    for table, title in (("tfrs", "TFRS's configuration"), ("defaults", "The defaults")):
+        if not results[table]:
+            continue
+        print(f"\n{title}")
+        print_table(results[table])
     print()
-    print_table(dict(sorted(results.items(), key=lambda item: item[0][0] != OURS)))
-    print_ratios(results)
+    tfrs_default, ours_default = (TFRS, ROWS[1][1]), (OURS, ROWS[0][1])
+    print_ratio(results["tfrs"], "TFRS's configuration, ours / TFRS, both defaults", ours_default, tfrs_default)
+    for label in first + [label for label, _ in befores[1:]]:
+        print_ratio(results["tfrs"], f"TFRS's configuration, ours / ours at {label}, defaults", ours_default,
+                    (f"{OURS} {label}", ROWS[0][1]))
+        print_ratio(results["defaults"], f"The defaults, ours / ours at {label}", (OURS, defaults),
+                    (f"{OURS} {label}", defaults))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs, after 1 warm-up epoch")
-    parser.add_argument("--batch-size", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=8192, help="TFRS's configuration's batch")
     parser.add_argument("--skip-tfrs", action="store_true", help="run our side only")
+    parser.add_argument("--tfrs-venv", default=str(TFRS_VENV), help="the TFRS virtual environment (made if missing)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of every row; the fastest is shown")
+    parser.add_argument("--before", action="append", default=[], metavar="[LABEL=]PATH",
+                        help="also run our default rows on the library at PATH (e.g. `git archive 725bd11 | "
+                             "tar -x -C /tmp/before`); may repeat")
+    parser.add_argument("--table-rows", type=lambda text: int(float(text.rstrip("kKmM")) * (
+                        1_000_000 if text[-1:] in "mM" else 1_000 if text[-1:] in "kK" else 1)),
+                        default=1_000_000, help="embedding rows of the defaults' rows (0: no such rows)")
+    parser.add_argument("--interactions", type=int, default=64_000, help="rows of an epoch of the defaults' rows")
     # Internal: what the parent passes to a worker subprocess.
-    parser.add_argument("--worker", choices=["ours", "tfrs"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["ours", "tfrs", "defaults"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit", choices=["auto", "true", "false"], default="auto", help=argparse.SUPPRESS)
