@@ -60,6 +60,7 @@ EXAMPLES = {
     "retrieval.samplers.catalog": 22,
     "retrieval.samplers.cross_batch": 6,
     "retrieval.samplers.in_batch": 4,
+    "retrieval.softmax": 1,
     "retrieval.topk": 13,
     "schema.columns": 26,
     "schema.errors": 5,

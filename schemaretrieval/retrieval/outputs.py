@@ -23,6 +23,7 @@ from schemaretrieval import registry, replicas
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.retrieval import losses as losses_lib
 from schemaretrieval.retrieval.samplers import CandidateSampler, get_samplers
+from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 
 # Added to the logits of removed candidates: as TFRS, a large finite negative
 # rather than -inf, so a row whose candidates are all removed stays finite.
@@ -370,6 +371,13 @@ class ContrastiveOutput(SampledOutput):
         positive (as in TFRS); when given, it corrects the positives' logits
         whatever `logq_sampling_correction` says (at weight 1, after the temperature).
         """
+        return self._labelled_predictions(query, positive, positive_ids, candidate_sampling_probability,
+                                          candidate_encoder, training)[0]
+
+    def _labelled_predictions(self, query, positive, positive_ids, candidate_sampling_probability,
+                              candidate_encoder, training):
+        """(`Prediction`, each row's label column [B]): the loss reads the labels
+        as they are, not back from the one-hot targets (a pass over [B, C])."""
         if self.pre is not None:
             towers = self.pre({"query": query, "candidate": positive})
             query, positive = towers["query"], towers["candidate"]
@@ -395,8 +403,8 @@ class ContrastiveOutput(SampledOutput):
                 positive_probability = in_batch.probability
             shape = (1, -1)
             # The label column itself is the positive, never a false negative.
-            own = ops.cast(ops.one_hot(labels, ops.shape(scores)[1]), "bool")
-            masks.append(ops.logical_and(_same_id(positive_ids, in_batch.ids), ops.logical_not(own)))
+            other = ops.not_equal(ops.expand_dims(labels, 1), ops.expand_dims(ops.arange(ops.shape(scores)[1]), 0))
+            masks.append(ops.logical_and(_same_id(positive_ids, in_batch.ids), other))
             ids.append(in_batch.ids)
         else:
             labels = ops.zeros((batch,), dtype="int32")
@@ -428,19 +436,21 @@ class ContrastiveOutput(SampledOutput):
         if self.post is not None:
             out = self.post(Prediction(logits, targets, negative_ids))
             logits = out.outputs if isinstance(out, Prediction) else out
-        # Far below any real logit, scaled values stay finite (not -inf) for the gradients.
-        logits = ops.maximum(logits / self.logits_temperature, MASK_VALUE)
+        if self.logits_temperature != 1.0:
+            # Far below any real logit, scaled values stay finite (not -inf) for the gradients.
+            logits = ops.maximum(logits / self.logits_temperature, MASK_VALUE)
 
         if self._hard_negatives is not None:
             logits, targets = self._hard_negatives(logits, targets)
-        return Prediction(logits, targets, negative_ids)
+            labels = ops.argmax(targets, axis=1)  # [B, 1 + num_hard_negatives]: a small pass
+        return Prediction(logits, targets, negative_ids), labels
 
     def logits_and_labels(self, query, positive, positive_ids, candidate_sampling_probability=None,
                           candidate_encoder=None, training=False):
         """The corrected, masked logits [B, C] and each row's label column [B] (`predictions`)."""
-        prediction = self.predictions(query, positive, positive_ids, candidate_sampling_probability,
-                                      candidate_encoder, training)
-        return prediction.outputs, ops.argmax(prediction.targets, axis=1)
+        prediction, labels = self._labelled_predictions(query, positive, positive_ids, candidate_sampling_probability,
+                                                        candidate_encoder, training)
+        return prediction.outputs, labels
 
     def _corrected(self, scores, probability, shape, weight):
         if probability is None or not weight:
@@ -450,10 +460,9 @@ class ContrastiveOutput(SampledOutput):
     def row_losses_and_prediction(self, query, positive, positive_ids, candidate_sampling_probability=None,
                                   candidate_encoder=None, training=False):
         """Each row's cross-entropy [B], before sample weights and reduction, and the `Prediction`."""
-        prediction = self.predictions(query, positive, positive_ids, candidate_sampling_probability,
-                                      candidate_encoder, training)
-        labels = ops.argmax(prediction.targets, axis=1)
-        return ops.sparse_categorical_crossentropy(labels, prediction.outputs, from_logits=True), prediction
+        prediction, labels = self._labelled_predictions(query, positive, positive_ids, candidate_sampling_probability,
+                                                        candidate_encoder, training)
+        return softmax_cross_entropy(labels, prediction.outputs), prediction
 
     def get_config(self):
         config = {
