@@ -25,8 +25,8 @@ What is measured
     The defaults: `sr.TwoTowerModel(schema)`, `compile()`, `fit` on a
     DataFrame with every default (batch 128, the averaged sparse Adam, the
     in-batch softmax with the logQ correction), on benchmarks/scale.py's
-    MovieLens-20M-shaped data and schema with `--table-rows` embedding rows
-    (1M: a catalog of 860k items), `--interactions` rows an epoch.
+    MovieLens-20M-shaped data and schema (`--shape`: 138,493 users and
+    26,744 items, as issue #27's table), `--interactions` rows an epoch.
 
 How
     Every row runs in a fresh subprocess, so that no global state (dtype
@@ -42,8 +42,8 @@ How
     Each worker prints one JSON line that the parent reads.
 
 Run
-    python benchmarks/train_throughput.py [--epochs 5] [--batch-size 8192] [--skip-tfrs] [--repeats 1]
-        [--tfrs-venv PATH] [--before [LABEL=]PATH ...] [--table-rows 1M] [--interactions 64000]
+    python benchmarks/train_throughput.py [--epochs 5] [--batch-size 8192] [--skip-tfrs] [--repeats 1] [--no-levers]
+        [--tfrs-venv PATH] [--before [LABEL=]PATH ...] [--shape 138493,26744] [--interactions 64000]
 
 Timings on a shared machine drift between runs: compare rows of one run.
 With --repeats R every row runs R times (the rows interleaved) and the
@@ -224,14 +224,14 @@ def run_tfrs(args) -> dict:
 def run_defaults(args) -> dict:
     """`sr.TwoTowerModel(schema)` with every default (batch 128, `compile()`,
     `fit` on a DataFrame) on benchmarks/scale.py's MovieLens-20M-shaped data
-    and schema, `args.table_rows` embedding rows in all."""
+    and schema, `args.shape` users and items."""
     import keras
     import scale
 
     import schemaretrieval as sr
 
     keras.utils.set_random_seed(SEED)
-    users, items = scale.split_rows(args.table_rows)
+    users, items = args.shape
     model = sr.TwoTowerModel(scale.encoded_schema(users, items))
     model.compile()
     frame = scale.interactions(args.interactions, users, items, SEED)
@@ -369,6 +369,8 @@ def run_benchmark(args) -> None:
     tfrs_python = None if args.skip_tfrs else ensure_tfrs_venv(Path(args.tfrs_venv))
     rows = []  # (table label, library label, config, python, side, extra, library path)
     for library, config, extra in ROWS:
+        if args.no_levers and "(default)" not in config:
+            continue
         if library == TFRS:
             if tfrs_python is not None:
                 rows.append(("tfrs", TFRS, config, tfrs_python, "tfrs", extra, None))
@@ -377,9 +379,9 @@ def run_benchmark(args) -> None:
                         for label, path in befores)
         else:
             rows.append(("tfrs", OURS, config, sys.executable, "ours", extra, None))
-    defaults = f"defaults, batch {DEFAULTS_BATCH_SIZE}, {args.table_rows:,} table rows"
-    extra = ["--table-rows", str(args.table_rows), "--interactions", str(args.interactions)]
-    if args.table_rows:
+    defaults = f"defaults, batch {DEFAULTS_BATCH_SIZE}, {args.shape[0]:,} users x {args.shape[1]:,} items"
+    extra = ["--shape", ",".join(map(str, args.shape)), "--interactions", str(args.interactions)]
+    if args.interactions:
         rows.append(("defaults", OURS, defaults, sys.executable, "defaults", extra, None))
         rows.extend(("defaults", f"{OURS} {label}", defaults, sys.executable, "defaults", extra, path)
                     for label, path in befores)
@@ -425,13 +427,14 @@ def parse_args(argv=None):
     parser.add_argument("--skip-tfrs", action="store_true", help="run our side only")
     parser.add_argument("--tfrs-venv", default=str(TFRS_VENV), help="the TFRS virtual environment (made if missing)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of every row; the fastest is shown")
+    parser.add_argument("--no-levers", action="store_true",
+                        help="only each side's default at TFRS's configuration (no jit_compile / bfloat16 rows)")
     parser.add_argument("--before", action="append", default=[], metavar="[LABEL=]PATH",
                         help="also run our default rows on the library at PATH (e.g. `git archive 725bd11 | "
                              "tar -x -C /tmp/before`); may repeat")
-    parser.add_argument("--table-rows", type=lambda text: int(float(text.rstrip("kKmM")) * (
-                        1_000_000 if text[-1:] in "mM" else 1_000 if text[-1:] in "kK" else 1)),
-                        default=1_000_000, help="embedding rows of the defaults' rows (0: no such rows)")
-    parser.add_argument("--interactions", type=int, default=64_000, help="rows of an epoch of the defaults' rows")
+    parser.add_argument("--shape", type=lambda text: tuple(int(v) for v in text.split(",")), default=(138_493, 26_744),
+                        metavar="USERS,ITEMS", help="users and items of the defaults' rows (MovieLens-20M's)")
+    parser.add_argument("--interactions", type=int, default=64_000, help="rows of an epoch of the defaults' rows (0: no such rows)")
     # Internal: what the parent passes to a worker subprocess.
     parser.add_argument("--worker", choices=["ours", "tfrs", "defaults"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
