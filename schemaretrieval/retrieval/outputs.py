@@ -436,8 +436,9 @@ class ContrastiveOutput(SampledOutput):
         if self.post is not None:
             out = self.post(Prediction(logits, targets, negative_ids))
             logits = out.outputs if isinstance(out, Prediction) else out
-        if self.logits_temperature != 1.0:
-            # Far below any real logit, scaled values stay finite (not -inf) for the gradients.
+        if self.logits_temperature != 1.0 or self.post is not None:
+            # Far below any real logit, scaled values (and a post layer's) stay finite, not -inf,
+            # for the gradients. Without either every logit is finite already (a pass saved).
             logits = ops.maximum(logits / self.logits_temperature, MASK_VALUE)
 
         if self._hard_negatives is not None:

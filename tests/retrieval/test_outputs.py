@@ -38,6 +38,19 @@ def test_temperature_divides_logits():
     assert np.isclose(float(output(QUERY, POSITIVE, IDS)), expected, rtol=1e-6)
 
 
+def test_a_post_layer_that_removes_candidates_with_minus_inf_leaves_a_finite_loss():
+    # -inf becomes MASK_VALUE before the softmax, as every removed candidate's logit
+    def remove_column_0(prediction):
+        return np.where(np.arange(3) == 0, -np.inf, prediction.outputs)
+
+    output = ContrastiveOutput(downscore_false_negatives=False, post=remove_column_0, loss_reduction="sum")
+    loss = float(output(QUERY, POSITIVE, IDS))
+    removed = SCORES.copy()
+    removed[:, 0] = MASK_VALUE
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(loss, cross_entropy(removed, [0, 1, 2]).sum(), rtol=1e-6)
+
+
 def test_sum_reduction_and_sample_weight():
     per_row = cross_entropy(SCORES, [0, 1, 2])
     weights = np.array([1.0, 0.0, 2.0])
