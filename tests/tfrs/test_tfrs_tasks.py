@@ -230,3 +230,27 @@ def test_bad_arguments_are_errors_naming_them(kwargs, match):
 def test_bad_objects_are_type_errors_naming_the_argument(kwargs, match):
     with pytest.raises(TypeError, match=match):
         tfrs.tasks.Retrieval(**kwargs)
+
+
+@pytest.mark.parametrize("arguments, call", [
+    ({}, {}),
+    ({"num_hard_negatives": 2, "temperature": 0.5}, {"sample_weight": np.array([1.0, 0.0, 2.0, 0.5], "float32")}),
+    ({}, {"candidates": 2}),  # more queries than candidates: rows 2 and 3 have no label (Keras's loss then)
+    ({"num_hard_negatives": 1}, {"candidates": 3}),
+], ids=["plain", "hard-negatives-weighted", "fewer-candidates", "fewer-candidates-mined"])
+def test_the_default_loss_is_kerass_summed_categorical_cross_entropy(arguments, call):
+    rng = np.random.default_rng(3)
+    queries = tf.constant(rng.normal(size=(4, 3)).astype("float32"))
+    candidates = tf.constant(rng.normal(size=(call.pop("candidates", 4), 3)).astype("float32"))
+    keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum")
+
+    def value_and_gradients(task):
+        with tf.GradientTape() as tape:
+            tape.watch([queries, candidates])
+            loss = task(queries, candidates, **call)
+        return [loss.numpy()] + [g.numpy() for g in tape.gradient(loss, [queries, candidates])]
+
+    ours = value_and_gradients(tfrs.tasks.Retrieval(**arguments))
+    theirs = value_and_gradients(tfrs.tasks.Retrieval(loss=keras_loss, **arguments))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
