@@ -79,6 +79,9 @@ CONFIGS = {
     **{f"ids{d}": spec((lambda d: lambda s: {"id_embedding_dim": d})(d)) for d in (32, 128)},
     "history": spec(lambda s: {"user_history": True}),
     "history-ids-only": spec(lambda s: {"user_history": True}, drop=("user_friends",)),
+    # the history tower at the id tower's temperature (its own default is 0.1)
+    "history-ids-only-temp0.2": spec(lambda s: {"user_history": True, "logits_temperature": 0.2},
+                                     drop=("user_friends",)),
     "weight-log1p": spec(weight=np.log1p),
     "mixed-uniform256": spec(mixed(256)),
     "lr2e-3": spec(optimizer=lambda: sr.AveragedAdam(2e-3)),
