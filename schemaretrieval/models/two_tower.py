@@ -35,6 +35,7 @@ from schemaretrieval.models.defaults import DEFAULT_KS
 from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval import losses as losses_lib
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
+from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
 
@@ -540,8 +541,8 @@ def _batch_loss(loss):
     if loss is None:
         return None
     if loss == "categorical_crossentropy":
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
-    elif isinstance(loss, (str, type)) or isinstance(loss, losses_lib.PairwiseLoss):
+        return _mean_cross_entropy
+    if isinstance(loss, (str, type)) or isinstance(loss, losses_lib.PairwiseLoss):
         try:
             loss = losses_lib.PairwiseLoss.parse(loss)
         except (TypeError, ValueError):
@@ -550,6 +551,16 @@ def _batch_loss(loss):
         raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
                          f"'categorical_crossentropy' or a Keras loss, got {loss!r}")
     return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
+
+
+def _mean_cross_entropy(targets, logits, sample_weight):
+    """``keras.losses.CategoricalCrossentropy(from_logits=True)`` of the output's one-hot
+    targets (a weighted sum over the batch's size), by `softmax_cross_entropy` from each
+    row's label column rather than TensorFlow's dense kernel (docs/training.md)."""
+    losses = softmax_cross_entropy(ops.argmax(targets, axis=1), ops.cast(logits, "float32"))
+    if sample_weight is not None:
+        losses = losses * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+    return ops.sum(losses) / ops.cast(ops.shape(losses)[0], "float32")
 
 
 def _is_table(data) -> bool:

@@ -92,6 +92,29 @@ def test_compile_loss_is_merlins_pairwise_loss_on_the_logits(schema, data):
         model.compile(optimizer="adam", loss="no-such-loss")
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compile_loss_categorical_crossentropy_is_kerass_on_the_logits(schema, data, weighted):
+    batch = mm.data.to_arrays(data.head(32), schema)
+    weight = tf.constant(np.linspace(0.0, 2.0, 32), tf.float32) if weighted else None
+
+    def loss_and_gradients(loss):
+        keras.utils.set_random_seed(0)
+        model = mm.TwoTowerModelV2(*towers(schema), outputs=mm.ContrastiveOutput(None, "in-batch",
+                                                                                 logits_temperature=0.5))
+        model.compile(optimizer="adam", loss=loss)
+        with tf.GradientTape() as tape:
+            value = model.compute_loss(batch, None, model(batch), sample_weight=weight, training=False)
+        gradients = tape.gradient(value, model.trainable_variables)
+        return [float(value)] + [tf.convert_to_tensor(g).numpy() for g in gradients if g is not None]
+
+    ours = loss_and_gradients("categorical_crossentropy")
+    theirs = loss_and_gradients(keras.losses.CategoricalCrossentropy(from_logits=True))
+    assert len(ours) == len(theirs) > 1
+    assert ours[0] == pytest.approx(theirs[0], rel=1e-6)
+    for a, b in zip(ours[1:], theirs[1:]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
 def test_fit_and_evaluate_take_a_merlin_dataset_and_a_loader(schema, data):
     keras.utils.set_random_seed(0)
     model = mm.TwoTowerModelV2(*towers(schema))
