@@ -91,6 +91,11 @@ def run_step(command: list[str], log_path: Path) -> dict:
     return result
 
 
+def process_peak(result: dict) -> float:
+    """A step's process peak (GB): the largest of its stages' and of the child's ``getrusage``."""
+    return max([result["peak_gb"]] + [s["peak_gb"] for s in result["steps"].values()])
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "schemaretrieval", *args]
 
@@ -121,8 +126,7 @@ def run_size(rows: int, work: Path, args) -> dict:
             done.write_text(json.dumps(result, indent=2))
         results[name] = result
         stages = "; ".join(f"{stage} {s['time']}, {s['peak_gb']:.2f} GB" for stage, s in result["steps"].items())
-        peak = max([result["peak_gb"]] + [s["peak_gb"] for s in result["steps"].values()])
-        print(f"    {result['seconds']:.0f} s, process peak {peak:.2f} GB"
+        print(f"    {result['seconds']:.0f} s, process peak {process_peak(result):.2f} GB"
               + (f" ({stages})" if stages else "") + (f", EXIT {result['status']}" if result["status"] else ""),
               flush=True)
         if result["status"]:
@@ -139,11 +143,10 @@ def print_tables(all_results: dict) -> None:
         for name, result in results.items():
             stages = result["steps"] or {name: {"time": f"{result['seconds']:.0f}s", "rows_per_s": None,
                                                 "peak_gb": result["peak_gb"]}}
-            process_peak = max([result["peak_gb"]] + [s["peak_gb"] for s in stages.values()])
             for stage, s in stages.items():
                 rate = s["rows_per_s"] or "-"
                 print(f"| {rows / 1e6:g}M | {name}: {stage} | {s['time']} | {rate} | {s['peak_gb']:.2f} GB "
-                      f"| {process_peak:.2f} GB |")
+                      f"| {process_peak(result):.2f} GB |")
         total = sum(r["seconds"] for n, r in results.items() if n != "data")
         print(f"| {rows / 1e6:g}M | etl + train + evaluate, wall | {total / 60:.1f} min | | | |")
     print("\n| rows | held out | recall@10 | recall@100 |")
