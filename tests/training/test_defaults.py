@@ -40,9 +40,6 @@ def test_a_large_table_takes_the_budgets_share_and_at_least_one_epoch():
 
 
 def test_fit_says_the_chosen_values_as_training_starts(capsys):
-    import schemaretrieval as sr
-    from schemaretrieval import training
-
     frame, schema = sr.data.movielens_like(100, 200, 3000, seed=0)
     model = sr.TwoTowerModel(schema)
     model.compile()
