@@ -13,6 +13,9 @@ EASE runs for each l2 of `--ease-l2`, Popularity once.
     python benchmarks/generalisation_search.py --data lastfm [--lastfm DIR] --configs defaults,temp0.1 \\
         --epochs 4,8,12,16,24 [--stage valid|test] [--seed 0] [--preset-shape USERS,ITEMS,ROWS]
 
+A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
+out, e.g. ``id_embedding_dim=128/logits_temperature=0.15``.
+
 Output: one line per (config, epochs), also appended as JSON lines to --out
 (default runs/generalisation.jsonl). docs/experiments/generalisation.md has
 the figures.
@@ -21,6 +24,7 @@ the figures.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -75,8 +79,8 @@ CONFIGS = {
     "ids-only": spec(drop=("user_friends",)),
     **{f"temp{t}": spec((lambda t: lambda s: {"logits_temperature": t})(t)) for t in (0.05, 0.1, 0.15, 0.3)},
     **{f"qdrop{d}": spec((lambda d: lambda s: {"query_input_dropout": d})(d)) for d in (0.0, 0.25, 0.7)},
-    **{f"logq{w}": spec((lambda w: lambda s: {"logq_correction": w})(w)) for w in (1.0, 1.25)},
-    **{f"ids{d}": spec((lambda d: lambda s: {"id_embedding_dim": d})(d)) for d in (32, 128)},
+    **{f"logq{w}": spec((lambda w: lambda s: {"logq_sampling_correction": w})(w)) for w in (1.0, 1.25)},
+    **{f"ids{d}": spec((lambda d: lambda s: {"id_embedding_dim": d})(d)) for d in (32, 96, 128, 192, 256)},
     "history": spec(lambda s: {"user_history": True}),
     "history-ids-only": spec(lambda s: {"user_history": True}, drop=("user_friends",)),
     # the history tower at the id tower's temperature (its own default is 0.1)
@@ -89,11 +93,24 @@ CONFIGS = {
     "batch256-lr2e-3": spec(optimizer=lambda: sr.AveragedAdam(2e-3), batch=256),
     # combinations of the levers that won alone
     "lr2e-3-weight-log1p": spec(optimizer=lambda: sr.AveragedAdam(2e-3), weight=np.log1p),
-    "lr2e-3-logq1.25": spec(lambda s: {"logq_correction": 1.25}, optimizer=lambda: sr.AveragedAdam(2e-3)),
-    "lr2e-3-weight-log1p-logq1.25": spec(lambda s: {"logq_correction": 1.25}, optimizer=lambda: sr.AveragedAdam(2e-3),
-                                         weight=np.log1p),
+    "lr2e-3-logq1.25": spec(lambda s: {"logq_sampling_correction": 1.25}, optimizer=lambda: sr.AveragedAdam(2e-3)),
+    "lr2e-3-weight-log1p-logq1.25": spec(lambda s: {"logq_sampling_correction": 1.25},
+                                         optimizer=lambda: sr.AveragedAdam(2e-3), weight=np.log1p),
 }
 COLUMNS = ("r@10", "r@100", "x@10", "x@100")
+
+
+def config(name):
+    """A named config, or TwoTowerModel keyword arguments written out:
+    ``id_embedding_dim=128/logits_temperature=0.15`` (drop= names columns to leave out)."""
+    if name in CONFIGS:
+        return CONFIGS[name]
+    if "=" not in name:
+        raise SystemExit(f"unknown config {name!r}: one of {', '.join(CONFIGS)}, or key=value/key=value")
+    kwargs = dict(part.split("=", 1) for part in name.split("/"))
+    drop = tuple(d for d in kwargs.pop("drop", "").split(":") if d)
+    kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
+    return spec(lambda s: dict(kwargs), drop=drop)
 
 
 def recalls(evaluate, rows, seen):
@@ -138,6 +155,7 @@ def main(argv=None):
     p.add_argument("--ease-l2", default="", help="comma-separated EASE regularisations to print")
     p.add_argument("--out", default="runs/generalisation.jsonl")
     args = p.parse_args(argv)
+    configs = [(name, config(name)) for name in args.configs.split(",") if name]
 
     if args.data == "lastfm":
         train, test, schema, source = lastfm(args.lastfm, args.seed)
@@ -174,8 +192,7 @@ def main(argv=None):
         record(name, m, train_s=fit_s)
         del baseline
 
-    for name in [c for c in args.configs.split(",") if c]:
-        c = CONFIGS[name]
+    for name, c in configs:
         run_schema = schema.excluding_by_name([d for d in c["drop"] if d in schema.column_names])
         catalog = sr.data.Catalog.from_interactions(catalog_rows, run_schema)
         trained = sr.data.Catalog.from_interactions(train, run_schema)  # what the samplers draw and count

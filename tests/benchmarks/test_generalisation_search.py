@@ -32,9 +32,17 @@ def test_quality_reads_lastfm_into_the_one_table(tmp_path):
 
 def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path):
     out = run(ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm", "--lastfm", FIXTURE,
-              "--configs", "defaults,weight-log1p", "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl")
+              "--configs", "defaults,weight-log1p,logq1.25,id_embedding_dim=96/logits_temperature=0.15", "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl")
     assert "stage valid: 26 train / 6 read rows" in out
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [(r["config"], r.get("epochs")) for r in rows] == [
         ("popularity", None), ("EASE (l2 10)", None), ("defaults", 1), ("defaults", 2),
-        ("weight-log1p", 1), ("weight-log1p", 2)]
+        ("weight-log1p", 1), ("weight-log1p", 2), ("logq1.25", 1), ("logq1.25", 2),
+        ("id_embedding_dim=96/logits_temperature=0.15", 1), ("id_embedding_dim=96/logits_temperature=0.15", 2)]
+
+
+def test_the_search_refuses_an_unknown_config():
+    done = subprocess.run([sys.executable, ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm",
+                           "--lastfm", FIXTURE, "--configs", "temp9"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert done.returncode != 0 and "unknown config 'temp9'" in done.stderr
