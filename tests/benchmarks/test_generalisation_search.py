@@ -32,7 +32,8 @@ def test_quality_reads_lastfm_into_the_one_table(tmp_path):
 
 def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path):
     out = run(ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm", "--lastfm", FIXTURE,
-              "--configs", "defaults,weight-log1p,logq1.25,id_embedding_dim=96/logits_temperature=0.15", "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl")
+              "--configs", "defaults,weight-log1p,logq1.25,id_embedding_dim=96/logits_temperature=0.15",
+              "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl")
     assert "stage valid: 26 train / 6 read rows" in out
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [(r["config"], r.get("epochs")) for r in rows] == [
