@@ -16,7 +16,9 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
     "MAX_DEFAULT_EPOCHS",
-    "DEFAULT_ID_EMBEDDING_DIM",
+    "ID_EMBEDDING_DIMS",
+    "ID_EMBEDDING_PIVOT",
+    "default_id_embedding_dim",
     "DEFAULT_QUERY_INPUT_DROPOUT",
     "DEFAULT_HISTORY_TEMPERATURE",
     "DEFAULT_HISTORY_QUERY_INPUT_DROPOUT",
@@ -29,8 +31,11 @@ DEFAULT_KS = (1, 5, 10, 50, 100)
 #: Divides the cosine logits of unit-length towers: a softmax over values in
 #: [-1, 1] needs sharpening to learn.
 DEFAULT_TEMPERATURE = 0.2
-#: The narrowest user-id and item-id embedding (Merlin's rule gives 16 at ML-100K's size).
-DEFAULT_ID_EMBEDDING_DIM = 64
+#: The narrowest and the widest user-id and item-id embedding of
+#: `default_id_embedding_dim` (Merlin's rule gives 16 at ML-100K's size).
+ID_EMBEDDING_DIMS = (64, 128)
+#: The catalog size up to which the id embeddings are the narrowest.
+ID_EMBEDDING_PIVOT = 2000
 #: The dropout rate on the query tower's input in training: it keeps the
 #: user-id embedding from memorising each user's training items.
 DEFAULT_QUERY_INPUT_DROPOUT = 0.5
@@ -40,3 +45,24 @@ DEFAULT_HISTORY_QUERY_INPUT_DROPOUT = 0.25
 #: The weight of log(probability) subtracted from in-batch logits (1 is the
 #: textbook correction; above 1 adds a slight popularity prior).
 DEFAULT_LOGQ_CORRECTION = 1.1
+
+
+def default_id_embedding_dim(num_items: int) -> int:
+    """The width of the user-id and item-id embeddings over a catalog of ``num_items`` item ids.
+
+    64 up to `ID_EMBEDDING_PIVOT` items, then ``64 * (num_items / 2000) **
+    0.25`` (the fourth root of Merlin's and TensorFlow's rules of thumb)
+    rounded up to a multiple of 8, at most 128: a larger catalog gets wider
+    id embeddings, the user's as well as the item's.
+
+    >>> [default_id_embedding_dim(n) for n in (1682, 2000, 2001, 15435, 26744, 1_000_000)]
+    [64, 64, 72, 112, 128, 128]
+    """
+    if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
+        raise ValueError(f"default_id_embedding_dim: num_items must be an integer >= 1, got {num_items!r}")
+    narrowest, widest = ID_EMBEDDING_DIMS
+    width = narrowest
+    # the smallest multiple of 8 with width ** 4 >= narrowest ** 4 * num_items / pivot, in integers
+    while width < widest and width**4 * ID_EMBEDDING_PIVOT < narrowest**4 * num_items:
+        width += 8
+    return width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import keras
@@ -14,11 +15,11 @@ from schemaretrieval.layers.mlp import MLPBlock
 from schemaretrieval.models.defaults import (
     DEFAULT_HISTORY_QUERY_INPUT_DROPOUT,
     DEFAULT_HISTORY_TEMPERATURE,
-    DEFAULT_ID_EMBEDDING_DIM,
     DEFAULT_LOGQ_CORRECTION,
     DEFAULT_QUERY_INPUT_DROPOUT,
     DEFAULT_TEMPERATURE,
     DEFAULT_UNTRAINED_USER_IDS,
+    default_id_embedding_dim,
 )
 from schemaretrieval.models.two_tower import TwoTowerModelV2
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
@@ -37,7 +38,7 @@ def TwoTowerModel(
     negative_samplers=None,
     logq_sampling_correction: bool | float = DEFAULT_LOGQ_CORRECTION,
     outputs: ContrastiveOutput | None = None,
-    id_embedding_dim: int | None = DEFAULT_ID_EMBEDDING_DIM,
+    id_embedding_dim: int | str | None = "auto",
     query_input_dropout: float | None = None,
     user_history: bool = False,
     history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
@@ -68,9 +69,12 @@ def TwoTowerModel(
             the model from memorising each user's training items through
             the user-id embedding. None picks the measured one: 0.5, or
             0.25 with `user_history`.
-        id_embedding_dim: the narrowest embedding of the user-id and item-id
-            columns whose schema gives no `embedding_dim` (Merlin's rule
-            when it is wider); None keeps the rule.
+        id_embedding_dim: the width of the user-id and item-id embeddings
+            whose schema gives no `embedding_dim`. "auto" is the measured
+            rule of the catalog's size, `default_id_embedding_dim` of the
+            item-id count (64 up to 2,000 items, wider with the catalog, at
+            most 128); an int is the narrowest width (Merlin's rule when it
+            is wider); None keeps Merlin's rule.
         user_history: the query tower reads each user's training items (a
             `UserHistory`, filled by `fit` from the table it trains on)
             instead of the user-id embedding; give its interactions with
@@ -92,8 +96,15 @@ def TwoTowerModel(
     schema_lib.validate_for_retrieval(schema)
     schema_lib.require_domains(schema)
     schema_lib.check_towers(schema)
-    if id_embedding_dim is not None:
+    if id_embedding_dim == "auto":
+        items = schema_lib.cardinality(schema[schema_lib.item_id_column(schema)])
+        schema = _widen_id_embeddings(schema, default_id_embedding_dim(items))
+    elif isinstance(id_embedding_dim, numbers.Integral) and not isinstance(id_embedding_dim, bool) \
+            and id_embedding_dim >= 1:
         schema = _widen_id_embeddings(schema, int(id_embedding_dim))
+    elif id_embedding_dim is not None:
+        raise ValueError(f'TwoTowerModel: id_embedding_dim must be "auto", an integer >= 1 or None, '
+                         f"got {id_embedding_dim!r}")
     if dropout and min(len(query_units), len(candidate_units)) < 2:
         raise ValueError(
             f"TwoTowerModel: dropout={dropout} applies between a tower's dense layers and a tower has one "

@@ -175,7 +175,8 @@ def test_id_embedding_dim_widens_only_the_id_tables_the_schema_leaves_to_the_rul
 
     rule = widths(sr.TwoTowerModel(schema, id_embedding_dim=None))
     assert (rule["user_id"], rule["item_id"], rule["user_country"]) == (16, 16, 8)  # Merlin's rule
-    assert widths(sr.TwoTowerModel(schema))["user_id"] == 64  # the default floor
+    # the default: the catalog's width, 3,000 items: 64 * (3000 / 2000) ** 0.25 = 70.8 -> 72
+    assert (widths(sr.TwoTowerModel(schema))["user_id"], widths(sr.TwoTowerModel(schema))["item_id"]) == (72, 72)
     wide = widths(sr.TwoTowerModel(schema, id_embedding_dim=64))
     assert (wide["user_id"], wide["item_id"]) == (64, 64)
     assert {k: v for k, v in wide.items() if k not in ("user_id", "item_id")} == \
@@ -186,6 +187,22 @@ def test_id_embedding_dim_widens_only_the_id_tables_the_schema_leaves_to_the_rul
     assert widths(sr.TwoTowerModel(given, id_embedding_dim=64))["item_id"] == 24
     # narrower than the rule: the rule wins (it is a floor)
     assert widths(sr.TwoTowerModel(schema, id_embedding_dim=8))["user_id"] == 16
+
+
+def test_the_default_id_width_grows_with_the_catalog(schema):
+    def with_ids(col, n):
+        return col.with_properties({**col.properties, "domain": {**col.properties["domain"], "min": 0, "max": n - 1}})
+
+    # Last.fm 2k's catalog after the ETL: 15,435 item ids; 64 * (15435 / 2000) ** 0.25 = 106.7 -> 112
+    big = Schema([with_ids(col, 15435) if col.name == "item_id" else col for col in schema])
+    model = sr.TwoTowerModel(big)
+    assert model.candidate_tower.inputs_block.tables["item_id"].table.output_dim == 112
+    assert model.query_tower.inputs_block.tables["user_id"].table.output_dim == 112  # the catalog's width
+    huge = Schema([with_ids(col, 10**6) if col.name == "item_id" else col for col in schema])
+    assert sr.TwoTowerModel(huge).candidate_tower.inputs_block.tables["item_id"].table.output_dim == 128
+    for bad in ("wide", 0, True, 1.5):
+        with pytest.raises(ValueError, match=r'id_embedding_dim must be "auto", an integer >= 1 or None, got'):
+            sr.TwoTowerModel(schema, id_embedding_dim=bad)
 
 
 def test_query_input_dropout_drops_in_training_only_and_bad_dropouts_are_named(schema, split):
