@@ -7,6 +7,8 @@ it was found.
 
 from __future__ import annotations
 
+import numbers
+
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS
 
@@ -57,11 +59,15 @@ def default_id_embedding_dim(num_items: int) -> int:
 
     >>> [default_id_embedding_dim(n) for n in (1682, 2000, 2001, 15435, 26744, 1_000_000)]
     [64, 64, 72, 112, 128, 128]
+    >>> default_id_embedding_dim(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: default_id_embedding_dim: num_items must be an integer >= 1, got 0
     """
-    if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
+    if isinstance(num_items, bool) or not isinstance(num_items, numbers.Integral) or num_items < 1:
         raise ValueError(f"default_id_embedding_dim: num_items must be an integer >= 1, got {num_items!r}")
     narrowest, widest = ID_EMBEDDING_DIMS
-    width = narrowest
+    num_items, width = int(num_items), narrowest
     # the smallest multiple of 8 with width ** 4 >= narrowest ** 4 * num_items / pivot, in integers
     while width < widest and width**4 * ID_EMBEDDING_PIVOT < narrowest**4 * num_items:
         width += 8
