@@ -59,6 +59,9 @@ def add_parser(sub):
     p.add_argument("--user-history", action="store_true",
                    help="the query tower reads each user's training items instead of the user-id embedding "
                         "(TwoTowerModel(user_history=True))")
+    p.add_argument("--sample-weight", metavar="COLUMN",
+                   help="a continuous column of the schema whose value weighs each training row's loss "
+                        "(e.g. a play count; fit's sample_weight=)")
     p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the report (default 10,100)")
     p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, "
                    "training.png (loss and recall@k per epoch) and serving/")
@@ -149,6 +152,8 @@ def train(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     data = common.sources(args, sr.load_schema(args.schema) if args.schema else None)
     schema = data.schema
+    if args.sample_weight is not None:  # named before the data is read through
+        training.weights.check_weight_column(schema, args.sample_weight)
     if args.on_bad_rows == "skip":
         _skip_bad_rows(data, out)
     log.info("data: %s", data.source)
@@ -166,7 +171,8 @@ def train(args) -> dict:
         history = model.fit(data.train, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                             validation_data=data.test, catalog=catalog, ks=ks, checkpoint_dir=args.checkpoint_dir,
                             checkpoint_every=args.checkpoint_every, log_dir=out / "logs",
-                            csv_path=out / "training.csv", early_stopping=early_stopping)
+                            csv_path=out / "training.csv", early_stopping=early_stopping,
+                            sample_weight=args.sample_weight)
         step.rows = common.num_rows(data.train) * len(history.history.get("loss", ()))
     if (out / "training.csv").is_file():
         # loss and held-out recall@k per epoch, from the CSV log (resumed epochs included)

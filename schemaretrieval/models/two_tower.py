@@ -231,7 +231,8 @@ class TwoTowerModelV2(keras.Model):
         rows per item and its size (`sr.training.default_epochs`: 12 to 32, fewer
         past 3.3M rows; not Keras's 1), other input's are `DEFAULT_EPOCHS` (12), and
         a table's `batch_size` is `DEFAULT_BATCH_SIZE` (128) (docs/defaults.md). ``catalog=``: a `sr.data.Catalog` for samplers that
-        draw from one and for ranking ``validation_data``."""
+        draw from one and for ranking ``validation_data``. On a table, ``sample_weight=`` names a continuous
+        column whose value weighs each row's loss (`sr.training.weights`); on Keras's inputs it is Keras's."""
         if isinstance(x, Loader):
             x = x.to_tf_dataset()
         if isinstance(validation_data, Loader):
@@ -259,7 +260,7 @@ class TwoTowerModelV2(keras.Model):
         if y is not None:
             raise ValueError("fit: a table carries its own columns; y= is for Keras's inputs")
         unknown = set(kwargs) - {"ks", "checkpoint_dir", "checkpoint_every", "log_dir", "csv_path",
-                                 "early_stopping", "streaming"}
+                                 "early_stopping", "streaming", "sample_weight"}
         if unknown:
             raise TypeError(f"fit on a table: unexpected argument(s) {sorted(unknown)}; see sr.training.fit")
         history = training.fit(self, x, epochs=epochs, batch_size=batch_size,

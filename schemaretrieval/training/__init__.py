@@ -6,6 +6,7 @@
 * ``defaults``: the batch size and the epochs rule when none are given.
 * ``optimizers``: `LazyAdam`, `AveragedAdam`, `default_optimizer`.
 * ``plots``: the loss and recall@k per epoch of a run, as a PNG.
+* ``weights``: sample weights from a column of the table (``fit(..., sample_weight=)``).
 """
 
 from schemaretrieval.training.callbacks import EarlyStopping, TopKCallback

@@ -51,6 +51,7 @@ from schemaretrieval.training.callbacks import (
 )
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, default_epochs, table_shape
+from schemaretrieval.training.weights import check_weight_column, check_weights, negative_weights_named, weighted
 
 __all__ = ["set_seed", "fit"]
 
@@ -127,6 +128,7 @@ def fit(
     verbose="auto",
     early_stopping: EarlyStopping | None = None,
     streaming="auto",
+    sample_weight: str | None = None,
 ) -> dict[str, list]:
     """Trains ``model`` (compiled) on a table for ``epochs``, resumably (see the module docstring).
 
@@ -156,6 +158,9 @@ def fit(
             improving (``epochs`` is then the maximum) and keep the best
             epoch's weights. It ranks ``catalog``.
         streaming: True, False or "auto" (see `sr.data.batches.streams`).
+        sample_weight: a continuous column of the schema whose value weighs
+            each row's loss, as Keras's sample weights do
+            (`sr.training.weights`); None: every row weighs 1.
 
     Returns:
         The history of the epochs run in this call, {metric: [per epoch]};
@@ -187,6 +192,8 @@ def fit(
                         f"{type(early_stopping).__name__}")
     if catalog is not None and not isinstance(catalog, Catalog):
         raise TypeError(f"fit: catalog= expects a sr.data.Catalog, got {type(catalog).__name__}")
+    if sample_weight is not None:
+        sample_weight = check_weight_column(model.schema, sample_weight)
     if getattr(model, "optimizer", None) is None:
         raise ValueError("fit: compile the model first (model.compile() takes the measured optimizer)")
     if (validation_data is not None or early_stopping is not None) and catalog is None:
@@ -204,6 +211,8 @@ def fit(
     else:
         train = data
         batches = Batches(data, model.schema, batch_size, shuffle=shuffle, seed=seed, streaming=streaming)
+    if sample_weight is not None and not batches.streamed:
+        check_weights(batches.arrays[sample_weight], sample_weight, batches.source)
     chosen = f"{batches.num_rows:,} rows, {epochs} epochs"
     if epochs is None:
         rows, items = table_shape(train, model.candidate_id_column)
@@ -228,7 +237,8 @@ def fit(
     # early_stopping first: other early stopping also means other rows, and
     # restore names the first key that differs.
     meta = {"early_stopping": early_stopping.config() if early_stopping is not None else None,
-            "batch_size": int(batch_size), "seed": int(seed), "rows": int(batches.num_rows), "shuffle": bool(shuffle)}
+            "batch_size": int(batch_size), "seed": int(seed), "rows": int(batches.num_rows), "shuffle": bool(shuffle),
+            "sample_weight": sample_weight}
     checkpointer = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
     epoch, step, loss_before = 0, 0, (0.0, 0)
     if early_stopping is not None:
@@ -287,8 +297,12 @@ def fit(
         if verbose == 2:
             cbs.append(EpochProgress(epochs, batches.steps, step))
         cbs.append(OneEpoch())
-        result = model.fit(batches.epoch(epoch, skip=step), epochs=epochs, initial_epoch=epoch,
-                           validation_data=validation, callbacks=cbs, verbose=verbose)
+        data_of_epoch = batches.epoch(epoch, skip=step)
+        if sample_weight is not None:
+            data_of_epoch = weighted(data_of_epoch, sample_weight)
+        with negative_weights_named(sample_weight, batches.source):
+            result = model.fit(data_of_epoch, epochs=epochs, initial_epoch=epoch,
+                               validation_data=validation, callbacks=cbs, verbose=verbose)
         if averaged:
             training_weights.restore()
         for key, values in result.history.items():

@@ -1,0 +1,86 @@
+"""fit(..., sample_weight=COLUMN): a continuous column of the table weighs each row's loss, as Keras's
+sample weights do; a column that cannot be a weight is named before training."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import schemaretrieval as sr
+from schemaretrieval.cli import main
+from schemaretrieval.training import fit, set_seed
+
+
+@pytest.fixture(scope="module")
+def rows(schema):
+    return sr.data.synthetic(schema, 600, seed=3)
+
+
+def first_loss(schema, rows, **kwargs):
+    """The loss of one epoch of one batch (so the loss before any update), from the same initial weights."""
+    set_seed(0, deterministic=False)
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    return fit(model, rows, epochs=1, batch_size=len(rows), shuffle=False, verbose=0, **kwargs)["loss"][0]
+
+
+def test_a_weight_multiplies_its_rows_loss(schema, rows):
+    plain = first_loss(schema, rows)
+    assert first_loss(schema, rows.assign(rating=2.0), sample_weight="rating") == pytest.approx(2 * plain, rel=1e-6)
+    assert first_loss(schema, rows.assign(rating=0.0), sample_weight="rating") == 0.0
+    # the batch's loss is the weighted sum over its rows divided by its rows: the losses of two
+    # complementary halves add up to the whole's
+    half = (np.arange(len(rows)) < len(rows) // 3).astype("float32")
+    first = first_loss(schema, rows.assign(rating=half), sample_weight="rating")
+    rest = first_loss(schema, rows.assign(rating=1.0 - half), sample_weight="rating")
+    assert 0.0 < first < plain and 0.0 < rest < plain
+    assert first + rest == pytest.approx(plain, rel=1e-5)
+
+
+def test_a_column_that_cannot_weigh_is_named(schema, rows):
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    with pytest.raises(ValueError, match=r"sample_weight= 'ratng' \(did you mean 'rating'\?\) is no column of the "
+                                         r"schema; its continuous columns: 'user_age', 'item_price', 'rating'"):
+        fit(model, rows, epochs=1, sample_weight="ratng", verbose=0)
+    with pytest.raises(ValueError, match="sample_weight= 'item_id' is categorical; a weight is a continuous column"):
+        fit(model, rows, epochs=1, sample_weight="item_id", verbose=0)
+    with pytest.raises(TypeError, match="sample_weight= names a column of the table, got ndarray"):
+        model.fit(rows, epochs=1, sample_weight=np.ones(len(rows)), verbose=0)
+    negative = rows.assign(rating=np.where(np.arange(len(rows)) == 7, -1.0, 1.0))
+    with pytest.raises(ValueError, match=r"<DataFrame>: column 'rating' \(the sample weight\): expected weights >= 0, "
+                                         r"found -1.0 at row 7 \(1 row\)"):
+        fit(model, negative, epochs=1, sample_weight="rating", verbose=0)
+
+
+def test_a_streamed_negative_weight_stops_training_with_the_column_named(schema, rows, tmp_path):
+    path = tmp_path / "rows.parquet"
+    rows.assign(rating=np.where(np.arange(len(rows)) == 7, -1.0, 1.0).astype("float32")).to_parquet(path)
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    with pytest.raises(ValueError, match=r"rows.parquet: column 'rating' \(the sample weight\): expected weights >= 0, "
+                                         r"found a negative one while training"):
+        fit(model, path, epochs=1, batch_size=100, streaming=True, sample_weight="rating", verbose=0)
+
+
+def test_a_checkpoint_resumes_only_with_its_own_weights(schema, rows, tmp_path):
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    fit(model, rows, epochs=1, batch_size=200, checkpoint_dir=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fit(model, rows, epochs=2, batch_size=200, checkpoint_dir=tmp_path, sample_weight="rating", verbose=0)
+
+
+def test_the_cli_weighs_by_a_column_and_names_a_wrong_one(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "500", "--sample-weight", "ratng",
+              "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert "sample_weight= 'ratng' (did you mean 'rating'?) is no column of the schema" in capsys.readouterr().err
+    common = ["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "2000", "--epochs", "1",
+              "--batch-size", "256", "--no-export"]
+    main([*common, "--out", str(tmp_path / "plain")])
+    main([*common, "--sample-weight", "rating", "--out", str(tmp_path / "weighed")])
+    plain = pd.read_csv(tmp_path / "plain" / "training.csv")["loss"].iloc[0]
+    weighed = pd.read_csv(tmp_path / "weighed" / "training.csv")["loss"].iloc[0]
+    # ratings in [0, 1]: the weighted loss is below the unweighted one
+    assert 0.0 < weighed < plain
