@@ -129,13 +129,11 @@ def shape(train, schema):
 
 
 def weighted_batches(rows, schema, batch, seed, weight):
-    """`rows` batched from the schema, each batch with its rows' sample weights."""
-    import tensorflow as tf
-
+    """`rows` batched from the schema, each batch with its rows' sample weights (`weight` of the
+    play count, scaled to mean 1) as `fit(..., sample_weight="weight")` gives them."""
     w = weight(rows["weight"].to_numpy(dtype="float64"))
     rows = rows.assign(weight=(w / w.mean()).astype("float32"))
-    ds = sr.data.to_tf_dataset(rows, schema, batch, shuffle=True, seed=seed)
-    return ds.map(lambda b: (b, None, b["weight"]), num_parallel_calls=tf.data.AUTOTUNE)
+    return sr.training.weights.weighted(sr.data.to_tf_dataset(rows, schema, batch, shuffle=True, seed=seed), "weight")
 
 
 def main(argv=None):

@@ -57,9 +57,9 @@ def check_weights(values: np.ndarray, column: str, source: str) -> None:
     """
     negative = np.flatnonzero(np.asarray(values) < 0)
     if negative.size:
-        first = int(negative[0])
+        first, rows = int(negative[0]), f"{negative.size} row{'s' if negative.size > 1 else ''}"
         raise ValueError(f"{source}: column {column!r} (the sample weight): expected weights >= 0, found "
-                         f"{float(values[first])} at row {first} ({negative.size} row{'s' if negative.size > 1 else ''})")
+                         f"{float(values[first])} at row {first} ({rows})")
 
 
 def _assertion(column: str) -> str:
