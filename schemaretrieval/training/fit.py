@@ -299,7 +299,8 @@ def fit(
         cbs.append(OneEpoch())
         data_of_epoch = batches.epoch(epoch, skip=step)
         if sample_weight is not None:
-            data_of_epoch = weighted(data_of_epoch, sample_weight)
+            # rows in memory were checked above, once
+            data_of_epoch = weighted(data_of_epoch, sample_weight, check=batches.streamed)
         with negative_weights_named(sample_weight, batches.source):
             result = model.fit(data_of_epoch, epochs=epochs, initial_epoch=epoch,
                                validation_data=validation, callbacks=cbs, verbose=verbose)

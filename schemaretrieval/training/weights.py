@@ -66,12 +66,14 @@ def _assertion(column: str) -> str:
     return f"sample weight column {column}: a weight below 0"
 
 
-def weighted(dataset: tf.data.Dataset, column: str) -> tf.data.Dataset:
-    """Each batch ``b`` as Keras's ``(b, None, b[column])``; a negative weight (in a streamed
-    table, whose rows are not read before training) stops the step (`negative_weights_named`)."""
+def weighted(dataset: tf.data.Dataset, column: str, check: bool = True) -> tf.data.Dataset:
+    """Each batch ``b`` as Keras's ``(b, None, b[column])``. With ``check`` (rows not read before
+    training: a streamed table), a negative weight stops the step (`negative_weights_named`)."""
 
     def split(batch):
         weight = batch[column]
+        if not check:
+            return batch, None, weight
         checked = tf.debugging.assert_non_negative(weight, message=_assertion(column))
         with tf.control_dependencies([checked]):
             return batch, None, tf.identity(weight)
