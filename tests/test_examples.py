@@ -47,6 +47,7 @@ EXAMPLES = {
     "layers.history": 5,
     "layers.input_block": 17,
     "layers.mlp": 3,
+    "models.defaults": 2,
     "models.factory": 4,
     "models.matrix_factorization": 6,
     "models.topk_encoder": 14,
@@ -79,6 +80,7 @@ EXAMPLES = {
     "training.fit": 16,
     "training.optimizers": 10,
     "training.plots": 9,
+    "training.weights": 10,
     "upstream": 3,
     "tfrs": 4,
     "tfrs.datasets": 4,
@@ -95,7 +97,7 @@ EXAMPLES = {
 }
 # Modules whose docstrings hold no example (packages that only re-export,
 # constants, the CLI's argument tables): none may hold a public class or function.
-NO_EXAMPLES = {"data", "datasets", "etl", "evaluation", "layers", "models", "models.defaults", "replicas",
+NO_EXAMPLES = {"data", "datasets", "etl", "evaluation", "layers", "models", "replicas",
                "retrieval", "retrieval.samplers", "schema", "serving", "tfrs.layers",
                "tfrs.layers.factorized_top_k", "tfrs.tasks", "training"}
 

@@ -68,7 +68,13 @@ def _assertion(column: str) -> str:
 
 def weighted(dataset: tf.data.Dataset, column: str, check: bool = True) -> tf.data.Dataset:
     """Each batch ``b`` as Keras's ``(b, None, b[column])``. With ``check`` (rows not read before
-    training: a streamed table), a negative weight stops the step (`negative_weights_named`)."""
+    training: a streamed table), a negative weight stops the step (`negative_weights_named`).
+
+    >>> rows = {"item_id": np.arange(4), "plays": np.array([1.0, 0.0, 2.0, 3.0], np.float32)}
+    >>> batches = tf.data.Dataset.from_tensor_slices(rows).batch(2)
+    >>> [weight.numpy().tolist() for _, _, weight in weighted(batches, "plays")]
+    [[1.0, 0.0], [2.0, 3.0]]
+    """
 
     def split(batch):
         weight = batch[column]
@@ -83,7 +89,15 @@ def weighted(dataset: tf.data.Dataset, column: str, check: bool = True) -> tf.da
 
 @contextlib.contextmanager
 def negative_weights_named(column: str | None, source: str):
-    """Turns `weighted`'s failed check into an error that names the table and the column."""
+    """Turns `weighted`'s failed check into an error that names the table and the column.
+
+    >>> rows = tf.data.Dataset.from_tensor_slices({"plays": np.array([1.0, -1.0], np.float32)}).batch(2)
+    >>> with negative_weights_named("plays", "plays.parquet"):
+    ...     batches = list(weighted(rows, "plays"))
+    Traceback (most recent call last):
+    ...
+    ValueError: plays.parquet: column 'plays' (the sample weight): expected weights >= 0, found a negative one while training (a streamed table is checked batch by batch)
+    """
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
