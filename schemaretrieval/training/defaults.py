@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -65,18 +66,24 @@ def default_epochs(rows: int, items: int) -> int:
 
 
 def table_shape(data, item_id_column: str) -> tuple[int, int]:
-    """``(rows, distinct item ids)`` of an interactions table: a DataFrame, or a
-    parquet file or folder (only its item-id column is read, so a table larger
-    than memory is counted without loading it), or a csv file.
+    """``(rows, distinct item ids)`` of an interactions table: a DataFrame, a
+    mapping of column -> array (a table already read), or a parquet file or
+    folder (only its item-id column is read, so a table larger than memory is
+    counted without loading it), or a csv file.
 
     >>> table_shape(pd.DataFrame({"item_id": [1, 2, 3, 1]}), "item_id")
     (4, 3)
+    >>> table_shape({"item_id": np.array([5, 5, 7])}, "item_id")
+    (3, 2)
     """
-    if not isinstance(data, pd.DataFrame) and os.fspath(data).endswith(CSV_SUFFIXES):
-        data = read_table(data)
     if isinstance(data, pd.DataFrame):
         return len(data), int(data[item_id_column].nunique())
-    ids = parquet.read_columns(data, [item_id_column])[item_id_column]
+    if isinstance(data, Mapping):
+        ids = data[item_id_column]
+    elif os.fspath(data).endswith(CSV_SUFFIXES):
+        return table_shape(read_table(data), item_id_column)
+    else:
+        ids = parquet.read_columns(data, [item_id_column])[item_id_column]
     return len(ids), len(np.unique(ids))
 
 

@@ -215,7 +215,8 @@ def fit(
         check_weights(batches.arrays[sample_weight], sample_weight, batches.source)
     chosen = f"{batches.num_rows:,} rows, {epochs} epochs"
     if epochs is None:
-        rows, items = table_shape(train, model.candidate_id_column)
+        # a table in memory is counted from what Batches read, not read again
+        rows, items = table_shape(train if batches.streamed else batches.arrays, model.candidate_id_column)
         epochs = default_epochs(rows, items)
         chosen = f"{rows:,} rows over {items:,} items, {epochs} epochs (the default, docs/defaults.md)"
     verbose = _verbose(verbose)

@@ -99,3 +99,14 @@ def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(sc
         history = fit(model)
         assert len(history["loss"]) == epochs
         assert int(model.optimizer.iterations) == epochs * 3
+
+
+def test_a_csv_in_memory_is_counted_from_what_fit_read_not_read_again(schema, frame, tmp_path, monkeypatch, capsys):
+    rows = frame.iloc[:300]
+    path = tmp_path / "train.csv"
+    rows.to_csv(path, index=False)
+    monkeypatch.setattr(sr.training.defaults, "read_table",
+                        lambda *args, **kwargs: pytest.fail("the csv was read a second time to count it"))
+    training.fit(small_model(schema), path, verbose=1)
+    items, epochs = rows["item_id"].nunique(), table_epochs(rows, "item_id")
+    assert f"fit: 300 rows over {items} items, {epochs} epochs (the default" in capsys.readouterr().out
