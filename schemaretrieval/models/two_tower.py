@@ -558,9 +558,7 @@ def _mean_cross_entropy(targets, logits, sample_weight):
     """``keras.losses.CategoricalCrossentropy(from_logits=True)`` of the output's one-hot
     targets (a weighted sum over the batch's size), by `softmax_cross_entropy` from each
     row's label column rather than TensorFlow's dense kernel (docs/training.md)."""
-    losses = softmax_cross_entropy(ops.argmax(targets, axis=1), ops.cast(logits, "float32"))
-    if sample_weight is not None:
-        losses = losses * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+    losses = softmax_cross_entropy(ops.argmax(targets, axis=1), ops.cast(logits, "float32"), sample_weight)
     return ops.sum(losses) / ops.cast(ops.shape(losses)[0], "float32")
 
 

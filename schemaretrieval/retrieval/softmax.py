@@ -42,19 +42,25 @@ def _cross_entropy(logits, labels):
     return losses, gradient
 
 
-def softmax_cross_entropy(labels, logits):
+def softmax_cross_entropy(labels, logits, sample_weight=None):
     """Each row's softmax cross-entropy [B] of float32 logits [B, C] at integer
     labels [B] (each row's positive column): ``logsumexp(logits[i]) -
     logits[i, labels[i]]``, as ``tf.nn.sparse_softmax_cross_entropy_with_logits``
     computes it (the same values and gradients up to float rounding), in
-    fewer passes over the logits.
+    fewer passes over the logits; with ``sample_weight`` [B] (or [B, 1]) each
+    row's loss times its weight, before any reduction.
 
     >>> import numpy as np
     >>> logits = np.log(np.array([[1.0, 3.0], [2.0, 2.0]], "float32"))
     >>> [round(float(x), 4) for x in softmax_cross_entropy(np.array([1, 0]), logits)]  # -log 3/4, -log 1/2
     [0.2877, 0.6931]
+    >>> [round(float(x), 4) for x in softmax_cross_entropy(np.array([1, 0]), logits, sample_weight=[2.0, 0.0])]
+    [0.5754, 0.0]
     """
     logits = tf.convert_to_tensor(logits)
     if logits.dtype != tf.float32:
         raise TypeError(f"softmax_cross_entropy: logits must be float32 (cast them first), got {logits.dtype.name}")
-    return _cross_entropy(logits, tf.cast(labels, tf.int32))
+    losses = _cross_entropy(logits, tf.cast(labels, tf.int32))
+    if sample_weight is None:
+        return losses
+    return losses * tf.reshape(tf.cast(sample_weight, tf.float32), [-1])

@@ -210,9 +210,6 @@ def _summed_cross_entropy(scores, labels, mined, sample_weight, keras_loss):
         labelled = num_queries <= num_columns
 
     def fast():
-        losses = softmax_cross_entropy(columns, tf.cast(scores, tf.float32))
-        if sample_weight is not None:
-            losses = losses * tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
-        return tf.reduce_sum(losses)
+        return tf.reduce_sum(softmax_cross_entropy(columns, tf.cast(scores, tf.float32), sample_weight))
 
     return tf.cond(labelled, fast, lambda: tf.cast(keras_loss(labels, scores, sample_weight=sample_weight), tf.float32))
