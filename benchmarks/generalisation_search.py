@@ -14,7 +14,14 @@ EASE runs for each l2 of `--ease-l2`, Popularity once.
         --epochs 4,8,12,16,24 [--stage valid|test] [--seed 0] [--preset-shape USERS,ITEMS,ROWS]
 
 A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
-out, e.g. ``id_embedding_dim=128/logits_temperature=0.15``.
+out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
+adds that many uniform negatives beside the in-batch ones).
+
+`--thin FRACTION` and `--min-item-rows K` derive a set of another shape from
+the training part before the validation split is cut (`derive`): a random
+share of its rows (sparser in items and users), or only the items with at
+least K rows (denser). docs/experiments/generalisation.md uses both to ask
+whether a lever follows the data's shape or its source.
 
 Output: one line per (config, epochs), also appended as JSON lines to --out
 (default runs/generalisation.jsonl). docs/experiments/generalisation.md has
@@ -110,7 +117,25 @@ def config(name):
     kwargs = dict(part.split("=", 1) for part in name.split("/"))
     drop = tuple(d for d in kwargs.pop("drop", "").split(":") if d)
     kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
+    uniform = kwargs.pop("uniform", None)
+    if uniform:
+        return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, drop=drop)
     return spec(lambda s: dict(kwargs), drop=drop)
+
+
+def derive(train, thin=1.0, min_item_rows=0, seed=0):
+    """The training part thinned to a random ``thin`` share of its rows, then
+    kept to the items with at least ``min_item_rows`` rows in what is left."""
+    if not 0 < thin <= 1:
+        raise SystemExit(f"--thin must be in (0, 1], got {thin}")
+    if thin < 1:
+        train = train.sample(frac=thin, random_state=seed)
+    if min_item_rows > 1:
+        counts = train["item_id"].value_counts()
+        train = train[train["item_id"].map(counts) >= min_item_rows]
+    if train.empty:
+        raise SystemExit(f"--thin {thin} --min-item-rows {min_item_rows} leave no training rows")
+    return train.reset_index(drop=True)
 
 
 def recalls(evaluate, rows, seen):
@@ -152,6 +177,10 @@ def main(argv=None):
                         "(e.g. 6040,3706,1000000 for MovieLens-1M's shape)")
     p.add_argument("--ease-l2", default="", help="comma-separated EASE regularisations to print")
     p.add_argument("--out", default="runs/generalisation.jsonl")
+    p.add_argument("--thin", type=float, default=1.0, metavar="FRACTION",
+                   help="keep a random share of the training part's rows (a sparser set)")
+    p.add_argument("--min-item-rows", type=int, default=0, metavar="K",
+                   help="keep only the items with at least K training rows (a denser set)")
     args = p.parse_args(argv)
     configs = [(name, config(name)) for name in args.configs.split(",") if name]
 
@@ -161,6 +190,7 @@ def main(argv=None):
         train, test, schema, source = movielens(args.movielens, args.seed)
     else:
         train, test, schema, source = preset(args.seed, *(int(n) for n in args.preset_shape.split(",")))
+    train = derive(train, args.thin, args.min_item_rows, args.seed)
     catalog_rows = pd.concat([train, test], ignore_index=True)
     if args.stage == "valid":
         catalog_rows = train  # every item known at training time

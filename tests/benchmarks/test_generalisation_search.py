@@ -2,12 +2,16 @@
 the Last.fm fixture: the real-set paths (reader, schema, ETL, validation
 split, EASE's grid, sample weights) run; the figures are docs/defaults.md's."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from helpers import synthetic_schema
 
 pytestmark = pytest.mark.slow
 
@@ -47,3 +51,34 @@ def test_the_search_refuses_an_unknown_config():
                            "--lastfm", FIXTURE, "--configs", "temp9"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert done.returncode != 0 and "unknown config 'temp9'" in done.stderr
+
+
+def search_module():
+    spec = importlib.util.spec_from_file_location("generalisation_search",
+                                                  ROOT / "benchmarks" / "generalisation_search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_derive_thins_rows_and_keeps_the_items_with_enough_rows():
+    search = search_module()
+    train = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3], "item_id": [10, 10, 10, 20, 20, 30]})
+    dense = search.derive(train, min_item_rows=2)
+    assert dense["item_id"].tolist() == [10, 10, 10, 20, 20]  # item 30 has one row
+    thin = search.derive(train, thin=0.5, seed=3)
+    assert len(thin) == 3 and set(map(tuple, thin.to_numpy())) <= set(map(tuple, train.to_numpy()))
+    assert search.derive(train).equals(train)
+    with pytest.raises(SystemExit, match="--thin must be in"):
+        search.derive(train, thin=0)
+    with pytest.raises(SystemExit, match="leave no training rows"):
+        search.derive(train, min_item_rows=4)
+
+
+def test_a_written_out_config_adds_uniform_negatives_beside_the_in_batch_ones():
+    search = search_module()
+    kwargs = search.config("uniform=4/logq_sampling_correction=1.5")["kwargs"](synthetic_schema())
+    samplers = kwargs.pop("negative_samplers")
+    assert kwargs == {"logq_sampling_correction": 1.5}
+    assert [type(s).__name__ for s in samplers] == ["InBatchSampler", "UniformSampler"]
+    assert samplers[1].num_samples == 4
