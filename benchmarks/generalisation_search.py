@@ -17,9 +17,10 @@ A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
 out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
 adds that many uniform negatives beside the in-batch ones).
 
-`--thin FRACTION` and `--min-item-rows K` derive a set of another shape from
-the training part before the validation split is cut (`derive`): a random
-share of its rows (sparser in items and users), or only the items with at
+`--thin FRACTION`, `--users FRACTION` and `--min-item-rows K` derive a set of
+another shape from the training part before the validation split is cut
+(`derive`): a random share of its rows (sparser in items and users), of its
+users (sparser in items, each user's rows kept), or only the items with at
 least K rows (denser). docs/experiments/generalisation.md uses both to ask
 whether a lever follows the data's shape or its source.
 
@@ -123,18 +124,23 @@ def config(name):
     return spec(lambda s: dict(kwargs), drop=drop)
 
 
-def derive(train, thin=1.0, min_item_rows=0, seed=0):
-    """The training part thinned to a random ``thin`` share of its rows, then
-    kept to the items with at least ``min_item_rows`` rows in what is left."""
-    if not 0 < thin <= 1:
-        raise SystemExit(f"--thin must be in (0, 1], got {thin}")
+def derive(train, thin=1.0, min_item_rows=0, seed=0, users=1.0):
+    """The training part thinned to a random ``thin`` share of its rows and to
+    the rows of a random ``users`` share of its users, then kept to the items
+    with at least ``min_item_rows`` rows in what is left."""
+    for flag, share in (("--thin", thin), ("--users", users)):
+        if not 0 < share <= 1:
+            raise SystemExit(f"{flag} must be in (0, 1], got {share}")
     if thin < 1:
         train = train.sample(frac=thin, random_state=seed)
+    if users < 1:
+        kept = pd.Series(train["user_id"].unique()).sample(frac=users, random_state=seed)
+        train = train[train["user_id"].isin(kept)]
     if min_item_rows > 1:
         counts = train["item_id"].value_counts()
         train = train[train["item_id"].map(counts) >= min_item_rows]
     if train.empty:
-        raise SystemExit(f"--thin {thin} --min-item-rows {min_item_rows} leave no training rows")
+        raise SystemExit(f"--thin {thin} --users {users} --min-item-rows {min_item_rows} leave no training rows")
     return train.reset_index(drop=True)
 
 
@@ -179,6 +185,8 @@ def main(argv=None):
     p.add_argument("--out", default="runs/generalisation.jsonl")
     p.add_argument("--thin", type=float, default=1.0, metavar="FRACTION",
                    help="keep a random share of the training part's rows (a sparser set)")
+    p.add_argument("--users", type=float, default=1.0, metavar="FRACTION",
+                   help="keep the rows of a random share of the training part's users (sparser in items)")
     p.add_argument("--min-item-rows", type=int, default=0, metavar="K",
                    help="keep only the items with at least K training rows (a denser set)")
     args = p.parse_args(argv)
@@ -190,7 +198,7 @@ def main(argv=None):
         train, test, schema, source = movielens(args.movielens, args.seed)
     else:
         train, test, schema, source = preset(args.seed, *(int(n) for n in args.preset_shape.split(",")))
-    train = derive(train, args.thin, args.min_item_rows, args.seed)
+    train = derive(train, args.thin, args.min_item_rows, args.seed, args.users)
     catalog_rows = pd.concat([train, test], ignore_index=True)
     if args.stage == "valid":
         catalog_rows = train  # every item known at training time

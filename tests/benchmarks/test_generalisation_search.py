@@ -61,16 +61,20 @@ def search_module():
     return module
 
 
-def test_derive_thins_rows_and_keeps_the_items_with_enough_rows():
+def test_derive_thins_rows_or_users_and_keeps_the_items_with_enough_rows():
     search = search_module()
     train = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3], "item_id": [10, 10, 10, 20, 20, 30]})
     dense = search.derive(train, min_item_rows=2)
     assert dense["item_id"].tolist() == [10, 10, 10, 20, 20]  # item 30 has one row
     thin = search.derive(train, thin=0.5, seed=3)
     assert len(thin) == 3 and set(map(tuple, thin.to_numpy())) <= set(map(tuple, train.to_numpy()))
+    half = search.derive(train, users=0.34, seed=1)  # one user of three, with every row of theirs
+    assert half["user_id"].nunique() == 1 and len(half) == (train["user_id"] == half["user_id"][0]).sum()
     assert search.derive(train).equals(train)
     with pytest.raises(SystemExit, match="--thin must be in"):
         search.derive(train, thin=0)
+    with pytest.raises(SystemExit, match="--users must be in"):
+        search.derive(train, users=1.5)
     with pytest.raises(SystemExit, match="leave no training rows"):
         search.derive(train, min_item_rows=4)
 
