@@ -21,7 +21,7 @@ adds that many uniform negatives beside the in-batch ones).
 another shape from the training part before the validation split is cut
 (`derive`): a random share of its rows (sparser in items and users), of its
 users (sparser in items, each user's rows kept), or only the items with at
-least K rows (denser). docs/experiments/generalisation.md uses both to ask
+least K rows (denser). docs/experiments/generalisation.md uses them to ask
 whether a lever follows the data's shape or its source.
 
 Output: one line per (config, epochs), also appended as JSON lines to --out
@@ -124,7 +124,7 @@ def config(name):
     return spec(lambda s: dict(kwargs), drop=drop)
 
 
-def derive(train, thin=1.0, min_item_rows=0, seed=0, users=1.0):
+def derive(train, thin=1.0, users=1.0, min_item_rows=0, seed=0):
     """The training part thinned to a random ``thin`` share of its rows and to
     the rows of a random ``users`` share of its users, then kept to the items
     with at least ``min_item_rows`` rows in what is left."""
@@ -198,7 +198,7 @@ def main(argv=None):
         train, test, schema, source = movielens(args.movielens, args.seed)
     else:
         train, test, schema, source = preset(args.seed, *(int(n) for n in args.preset_shape.split(",")))
-    train = derive(train, args.thin, args.min_item_rows, args.seed, args.users)
+    train = derive(train, thin=args.thin, users=args.users, min_item_rows=args.min_item_rows, seed=args.seed)
     catalog_rows = pd.concat([train, test], ignore_index=True)
     if args.stage == "valid":
         catalog_rows = train  # every item known at training time
