@@ -5,7 +5,7 @@
 * ``batches``: `Batches` and `to_tf_dataset`, the one way tables become batches.
 * ``parquet``: row groups, in-memory size, columns read a row group at a time.
 * ``catalog``: `Catalog`, every item with its features.
-* ``exclusions``: `Exclusions`, each user's items to leave out.
+* ``exclusions``: `Exclusions`, each user's items to leave out (`QueryExclusions`: bound to queries).
 * ``checks``: the in-graph checks of a batch.
 * ``loader``: `Loader` and `ToTarget`, Merlin's data loader over `Batches`.
 * ``unique_rows``: `unique_rows_by_features`, one row per user or item.
@@ -15,7 +15,7 @@
 
 from schemaretrieval.data.batches import Batches, example_batch, to_tf_dataset
 from schemaretrieval.data.catalog import Catalog
-from schemaretrieval.data.exclusions import Exclusions
+from schemaretrieval.data.exclusions import Exclusions, QueryExclusions
 from schemaretrieval.data.ecommerce import ecommerce, ecommerce_catalog
 from schemaretrieval.data.loader import Loader, ToTarget
 from schemaretrieval.data.movielens_like import movielens_like, movielens_like_catalog, movielens_like_schema
@@ -31,6 +31,7 @@ __all__ = [
     "Batches",
     "Catalog",
     "Exclusions",
+    "QueryExclusions",
     "Loader",
     "PRESETS",
     "SyntheticTruth",

@@ -27,7 +27,7 @@ import pandas as pd
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import read_frame, require_columns
 
-__all__ = ["Exclusions", "as_exclusions", "catalog_positions"]
+__all__ = ["Exclusions", "QueryExclusions", "as_exclusions", "catalog_positions"]
 
 
 def _unique_index(ids, what="catalog ids") -> pd.Index:
@@ -130,24 +130,51 @@ class Exclusions:
     def positions(self, users, catalog_ids) -> tuple[np.ndarray, np.ndarray]:
         """CSR ``(indptr, positions)``: query ``i``'s excluded catalog positions are
         ``positions[indptr[i]:indptr[i + 1]]`` (sorted, unique). Items not in the catalog
-        are ignored. Vectorised: no Python loop over queries."""
-        index = _unique_index(catalog_ids)
-        position = index.get_indexer(self.items)
-        starts, counts = self._rows(users)
+        are ignored. Vectorised: no Python loop over queries. For many queries,
+        `for_queries` gives the same a range of queries at a time."""
+        return self.for_queries(users, catalog_ids).rows(0, len(users))
+
+    def for_queries(self, users, catalog_ids) -> "QueryExclusions":
+        """Each query's excluded catalog positions, read a range of queries at a time
+        (`QueryExclusions.rows`): what evaluation and top-k take, so that one query per
+        held-out row does not hold every query's exclusions at once."""
+        return QueryExclusions(self, users, catalog_ids)
+
+
+class QueryExclusions:
+    """`Exclusions` bound to one user per query and a catalog: ``rows(start, stop)`` is the
+    CSR ``(indptr, positions)`` of queries ``start:stop`` (``indptr`` from 0; positions
+    sorted and unique per query, items outside the catalog left out). Memory: two
+    integers per query and one per excluded pair, whatever the queries' exclusions add
+    up to.
+
+    >>> seen = Exclusions(["a", "a", "b"], [30, 10, 20])
+    >>> queries = seen.for_queries(["b", "a", "new", "a"], catalog_ids=[10, 20, 30])
+    >>> indptr, positions = queries.rows(1, 4)
+    >>> len(queries), indptr.tolist(), positions.tolist()
+    (4, [0, 2, 2, 4], [0, 2, 0, 2])
+    """
+
+    def __init__(self, exclusions: Exclusions, users, catalog_ids):
+        self._position = _unique_index(catalog_ids).get_indexer(exclusions.items)
+        self._starts, self._counts = exclusions._rows(users)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        starts, counts = self._starts[start:stop], self._counts[start:stop]
         indptr = np.zeros(len(starts) + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
         offsets = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], counts)
-        picked = position[offsets]
+        picked = self._position[offsets]
+        rows = np.repeat(np.arange(len(starts)), counts)
         keep = picked >= 0
-        if keep.all():
-            rows = np.repeat(np.arange(len(starts)), counts)
-            order = np.lexsort((picked, rows))
-            return indptr, picked[order].astype(np.int64)
-        rows = np.repeat(np.arange(len(starts)), counts)[keep]
-        picked = picked[keep]
+        if not keep.all():
+            rows, picked = rows[keep], picked[keep]
+            indptr = np.zeros(len(starts) + 1, np.int64)
+            np.cumsum(np.bincount(rows, minlength=len(starts)), out=indptr[1:])
         order = np.lexsort((picked, rows))
-        indptr = np.zeros(len(starts) + 1, np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(starts)), out=indptr[1:])
         return indptr, picked[order].astype(np.int64)
 
 

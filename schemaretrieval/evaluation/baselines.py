@@ -61,7 +61,7 @@ class _Baseline:
         exclude = as_exclusions(exclude, self.user_id_col, self.item_id_col)
         if exclude is None:
             return None
-        return exclude.positions(users, candidate_ids)
+        return exclude.for_queries(users, candidate_ids)
 
     def evaluate_topk(
         self,

@@ -38,11 +38,11 @@ import tensorflow as tf
 
 from schemaretrieval.evaluation.metrics import metrics_from_ranks
 from schemaretrieval.progress import Progress
-from schemaretrieval.retrieval.topk import CHUNK_BYTES, ScoreFn, embedding_scorer, query_chunks
+from schemaretrieval.retrieval.topk import CHUNK_BYTES, ScoreFn, embedding_scorer, exclusion_rows, query_chunks
 
 __all__ = ["compute_ranks", "evaluate_ranking"]
 
-Exclusion = "tuple[np.ndarray, np.ndarray] | Sequence[np.ndarray]"
+Exclusion = "tuple[np.ndarray, np.ndarray] | Sequence[np.ndarray] | QueryExclusions"
 
 
 def _as_csr(exclude, num_queries: int, num_candidates: int):
@@ -98,7 +98,8 @@ def compute_ranks(
     Queries are scored in chunks under ``chunk_bytes`` (`retrieval.topk.query_chunks`).
     ``exclude`` holds catalog positions per query: a tuple is CSR
     ``(indptr, indices)`` (as from `sr.data.Exclusions.positions`), a list is one array
-    of positions per query. Exclusion is applied by
+    of positions per query, an `sr.data.QueryExclusions` (`Exclusions.for_queries`)
+    gives them a chunk of queries at a time. Exclusion is applied by
     counting, per chunk, the excluded candidates that score at or above the
     target (one gather) and subtracting them: the same ranks as scattering
     ``-inf`` without copying the chunk. See the module doc for the rules.
@@ -120,11 +121,12 @@ def compute_ranks(
     if num_queries and (targets.min() < 0 or targets.max() >= num_candidates):
         raise ValueError(f"target_positions must be in [0, {num_candidates})")
 
-    excluded_target = np.zeros(num_queries, bool)
     if exclude is not None:
-        indptr, indices = _as_csr(exclude, num_queries, num_candidates)
-        ex_rows = np.repeat(np.arange(num_queries, dtype=np.int64), np.diff(indptr))
-        excluded_target[ex_rows[indices == targets[ex_rows]]] = True
+        if hasattr(exclude, "rows"):  # an sr.data.QueryExclusions: read a chunk at a time below
+            if len(exclude) != num_queries:
+                raise ValueError(f"exclude has {len(exclude)} queries for {num_queries} targets")
+        else:
+            exclude = _as_csr(exclude, num_queries, num_candidates)
 
     ranks = np.empty(num_queries, np.float64)
     with Progress(f"{what} {num_candidates} items", num_queries, unit="queries") as progress:
@@ -137,14 +139,17 @@ def compute_ranks(
                 )
             count, target_scores = _count_at_or_above(scores, tf.constant(targets[start:stop]))
             count = count.numpy().astype(np.int64)
-            if exclude is not None and indptr[stop] > indptr[start]:
-                lo, hi = indptr[start], indptr[stop]
-                rows = ex_rows[lo:hi] - start
-                ex_scores = tf.gather_nd(scores, np.stack([rows, indices[lo:hi]], axis=1))
-                above = ex_scores.numpy() >= target_scores.numpy()[rows]
-                count -= np.bincount(rows[above], minlength=stop - start)
+            excluded_target = np.zeros(stop - start, bool)
+            if exclude is not None:
+                indptr, indices = exclusion_rows(exclude, start, stop)
+                rows = np.repeat(np.arange(stop - start), np.diff(indptr))
+                excluded_target[rows[indices == targets[start:stop][rows]]] = True
+                if len(indices):
+                    ex_scores = tf.gather_nd(scores, np.stack([rows, indices], axis=1))
+                    above = ex_scores.numpy() >= target_scores.numpy()[rows]
+                    count -= np.bincount(rows[above], minlength=stop - start)
             ts = target_scores.numpy()
-            miss = np.isnan(ts) | (ts == -np.inf) | excluded_target[start:stop]
+            miss = np.isnan(ts) | (ts == -np.inf) | excluded_target
             ranks[start:stop] = np.where(miss, np.inf, count - 1)
             progress.update(stop - start)
     return ranks

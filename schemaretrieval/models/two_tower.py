@@ -523,7 +523,7 @@ class TwoTowerModelV2(keras.Model):
             scorer,
             catalog_positions(catalog.ids, data[self.candidate_id_column].to_numpy()),
             ks=ks,
-            exclude=None if exclude is None else exclude.positions(data[self.query_id_column].to_numpy(), catalog.ids),
+            exclude=None if exclude is None else exclude.for_queries(data[self.query_id_column].to_numpy(), catalog.ids),
         )
 
 

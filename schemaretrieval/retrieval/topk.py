@@ -27,8 +27,8 @@ import tensorflow as tf
 
 from schemaretrieval.progress import Progress
 
-__all__ = ["CHUNK_BYTES", "query_chunks", "embedding_scorer", "masked_top_k", "top_k", "dense_exclusions",
-           "BlockTopK"]
+__all__ = ["CHUNK_BYTES", "query_chunks", "embedding_scorer", "masked_top_k", "top_k", "exclusion_rows",
+           "dense_exclusions", "BlockTopK"]
 
 #: The memory budget of one piece of scores (float32): 128 MiB, 32 queries x 1M candidates.
 CHUNK_BYTES = 128 * 2**20
@@ -104,20 +104,34 @@ def masked_top_k(scores, k, excluded=None, offset=0):
     return top.values, tf.where(tf.math.is_inf(top.values) & (top.values < 0), tf.constant(-1, tf.int64), positions)
 
 
+def exclusion_rows(exclude, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, positions)`` of queries ``start:stop`` of ``exclude``, ``indptr`` from 0:
+    ``exclude`` is a CSR ``(indptr, positions)`` of every query, or an
+    `sr.data.QueryExclusions`, which computes the rows asked for only.
+
+    >>> exclusion_rows((np.array([0, 2, 2, 3]), np.array([4, 7, 1])), 1, 3)
+    (array([0, 0, 1]), array([1]))
+    """
+    if hasattr(exclude, "rows"):
+        return exclude.rows(start, stop)
+    indptr, positions = exclude
+    return indptr[start:stop + 1] - indptr[start], positions[indptr[start]:indptr[stop]]
+
+
 def dense_exclusions(exclude, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of CSR ``(indptr, positions)`` as ``[stop - start, most]`` padded with -1.
+    """Rows ``start:stop`` of ``exclude`` (`exclusion_rows`) as ``[stop - start, most]`` padded with -1.
 
     >>> dense_exclusions((np.array([0, 2, 2, 3]), np.array([4, 7, 1])), 0, 3).tolist()
     [[4, 7], [-1, -1], [1, -1]]
     """
     if exclude is None:
         return np.full((stop - start, 0), -1, np.int64)
-    indptr, positions = exclude
-    counts = np.diff(indptr[start:stop + 1])
+    indptr, positions = exclusion_rows(exclude, start, stop)
+    counts = np.diff(indptr)
     out = np.full((stop - start, int(counts.max(initial=0))), -1, np.int64)
     rows = np.repeat(np.arange(stop - start), counts)
-    cols = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    out[rows, cols] = positions[indptr[start]:indptr[stop]]
+    cols = np.arange(len(rows)) - np.repeat(indptr[:-1], counts)
+    out[rows, cols] = positions
     return out
 
 
@@ -131,7 +145,9 @@ def top_k(score_fn: ScoreFn, num_queries: int, num_candidates: int, k: int, excl
     """``(scores, positions)``, each ``[num_queries, k]`` best first, over the whole catalog.
 
     ``exclude``: CSR ``(indptr, positions)`` of each query's excluded
-    catalog positions (`sr.data.Exclusions.positions`), or None. A long
+    catalog positions (`sr.data.Exclusions.positions`), an
+    `sr.data.QueryExclusions` (`Exclusions.for_queries`: read a chunk of
+    queries at a time), or None. A long
     search shows its progress (`schemaretrieval.progress`), named ``what``.
 
     >>> scores, positions = top_k(embedding_scorer(np.eye(1, 2), np.eye(3, 2)), 1, 3, k=2)

@@ -44,3 +44,17 @@ def test_catalog_positions_name_a_missing_item():
     assert catalog_positions(np.array([10, 20, 30]), [30, 10]).tolist() == [2, 0]
     with pytest.raises(ValueError, match=r"1 of 2 item ids are not in the catalog of 3 items, e.g. 99"):
         catalog_positions(np.array([10, 20, 30]), [30, 99])
+
+
+def test_for_queries_reads_any_range_of_queries_as_positions_reads_them_all():
+    rng = np.random.default_rng(5)
+    seen = Exclusions(rng.integers(0, 40, 600), rng.integers(0, 90, 600))
+    catalog = rng.permutation(80)  # items 80-89 are outside it
+    users = rng.integers(0, 45, 300)  # users 40-44 have nothing excluded
+    indptr, positions = seen.positions(users, catalog)
+    queries = seen.for_queries(users, catalog)
+    assert len(queries) == 300
+    for start, stop in [(0, 300), (0, 1), (17, 93), (299, 300), (120, 120)]:
+        chunk_indptr, chunk_positions = queries.rows(start, stop)
+        assert chunk_indptr.tolist() == (indptr[start:stop + 1] - indptr[start]).tolist()
+        assert chunk_positions.tolist() == positions[indptr[start]:indptr[stop]].tolist()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from schemaretrieval.data.exclusions import Exclusions
+from schemaretrieval.data.exclusions import Exclusions, QueryExclusions
 from schemaretrieval.data.exclusions import catalog_positions as item_positions
 from schemaretrieval.evaluation import compute_ranks, evaluate_ranking, metrics_from_ranks
 from schemaretrieval.retrieval.topk import embedding_scorer
@@ -246,3 +246,21 @@ def test_exclusion_positions_with_no_interactions():
     indptr, indices = exclusion_positions(["u1"], ["u1"], ["zzz"], ["a", "b"])
     assert indptr.tolist() == [0, 0] and indices.tolist() == []
     assert compute_ranks(matrix_fn(SCORES), TARGETS, exclude=(np.zeros(4, int), [])).tolist() == [2, 0, 4]
+
+
+def test_exclusions_bound_to_queries_are_read_a_chunk_at_a_time(monkeypatch):
+    rng = np.random.default_rng(7)
+    scores = rng.normal(size=(60, 25)).astype(np.float32)
+    targets = rng.integers(0, 25, 60)
+    users = rng.integers(0, 12, 60)
+    seen = Exclusions(rng.integers(0, 12, 150), rng.integers(0, 25, 150))
+    whole = compute_ranks(matrix_fn(scores), targets, exclude=seen.positions(users, np.arange(25)))
+    asked = []
+    rows = QueryExclusions.rows
+    monkeypatch.setattr(QueryExclusions, "rows", lambda self, a, b: asked.append(b - a) or rows(self, a, b))
+    chunked = compute_ranks(matrix_fn(scores), targets, exclude=seen.for_queries(users, np.arange(25)),
+                            chunk_bytes=8 * 25 * 4)
+    np.testing.assert_array_equal(chunked, whole)
+    assert np.isinf(whole).any() and sum(asked) == 60 and max(asked) <= 8  # never all 60 queries at once
+    with pytest.raises(ValueError, match="exclude has 59 queries for 60 targets"):
+        compute_ranks(matrix_fn(scores), targets, exclude=seen.for_queries(users[:59], np.arange(25)))

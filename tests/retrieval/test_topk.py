@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from schemaretrieval.data import Exclusions
 from schemaretrieval.retrieval.topk import BlockTopK, dense_exclusions, embedding_scorer, masked_top_k, query_chunks, top_k
 
 
@@ -33,6 +34,11 @@ def test_top_k_over_chunks_equals_numpy(chunk_bytes):
     np.testing.assert_array_equal(positions, want)
     np.testing.assert_allclose(scores, np.take_along_axis(full, want, axis=1), rtol=1e-5)
     assert len(list(query_chunks(10, 7, chunk_bytes))) == -(-10 // max(1, chunk_bytes // 28))
+    # the same exclusions bound to the queries (query i is user i), read a chunk at a time
+    bound = Exclusions([0, 0], [0, 6]).for_queries(np.arange(10), np.arange(7))
+    bound_scores, bound_positions = top_k(embedding_scorer(q, c), 10, 7, k=3, exclude=bound, chunk_bytes=chunk_bytes)
+    np.testing.assert_array_equal(bound_positions, want)
+    np.testing.assert_array_equal(bound_scores, scores)
 
 
 def test_the_graph_blocks_give_the_chunked_answer():
