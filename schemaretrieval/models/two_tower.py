@@ -519,11 +519,10 @@ class TwoTowerModelV2(keras.Model):
         catalog = as_catalog(catalog, self.schema) if catalog is not None else self.default_catalog("evaluate_topk")
         scorer = embedding_scorer(self.query_embeddings(data, batch_size), self.candidate_embeddings(catalog, batch_size))
         exclude = as_exclusions(exclude, self.query_id_column, self.candidate_id_column, "evaluate_topk: exclude=")
+        if exclude is not None:
+            exclude = exclude.for_queries(data[self.query_id_column].to_numpy(), catalog.ids)
         return evaluate_ranking(
-            scorer,
-            catalog_positions(catalog.ids, data[self.candidate_id_column].to_numpy()),
-            ks=ks,
-            exclude=None if exclude is None else exclude.for_queries(data[self.query_id_column].to_numpy(), catalog.ids),
+            scorer, catalog_positions(catalog.ids, data[self.candidate_id_column].to_numpy()), ks=ks, exclude=exclude
         )
 
 
