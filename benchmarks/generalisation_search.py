@@ -15,7 +15,8 @@ EASE runs for each l2 of `--ease-l2`, Popularity once.
 
 A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
 out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
-adds that many uniform negatives beside the in-batch ones).
+adds that many uniform negatives beside the in-batch ones; ``popularity_term=B``
+ranks with B times log(1 + training count) added to each logit, `with_popularity_term`).
 
 `--thin FRACTION`, `--users FRACTION` and `--min-item-rows K` derive a set of
 another shape from the training part before the validation split is cut
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy import sparse  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
 from quality import lastfm, movielens, preset, validation_split  # noqa: E402
@@ -69,12 +71,12 @@ class TrainingWeights(keras.callbacks.Callback):
             variable.assign(value)
 
 
-def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=()):
+def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
     weight: None or a function of the play counts (a sample weight, scaled to mean 1);
-    drop: query/item columns the model does not read."""
+    drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta."""
     return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
-            "drop": tuple(drop)}
+            "drop": tuple(drop), "popularity_term": popularity_term}
 
 
 def mixed(n):
@@ -118,10 +120,10 @@ def config(name):
     kwargs = dict(part.split("=", 1) for part in name.split("/"))
     drop = tuple(d for d in kwargs.pop("drop", "").split(":") if d)
     kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
-    uniform = kwargs.pop("uniform", None)
+    uniform, term = kwargs.pop("uniform", None), kwargs.pop("popularity_term", 0.0)
     if uniform:
-        return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, drop=drop)
-    return spec(lambda s: dict(kwargs), drop=drop)
+        return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, drop=drop, popularity_term=term)
+    return spec(lambda s: dict(kwargs), drop=drop, popularity_term=term)
 
 
 def derive(train, thin=1.0, users=1.0, min_item_rows=0, seed=0):
@@ -142,6 +144,47 @@ def derive(train, thin=1.0, users=1.0, min_item_rows=0, seed=0):
     if train.empty:
         raise SystemExit(f"--thin {thin} --users {users} --min-item-rows {min_item_rows} leave no training rows")
     return train.reset_index(drop=True)
+
+
+def popularity_share(rest, cut, k=10):
+    """How much popularity explains the rows of `cut`: Popularity's recall@k with each user's items
+    excluded, and a cosine item-item model's, both fitted on `rest`. Returns (Popularity's,
+    item-item's, their ratio); `cut`'s users that `rest` lacks are left out."""
+    users = pd.Index(rest["user_id"].unique())
+    items = pd.Index(np.unique(np.concatenate([rest["item_id"].to_numpy(), cut["item_id"].to_numpy()])))
+    cut = cut[cut["user_id"].isin(users)]
+    seen = sparse.csr_matrix((np.ones(len(rest), "float32"), (users.get_indexer(rest["user_id"]),
+                              items.get_indexer(rest["item_id"]))), shape=(len(users), len(items)))
+    seen.data[:] = 1.0  # a pair that repeats counts once
+    counts = np.asarray(seen.sum(axis=0)).ravel()
+    cosine = seen @ sparse.diags(1.0 / np.sqrt(np.maximum(counts, 1.0)))  # rows of X N: item-item X'X over N.N
+    queries = seen[users.get_indexer(cut["user_id"])]
+    targets = items.get_indexer(cut["item_id"])
+    exclude = (queries.indptr, queries.indices)
+    pop = sr.evaluation.evaluate_ranking(lambda a, b: np.broadcast_to(counts, (b - a, len(items))), targets,
+                                         ks=(k,), exclude=exclude, num_candidates=len(items))[f"recall@{k}"]
+    knn = sr.evaluation.evaluate_ranking(lambda a, b: (queries[a:b] @ cosine.T @ cosine).toarray(), targets,
+                                         ks=(k,), exclude=exclude, num_candidates=len(items))[f"recall@{k}"]
+    return pop, knn, pop / knn if knn else float("nan")
+
+
+def with_popularity_term(model, catalog, train, beta):
+    """`model.evaluate_topk` with ``beta * log(1 + training count)`` added to each candidate's logit
+    (``beta`` times the temperature to its cosine): the popularity prior added at serving time."""
+    counts = train["item_id"].value_counts().reindex(catalog.ids, fill_value=0).to_numpy("float32")
+    candidates = np.hstack([model.candidate_embeddings(catalog), np.log1p(counts)[:, None]])
+    term = beta * model.output_layer.logits_temperature
+
+    def evaluate(rows, exclude):
+        queries = model.query_embeddings(rows)
+        queries = np.hstack([queries, np.full((len(queries), 1), term, "float32")])
+        if exclude is not None:
+            exclude = sr.data.Exclusions.from_interactions(exclude, "user_id", "item_id").for_queries(
+                rows["user_id"].to_numpy(), catalog.ids)
+        return sr.evaluation.evaluate_ranking(
+            sr.retrieval.topk.embedding_scorer(queries, candidates),
+            pd.Index(catalog.ids).get_indexer(rows["item_id"]), ks=(10, 100), exclude=exclude)
+    return evaluate
 
 
 def recalls(evaluate, rows, seen):
@@ -204,6 +247,9 @@ def main(argv=None):
         catalog_rows = train  # every item known at training time
         train, test = validation_split(train, args.seed)
     print(f"{source}, stage {args.stage}: {len(train)} train / {len(test)} read rows; {shape(train, schema)}")
+    pop, knn, share = popularity_share(*validation_split(train, args.seed, fraction=0.1))
+    print(f"popularity share (x@10 on a 10% cut of the training rows): Popularity {pop:.4f} / item-item "
+          f"{knn:.4f} = {share:.2f}")
     print(f"{'config':<34} " + " ".join(f"{c:>7}" for c in COLUMNS))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +296,11 @@ def main(argv=None):
             model.fit(x, epochs=epochs, initial_epoch=done, catalog=trained, verbose=0, callbacks=[training_weights])
             seconds += time.perf_counter() - start
             done = epochs
-            m = recalls(lambda rows, ex: model.evaluate_topk(rows, catalog, ks=(10, 100), exclude=ex), test, train)
+            if c["popularity_term"]:
+                m = recalls(with_popularity_term(model, catalog, train, c["popularity_term"]), test, train)
+            else:
+                m = recalls(lambda rows, ex: model.evaluate_topk(rows, catalog, ks=(10, 100), exclude=ex), test,
+                            train)
             training_weights.restore()
             print(fmt(f"{name} ep{epochs}", m, f"  ({seconds:.0f} s)"), flush=True)
             record(name, m, epochs=epochs, train_s=seconds)

@@ -86,3 +86,25 @@ def test_a_written_out_config_adds_uniform_negatives_beside_the_in_batch_ones():
     assert kwargs == {"logq_sampling_correction": 1.5}
     assert [type(s).__name__ for s in samplers] == ["InBatchSampler", "UniformSampler"]
     assert samplers[1].num_samples == 4
+
+
+def test_popularity_share_against_a_hand_count():
+    # rest: item counts 1: 4, 3: 3, 2: 2, 4: 2; item 4 co-occurs only with 3 (user E), 3 with 1 (C, D)
+    rest = pd.DataFrame({"user_id": list("AABBCCDDEEF"), "item_id": [1, 2, 1, 2, 1, 3, 1, 3, 3, 4, 4]})
+    # F (seen 4) -> 3: Popularity ranks 1 first (miss at k=1), item-item ranks 3 first (hit);
+    # E (seen 3, 4) -> 1: both rank 1 first
+    cut = pd.DataFrame({"user_id": ["F", "E", "Z"], "item_id": [3, 1, 2]})  # Z: no rows in rest, left out
+    assert search_module().popularity_share(rest, cut, k=1) == (0.5, 1.0, 0.5)
+
+
+def test_a_zero_popularity_term_ranks_as_evaluate_topk(tmp_path):
+    search = search_module()
+    train, _, schema, _ = search.lastfm(FIXTURE, 0)
+    catalog = search.sr.data.Catalog.from_interactions(train, schema)
+    model = search.sr.TwoTowerModel(schema)
+    model.compile()
+    model.fit(train, epochs=1, verbose=0)
+    rows = train.head(12)
+    assert search.recalls(search.with_popularity_term(model, catalog, train, 0.0), rows, train) == search.recalls(
+        lambda r, ex: model.evaluate_topk(r, catalog, ks=(10, 100), exclude=ex), rows, train)
+    assert search.config("popularity_term=0.5/logq_sampling_correction=1.5")["popularity_term"] == 0.5
