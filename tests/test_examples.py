@@ -56,7 +56,9 @@ EXAMPLES = {
     "rows": 2,
     "registry": 5,
     "retrieval.losses": 13,
-    "retrieval.outputs": 8,
+    "retrieval.outputs.base": 9,
+    "retrieval.outputs.bpr": 1,
+    "retrieval.outputs.contrastive": 2,
     "retrieval.samplers.base": 7,
     "retrieval.samplers.catalog": 22,
     "retrieval.samplers.cross_batch": 6,
@@ -98,7 +100,7 @@ EXAMPLES = {
 # Modules whose docstrings hold no example (packages that only re-export,
 # constants, the CLI's argument tables): none may hold a public class or function.
 NO_EXAMPLES = {"data", "datasets", "etl", "evaluation", "layers", "models", "replicas",
-               "retrieval", "retrieval.samplers", "schema", "serving", "tfrs.layers",
+               "retrieval", "retrieval.outputs", "retrieval.samplers", "schema", "serving", "tfrs.layers",
                "tfrs.layers.factorized_top_k", "tfrs.tasks", "training"}
 
 
