@@ -25,7 +25,8 @@ users (sparser in items, each user's rows kept), or only the items with at
 least K rows (denser). docs/experiments/generalisation.md uses them to ask
 whether a lever follows the data's shape or its source.
 
-Output: one line per (config, epochs), also appended as JSON lines to --out
+Output: the set's shape and its popularity share (`popularity_share`), then
+one line per (config, epochs), also appended as JSON lines to --out
 (default runs/generalisation.jsonl). docs/experiments/generalisation.md has
 the figures.
 """
@@ -153,6 +154,8 @@ def popularity_share(rest, cut, k=10):
     users = pd.Index(rest["user_id"].unique())
     items = pd.Index(np.unique(np.concatenate([rest["item_id"].to_numpy(), cut["item_id"].to_numpy()])))
     cut = cut[cut["user_id"].isin(users)]
+    if cut.empty:
+        return float("nan"), float("nan"), float("nan")  # too few rows to cut from: the header says nan
     seen = sparse.csr_matrix((np.ones(len(rest), "float32"), (users.get_indexer(rest["user_id"]),
                               items.get_indexer(rest["item_id"]))), shape=(len(users), len(items)))
     seen.data[:] = 1.0  # a pair that repeats counts once

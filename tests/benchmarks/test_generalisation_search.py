@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -95,6 +96,7 @@ def test_popularity_share_against_a_hand_count():
     # E (seen 3, 4) -> 1: both rank 1 first
     cut = pd.DataFrame({"user_id": ["F", "E", "Z"], "item_id": [3, 1, 2]})  # Z: no rows in rest, left out
     assert search_module().popularity_share(rest, cut, k=1) == (0.5, 1.0, 0.5)
+    assert np.isnan(search_module().popularity_share(rest, cut.tail(1))).all()  # no user of the cut in rest
 
 
 def test_a_zero_popularity_term_ranks_as_evaluate_topk(tmp_path):
