@@ -160,7 +160,7 @@ def popularity_share(rest, cut, k=10):
                               items.get_indexer(rest["item_id"]))), shape=(len(users), len(items)))
     seen.data[:] = 1.0  # a pair that repeats counts once
     counts = np.asarray(seen.sum(axis=0)).ravel()
-    cosine = seen @ sparse.diags(1.0 / np.sqrt(np.maximum(counts, 1.0)))  # rows of X N: item-item X'X over N.N
+    cosine = seen @ sparse.diags(1.0 / np.sqrt(np.maximum(counts, 1.0)))  # (X N)^T (X N): the cosine item-item matrix
     queries = seen[users.get_indexer(cut["user_id"])]
     targets = items.get_indexer(cut["item_id"])
     exclude = (queries.indptr, queries.indices)
