@@ -164,8 +164,8 @@ def popularity_share(rest, cut, k=10):
     queries = seen[users.get_indexer(cut["user_id"])]
     targets = items.get_indexer(cut["item_id"])
     exclude = (queries.indptr, queries.indices)
-    pop = sr.evaluation.evaluate_ranking(lambda a, b: np.broadcast_to(counts, (b - a, len(items))), targets,
-                                         ks=(k,), exclude=exclude, num_candidates=len(items))[f"recall@{k}"]
+    pop = sr.baselines.Popularity().fit(rest, "user_id", "item_id").evaluate_topk(
+        cut, candidate_ids=items, ks=(k,), exclude=rest)[f"recall@{k}"]
     knn = sr.evaluation.evaluate_ranking(lambda a, b: (queries[a:b] @ cosine.T @ cosine).toarray(), targets,
                                          ks=(k,), exclude=exclude, num_candidates=len(items))[f"recall@{k}"]
     return pop, knn, pop / knn if knn else float("nan")
