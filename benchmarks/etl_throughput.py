@@ -7,7 +7,7 @@ timed for pandas and then for NVTabular:
 * in memory: fit and transform into a DataFrame, nothing written. NVTabular:
   ``etl.inputs.read_input``, ``etl.build_workflow``, ``Workflow.fit`` and
   ``Workflow.transform(...).to_ddf().compute()``, under the settings
-  ``fit_transform`` runs with (dask's threaded scheduler, ``etl.run.copy_on_write``).
+  ``fit_transform`` runs with (dask's threaded scheduler, ``etl.engine.copy_on_write``).
   pandas: vocabularies by ``value_counts`` (most frequent first, as Categorify),
   a lookup, log1p and the normalisation.
 * to parquet: ``sr.etl.fit_transform(frame, None, schema, out_dir)`` as users run it
@@ -68,7 +68,7 @@ def with_nvtabular(frame, partitions, stats_path):
 
     workflow = etl.build_workflow(SCHEMA, stats_path=stats_path)
     with dask.config.set(scheduler="threads"), warnings.catch_warnings(), \
-            pd.option_context("mode.copy_on_write", etl.run.copy_on_write(SCHEMA, workflow)):
+            pd.option_context("mode.copy_on_write", etl.engine.copy_on_write(SCHEMA, workflow)):
         warnings.filterwarnings("ignore", message="Initializing an NVTabular Dataset in CPU mode")
         dataset = nvt.Dataset(etl.inputs.read_input(frame, SCHEMA, "cpu", npartitions=partitions)[0], cpu=True)
         workflow.fit(dataset)

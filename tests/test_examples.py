@@ -31,6 +31,7 @@ EXAMPLES = {
     "datasets.lastfm": 8,
     "datasets.movielens": 9,
     "etl.artifacts": 21,
+    "etl.engine": 11,
     "etl.inputs": 10,
     "etl.options": 11,
     "etl.rows": 18,

@@ -7,12 +7,14 @@
 * ``inputs``: raw data as dask DataFrames, checked as they are read.
 * ``artifacts``: what the fitted ETL learned (vocabularies, continuous steps,
   item counts), written for serving and training to read.
-* ``run``: `fit_transform` and `transform`, on CPU, GPU or a Dask cluster.
+* ``engine``: where the ETL runs (CPU, GPU, a Dask cluster) and the settings it runs under.
+* ``run``: `fit_transform` and `transform`.
 """
 
 from schemaretrieval.etl.artifacts import Artifacts, ContinuousTransform, Vocabulary, read_artifacts
 from schemaretrieval.etl.options import CONTINUOUS_STEPS, TIME_FEATURES, ETLError
-from schemaretrieval.etl.run import ETLOutput, describe_engine, fit_transform, select_device, transform
+from schemaretrieval.etl.engine import describe_engine, select_device
+from schemaretrieval.etl.run import ETLOutput, fit_transform, transform
 from schemaretrieval.etl.workflow import build_workflow, output_schema, plan_workflow
 
 __all__ = [

@@ -9,8 +9,9 @@
 * ``transform(data, workflow_dir)``: new data through a saved workflow.
 
 It runs on the GPU (cudf) when one is visible, else on the CPU (pandas), in
-the calling process or on a Dask cluster (``dask=``); the first log line
-names the engine. Output directory::
+the calling process or on a Dask cluster (``dask=``), inside
+`engine.engine_context`; the first log line names the engine. Output
+directory::
 
     out_dir/
       train/*.parquet, valid/*.parquet   encoded data (each with NVTabular's schema.pbtxt)
@@ -27,214 +28,33 @@ cover every id the ETL can emit. See docs/etl.md.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from merlin.schema import Schema
 
-from schemaretrieval import upstream
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data.read import parquet_files
 from schemaretrieval.etl.artifacts import write_artifacts
+from schemaretrieval.etl.engine import TaskProgress, copy_on_write, engine_context, select_device
 from schemaretrieval.etl.inputs import read_input
 from schemaretrieval.etl.options import ETLError, categorical_options, check_transforms, etl_kind
-from schemaretrieval.etl.workflow import (
-    LookupCategorify,
-    fill_passthrough_domains,
-    flat_values,
-    output_schema,
-    plan_workflow,
-)
-from schemaretrieval.progress import Progress
+from schemaretrieval.etl.workflow import fill_passthrough_domains, flat_values, output_schema, plan_workflow
 from schemaretrieval.schema import SchemaError
 from schemaretrieval.schema.columns import OOV_INDEX
 
 log = logging.getLogger("schemaretrieval.etl")
 
-__all__ = ["ETLOutput", "fit_transform", "transform", "select_device", "describe_engine", "check_list_columns",
-           "copy_on_write",
-           "WORKFLOW_DIR", "REPORT_FILE"]
+__all__ = ["ETLOutput", "fit_transform", "transform", "check_list_columns", "WORKFLOW_DIR", "REPORT_FILE"]
 
 #: The fitted workflow's directory inside an ETL output directory.
 WORKFLOW_DIR = "workflow"
 #: The report's file inside an ETL output directory.
 REPORT_FILE = "etl_report.json"
-
-
-def select_device(device: str = "auto") -> str:
-    """'gpu' or 'cpu': ``auto`` picks the GPU when cudf imports and a GPU is visible.
-
-    >>> select_device("cpu")
-    'cpu'
-    >>> select_device("auto") in ("cpu", "gpu")
-    True
-    >>> select_device("tpu")
-    Traceback (most recent call last):
-    ...
-    ValueError: device must be 'auto', 'cpu' or 'gpu', got 'tpu'
-    """
-    if device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
-    from merlin.core.compat import HAS_GPU
-
-    try:
-        import cudf  # noqa: F401
-        has_cudf = True
-    except Exception:  # ImportError, or a CUDA error on import
-        has_cudf = False
-    if device == "gpu" and not (has_cudf and HAS_GPU):
-        raise RuntimeError("device='gpu' needs cudf and a visible GPU "
-                           f"(cudf importable: {has_cudf}, GPU visible: {bool(HAS_GPU)})")
-    return "gpu" if device == "gpu" or (device == "auto" and has_cudf and HAS_GPU) else "cpu"
-
-
-def describe_engine(device: str, client=None) -> str:
-    """The ETL's first log line: the device, the library doing the work, and where.
-
-    >>> describe_engine("cpu").startswith("ETL on CPU (pandas ")
-    True
-    """
-    if device == "gpu":
-        import cudf
-
-        engine = f"ETL on GPU (cudf {cudf.__version__}"
-        where = "1 device" if client is None else None
-    else:
-        engine = f"ETL on CPU (pandas {pd.__version__}"
-        where = None
-    if client is not None:
-        workers = len(client.scheduler_info().get("workers", {}))
-        where = f"Dask cluster at {client.scheduler.address}, {workers} worker(s)"
-    return engine + (f", {where})" if where else ")")
-
-
-
-
-def copy_on_write(schema: Schema, workflow=None) -> bool:
-    """Whether the ETL of ``schema`` runs with pandas' copy-on-write on: when every
-    column that Categorify encodes is scalar and without ``num_buckets``, and the
-    ``workflow`` (default: `plan_workflow`'s) encodes them with ``LookupCategorify``.
-
-    merlin's executor selects and concatenates the columns around every node of the
-    workflow, and without copy-on-write pandas copies them each time: a third of
-    the CPU ETL's time on 10M rows. With it, nothing is copied until it changes.
-    NVTabular's own ``Categorify.transform``, which encodes list columns, hashes
-    OOV values into ``num_buckets`` and is the op of workflows saved before
-    ``LookupCategorify``, writes into arrays that copy-on-write makes read-only
-    (``ValueError: assignment destination is read-only``) and fills a column
-    through a chained assignment that it makes a no-op, so those run without it.
-
-    >>> import schemaretrieval as sr
-    >>> copy_on_write(sr.load_schema("schemas/synthetic.yaml"))  # item_tags is a list
-    False
-    >>> copy_on_write(sr.schema.schema_from_dict({"columns": {
-    ...     "user_id": {"tags": ["user_id", "categorical"], "dtype": "int64"},
-    ...     "item_id": {"tags": ["item_id", "categorical"], "dtype": "int64"}}}))
-    True
-    """
-    encoded = [col for col in schema if etl_kind(col) == "categorical"
-               and categorical_options(col)["kind"] == "categorify"]
-    if any(col.is_list or categorical_options(col).get("num_buckets") for col in encoded):
-        return False
-    if workflow is not None:
-        from merlin.dag import Graph
-        from nvtabular.ops import Categorify
-
-        nodes = Graph.get_nodes_by_op_type([workflow.output_node], Categorify)
-        return all(isinstance(node.op, LookupCategorify) for node in nodes)
-    return True
-
-
-@contextlib.contextmanager
-def _dask_context(dask, device, cow=False):
-    """(client or None) with merlin's client and ``upstream.DASK_SETTINGS`` set for the
-    duration, and pandas' copy-on-write with ``cow`` (see `copy_on_write`); logs the
-    engine once and closes a client it opened."""
-    import dask as dask_lib
-    from merlin.core import utils as merlin_utils
-
-    opened = None
-    client = None
-    if dask is not None:
-        if isinstance(dask, str):
-            from distributed import Client
-
-            client = opened = Client(dask)
-        else:
-            client = dask
-        _check_workers(client)
-    log.info("%s; %s", describe_engine(device, client), upstream.describe())
-    token = merlin_utils._merlin_dask_client.set(client)
-    # A distributed client lying around in the process is not ours to use.
-    local = {} if client is not None else {"scheduler": "threads"}
-    try:
-        with dask_lib.config.set(upstream.DASK_SETTINGS, **local), warnings.catch_warnings(), \
-                pd.option_context("mode.copy_on_write", bool(cow)):
-            # The engine line above says it in the library's words, once.
-            warnings.filterwarnings("ignore", message="Initializing an NVTabular Dataset in CPU mode")
-            yield client
-    finally:
-        merlin_utils._merlin_dask_client.reset(token)
-        if opened is not None:
-            opened.close()
-
-
-class _TaskProgress:
-    """Each Dask computation while it is entered as a `Progress` of its tasks, named ``what``
-    (the local scheduler's callbacks; a cluster's computations show on its dashboard)."""
-
-    def __init__(self, what: str):
-        from dask.callbacks import Callback
-
-        self.what = what
-        self.progress = None
-        self.callback = Callback(start_state=self._start_state, posttask=self._posttask, finish=self._finish)
-
-    def __enter__(self):
-        self.callback.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.callback.__exit__(*exc)
-        self._finish()
-
-    def _start_state(self, dsk, state):
-        self._finish()
-        total = sum(len(state[key]) for key in ("ready", "waiting", "running", "finished"))
-        self.progress = Progress(self.what, total, unit="tasks")
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        if self.progress is not None:
-            self.progress.update()
-
-    def _finish(self, *args):
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
-
-
-def _workers_settings():
-    import dask as dask_lib
-
-    return {key: dask_lib.config.get(key, None) for key in upstream.DASK_SETTINGS}
-
-
-def _check_workers(client) -> None:
-    """Workers started elsewhere must run dask as merlin 23.8 needs (upstream.DASK_SETTINGS)."""
-    for worker, settings in client.run(_workers_settings).items():
-        wrong = {k: v for k, v in settings.items() if v != upstream.DASK_SETTINGS[k]}
-        if wrong:
-            raise ETLError(
-                f"Dask worker {worker}: {wrong} but merlin 23.8 needs {upstream.DASK_SETTINGS}; start the "
-                "workers with DASK_DATAFRAME__QUERY_PLANNING=False DASK_DATAFRAME__CONVERT_STRING=False "
-                "in their environment (or install schemaretrieval in their environment)")
 
 
 def _dataset(data, schema, device, npartitions=None, on_bad_rows="error"):
@@ -403,16 +223,16 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     wf_dir = out / WORKFLOW_DIR
     plan = plan_workflow(schema, stats_path=stats)  # runs on the context's client
     workflow = plan.workflow
-    with _dask_context(dask, chosen, copy_on_write(schema, workflow)) as client:
+    with engine_context(dask, chosen, copy_on_write(schema, workflow)) as client:
         train_ds, train_src, train_rows = _dataset(train, schema, chosen, npartitions, on_bad_rows)
         valid_ds, valid_src, valid_rows = (None, None, None) if valid is None else _dataset(
             valid, schema, chosen, npartitions, on_bad_rows)
-        with _TaskProgress("ETL: fitting the workflow"):
+        with TaskProgress("ETL: fitting the workflow"):
             workflow.fit(train_ds)
-        with _TaskProgress("ETL: writing train/"):
+        with TaskProgress("ETL: writing train/"):
             _write(workflow, train_ds, out / "train")
         if valid_ds is not None:
-            with _TaskProgress("ETL: writing valid/"):
+            with TaskProgress("ETL: writing valid/"):
                 _write(workflow, valid_ds, out / "valid")
         if wf_dir.exists():
             shutil.rmtree(wf_dir)
@@ -485,10 +305,10 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None,
     schema = schema_lib.load_schema(wf_dir / "schema.yaml")
     chosen = select_device(device)
     workflow = nvt.Workflow.load(str(wf_dir))  # runs on the context's client
-    with _dask_context(dask, chosen, copy_on_write(schema, workflow)) as client:
+    with engine_context(dask, chosen, copy_on_write(schema, workflow)) as client:
         dataset, source, inspected = _dataset(data, schema, chosen, on_bad_rows=on_bad_rows)
         if out_dir is None:
-            with _TaskProgress("ETL: transforming"):
+            with TaskProgress("ETL: transforming"):
                 frame = workflow.transform(dataset).to_ddf().compute()
             if chosen == "gpu":
                 frame = frame.to_pandas()
@@ -506,7 +326,7 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None,
             frame.attrs["skipped"] = inspected["skipped"]
             return frame
         out = Path(out_dir)
-        with _TaskProgress(f"ETL: writing {out}"):
+        with TaskProgress(f"ETL: writing {out}"):
             _write(workflow, dataset, out)
     rows, oov, _ = _scan(out, schema, None)
     report = _report_oov("transform", source, rows, oov, inspected=inspected)

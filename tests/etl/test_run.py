@@ -303,12 +303,12 @@ def test_copy_on_write_only_where_lookup_categorify_encodes():
     import nvtabular as nvt
     from nvtabular import ops
 
-    assert etl.run.copy_on_write(_tiny_schema())
-    assert not etl.run.copy_on_write(_tiny_schema(item_transform={"max_size": 10, "num_buckets": 3}))
-    assert not etl.run.copy_on_write(sr.load_schema("schemas/movielens-100k.yaml"))  # item_genres is a list
+    assert etl.engine.copy_on_write(_tiny_schema())
+    assert not etl.engine.copy_on_write(_tiny_schema(item_transform={"max_size": 10, "num_buckets": 3}))
+    assert not etl.engine.copy_on_write(sr.load_schema("schemas/movielens-100k.yaml"))  # item_genres is a list
     saved_before = nvt.Workflow(["item_id"] >> ops.Categorify())  # a workflow saved before LookupCategorify
-    assert not etl.run.copy_on_write(_tiny_schema(), saved_before)
-    assert etl.run.copy_on_write(_tiny_schema(), etl.build_workflow(_tiny_schema()))
+    assert not etl.engine.copy_on_write(_tiny_schema(), saved_before)
+    assert etl.engine.copy_on_write(_tiny_schema(), etl.build_workflow(_tiny_schema()))
 
 
 def test_hashed_oov_buckets_and_the_returned_frame(tmp_path):
@@ -329,7 +329,7 @@ def test_hashed_oov_buckets_and_the_returned_frame(tmp_path):
                                            "title": {"tags": ["item", "text"], "dtype": "string"}}})
     plain = pd.DataFrame({"user_id": range(6), "title": list("abcdef")})
     res = etl.fit_transform(plain, None, schema, tmp_path / "plain", device="cpu")
-    assert etl.run.copy_on_write(schema)
+    assert etl.engine.copy_on_write(schema)
     out = etl.transform(plain, res.out_dir, device="cpu")
     out.loc[0, "title"] = "changed"
     assert plain.loc[0, "title"] == "a"
