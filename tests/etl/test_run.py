@@ -213,18 +213,6 @@ def test_empty_inputs(tmp_path):
                           _tiny_schema(), tmp_path / "out", device="cpu")
 
 
-def test_device_selection():
-    assert etl.select_device("cpu") == "cpu"
-    chosen = etl.select_device("auto")
-    from merlin.core.compat import HAS_GPU
-    if not HAS_GPU:
-        assert chosen == "cpu"
-        with pytest.raises(RuntimeError, match="needs cudf and a visible GPU"):
-            etl.select_device("gpu")
-    with pytest.raises(ValueError):
-        etl.select_device("tpu")
-
-
 def test_two_dask_workers_give_the_single_process_output(raw, schema, tmp_path, processed):
     import distributed  # a core dependency: missing must fail, not skip
     train, valid, res = processed
@@ -297,18 +285,6 @@ def test_lookup_categorify_gives_nvtabulars_ids(tmp_path, options):
         pd.testing.assert_frame_equal(b, a)
     assert got_schema == expected_schema
     assert (got[1]["i"] == OOV_INDEX).any() and (got[1]["s"] == 1).any()  # unseen and null rows were there
-
-
-def test_copy_on_write_only_where_lookup_categorify_encodes():
-    import nvtabular as nvt
-    from nvtabular import ops
-
-    assert etl.engine.copy_on_write(_tiny_schema())
-    assert not etl.engine.copy_on_write(_tiny_schema(item_transform={"max_size": 10, "num_buckets": 3}))
-    assert not etl.engine.copy_on_write(sr.load_schema("schemas/movielens-100k.yaml"))  # item_genres is a list
-    saved_before = nvt.Workflow(["item_id"] >> ops.Categorify())  # a workflow saved before LookupCategorify
-    assert not etl.engine.copy_on_write(_tiny_schema(), saved_before)
-    assert etl.engine.copy_on_write(_tiny_schema(), etl.build_workflow(_tiny_schema()))
 
 
 def test_hashed_oov_buckets_and_the_returned_frame(tmp_path):
