@@ -3,7 +3,7 @@
 Every choice is made on a validation split cut from the training part (a random
 20% of its rows, `quality.validation_split`); the test part is read only with
 `--stage test`, for the configuration chosen. Data: Last.fm 2k (`--data lastfm`),
-real MovieLens-100K (`--data movielens --movielens DIR`) or the preset
+its friend graph (`--data lastfm-friends`), real MovieLens-100K (`--data movielens --movielens DIR`) or the preset
 (`--data preset`). Each config trains once and is read after each of `--epochs`
 (fit ends on the optimizer's average of the weights; training goes on from the
 weights the epoch ended on), with recall@10/@100 without ("r@k") and with
@@ -16,7 +16,8 @@ EASE runs for each l2 of `--ease-l2`, Popularity once.
 A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
 out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
 adds that many uniform negatives beside the in-batch ones; ``popularity_term=B``
-ranks with B times log(1 + training count) added to each logit, `with_popularity_term`).
+ranks with B times log(1 + training count) added to each logit, `with_popularity_term`;
+``learned-prior`` learns B in training, `LearnedPopularity`).
 
 `--thin FRACTION`, `--users FRACTION` and `--min-item-rows K` derive a set of
 another shape from the training part before the validation split is cut
@@ -51,7 +52,9 @@ import pandas as pd  # noqa: E402
 from scipy import sparse  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
-from quality import lastfm, movielens, preset, validation_split  # noqa: E402
+from quality import lastfm, lastfm_friends, movielens, preset, validation_split  # noqa: E402
+from schemaretrieval.models.defaults import DEFAULT_LOGQ_CORRECTION, DEFAULT_TEMPERATURE  # noqa: E402
+from schemaretrieval.retrieval.outputs.base import PROBABILITY_FLOOR  # noqa: E402
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
 
@@ -75,9 +78,28 @@ class TrainingWeights(keras.callbacks.Callback):
 def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
     weight: None or a function of the play counts (a sample weight, scaled to mean 1);
-    drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta."""
+    drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
+    ("learned": the model's `LearnedPopularity` coefficient)."""
     return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
             "drop": tuple(drop), "popularity_term": popularity_term}
+
+
+class LearnedPopularity(sr.ContrastiveOutput):
+    """The defaults' output with one trainable coefficient ``beta`` (from 0) of each candidate's log
+    sampling probability: training subtracts ``(w - beta) log q`` where the defaults subtract
+    ``w log q``, and the search ranks with ``beta log(1 + count)`` added (`with_popularity_term`),
+    so that the prior a set wants is learned from its rows rather than set by the weight."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.beta = self.add_weight(shape=(), initializer="zeros", name="beta")
+
+    def _corrected(self, scores, probability, shape, weight):  # the one place the correction is applied
+        if probability is None or not weight:
+            return scores
+        probability = keras.ops.maximum(keras.ops.reshape(keras.ops.cast(probability, "float32"), shape),
+                                        PROBABILITY_FLOOR)
+        return scores - (weight - self.beta * self.logits_temperature) * keras.ops.log(probability)
 
 
 def mixed(n):
@@ -99,6 +121,10 @@ CONFIGS = {
                                      drop=("user_friends",)),
     "weight-log1p": spec(weight=np.log1p),
     "mixed-uniform256": spec(mixed(256)),
+    "learned-prior": spec(lambda s: {"outputs": LearnedPopularity(
+        negative_samplers=sr.InBatchSampler(num_items=cardinality(s["item_id"])),
+        logits_temperature=DEFAULT_TEMPERATURE, logq_sampling_correction=DEFAULT_LOGQ_CORRECTION)},
+        popularity_term="learned"),
     "lr2e-3": spec(optimizer=lambda: sr.AveragedAdam(2e-3)),
     "batch256": spec(batch=256),
     "batch256-lr2e-3": spec(optimizer=lambda: sr.AveragedAdam(2e-3), batch=256),
@@ -215,7 +241,7 @@ def weighted_batches(rows, schema, batch, seed, weight):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--data", choices=("lastfm", "movielens", "preset"), required=True)
+    p.add_argument("--data", choices=("lastfm", "lastfm-friends", "movielens", "preset"), required=True)
     p.add_argument("--lastfm", default=str(DEFAULT_LASTFM))
     p.add_argument("--movielens", metavar="DIR")
     p.add_argument("--configs", default="defaults")
@@ -238,8 +264,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     configs = [(name, config(name)) for name in args.configs.split(",") if name]
 
-    if args.data == "lastfm":
-        train, test, schema, source = lastfm(args.lastfm, args.seed)
+    if args.data in ("lastfm", "lastfm-friends"):
+        train, test, schema, source = (lastfm if args.data == "lastfm" else lastfm_friends)(args.lastfm, args.seed)
     elif args.data == "movielens":
         train, test, schema, source = movielens(args.movielens, args.seed)
     else:
@@ -299,14 +325,19 @@ def main(argv=None):
             model.fit(x, epochs=epochs, initial_epoch=done, catalog=trained, verbose=0, callbacks=[training_weights])
             seconds += time.perf_counter() - start
             done = epochs
+            extra = {}
             if c["popularity_term"]:
-                m = recalls(with_popularity_term(model, catalog, train, c["popularity_term"]), test, train)
+                term = c["popularity_term"]
+                if term == "learned":
+                    term = extra["beta"] = float(keras.ops.convert_to_numpy(model.output_layer.beta))
+                m = recalls(with_popularity_term(model, catalog, train, term), test, train)
             else:
                 m = recalls(lambda rows, ex: model.evaluate_topk(rows, catalog, ks=(10, 100), exclude=ex), test,
                             train)
             training_weights.restore()
-            print(fmt(f"{name} ep{epochs}", m, f"  ({seconds:.0f} s)"), flush=True)
-            record(name, m, epochs=epochs, train_s=seconds)
+            print(fmt(f"{name} ep{epochs}", m, f"  ({seconds:.0f} s)" + "".join(
+                f", {k} {v:.3f}" for k, v in extra.items())), flush=True)
+            record(name, m, epochs=epochs, train_s=seconds, **extra)
 
 
 if __name__ == "__main__":

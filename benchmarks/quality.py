@@ -11,7 +11,9 @@ training items excluded, and each ranker's training seconds.
   the training part). No copy at hand: benchmarks/movielens_from_recbole.py
   writes one from the copy that the RecBole package ships on PyPI.
 * Last.fm 2k with `--lastfm DIR` (default ../shared/data/lastfm-2k beside the
-  repository, when it exists), through schemas/lastfm-2k.yaml and the ETL.
+  repository, when it exists), through schemas/lastfm-2k.yaml and the ETL;
+  and the same folder's friend graph (`lastfm_friends`: a user's friends as
+  the items, ids only), a real set of another kind.
 * The preset, sr.data.movielens_like (`--preset small`: 400 users, 700
   items, 30k rows, what tests/test_quality.py runs in CI).
 
@@ -22,7 +24,7 @@ over the grid is timed apart). docs/defaults.md shows the table and the
 evidence behind each default; docs/experiments/movielens-100k-search.md and
 docs/experiments/generalisation.md the searches.
 
-    python benchmarks/quality.py [--movielens DIR] [--lastfm DIR] [--sets preset,movielens,lastfm]
+    python benchmarks/quality.py [--movielens DIR] [--lastfm DIR] [--sets preset,movielens,lastfm,lastfm-friends]
         [--preset full|small] [--epochs N] [--seed 0] [--ease-l2 30,100,300,1000,3000] [--json PATH]
         [--recipe] [--dense-optimizer]
 """
@@ -114,6 +116,31 @@ def lastfm(path, seed):
             f"lastfm-2k at {path} (ETL, seed {seed})")
 
 
+# The friend graph's schema: a user's friends are the items; both ids are encoded by the ETL.
+FRIENDS_SCHEMA = {"name": "lastfm-2k-friends", "columns": {
+    "user_id": {"tags": ["user_id", "categorical"], "dtype": "int64"},
+    "item_id": {"tags": ["item_id", "categorical"], "dtype": "int64"}}}
+
+
+def lastfm_friends(path, seed):
+    """The Last.fm 2k folder's friend graph as a third real set: one row per
+    (user, friend) of user_friends.dat (each friendship is there both ways),
+    the friend as the item; ids only. A source of another kind than the
+    listening rows, tuned on by nothing, split and put through the ETL as
+    `lastfm` is."""
+    users = sr.datasets.lastfm(path)[["user_id", "user_friends"]].drop_duplicates("user_id")
+    # users without friends have no rows here
+    frame = users.explode("user_friends").dropna().rename(columns={"user_friends": "item_id"}).astype("int64")
+    raw_train, raw_test = sr.data.random_split(frame.reset_index(drop=True), 0.2, seed=seed)
+    out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
+    schema_path = out / "lastfm-2k-friends.yaml"
+    schema_path.write_text(yaml.safe_dump(FRIENDS_SCHEMA, sort_keys=False))
+    result = sr.etl.fit_transform(raw_train, raw_test, schema_path, out / "etl", device="cpu")
+    read = sr.data.read_table
+    return (read(result.out_dir / "train"), read(result.out_dir / "valid"), sr.load_schema(result.out_dir),
+            f"lastfm-2k friends at {path} (ETL, seed {seed})")
+
+
 def validation_split(train, seed, fraction=0.2):
     """A random `fraction` of the training rows, held out for every choice
     (EASE's l2, the defaults' rule): the test rows are never looked at."""
@@ -125,7 +152,7 @@ MOVIELENS_PLACES = ("$MOVIELENS_100K", "../data/ml-100k", "~/data/ml-100k")
 DEFAULT_LASTFM = Path(__file__).resolve().parents[2] / "shared" / "data" / "lastfm-2k"
 PRESETS = {"full": (943, 1682, 100_000), "small": (400, 700, 30_000)}
 DEFAULT_EASE_L2 = "30,100,300,1000,3000"
-SETS = ("preset", "movielens", "lastfm")
+SETS = ("preset", "movielens", "lastfm", "lastfm-friends")
 
 
 def find_movielens():
@@ -251,18 +278,20 @@ def main(argv=None):
         else:
             print("MovieLens-100K: not run (no --movielens DIR, none found at " + ", ".join(MOVIELENS_PLACES) + ")")
     lastfm_dir = args.lastfm or (DEFAULT_LASTFM if DEFAULT_LASTFM.is_dir() else None)
-    if "lastfm" in sets:
-        if lastfm_dir is not None:
-            loaders["lastfm"] = lambda: lastfm(lastfm_dir, args.seed)
-        else:
-            print(f"Last.fm 2k: not run (no --lastfm DIR, and {DEFAULT_LASTFM} does not exist)")
+    for key, load in (("lastfm", lastfm), ("lastfm-friends", lastfm_friends)):
+        if key in sets:
+            if lastfm_dir is not None:
+                loaders[key] = (lambda load: lambda: load(lastfm_dir, args.seed))(load)
+            else:
+                print(f"{key}: not run (no --lastfm DIR, and {DEFAULT_LASTFM} does not exist)")
 
     results, sources = {}, {}
     grid = [float(x) for x in args.ease_l2.split(",") if x]
     for key, load in loaders.items():
         train, test, schema, source = load()
         name = {"preset": "preset" + ("" if args.preset == "full" else " (small)"), "movielens": "ML-100K",
-                "lastfm": "Last.fm 2k"}[key]
+                "lastfm": "Last.fm 2k",
+                "lastfm-friends": "Last.fm friends"}[key]
         sources[name] = f"{source}: {len(train)} train / {len(test)} test rows"
         print(sources[name], flush=True)
         results[name] = run_set(train, test, schema, epochs=args.epochs, seed=args.seed, ease_grid=grid,

@@ -35,6 +35,19 @@ def test_quality_reads_lastfm_into_the_one_table(tmp_path):
     assert set(ease["validation"]) == {"10", "100"} and set(ease["l2"].values()) <= {10.0, 100.0}
 
 
+def test_the_friend_graph_is_one_row_per_friendship_the_friend_as_the_item():
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    train, test, schema, source = quality.lastfm_friends(FIXTURE, 0)
+    assert sorted(schema.column_names) == ["item_id", "user_id"] and "friends" in source
+    # the fixture's user_friends.dat: 16 (user, friend) rows, split 80/20 at random
+    assert (len(train), len(test)) == (13, 3)
+    # 8 users, each with 2 friends; encoded by the ETL from id 3 (0-2 reserved)
+    assert train.groupby("user_id").size().max() <= 2 and train["user_id"].min() >= 3
+    assert len(pd.concat([train, test]).drop_duplicates()) == 16
+
+
 def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path):
     out = run(ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm", "--lastfm", FIXTURE,
               "--configs", "defaults,weight-log1p,logq1.25,id_embedding_dim=96/logits_temperature=0.15",
@@ -110,3 +123,18 @@ def test_a_zero_popularity_term_ranks_as_evaluate_topk(tmp_path):
     assert search.recalls(search.with_popularity_term(model, catalog, train, 0.0), rows, train) == search.recalls(
         lambda r, ex: model.evaluate_topk(r, catalog, ks=(10, 100), exclude=ex), rows, train)
     assert search.config("popularity_term=0.5/logq_sampling_correction=1.5")["popularity_term"] == 0.5
+
+
+def test_the_learned_prior_moves_the_correction_by_its_coefficient():
+    search = search_module()
+    sr = search.sr
+    scores, probability = np.array([[1.0, 0.5]], "float32"), np.array([0.2, 0.05], "float32")
+    learned = search.CONFIGS["learned-prior"]["kwargs"](synthetic_schema())["outputs"]
+    plain = sr.ContrastiveOutput(logits_temperature=0.2, logq_sampling_correction=1.1)
+    weight = 1.1 * 0.2  # the defaults' weight after the temperature, as ContrastiveOutput passes it
+    # at its start (0) the learned output corrects as the defaults do
+    np.testing.assert_allclose(learned._corrected(scores, probability, (1, -1), weight),
+                               plain._corrected(scores, probability, (1, -1), weight), rtol=1e-6)
+    learned.beta.assign(0.5)  # then by (w - beta) log q: 0.6 x 0.2 here
+    np.testing.assert_allclose(learned._corrected(scores, probability, (1, -1), weight),
+                               scores - 0.6 * 0.2 * np.log(probability), rtol=1e-6)
