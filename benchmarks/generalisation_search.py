@@ -264,12 +264,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     configs = [(name, config(name)) for name in args.configs.split(",") if name]
 
-    if args.data in ("lastfm", "lastfm-friends"):
-        train, test, schema, source = (lastfm if args.data == "lastfm" else lastfm_friends)(args.lastfm, args.seed)
-    elif args.data == "movielens":
+    if args.data == "movielens":
         train, test, schema, source = movielens(args.movielens, args.seed)
-    else:
+    elif args.data == "preset":
         train, test, schema, source = preset(args.seed, *(int(n) for n in args.preset_shape.split(",")))
+    else:
+        train, test, schema, source = {"lastfm": lastfm, "lastfm-friends": lastfm_friends}[args.data](
+            args.lastfm, args.seed)
     train = derive(train, thin=args.thin, users=args.users, min_item_rows=args.min_item_rows, seed=args.seed)
     catalog_rows = pd.concat([train, test], ignore_index=True)
     if args.stage == "valid":

@@ -94,25 +94,26 @@ def movielens(path, seed, request_week=False, time_features=(), split="random"):
         raw_train, raw_test = sr.data.time_split(frame, "timestamp", test_fraction=0.2)
     else:
         raw_train, raw_test = sr.data.random_split(frame, 0.2, seed=seed)
-    result = sr.etl.fit_transform(raw_train, raw_test, schema_path, out / "etl", device="cpu")
-    schema = sr.load_schema(result.out_dir)
-    read = sr.data.read_table
     extras = ([] if split == "random" else [f"{split} split"]) + (["request week"] if request_week else [])
     extras += [f"timestamp {'+'.join(time_features)}"] if time_features else []
-    source = f"{variant} at {path} (ETL, seed {seed}{''.join(', ' + e for e in extras)})"
-    return read(result.out_dir / "train"), read(result.out_dir / "valid"), schema, source
+    return (*encoded(raw_train, raw_test, schema_path, out),
+            f"{variant} at {path} (ETL, seed {seed}{''.join(', ' + e for e in extras)})")
+
+
+def encoded(raw_train, raw_test, schema, out):
+    """(train, test, schema) after the ETL, fitted on `raw_train`, as a user runs it, written under `out`."""
+    result = sr.etl.fit_transform(raw_train, raw_test, schema, out / "etl", device="cpu")
+    read = sr.data.read_table
+    return read(result.out_dir / "train"), read(result.out_dir / "valid"), sr.load_schema(result.out_dir)
 
 
 def lastfm(path, seed):
     """The Last.fm 2k folder (sr.datasets.lastfm: every (user, artist) pair a
     positive, the play count in `weight`) through the bundled schema and the
     ETL fitted on a random 80% (held-out artists it never saw go to the OOV id)."""
-    frame = sr.datasets.lastfm(path)
-    raw_train, raw_test = sr.data.random_split(frame, 0.2, seed=seed)
+    raw_train, raw_test = sr.data.random_split(sr.datasets.lastfm(path), 0.2, seed=seed)
     out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
-    result = sr.etl.fit_transform(raw_train, raw_test, sr.datasets.lastfm_schema_path(), out / "etl", device="cpu")
-    read = sr.data.read_table
-    return (read(result.out_dir / "train"), read(result.out_dir / "valid"), sr.load_schema(result.out_dir),
+    return (*encoded(raw_train, raw_test, sr.datasets.lastfm_schema_path(), out),
             f"lastfm-2k at {path} (ETL, seed {seed})")
 
 
@@ -133,11 +134,7 @@ def lastfm_friends(path, seed):
     frame = users.explode("user_friends").dropna().rename(columns={"user_friends": "item_id"}).astype("int64")
     raw_train, raw_test = sr.data.random_split(frame.reset_index(drop=True), 0.2, seed=seed)
     out = Path(tempfile.mkdtemp(prefix="quality-etl-"))
-    schema_path = out / "lastfm-2k-friends.yaml"
-    schema_path.write_text(yaml.safe_dump(FRIENDS_SCHEMA, sort_keys=False))
-    result = sr.etl.fit_transform(raw_train, raw_test, schema_path, out / "etl", device="cpu")
-    read = sr.data.read_table
-    return (read(result.out_dir / "train"), read(result.out_dir / "valid"), sr.load_schema(result.out_dir),
+    return (*encoded(raw_train, raw_test, sr.schema.schema_from_dict(FRIENDS_SCHEMA), out),
             f"lastfm-2k friends at {path} (ETL, seed {seed})")
 
 
