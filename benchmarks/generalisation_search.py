@@ -17,7 +17,8 @@ A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
 out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
 adds that many uniform negatives beside the in-batch ones; ``popularity_term=B``
 ranks with B times log(1 + training count) added to each logit, `with_popularity_term`;
-``learned-prior`` learns B in training, `LearnedPopularity`).
+``learned-prior`` learns B in training, `LearnedPopularity`; ``candidate_input_dropout=P`` drops
+that share of the candidate tower's input in training, `with_candidate_dropout`).
 
 `--thin FRACTION`, `--users FRACTION` and `--min-item-rows K` derive a set of
 another shape from the training part before the validation split is cut
@@ -75,13 +76,24 @@ class TrainingWeights(keras.callbacks.Callback):
             variable.assign(value)
 
 
-def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0):
+def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0,
+         candidate_dropout=0.0):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
     weight: None or a function of the play counts (a sample weight, scaled to mean 1);
     drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
-    ("learned": the model's `LearnedPopularity` coefficient)."""
+    ("learned": the model's `LearnedPopularity` coefficient); candidate_dropout: `with_candidate_dropout`'s."""
     return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
-            "drop": tuple(drop), "popularity_term": popularity_term}
+            "drop": tuple(drop), "popularity_term": popularity_term, "candidate_dropout": candidate_dropout}
+
+
+def with_candidate_dropout(model, rate):
+    """`model` with a dropout of `rate` on its candidate tower's input (the features' embeddings,
+    concatenated), as `query_input_dropout` is on the query tower's: with item features, the
+    ids then share what the features say."""
+    tower = model.candidate_tower
+    tower = sr.Encoder(tower.inputs_block, keras.layers.Dropout(rate), *tower.blocks,
+                       untrained_user_ids=tower.untrained_user_ids)
+    return sr.TwoTowerModelV2(model.query_tower, tower, outputs=model.output_layer, schema=model.schema)
 
 
 class LearnedPopularity(sr.ContrastiveOutput):
@@ -148,9 +160,10 @@ def config(name):
     drop = tuple(d for d in kwargs.pop("drop", "").split(":") if d)
     kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
     uniform, term = kwargs.pop("uniform", None), kwargs.pop("popularity_term", 0.0)
+    options = {"drop": drop, "popularity_term": term, "candidate_dropout": kwargs.pop("candidate_input_dropout", 0.0)}
     if uniform:
-        return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, drop=drop, popularity_term=term)
-    return spec(lambda s: dict(kwargs), drop=drop, popularity_term=term)
+        return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, **options)
+    return spec(lambda s: dict(kwargs), **options)
 
 
 def derive(train, thin=1.0, users=1.0, min_item_rows=0, seed=0):
@@ -310,6 +323,8 @@ def main(argv=None):
         trained = sr.data.Catalog.from_interactions(train, run_schema)  # what the samplers draw and count
         keras.utils.set_random_seed(args.seed)
         model = sr.TwoTowerModel(run_schema, **c["kwargs"](run_schema))
+        if c["candidate_dropout"]:
+            model = with_candidate_dropout(model, c["candidate_dropout"])
         model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
         batch = c["batch"] or DEFAULT_BATCH_SIZE
         # batches of our own, so that successive fits go on from an epoch (initial_epoch)

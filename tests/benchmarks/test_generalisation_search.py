@@ -138,3 +138,15 @@ def test_the_learned_prior_moves_the_correction_by_its_coefficient():
     learned.beta.assign(0.5)  # then by (w - beta) log q: 0.6 x 0.2 here
     np.testing.assert_allclose(learned._corrected(scores, probability, (1, -1), weight),
                                scores - 0.6 * 0.2 * np.log(probability), rtol=1e-6)
+
+
+def test_a_candidate_input_dropout_sits_first_in_the_candidate_tower_alone():
+    search = search_module()
+    c = search.config("candidate_input_dropout=0.3/logq_sampling_correction=1.35")
+    assert c["candidate_dropout"] == 0.3 and c["kwargs"](synthetic_schema()) == {"logq_sampling_correction": 1.35}
+    model = search.sr.TwoTowerModel(synthetic_schema())
+    dropped = search.with_candidate_dropout(model, 0.3)
+    first = dropped.candidate_tower.blocks[0]
+    assert type(first).__name__ == "Dropout" and first.rate == 0.3
+    assert dropped.candidate_tower.blocks[1:] == model.candidate_tower.blocks
+    assert dropped.query_tower is model.query_tower and dropped.output_layer is model.output_layer
