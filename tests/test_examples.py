@@ -73,7 +73,9 @@ EXAMPLES = {
     "schemas": 2,
     "serving.client": 34,
     "serving.export": 18,
-    "serving.indexes": 13,
+    "serving.indexes.base": 6,
+    "serving.indexes.brute_force": 3,
+    "serving.indexes.faiss_index": 5,
     "serving.requests": 13,
     "serving.recommend": 16,
     "serving.tuning": 11,
@@ -101,8 +103,8 @@ EXAMPLES = {
 # Modules whose docstrings hold no example (packages that only re-export,
 # constants, the CLI's argument tables): none may hold a public class or function.
 NO_EXAMPLES = {"data", "datasets", "etl", "evaluation", "layers", "models", "replicas",
-               "retrieval", "retrieval.outputs", "retrieval.samplers", "schema", "serving", "tfrs.layers",
-               "tfrs.layers.factorized_top_k", "tfrs.tasks", "training"}
+               "retrieval", "retrieval.outputs", "retrieval.samplers", "schema", "serving", "serving.indexes",
+               "tfrs.layers", "tfrs.layers.factorized_top_k", "tfrs.tasks", "training"}
 
 
 def _modules():
