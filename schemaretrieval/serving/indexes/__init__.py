@@ -22,11 +22,6 @@ Every index has one interface::
 * ``graph_top_k()`` is the index inside a SavedModel (`export.export_serving`):
   a ``tf.Module`` ``(queries, k, excluded positions) -> (scores, positions)``.
   A subclass that gives one exports as it is; FAISS, not a TensorFlow op, does not.
-
-Why not ``keras_rs.layers.BruteForceRetrieval`` (keras-rs 0.4.0): it scores
-every query against every candidate in one ``[num_queries, num_candidates]``
-matrix (1 GB for 256 queries x 1M items), stores ids as int32 (no string or
-int64 ids), fixes ``k`` at construction and has no exclusion.
 """
 
 from schemaretrieval.serving.indexes.base import TopKIndex

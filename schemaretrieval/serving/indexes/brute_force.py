@@ -1,4 +1,10 @@
-"""`BruteForce`: the exact top-k index, through the top-k engine (`retrieval.topk`)."""
+"""`BruteForce`: the exact top-k index, through the top-k engine (`retrieval.topk`).
+
+Why not ``keras_rs.layers.BruteForceRetrieval`` (keras-rs 0.4.0): it scores
+every query against every candidate in one ``[num_queries, num_candidates]``
+matrix (1 GB for 256 queries x 1M items), stores ids as int32 (no string or
+int64 ids), fixes ``k`` at construction and has no exclusion.
+"""
 
 from __future__ import annotations
 
