@@ -56,7 +56,7 @@ EXAMPLES = {
     "progress": 16,
     "rows": 2,
     "registry": 5,
-    "retrieval.losses": 13,
+    "retrieval.losses": 15,
     "retrieval.outputs.base": 9,
     "retrieval.outputs.bpr": 1,
     "retrieval.outputs.contrastive": 2,

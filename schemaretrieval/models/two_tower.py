@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import ops
 from merlin.schema import Schema, Tags
 
-from schemaretrieval import registry, replicas
+from schemaretrieval import replicas
 from schemaretrieval import schema as schema_lib
 from schemaretrieval import training
 from schemaretrieval.data import checks
@@ -35,7 +35,6 @@ from schemaretrieval.models.defaults import DEFAULT_KS
 from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval import losses as losses_lib
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
-from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
 
@@ -159,7 +158,7 @@ class TwoTowerModelV2(keras.Model):
         loss, applied to that same form, as Merlin's ``compile(loss=)``."""
         if metrics is None and getattr(self.output_layer, "default_metrics_fn", None) is not None:
             metrics = self.output_layer.default_metrics_fn()
-        self.__dict__["_batch_loss"] = _batch_loss(loss)
+        self.__dict__["_batch_loss"] = losses_lib.compile_loss(loss)
         super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
@@ -534,31 +533,6 @@ def _multi_worker_logs(logs):
     if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
         return logs
     return {key: ops.reshape(value, (1,)) if len(ops.shape(value)) == 0 else value for key, value in logs.items()}
-
-
-def _batch_loss(loss):
-    """``compile(loss=)`` as a function of (one-hot targets, logits, sample_weight), or None."""
-    if loss is None:
-        return None
-    if loss == "categorical_crossentropy":
-        return _mean_cross_entropy
-    if isinstance(loss, (str, type)) or isinstance(loss, losses_lib.PairwiseLoss):
-        try:
-            loss = losses_lib.PairwiseLoss.parse(loss)
-        except (TypeError, ValueError):
-            loss = keras.losses.get(loss)
-    if not callable(loss):
-        raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
-                         f"'categorical_crossentropy' or a Keras loss, got {loss!r}")
-    return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
-
-
-def _mean_cross_entropy(targets, logits, sample_weight):
-    """``keras.losses.CategoricalCrossentropy(from_logits=True)`` of the output's one-hot
-    targets (a weighted sum over the batch's size), by `softmax_cross_entropy` from each
-    row's label column rather than TensorFlow's dense kernel (docs/training.md)."""
-    losses = softmax_cross_entropy(ops.argmax(targets, axis=1), ops.cast(logits, "float32"), sample_weight)
-    return ops.sum(losses) / ops.cast(ops.shape(losses)[0], "float32")
 
 
 def _is_table(data) -> bool:

@@ -15,6 +15,9 @@ Every loss is a ``keras.losses.Loss`` with Merlin's interface:
   "sum_over_batch_size": the mean over every pair of the batch);
 * ``PairwiseLoss.parse(name_or_class_or_instance)``, and the registry
   (``sr.registry``, kind "loss") by Merlin's names.
+* ``compile_loss(loss)``: what a model's ``compile(loss=)`` applies to that
+  form of each batch in place of its output's loss (a pairwise loss,
+  "categorical_crossentropy" or a Keras loss).
 
 With p the positive's score and n a negative's, s = softmax of the row's negatives:
 
@@ -42,6 +45,7 @@ import tensorflow as tf
 from keras import ops
 
 from schemaretrieval import registry
+from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 
 __all__ = [
     "PairwiseLoss",
@@ -53,6 +57,7 @@ __all__ = [
     "LogisticLoss",
     "HingeLoss",
     "get_loss",
+    "compile_loss",
 ]
 
 # Merlin's epsilon under a log (add_epsilon_to_zeros).
@@ -314,3 +319,38 @@ def get_loss(spec) -> PairwiseLoss:
     'BPRmaxLoss'
     """
     return PairwiseLoss.parse(spec)
+
+
+def compile_loss(loss):
+    """A model's ``compile(loss=)`` as a function of (one-hot targets, logits, sample_weight),
+    or None for the output's own loss, as Merlin's ``compile(loss=)`` takes it: a pairwise loss
+    (a name, class or instance), "categorical_crossentropy" or any Keras loss.
+
+    >>> targets = np.array([[1.0, 0.0, 0.0]], "float32")
+    >>> logits = np.array([[2.0, 0.0, 0.0]], "float32")
+    >>> round(float(compile_loss("categorical_crossentropy")(targets, logits, None)), 4)  # -log(e^2 / (e^2 + 2))
+    0.2395
+    >>> round(float(compile_loss("bpr")(targets, logits, None)), 4)  # -log sigmoid(2 - 0)
+    0.1269
+    """
+    if loss is None:
+        return None
+    if loss == "categorical_crossentropy":
+        return _mean_cross_entropy
+    if isinstance(loss, (str, type, PairwiseLoss)):
+        try:
+            loss = PairwiseLoss.parse(loss)
+        except (TypeError, ValueError):
+            loss = keras.losses.get(loss)
+    if not callable(loss):
+        raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
+                         f"'categorical_crossentropy' or a Keras loss, got {loss!r}")
+    return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
+
+
+def _mean_cross_entropy(targets, logits, sample_weight):
+    """``keras.losses.CategoricalCrossentropy(from_logits=True)`` of one-hot targets (a weighted
+    sum over the batch's size), by `softmax_cross_entropy` from each row's label column rather
+    than TensorFlow's dense kernel (docs/training.md)."""
+    losses = softmax_cross_entropy(ops.argmax(targets, axis=1), ops.cast(logits, "float32"), sample_weight)
+    return ops.sum(losses) / ops.cast(ops.shape(losses)[0], "float32")
