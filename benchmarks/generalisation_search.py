@@ -51,6 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import sparse  # noqa: E402
+from scipy.sparse import linalg  # noqa: E402,F401  (sparse.linalg.svds)
 
 import schemaretrieval as sr  # noqa: E402
 from quality import lastfm, lastfm_friends, movielens, preset, validation_split  # noqa: E402
@@ -58,6 +59,7 @@ from schemaretrieval.models.defaults import DEFAULT_LOGQ_CORRECTION, DEFAULT_TEM
 from schemaretrieval.retrieval.outputs.base import PROBABILITY_FLOOR  # noqa: E402
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
+from schemaretrieval.schema.columns import domain_name  # noqa: E402
 
 DEFAULT_LASTFM = Path(__file__).resolve().parents[2] / "shared" / "data" / "lastfm-2k"
 
@@ -77,13 +79,15 @@ class TrainingWeights(keras.callbacks.Callback):
 
 
 def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0,
-         candidate_dropout=0.0):
+         candidate_dropout=0.0, svd_init=0.0, svd_power=0.5):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
     weight: None or a function of the play counts (a sample weight, scaled to mean 1);
     drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
-    ("learned": the model's `LearnedPopularity` coefficient); candidate_dropout: `with_candidate_dropout`'s."""
+    ("learned": the model's `LearnedPopularity` coefficient); candidate_dropout: `with_candidate_dropout`'s;
+    svd_init, svd_power: `init_ids_from_svd`'s scale (0: Keras's initialiser) and power."""
     return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
-            "drop": tuple(drop), "popularity_term": popularity_term, "candidate_dropout": candidate_dropout}
+            "drop": tuple(drop), "popularity_term": popularity_term, "candidate_dropout": candidate_dropout,
+            "svd_init": svd_init, "svd_power": svd_power}
 
 
 def with_candidate_dropout(model, rate):
@@ -94,6 +98,31 @@ def with_candidate_dropout(model, rate):
     tower = sr.Encoder(tower.inputs_block, keras.layers.Dropout(rate), *tower.blocks,
                        untrained_user_ids=tower.untrained_user_ids)
     return sr.TwoTowerModelV2(model.query_tower, tower, outputs=model.output_layer, schema=model.schema)
+
+
+def id_table(tower, column):
+    """The embedding table (a Keras variable) that `tower` reads `column` through."""
+    block = tower.inputs_block
+    return block.tables[domain_name(block.schema[column])].table.embeddings
+
+
+def init_ids_from_svd(model, train, scale, power=0.5):
+    """Starts the user-id and item-id tables from the truncated SVD of the training rows' user x item
+    matrix (ones where a user has an item): the user rows ``U S^power``, the item rows ``V S^power``,
+    in the tables' first k = min(widths) columns, scaled to a standard deviation of ``scale`` (Keras's
+    uniform initialiser has 0.029); the rest of each table keeps its initial values. Returns S."""
+    users = id_table(model.query_tower, model.query_id_column)
+    items = id_table(model.candidate_tower, model.candidate_id_column)
+    rows = train[[model.query_id_column, model.candidate_id_column]].drop_duplicates().to_numpy()
+    matrix = sparse.csr_matrix((np.ones(len(rows)), (rows[:, 0], rows[:, 1])), shape=(users.shape[0], items.shape[0]))
+    k = min(users.shape[1], items.shape[1])
+    # a fixed start vector: ARPACK draws one at random, and the signs of the factors follow it
+    u, s, vt = sparse.linalg.svds(matrix, k=k, v0=np.full(min(matrix.shape), min(matrix.shape) ** -0.5))
+    for table, factor in ((users, u * s**power), (items, vt.T * s**power)):
+        value = keras.ops.convert_to_numpy(table).copy()
+        value[:, :k] = factor * (scale / factor.std())
+        table.assign(value)
+    return s
 
 
 class LearnedPopularity(sr.ContrastiveOutput):
@@ -160,7 +189,8 @@ def config(name):
     drop = tuple(d for d in kwargs.pop("drop", "").split(":") if d)
     kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
     uniform, term = kwargs.pop("uniform", None), kwargs.pop("popularity_term", 0.0)
-    options = {"drop": drop, "popularity_term": term, "candidate_dropout": kwargs.pop("candidate_input_dropout", 0.0)}
+    options = {"drop": drop, "popularity_term": term, "candidate_dropout": kwargs.pop("candidate_input_dropout", 0.0),
+               "svd_init": kwargs.pop("svd_init", 0.0), "svd_power": kwargs.pop("svd_power", 0.5)}
     if uniform:
         return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, **options)
     return spec(lambda s: dict(kwargs), **options)
@@ -259,9 +289,10 @@ def main(argv=None):
     p.add_argument("--movielens", metavar="DIR")
     p.add_argument("--configs", default="defaults")
     p.add_argument("--epochs", default="4,8,12,16,24")
-    p.add_argument("--stage", choices=("valid", "test"), default="valid",
+    p.add_argument("--stage", choices=("valid", "inner", "test"), default="valid",
                    help="valid: train on the training part less a validation split, read the validation split; "
-                        "test: train on the whole training part, read the test part (the chosen config, once)")
+                        "inner: train on that less a 10%% cut of it, read the cut (what a choice made inside fit "
+                        "would see); test: train on the whole training part, read the test part (once)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset-shape", default="943,1682,100000", metavar="USERS,ITEMS,ROWS",
                    help="--data preset: sr.data.movielens_like's users, items and interactions "
@@ -286,9 +317,12 @@ def main(argv=None):
             args.lastfm, args.seed)
     train = derive(train, thin=args.thin, users=args.users, min_item_rows=args.min_item_rows, seed=args.seed)
     catalog_rows = pd.concat([train, test], ignore_index=True)
-    if args.stage == "valid":
+    if args.stage != "test":
         catalog_rows = train  # every item known at training time
         train, test = validation_split(train, args.seed)
+    if args.stage == "inner":
+        catalog_rows = train
+        train, test = sr.data.random_split(train, 0.1, seed=args.seed + 2000)
     print(f"{source}, stage {args.stage}: {len(train)} train / {len(test)} read rows; {shape(train, schema)}")
     pop, knn, share = popularity_share(*validation_split(train, args.seed, fraction=0.1))
     print(f"popularity share (x@10 on a 10% cut of the training rows): Popularity {pop:.4f} / item-item "
@@ -325,6 +359,9 @@ def main(argv=None):
         model = sr.TwoTowerModel(run_schema, **c["kwargs"](run_schema))
         if c["candidate_dropout"]:
             model = with_candidate_dropout(model, c["candidate_dropout"])
+        if c["svd_init"]:
+            model.build()
+            init_ids_from_svd(model, train, c["svd_init"], c["svd_power"])
         model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
         batch = c["batch"] or DEFAULT_BATCH_SIZE
         # batches of our own, so that successive fits go on from an epoch (initial_epoch)

@@ -150,3 +150,30 @@ def test_a_candidate_input_dropout_sits_first_in_the_candidate_tower_alone():
     assert type(first).__name__ == "Dropout" and first.rate == 0.3
     assert dropped.candidate_tower.blocks[1:] == model.candidate_tower.blocks
     assert dropped.query_tower is model.query_tower and dropped.output_layer is model.output_layer
+
+
+def test_the_svd_start_puts_the_training_matrix_rank_k_factors_in_the_id_tables():
+    search = search_module()
+    schema = synthetic_schema()
+    train = search.sr.data.synthetic(schema, 600, seed=0)
+    model = search.sr.TwoTowerModel(schema, id_embedding_dim=8)
+    model.build()
+    users = search.id_table(model.query_tower, model.query_id_column)
+    items = search.id_table(model.candidate_tower, model.candidate_id_column)
+    before_users = np.array(users)
+    singular = search.init_ids_from_svd(model, train, 0.05)
+    u, v = np.array(users), np.array(items)
+    k = len(singular)
+    assert k == min(u.shape[1], v.shape[1]) and np.allclose([u[:, :k].std(), v[:, :k].std()], 0.05)
+    np.testing.assert_array_equal(u[:, k:], before_users[:, k:])  # the columns past k keep their start
+    # the tables' product is the matrix's best rank-k approximation, up to the two scales
+    matrix = np.zeros((u.shape[0], v.shape[0]))
+    matrix[train["user_id"], train["item_id"]] = 1.0
+    left, values, right = np.linalg.svd(matrix)
+    best = (left[:, :k] * values[:k]) @ right[:k]
+    product = u[:, :k] @ v[:, :k].T
+    np.testing.assert_allclose(product / np.abs(product).max(), best / np.abs(best).max(), atol=1e-5)
+    np.testing.assert_allclose(np.sort(singular), np.sort(values[:k]), rtol=1e-6)
+    search.init_ids_from_svd(model, train, 0.05)  # the same start again: the factors' signs are fixed
+    np.testing.assert_array_equal(np.array(users), u)
+    assert search.config("svd_init=0.03/logq_sampling_correction=1.6")["svd_init"] == 0.03
