@@ -79,15 +79,16 @@ class TrainingWeights(keras.callbacks.Callback):
 
 
 def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0,
-         candidate_dropout=0.0, svd_init=0.0, svd_power=0.5):
+         candidate_dropout=0.0, svd_init=0.0, svd_power=0.5, svd_tables="users:items"):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
     weight: None or a function of the play counts (a sample weight, scaled to mean 1);
     drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
     ("learned": the model's `LearnedPopularity` coefficient); candidate_dropout: `with_candidate_dropout`'s;
-    svd_init, svd_power: `init_ids_from_svd`'s scale (0: Keras's initialiser) and power."""
+    svd_init, svd_power, svd_tables: `init_ids_from_svd`'s scale (0: Keras's initialiser), power and tables
+    (":"-separated)."""
     return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
             "drop": tuple(drop), "popularity_term": popularity_term, "candidate_dropout": candidate_dropout,
-            "svd_init": svd_init, "svd_power": svd_power}
+            "svd_init": svd_init, "svd_power": svd_power, "svd_tables": tuple(svd_tables.split(":"))}
 
 
 def with_candidate_dropout(model, rate):
@@ -106,11 +107,12 @@ def id_table(tower, column):
     return block.tables[domain_name(block.schema[column])].table.embeddings
 
 
-def init_ids_from_svd(model, train, scale, power=0.5):
+def init_ids_from_svd(model, train, scale, power=0.5, tables=("users", "items")):
     """Starts the user-id and item-id tables from the truncated SVD of the training rows' user x item
     matrix (ones where a user has an item): the user rows ``U S^power``, the item rows ``V S^power``,
     in the tables' first k = min(widths) columns, scaled to a standard deviation of ``scale`` (Keras's
-    uniform initialiser has 0.029); the rest of each table keeps its initial values. Returns S."""
+    uniform initialiser has 0.029); the rest of each table, and a table not in ``tables``, keeps its
+    initial values. Returns S."""
     users = id_table(model.query_tower, model.query_id_column)
     items = id_table(model.candidate_tower, model.candidate_id_column)
     rows = train[[model.query_id_column, model.candidate_id_column]].drop_duplicates().to_numpy()
@@ -118,7 +120,9 @@ def init_ids_from_svd(model, train, scale, power=0.5):
     k = min(users.shape[1], items.shape[1])
     # a fixed start vector: ARPACK draws one at random, and the signs of the factors follow it
     u, s, vt = sparse.linalg.svds(matrix, k=k, v0=np.full(min(matrix.shape), min(matrix.shape) ** -0.5))
-    for table, factor in ((users, u * s**power), (items, vt.T * s**power)):
+    for name, table, factor in (("users", users, u * s**power), ("items", items, vt.T * s**power)):
+        if name not in tables:
+            continue
         value = keras.ops.convert_to_numpy(table).copy()
         value[:, :k] = factor * (scale / factor.std())
         table.assign(value)
@@ -180,17 +184,20 @@ COLUMNS = ("r@10", "r@100", "x@10", "x@100")
 
 def config(name):
     """A named config, or TwoTowerModel keyword arguments written out:
-    ``id_embedding_dim=128/logits_temperature=0.15`` (drop= names columns to leave out)."""
+    ``id_embedding_dim=128/logits_temperature=0.15`` (drop= names columns to leave out, svd_tables= the
+    tables `init_ids_from_svd` starts, both separated by ":")."""
     if name in CONFIGS:
         return CONFIGS[name]
     if "=" not in name:
         raise SystemExit(f"unknown config {name!r}: one of {', '.join(CONFIGS)}, or key=value/key=value")
     kwargs = dict(part.split("=", 1) for part in name.split("/"))
     drop = tuple(d for d in kwargs.pop("drop", "").split(":") if d)
+    svd_tables = kwargs.pop("svd_tables", "users:items")
     kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
     uniform, term = kwargs.pop("uniform", None), kwargs.pop("popularity_term", 0.0)
     options = {"drop": drop, "popularity_term": term, "candidate_dropout": kwargs.pop("candidate_input_dropout", 0.0),
-               "svd_init": kwargs.pop("svd_init", 0.0), "svd_power": kwargs.pop("svd_power", 0.5)}
+               "svd_init": kwargs.pop("svd_init", 0.0), "svd_power": kwargs.pop("svd_power", 0.5),
+               "svd_tables": svd_tables}
     if uniform:
         return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, **options)
     return spec(lambda s: dict(kwargs), **options)
@@ -361,7 +368,7 @@ def main(argv=None):
             model = with_candidate_dropout(model, c["candidate_dropout"])
         if c["svd_init"]:
             model.build()
-            init_ids_from_svd(model, train, c["svd_init"], c["svd_power"])
+            init_ids_from_svd(model, train, c["svd_init"], c["svd_power"], c["svd_tables"])
         model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
         batch = c["batch"] or DEFAULT_BATCH_SIZE
         # batches of our own, so that successive fits go on from an epoch (initial_epoch)

@@ -177,3 +177,8 @@ def test_the_svd_start_puts_the_training_matrix_rank_k_factors_in_the_id_tables(
     search.init_ids_from_svd(model, train, 0.05)  # the same start again: the factors' signs are fixed
     np.testing.assert_array_equal(np.array(users), u)
     assert search.config("svd_init=0.03/logq_sampling_correction=1.6")["svd_init"] == 0.03
+    users.assign(before_users)
+    search.init_ids_from_svd(model, train, 0.05, tables=("items",))  # the item table alone
+    np.testing.assert_array_equal(np.array(users), before_users)
+    np.testing.assert_array_equal(np.array(items), v)
+    assert search.config("svd_init=0.01/svd_tables=items")["svd_tables"] == ("items",)
