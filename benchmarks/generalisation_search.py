@@ -51,7 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import sparse  # noqa: E402
-from scipy.sparse import linalg  # noqa: E402,F401  (sparse.linalg.svds)
+from scipy.sparse.linalg import svds  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
 from quality import lastfm, lastfm_friends, movielens, preset, validation_split  # noqa: E402
@@ -119,7 +119,7 @@ def init_ids_from_svd(model, train, scale, power=0.5, tables=("users", "items"))
     matrix = sparse.csr_matrix((np.ones(len(rows)), (rows[:, 0], rows[:, 1])), shape=(users.shape[0], items.shape[0]))
     k = min(users.shape[1], items.shape[1])
     # a fixed start vector: ARPACK draws one at random, and the signs of the factors follow it
-    u, s, vt = sparse.linalg.svds(matrix, k=k, v0=np.full(min(matrix.shape), min(matrix.shape) ** -0.5))
+    u, s, vt = svds(matrix, k=k, v0=np.full(min(matrix.shape), min(matrix.shape) ** -0.5))
     for name, table, factor in (("users", users, u * s**power), ("items", items, vt.T * s**power)):
         if name not in tables:
             continue
