@@ -37,6 +37,7 @@ from schemaretrieval.retrieval import losses as losses_lib
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
+from schemaretrieval.training.svd_start import ITEM_ID_STARTS
 
 __all__ = ["TwoTowerModelV2", "load_model"]
 
@@ -65,6 +66,9 @@ class TwoTowerModelV2(keras.Model):
         negative_samplers: for the default output ("in-batch" when None).
         schema: the whole schema, needed when the candidate tower does not
             read the id column itself; default both towers' schemas.
+        item_id_start: None (Keras's initialiser) or "svd": `fit` on a
+            table starts the item-id table from the training rows' SVD
+            (`sr.training.start_item_ids`) when the model is not yet built.
 
     Example:
 
@@ -88,9 +92,12 @@ class TwoTowerModelV2(keras.Model):
         logits_temperature: float = 1.0,
         negative_samplers=None,
         schema: Schema | None = None,
+        item_id_start: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if item_id_start not in ITEM_ID_STARTS:
+            raise ValueError(f"TwoTowerModelV2: item_id_start must be one of {ITEM_ID_STARTS}, got {item_id_start!r}")
         if isinstance(outputs, (list, tuple)):
             raise NotImplementedError("TwoTowerModelV2: a list of outputs (Merlin's multi-task) is not supported; "
                                       "give one ContrastiveOutput or BPROutput")
@@ -131,6 +138,10 @@ class TwoTowerModelV2(keras.Model):
         self.positive_id_column = target or self.candidate_id_column
         user_ids = self.schema.select_by_tag(Tags.USER_ID).column_names
         self.query_id_column = user_ids[0] if user_ids else None
+        if item_id_start == "svd" and self.query_id_column is None:
+            raise ValueError('TwoTowerModelV2: item_id_start="svd" starts the item ids from the user x item '
+                             "matrix and the schema tags no user_id column; tag one, or pass item_id_start=None")
+        self.item_id_start = item_id_start
 
     @property
     def query_encoder(self) -> Encoder:
@@ -357,6 +368,8 @@ class TwoTowerModelV2(keras.Model):
             "outputs": keras.saving.serialize_keras_object(self.output_layer),
             "candidate_id_tag": self.candidate_id_tag.value,
         }
+        if self.item_id_start is not None:
+            config["item_id_start"] = self.item_id_start
         if self._schema_given:
             config["schema"] = schema_lib.schema_to_dict(self.schema)
         return config

@@ -5,6 +5,7 @@
 * ``callbacks``: `TopKCallback`, `EarlyStopping` and the epoch bookkeeping.
 * ``defaults``: the batch size and the epochs rule when none are given.
 * ``optimizers``: `LazyAdam`, `AveragedAdam`, `default_optimizer`.
+* ``svd_start``: `start_item_ids`, the item-id table from the rows' SVD.
 * ``plots``: the loss and recall@k per epoch of a run, as a PNG.
 * ``weights``: sample weights from a column of the table (``fit(..., sample_weight=)``).
 """
@@ -14,6 +15,7 @@ from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointe
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, default_epochs
 from schemaretrieval.training.fit import fit, set_seed
 from schemaretrieval.training.optimizers import AveragedAdam, LazyAdam, default_optimizer
+from schemaretrieval.training.svd_start import start_item_ids
 
 __all__ = [
     "EarlyStopping",
@@ -28,4 +30,5 @@ __all__ = [
     "AveragedAdam",
     "LazyAdam",
     "default_optimizer",
+    "start_item_ids",
 ]

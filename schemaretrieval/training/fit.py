@@ -19,6 +19,9 @@ stopped:
 * **early stopping** (`callbacks.EarlyStopping`): a validation split cut
   from the training data decides when to stop and which epoch's weights to
   keep; ``validation_data`` (the test data) never does.
+* **the item-id start**: a model first built here whose ``item_id_start``
+  is "svd" (`TwoTowerModel`'s default) starts its item-id table from the
+  SVD of the rows it trains on (`svd_start.start_item_ids`).
 * **explicit inputs**: the catalog (``catalog=``, what catalog samplers draw
   from and ``validation_data`` is ranked against) and the users' history
   (``model.set_history``) are given, never taken from ``data`` behind the
@@ -51,6 +54,7 @@ from schemaretrieval.training.callbacks import (
 )
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, default_epochs, table_shape
+from schemaretrieval.training.svd_start import start_item_ids
 from schemaretrieval.training.weights import check_weight_column, check_weights, negative_weights_named, weighted
 
 __all__ = ["set_seed", "fit"]
@@ -183,6 +187,8 @@ def fit(
     >>> fit(model, data, epochs=1, batch_size=500, checkpoint_dir=checkpoints, verbose=0)
     {}
     """
+    # A model first built here is a first training: what item_id_start asks is done to it.
+    fresh = not model.built
     if epochs is not None:
         epochs = _check_positive("epochs", epochs)
     batch_size = _check_positive("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
@@ -220,10 +226,17 @@ def fit(
         epochs = default_epochs(rows, items)
         chosen = f"{rows:,} rows over {items:,} items, {epochs} epochs (the default, docs/defaults.md)"
     verbose = _verbose(verbose)
+    start = getattr(model, "item_id_start", None) if fresh else None
     if verbose:
         rate = getattr(model.optimizer, "learning_rate", None)
         rate = f", learning rate {float(keras.ops.convert_to_numpy(rate)):g}" if rate is not None else ""
         print(f"fit: {chosen}, batches of {batch_size}{rate}")
+        if start == "svd":
+            print("fit: the item-id table starts from the SVD of these rows (item_id_start='svd')" if not
+                  batches.streamed else "fit: the item-id table keeps its initialiser: item_id_start='svd' reads "
+                  "the rows in memory, and these are streamed")
+    if batches.streamed:
+        start = None
     validation = None
     if validation_data is not None:
         validation = Batches(validation_data, model.schema, batch_size).dataset()
@@ -233,6 +246,8 @@ def fit(
     with model.distribute_strategy.scope():
         if not model.built:
             model.build()
+        if start == "svd":  # before a checkpoint's weights, which replace it on a resume
+            start_item_ids(model, batches.arrays, source=batches.source)
         model.optimizer.build(model.trainable_variables)
 
     # early_stopping first: other early stopping also means other rows, and

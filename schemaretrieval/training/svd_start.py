@@ -1,0 +1,129 @@
+"""The item-id table started from the training rows' SVD: `start_item_ids`.
+
+A two-tower model learns item vectors whose dot products with user vectors
+rebuild the user x item matrix; the matrix's own truncated SVD is the best
+such rebuild of its rank. Starting the item-id embeddings from it (the item
+rows ``V S^power``, scaled to a small standard deviation) starts the
+candidate tower from the item-item structure that EASE and matrix
+factorisation read, where Keras's uniform start has none.
+`TwoTowerModel(schema)` asks for it (``item_id_start="svd"``) and `fit`
+takes it on a model's first training, from the rows it trains on;
+docs/defaults.md has the evidence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+from scipy import sparse
+from scipy.sparse.linalg import svds
+
+from schemaretrieval import schema as schema_lib
+from schemaretrieval.data.read import read_frame
+from schemaretrieval.data.validate import to_arrays
+from schemaretrieval.schema.columns import domain_name
+
+__all__ = ["DEFAULT_SVD_SCALE", "ITEM_ID_STARTS", "item_id_table", "start_item_ids"]
+
+#: The standard deviation of the started columns (Keras's uniform start has 0.029).
+DEFAULT_SVD_SCALE = 0.01
+#: What a model's ``item_id_start`` may be: None is Keras's initialiser.
+ITEM_ID_STARTS = (None, "svd")
+
+
+def item_id_table(model):
+    """The embedding table (a Keras variable) that ``model``'s candidate tower reads its id column through.
+
+    >>> import schemaretrieval as sr
+    >>> model = sr.TwoTowerModel(sr.load_schema("schemas/synthetic.yaml"))
+    >>> model.build()
+    >>> tuple(item_id_table(model).shape)  # the synthetic schema's 300 item ids, 64 wide
+    (300, 64)
+    """
+    block = model.candidate_tower.inputs_block
+    column = model.candidate_id_column
+    if block is None or column not in block.column_names:
+        raise ValueError(f"start_item_ids: the candidate tower does not read the item-id column {column!r} "
+                         "through an embedding table; there is no table to start")
+    return block.tables[domain_name(block.schema[column])].table.embeddings
+
+
+def start_item_ids(model, interactions, scale: float = DEFAULT_SVD_SCALE, power: float = 0.5,
+                   source: str | None = None) -> np.ndarray:
+    """Writes the truncated SVD of the interactions' user x item matrix into the item-id table.
+
+    The matrix holds a 1 where a user has an item (repeats count once). Its
+    rank-k SVD ``U S V^T`` (k the table's width, at most the matrix's
+    smaller side less one) gives the item rows ``V S^power``, scaled to a
+    standard deviation of ``scale``; they replace the table's first k
+    columns, and the columns past k keep their values. An item with no
+    rows starts at zeros there. The start vector of scipy's solver is
+    fixed, so the same rows give the same table.
+
+    `fit` calls it on a model whose ``item_id_start`` is "svd" when the
+    model is not yet built (its first training); call it yourself before
+    Keras's own ``model.fit`` on a ``tf.data.Dataset``, which cannot read
+    the rows ahead.
+
+    Args:
+        model: a `TwoTowerModelV2` whose candidate tower reads the item id
+            through an embedding table; built here if it is not.
+        interactions: the training rows: a DataFrame, a parquet or csv
+            path, or a mapping of column -> array, with the schema's user-id
+            and item-id columns.
+        scale: the standard deviation of the written columns, > 0.
+        power: the singular values' exponent, in [0, 1].
+        source: how errors name the rows (default: the path, or "<DataFrame>").
+
+    Returns:
+        The k singular values, largest first.
+
+    Example: the written columns rebuild the matrix's best rank-k approximation.
+
+    >>> import numpy as np
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> rows = sr.data.synthetic(schema, 2000, seed=0)
+    >>> model = sr.TwoTowerModel(schema, item_id_start=None)
+    >>> s = start_item_ids(model, rows)
+    >>> table = np.asarray(item_id_table(model))
+    >>> len(s), round(float(table.std()), 4)  # k = the table's 64 columns
+    (64, 0.01)
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"start_item_ids: scale must be a number > 0, got {scale!r}")
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
+        raise ValueError(f"start_item_ids: power must be a number in [0, 1], got {power!r}")
+    user_id, item_id = model.query_id_column, model.candidate_id_column
+    if user_id is None:
+        raise ValueError("start_item_ids: the SVD is of the user x item matrix and the schema tags no user_id "
+                         "column; tag one, or leave the item-id table to its initialiser (item_id_start=None)")
+    if not model.built:
+        model.build()
+    table = item_id_table(model)
+    if isinstance(interactions, dict):
+        arrays = interactions
+        for name in (user_id, item_id):
+            if name not in arrays:
+                raise ValueError(f"start_item_ids: {source or '<arrays>'} has no column {name!r}; "
+                                 f"expected the user-id and item-id columns, got {sorted(arrays)}")
+    else:
+        frame, where = read_frame(interactions, "start_item_ids")
+        arrays = to_arrays(frame, model.schema.select_by_name([user_id, item_id]), source=source or where)
+    users = np.asarray(arrays[user_id], dtype=np.int64)
+    items = np.asarray(arrays[item_id], dtype=np.int64)
+    rows, width = table.shape
+    shape = (schema_lib.cardinality(model.schema[user_id]), rows)
+    matrix = sparse.csr_matrix((np.ones(len(users)), (users, items)), shape=shape)
+    matrix.data[:] = 1.0  # a user's repeats of an item count once
+    k = min(width, min(shape) - 1)
+    if k < 1 or matrix.nnz == 0:
+        raise ValueError(f"start_item_ids: a rank-1 SVD needs a matrix of at least 2 x 2 with an interaction; "
+                         f"got {shape[0]} users x {shape[1]} items and {matrix.nnz} pairs")
+    # ARPACK draws its start vector at random, and the factors' signs follow it.
+    _, s, vt = svds(matrix, k=k, v0=np.full(min(shape), min(shape) ** -0.5))
+    factor = vt.T * s**power
+    value = ops.convert_to_numpy(table).copy()
+    value[:, :k] = factor * (scale / max(float(factor.std()), np.finfo(np.float64).tiny))
+    table.assign(value)
+    return np.sort(s)[::-1]
