@@ -17,8 +17,10 @@ A config is a name of CONFIGS or `TwoTowerModel` keyword arguments written
 out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
 adds that many uniform negatives beside the in-batch ones; ``popularity_term=B``
 ranks with B times log(1 + training count) added to each logit, `with_popularity_term`;
-``learned-prior`` learns B in training, `LearnedPopularity`; ``candidate_input_dropout=P`` drops
-that share of the candidate tower's input in training, `with_candidate_dropout`).
+``learned-prior`` learns B in training, `LearnedPopularity`; ``svd_init=S`` starts the id tables
+from the training matrix's SVD at scale S, `init_ids_from_svd`). Every config whose model asks for
+it (``item_id_start``, "svd" by default) starts its item-id table as `fit` does, from the rows it
+trains on (`sr.training.start_item_ids`).
 
 `--thin FRACTION`, `--users FRACTION` and `--min-item-rows K` derive a set of
 another shape from the training part before the validation split is cut
@@ -79,26 +81,16 @@ class TrainingWeights(keras.callbacks.Callback):
 
 
 def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0,
-         candidate_dropout=0.0, svd_init=0.0, svd_power=0.5, svd_tables="users:items"):
+         svd_init=0.0, svd_power=0.5, svd_tables="users:items"):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
     weight: None or a function of the play counts (a sample weight, scaled to mean 1);
     drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
-    ("learned": the model's `LearnedPopularity` coefficient); candidate_dropout: `with_candidate_dropout`'s;
+    ("learned": the model's `LearnedPopularity` coefficient);
     svd_init, svd_power, svd_tables: `init_ids_from_svd`'s scale (0: Keras's initialiser), power and tables
     (":"-separated)."""
     return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
-            "drop": tuple(drop), "popularity_term": popularity_term, "candidate_dropout": candidate_dropout,
+            "drop": tuple(drop), "popularity_term": popularity_term,
             "svd_init": svd_init, "svd_power": svd_power, "svd_tables": tuple(svd_tables.split(":"))}
-
-
-def with_candidate_dropout(model, rate):
-    """`model` with a dropout of `rate` on its candidate tower's input (the features' embeddings,
-    concatenated), as `query_input_dropout` is on the query tower's: with item features, the
-    ids then share what the features say."""
-    tower = model.candidate_tower
-    tower = sr.Encoder(tower.inputs_block, keras.layers.Dropout(rate), *tower.blocks,
-                       untrained_user_ids=tower.untrained_user_ids)
-    return sr.TwoTowerModelV2(model.query_tower, tower, outputs=model.output_layer, schema=model.schema)
 
 
 def id_table(tower, column):
@@ -154,6 +146,9 @@ def mixed(n):
 
 CONFIGS = {
     "defaults": spec(),
+    # the defaults before the item-features rule and the SVD start (the rows of earlier rounds)
+    "previous-defaults": spec(lambda s: {"candidate_input_dropout": 0.0,
+                                         "logq_sampling_correction": DEFAULT_LOGQ_CORRECTION, "item_id_start": None}),
     "ids-only": spec(drop=("user_friends",)),
     **{f"temp{t}": spec((lambda t: lambda s: {"logits_temperature": t})(t)) for t in (0.05, 0.1, 0.15, 0.3)},
     **{f"qdrop{d}": spec((lambda d: lambda s: {"query_input_dropout": d})(d)) for d in (0.0, 0.25, 0.7)},
@@ -195,9 +190,8 @@ def config(name):
     svd_tables = kwargs.pop("svd_tables", "users:items")
     kwargs = {k: ast.literal_eval(v) for k, v in kwargs.items()}
     uniform, term = kwargs.pop("uniform", None), kwargs.pop("popularity_term", 0.0)
-    options = {"drop": drop, "popularity_term": term, "candidate_dropout": kwargs.pop("candidate_input_dropout", 0.0),
-               "svd_init": kwargs.pop("svd_init", 0.0), "svd_power": kwargs.pop("svd_power", 0.5),
-               "svd_tables": svd_tables}
+    options = {"drop": drop, "popularity_term": term, "svd_init": kwargs.pop("svd_init", 0.0),
+               "svd_power": kwargs.pop("svd_power", 0.5), "svd_tables": svd_tables}
     if uniform:
         return spec(lambda s: {**kwargs, **mixed(uniform)(s)}, **options)
     return spec(lambda s: dict(kwargs), **options)
@@ -364,11 +358,11 @@ def main(argv=None):
         trained = sr.data.Catalog.from_interactions(train, run_schema)  # what the samplers draw and count
         keras.utils.set_random_seed(args.seed)
         model = sr.TwoTowerModel(run_schema, **c["kwargs"](run_schema))
-        if c["candidate_dropout"]:
-            model = with_candidate_dropout(model, c["candidate_dropout"])
         if c["svd_init"]:
             model.build()
             init_ids_from_svd(model, train, c["svd_init"], c["svd_power"], c["svd_tables"])
+        elif model.item_id_start == "svd":  # what fit does on a first training; these batches are Keras's fit's
+            sr.training.start_item_ids(model, train)
         model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
         batch = c["batch"] or DEFAULT_BATCH_SIZE
         # batches of our own, so that successive fits go on from an epoch (initial_epoch)

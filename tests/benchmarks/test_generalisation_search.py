@@ -140,16 +140,13 @@ def test_the_learned_prior_moves_the_correction_by_its_coefficient():
                                scores - 0.6 * 0.2 * np.log(probability), rtol=1e-6)
 
 
-def test_a_candidate_input_dropout_sits_first_in_the_candidate_tower_alone():
+def test_the_previous_defaults_config_builds_the_model_of_earlier_rounds():
     search = search_module()
-    c = search.config("candidate_input_dropout=0.3/logq_sampling_correction=1.35")
-    assert c["candidate_dropout"] == 0.3 and c["kwargs"](synthetic_schema()) == {"logq_sampling_correction": 1.35}
-    model = search.sr.TwoTowerModel(synthetic_schema())
-    dropped = search.with_candidate_dropout(model, 0.3)
-    first = dropped.candidate_tower.blocks[0]
-    assert type(first).__name__ == "Dropout" and first.rate == 0.3
-    assert dropped.candidate_tower.blocks[1:] == model.candidate_tower.blocks
-    assert dropped.query_tower is model.query_tower and dropped.output_layer is model.output_layer
+    model = search.sr.TwoTowerModel(synthetic_schema(), **search.config("previous-defaults")["kwargs"](synthetic_schema()))
+    assert type(model.candidate_tower.blocks[0]).__name__ == "MLPBlock"
+    assert model.output_layer.logq_sampling_correction == 1.1 and model.item_id_start is None
+    now = search.sr.TwoTowerModel(synthetic_schema(), **search.config("defaults")["kwargs"](synthetic_schema()))
+    assert now.candidate_tower.blocks[0].rate == 0.3 and now.item_id_start == "svd"
 
 
 def test_the_svd_start_puts_the_training_matrix_rank_k_factors_in_the_id_tables():
