@@ -259,6 +259,7 @@ def test_item_id_start_is_the_svd_where_the_schema_tags_a_user_id_and_is_saved(t
     no_user = schema_from_dict({**schema_to_dict(schema), "columns": {
         name: spec for name, spec in schema_to_dict(schema)["columns"].items() if name != "user_id"}})
     assert sr.TwoTowerModel(no_user).item_id_start is None  # "auto": nothing to take the SVD of
+    assert sr.TwoTowerModel(schema, user_history=True).item_id_start is None  # measured: lower there
     with pytest.raises(ValueError, match=r'item_id_start="svd" starts the item ids from the user x item matrix '
                                          r"and the schema tags no user_id column"):
         sr.TwoTowerModel(no_user, item_id_start="svd")
