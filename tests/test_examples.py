@@ -85,6 +85,7 @@ EXAMPLES = {
     "training.fit": 16,
     "training.optimizers": 10,
     "training.plots": 9,
+    "training.svd_start": 10,
     "training.weights": 10,
     "upstream": 3,
     "tfrs": 4,

@@ -57,8 +57,8 @@ def start_item_ids(model, interactions, scale: float = DEFAULT_SVD_SCALE, power:
     smaller side less one) gives the item rows ``V S^power``, scaled to a
     standard deviation of ``scale``; they replace the table's first k
     columns, and the columns past k keep their values. An item with no
-    rows starts at zeros there. The start vector of scipy's solver is
-    fixed, so the same rows give the same table.
+    rows starts at zeros there. The solver's random start is seeded, so
+    the same rows give the same table.
 
     `fit` calls it on a model whose ``item_id_start`` is "svd" when the
     model is not yet built (its first training); call it yourself before
@@ -120,8 +120,10 @@ def start_item_ids(model, interactions, scale: float = DEFAULT_SVD_SCALE, power:
     if k < 1 or matrix.nnz == 0:
         raise ValueError(f"start_item_ids: a rank-1 SVD needs a matrix of at least 2 x 2 with an interaction; "
                          f"got {shape[0]} users x {shape[1]} items and {matrix.nnz} pairs")
-    # ARPACK draws its start vector at random, and the factors' signs follow it.
-    _, s, vt = svds(matrix, k=k, v0=np.full(min(shape), min(shape) ** -0.5))
+    # PROPACK with a seeded generator: ARPACK keeps a random state between
+    # calls, so equal singular values (common in sparse rows) came out as
+    # other vectors on each call.
+    _, s, vt = svds(matrix, k=k, solver="propack", random_state=np.random.default_rng(0))
     factor = vt.T * s**power
     value = ops.convert_to_numpy(table).copy()
     value[:, :k] = factor * (scale / max(float(factor.std()), np.finfo(np.float64).tiny))
