@@ -37,8 +37,8 @@ def item_id_table(model):
     >>> import schemaretrieval as sr
     >>> model = sr.TwoTowerModel(sr.load_schema("schemas/synthetic.yaml"))
     >>> model.build()
-    >>> tuple(item_id_table(model).shape)  # the synthetic schema's 300 item ids, 64 wide
-    (300, 64)
+    >>> tuple(item_id_table(model).shape)  # the synthetic schema's 3,000 item ids, 72 wide by the width rule
+    (3000, 72)
     """
     block = model.candidate_tower.inputs_block
     column = model.candidate_id_column
@@ -87,8 +87,8 @@ def start_item_ids(model, interactions, scale: float = DEFAULT_SVD_SCALE, power:
     >>> model = sr.TwoTowerModel(schema, item_id_start=None)
     >>> s = start_item_ids(model, rows)
     >>> table = np.asarray(item_id_table(model))
-    >>> len(s), round(float(table.std()), 4)  # k = the table's 64 columns
-    (64, 0.01)
+    >>> len(s), round(float(table.std()), 4)  # k = the table's 72 columns
+    (72, 0.01)
     """
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ValueError(f"start_item_ids: scale must be a number > 0, got {scale!r}")

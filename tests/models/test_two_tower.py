@@ -222,7 +222,7 @@ def test_query_input_dropout_drops_in_training_only_and_bad_dropouts_are_named(s
     with pytest.raises(ValueError, match=r"dropout=0.2 applies between a tower's dense layers.*query_units=\(64,\)"):
         sr.TwoTowerModel(schema, dropout=0.2)
     deep = sr.TwoTowerModel(schema, dropout=0.2, query_units=(32, 16), candidate_units=(32, 16))
-    assert any(type(layer).__name__ == "Dropout" for layer in deep.candidate_tower.blocks[0].layers)
+    assert any(type(layer).__name__ == "Dropout" for layer in deep.candidate_tower.blocks[1].layers)
 
 
 def blocks(tower):
@@ -230,12 +230,12 @@ def blocks(tower):
 
 
 def test_a_candidate_tower_that_reads_item_features_drops_its_input_and_weighs_logq_more(schema):
-    assert [c.name for c in candidate_schema(schema)] == ["item_id", "item_category", "item_price"]
+    assert [c.name for c in candidate_schema(schema)] == ["item_id", "item_category", "item_tags", "item_price"]
     model = sr.TwoTowerModel(schema)
     assert blocks(model.candidate_tower) == [("Dropout", 0.3), ("MLPBlock", None)]
     assert model.output_layer.logq_sampling_correction == 1.35
     # ids only: neither
-    ids_only = schema.excluding_by_name(["item_category", "item_price"])
+    ids_only = schema.excluding_by_name(["item_category", "item_tags", "item_price"])
     model = sr.TwoTowerModel(ids_only)
     assert blocks(model.candidate_tower)[0] == ("MLPBlock", None)
     assert model.output_layer.logq_sampling_correction == 1.1

@@ -31,7 +31,7 @@ def test_the_written_columns_are_the_item_side_of_the_matrix_best_rank_k_approxi
     model = fresh(schema, item_id_start=None)
     s = start_item_ids(model, rows)
     table = np.asarray(item_id_table(model), dtype=np.float64)
-    num_items, k = table.shape  # 300 item ids, 64 wide: k is the width
+    num_items, k = table.shape  # 3,000 item ids, 72 wide: k is the width
     matrix = np.zeros((sr.schema.cardinality(schema["user_id"]), num_items))
     matrix[rows["user_id"], rows["item_id"]] = 1.0  # repeats count once
     _, full_s, vt = np.linalg.svd(matrix, full_matrices=False)
