@@ -18,9 +18,9 @@ out, e.g. ``id_embedding_dim=128/logits_temperature=0.15`` (``uniform=256``
 adds that many uniform negatives beside the in-batch ones; ``popularity_term=B``
 ranks with B times log(1 + training count) added to each logit, `with_popularity_term`;
 ``learned-prior`` learns B in training, `LearnedPopularity`; ``svd_init=S`` starts the id tables
-from the training matrix's SVD at scale S, `init_ids_from_svd`). Every config whose model asks for
-it (``item_id_start``, "svd" by default) starts its item-id table as `fit` does, from the rows it
-trains on (`sr.training.start_item_ids`).
+from the training matrix's SVD at scale S, `init_ids_from_svd`). A config whose model asks for
+``item_id_start="svd"`` starts its item-id table as `fit` does, from the rows it trains on
+(`sr.training.start_item_ids`).
 
 `--thin FRACTION`, `--users FRACTION` and `--min-item-rows K` derive a set of
 another shape from the training part before the validation split is cut
@@ -146,9 +146,9 @@ def mixed(n):
 
 CONFIGS = {
     "defaults": spec(),
-    # the defaults before the item-features rule and the SVD start (the rows of earlier rounds)
-    "previous-defaults": spec(lambda s: {"candidate_input_dropout": 0.0,
-                                         "logq_sampling_correction": DEFAULT_LOGQ_CORRECTION, "item_id_start": None}),
+    # the point nearest EASE's (docs/experiments/generalisation.md), through the library's own options
+    "candidate-point": spec(lambda s: {"candidate_input_dropout": 0.3, "logq_sampling_correction": 1.35,
+                                       "item_id_start": "svd"}),
     "ids-only": spec(drop=("user_friends",)),
     **{f"temp{t}": spec((lambda t: lambda s: {"logits_temperature": t})(t)) for t in (0.05, 0.1, 0.15, 0.3)},
     **{f"qdrop{d}": spec((lambda d: lambda s: {"query_input_dropout": d})(d)) for d in (0.0, 0.25, 0.7)},

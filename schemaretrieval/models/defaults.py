@@ -11,7 +11,6 @@ import numbers
 
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS
-from schemaretrieval.training.svd_start import DEFAULT_SVD_SCALE
 
 __all__ = [
     "DEFAULT_KS",
@@ -26,10 +25,6 @@ __all__ = [
     "DEFAULT_HISTORY_TEMPERATURE",
     "DEFAULT_HISTORY_QUERY_INPUT_DROPOUT",
     "DEFAULT_LOGQ_CORRECTION",
-    "DEFAULT_FEATURES_LOGQ_CORRECTION",
-    "DEFAULT_FEATURES_CANDIDATE_INPUT_DROPOUT",
-    "DEFAULT_ITEM_ID_START",
-    "DEFAULT_SVD_SCALE",
     "DEFAULT_UNTRAINED_USER_IDS",
 ]
 
@@ -52,16 +47,6 @@ DEFAULT_HISTORY_QUERY_INPUT_DROPOUT = 0.25
 #: The weight of log(probability) subtracted from in-batch logits (1 is the
 #: textbook correction; above 1 adds a slight popularity prior).
 DEFAULT_LOGQ_CORRECTION = 1.1
-#: Where the candidate tower reads item features beside the item id: the
-#: dropout rate on its input in training, so that the id embedding shares
-#: what the features say rather than memorising it, and the logQ weight
-#: that goes with it.
-DEFAULT_FEATURES_CANDIDATE_INPUT_DROPOUT = 0.3
-DEFAULT_FEATURES_LOGQ_CORRECTION = 1.35
-#: The item-id table's start on a first `fit`: the training rows' SVD
-#: (`sr.training.start_item_ids`, columns of standard deviation
-#: `DEFAULT_SVD_SCALE`), where the schema tags a user id.
-DEFAULT_ITEM_ID_START = "svd"
 
 
 def default_id_embedding_dim(num_items: int) -> int:

@@ -13,11 +13,8 @@ from schemaretrieval.layers import history as history_lib
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.layers.mlp import MLPBlock
 from schemaretrieval.models.defaults import (
-    DEFAULT_FEATURES_CANDIDATE_INPUT_DROPOUT,
-    DEFAULT_FEATURES_LOGQ_CORRECTION,
     DEFAULT_HISTORY_QUERY_INPUT_DROPOUT,
     DEFAULT_HISTORY_TEMPERATURE,
-    DEFAULT_ITEM_ID_START,
     DEFAULT_LOGQ_CORRECTION,
     DEFAULT_QUERY_INPUT_DROPOUT,
     DEFAULT_TEMPERATURE,
@@ -40,16 +37,16 @@ def TwoTowerModel(
     l2_normalize: bool = True,
     logits_temperature: float | None = None,
     negative_samplers=None,
-    logq_sampling_correction: bool | float | None = None,
+    logq_sampling_correction: bool | float = DEFAULT_LOGQ_CORRECTION,
     outputs: ContrastiveOutput | None = None,
     id_embedding_dim: int | str | None = "auto",
     query_input_dropout: float | None = None,
-    candidate_input_dropout: float | None = None,
+    candidate_input_dropout: float = 0.0,
     user_history: bool = False,
     history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
     history_max_length: int = history_lib.DEFAULT_MAX_LENGTH,
     untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS,
-    item_id_start: str | None = "auto",
+    item_id_start: str | None = None,
 ) -> TwoTowerModelV2:
     """A `TwoTowerModelV2` built from the schema's tags alone.
 
@@ -63,12 +60,7 @@ def TwoTowerModel(
     estimate of each item's copies per batch (`logq_sampling_correction`:
     the weight of the correction after the temperature, as
     `ContrastiveOutput` takes a number; True is Merlin's, before it).
-    docs/defaults.md has the evidence behind every default. Three follow
-    the schema, and none applies with `user_history`: where the candidate
-    tower reads item features beside the item id, its input has a dropout
-    of 0.3 in training and the logQ weight is 1.35 rather than 1.1; where
-    the schema tags a user id, the first `fit` on a table starts the
-    item-id table from the SVD of the rows it trains on (``item_id_start``).
+    docs/defaults.md has the evidence behind every default.
 
     Args:
         dropout: the dropout rate between each tower's dense layers (towers
@@ -80,11 +72,9 @@ def TwoTowerModel(
             the model from memorising each user's training items through
             the user-id embedding. None picks the measured one: 0.5, or
             0.25 with `user_history`.
-        candidate_input_dropout: the same on the candidate tower's input.
-            None picks the measured one: 0.3 where the tower reads item
-            features beside the id (without `user_history`), else 0.
-        logq_sampling_correction: None picks the measured weight: 1.35
-            where ``candidate_input_dropout``'s rule gives 0.3, else 1.1.
+        candidate_input_dropout: the same on the candidate tower's input
+            (its features' embeddings): with item features, the item id
+            then shares what they say. Not the default (docs/defaults.md).
         id_embedding_dim: the width of the user-id and item-id embeddings
             whose schema gives no `embedding_dim`. "auto" is the measured
             rule of the catalog's size, `default_id_embedding_dim` of the
@@ -103,9 +93,8 @@ def TwoTowerModel(
             row's random initial values; None keeps the row (docs/defaults.md).
         item_id_start: "svd": the first `fit` on a table starts the
             item-id table from the SVD of the rows it trains on
-            (`sr.training.start_item_ids`); None: Keras's initialiser;
-            "auto" (the measured default): "svd" where the schema tags a
-            user id and the query tower is not `user_history`, else None.
+            (`sr.training.start_item_ids`); None (the default,
+            docs/defaults.md): Keras's initialiser.
 
     Example:
 
@@ -142,24 +131,12 @@ def TwoTowerModel(
         query_input_dropout = DEFAULT_HISTORY_QUERY_INPUT_DROPOUT if user_history else DEFAULT_QUERY_INPUT_DROPOUT
     if logits_temperature is None and outputs is None:
         logits_temperature = DEFAULT_HISTORY_TEMPERATURE if user_history else DEFAULT_TEMPERATURE
-    item_id = schema_lib.item_id_column(schema)
-    item_features = [c.name for c in schema_lib.columns.feature_columns(schema_lib.candidate_schema(schema))
-                     if c.name != item_id]
-    features_rule = bool(item_features) and not user_history
-    if candidate_input_dropout is None:
-        candidate_input_dropout = DEFAULT_FEATURES_CANDIDATE_INPUT_DROPOUT if features_rule else 0.0
-    if logq_sampling_correction is None:
-        logq_sampling_correction = DEFAULT_FEATURES_LOGQ_CORRECTION if features_rule else DEFAULT_LOGQ_CORRECTION
     for name, rate in (("query_input_dropout", query_input_dropout),
                        ("candidate_input_dropout", candidate_input_dropout)):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
             raise ValueError(f"TwoTowerModel: {name} must be in [0, 1), got {rate!r}")
-    if item_id_start == "auto":
-        # measured without the history tower, where it lowers r@10, r@100 and x@100
-        item_id_start = DEFAULT_ITEM_ID_START if user_id is not None and not user_history else None
-    elif item_id_start not in ITEM_ID_STARTS:
-        raise ValueError(f'TwoTowerModel: item_id_start must be "auto" or one of {ITEM_ID_STARTS}, '
-                         f"got {item_id_start!r}")
+    if item_id_start not in ITEM_ID_STARTS:
+        raise ValueError(f"TwoTowerModel: item_id_start must be one of {ITEM_ID_STARTS}, got {item_id_start!r}")
 
     def tower(columns, units, input_dropout=0.0, history=None):
         blocks = [keras.layers.Dropout(input_dropout)] if input_dropout else []

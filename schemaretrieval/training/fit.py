@@ -20,8 +20,8 @@ stopped:
   from the training data decides when to stop and which epoch's weights to
   keep; ``validation_data`` (the test data) never does.
 * **the item-id start**: a model first built here whose ``item_id_start``
-  is "svd" (`TwoTowerModel`'s default) starts its item-id table from the
-  SVD of the rows it trains on (`svd_start.start_item_ids`).
+  is "svd" starts its item-id table from the SVD of the rows it trains on
+  (`svd_start.start_item_ids`).
 * **explicit inputs**: the catalog (``catalog=``, what catalog samplers draw
   from and ``validation_data`` is ranked against) and the users' history
   (``model.set_history``) are given, never taken from ``data`` behind the

@@ -140,13 +140,14 @@ def test_the_learned_prior_moves_the_correction_by_its_coefficient():
                                scores - 0.6 * 0.2 * np.log(probability), rtol=1e-6)
 
 
-def test_the_previous_defaults_config_builds_the_model_of_earlier_rounds():
+def test_the_candidate_point_is_the_librarys_own_options():
     search = search_module()
-    model = search.sr.TwoTowerModel(synthetic_schema(), **search.config("previous-defaults")["kwargs"](synthetic_schema()))
-    assert type(model.candidate_tower.blocks[0]).__name__ == "MLPBlock"
-    assert model.output_layer.logq_sampling_correction == 1.1 and model.item_id_start is None
-    now = search.sr.TwoTowerModel(synthetic_schema(), **search.config("defaults")["kwargs"](synthetic_schema()))
-    assert now.candidate_tower.blocks[0].rate == 0.3 and now.item_id_start == "svd"
+    schema = synthetic_schema()
+    model = search.sr.TwoTowerModel(schema, **search.config("candidate-point")["kwargs"](schema))
+    assert type(model.candidate_tower.blocks[0]).__name__ == "Dropout" and model.candidate_tower.blocks[0].rate == 0.3
+    assert model.output_layer.logq_sampling_correction == 1.35 and model.item_id_start == "svd"
+    written = search.config("candidate_input_dropout=0.3/logq_sampling_correction=1.35/item_id_start='svd'")
+    assert written["kwargs"](schema) == search.config("candidate-point")["kwargs"](schema)
 
 
 def test_the_svd_start_puts_the_training_matrix_rank_k_factors_in_the_id_tables():

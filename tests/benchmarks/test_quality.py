@@ -53,11 +53,10 @@ def test_defaults_beat_popularity_by_a_clear_margin(results):
 def test_defaults_hold_their_own_against_ease(results):
     model, ease = results["TwoTowerModel(schema)"], results["EASE"]
     # At 4 of 12 epochs on 24k rows the model is short of EASE with exclusion
-    # (measured: x@10 0.226 against 0.250, x@100 0.716 against 0.757; before
-    # the item-features rule 0.237 and 0.736), and ahead at r@100 (0.507
-    # against 0.483): the bars, about 0.01 below, catch a regression.
-    assert model["x@10"] > ease["x@10"] - 0.035, (model, ease)
-    assert model["x@100"] > ease["x@100"] - 0.055, (model, ease)
+    # (measured: x@10 0.237 against 0.250, x@100 0.736 against 0.757), and
+    # ahead at r@100 (0.510 against 0.490): the bars catch a regression.
+    assert model["x@10"] > ease["x@10"] - 0.025, (model, ease)
+    assert model["x@100"] > ease["x@100"] - 0.035, (model, ease)
     assert model["r@100"] > ease["r@100"], (model, ease)
 
 

@@ -111,10 +111,9 @@ def test_train_writes_one_epoch_line_per_epoch_numbered_from_one(outputs):
     for epoch in epochs:
         after = lines[lines.index(epoch) + 1]
         assert re.match(r"^\d+/\d+ - \d+s - .*loss: [\d.]+", after), after
-    # the chosen values, the item-id start, the epochs, the table (header + 4 rows), the saved line
-    assert len(lines) == 2 + 2 * EPOCHS + 5 + 1, lines
+    # the chosen values, the epochs, the table (header + 4 rows), the saved line
+    assert len(lines) == 1 + 2 * EPOCHS + 5 + 1, lines
     assert re.match(rf"^fit: \d+ rows, {EPOCHS} epochs, batches of \d+, learning rate 0.001$", lines[0]), lines[0]
-    assert lines[1] == "fit: the item-id table starts from the SVD of these rows (item_id_start='svd')"
     assert lines[-1].startswith("saved the model to ")
     # each stage's time, rows/s and peak memory, on stderr in the order they ran
     steps = [line.split(":")[0] for line in user_lines(outputs["train"]) if line.startswith("step ")]

@@ -211,6 +211,7 @@ def test_query_input_dropout_drops_in_training_only_and_bad_dropouts_are_named(s
     model = sr.TwoTowerModel(schema)  # the default: half the query input dropped in training
     assert [type(b).__name__ for b in model.query_tower.blocks][:2] == ["Dropout", "MLPBlock"]
     assert model.query_tower.blocks[0].rate == 0.5
+    assert "Dropout" not in [type(b).__name__ for b in model.candidate_tower.blocks]
     served = [np.asarray(model.query_tower(batch, training=False)) for _ in range(2)]
     np.testing.assert_array_equal(*served)
     trained = [np.asarray(model.query_tower(batch, training=True)) for _ in range(2)]
@@ -222,53 +223,41 @@ def test_query_input_dropout_drops_in_training_only_and_bad_dropouts_are_named(s
     with pytest.raises(ValueError, match=r"dropout=0.2 applies between a tower's dense layers.*query_units=\(64,\)"):
         sr.TwoTowerModel(schema, dropout=0.2)
     deep = sr.TwoTowerModel(schema, dropout=0.2, query_units=(32, 16), candidate_units=(32, 16))
-    assert any(type(layer).__name__ == "Dropout" for layer in deep.candidate_tower.blocks[1].layers)
+    assert any(type(layer).__name__ == "Dropout" for layer in deep.candidate_tower.blocks[0].layers)
 
 
 def blocks(tower):
     return [(type(b).__name__, getattr(b, "rate", None)) for b in tower.blocks][:2]
 
 
-def test_a_candidate_tower_that_reads_item_features_drops_its_input_and_weighs_logq_more(schema):
-    assert [c.name for c in candidate_schema(schema)] == ["item_id", "item_category", "item_tags", "item_price"]
-    model = sr.TwoTowerModel(schema)
+def test_candidate_input_dropout_drops_the_candidate_towers_input_in_training_only(schema, split):
+    _, train, _ = split
+    batch = {k: v[:64] for k, v in sr.data.to_arrays(train, schema).items()}
+    model = sr.TwoTowerModel(schema, candidate_input_dropout=0.3)
     assert blocks(model.candidate_tower) == [("Dropout", 0.3), ("MLPBlock", None)]
-    assert model.output_layer.logq_sampling_correction == 1.35
-    # ids only: neither
-    ids_only = schema.excluding_by_name(["item_category", "item_tags", "item_price"])
-    model = sr.TwoTowerModel(ids_only)
-    assert blocks(model.candidate_tower)[0] == ("MLPBlock", None)
-    assert model.output_layer.logq_sampling_correction == 1.1
-    # the user-history tower was measured without the rule
-    model = sr.TwoTowerModel(schema, user_history=True)
-    assert blocks(model.candidate_tower)[0] == ("MLPBlock", None)
-    assert model.output_layer.logq_sampling_correction == 1.1
-    # what is given is kept
-    model = sr.TwoTowerModel(schema, candidate_input_dropout=0.0, logq_sampling_correction=1.0)
-    assert blocks(model.candidate_tower)[0] == ("MLPBlock", None)
-    assert model.output_layer.logq_sampling_correction == 1.0
-    assert blocks(sr.TwoTowerModel(ids_only, candidate_input_dropout=0.2).candidate_tower)[0] == ("Dropout", 0.2)
+    assert blocks(model.query_tower) == [("Dropout", 0.5), ("MLPBlock", None)]  # the query tower's own
+    served = [np.asarray(model.candidate_tower(batch, training=False)) for _ in range(2)]
+    np.testing.assert_array_equal(*served)
+    trained = [np.asarray(model.candidate_tower(batch, training=True)) for _ in range(2)]
+    assert not np.allclose(*trained)
     for bad in (1.0, -0.1, "0.3", True):
         with pytest.raises(ValueError, match=r"candidate_input_dropout must be in \[0, 1\), got"):
             sr.TwoTowerModel(schema, candidate_input_dropout=bad)
 
 
-def test_item_id_start_is_the_svd_where_the_schema_tags_a_user_id_and_is_saved(tmp_path, schema):
-    assert sr.TwoTowerModel(schema).item_id_start == "svd"
-    assert sr.TwoTowerModel(schema, item_id_start=None).item_id_start is None
+def test_item_id_start_is_an_option_kept_when_saved_and_needs_a_user_id(tmp_path, schema):
+    assert sr.TwoTowerModel(schema).item_id_start is None  # the default: Keras's initialiser
     no_user = schema_from_dict({**schema_to_dict(schema), "columns": {
         name: spec for name, spec in schema_to_dict(schema)["columns"].items() if name != "user_id"}})
-    assert sr.TwoTowerModel(no_user).item_id_start is None  # "auto": nothing to take the SVD of
-    assert sr.TwoTowerModel(schema, user_history=True).item_id_start is None  # measured: lower there
     with pytest.raises(ValueError, match=r'item_id_start="svd" starts the item ids from the user x item matrix '
                                          r"and the schema tags no user_id column"):
         sr.TwoTowerModel(no_user, item_id_start="svd")
-    with pytest.raises(ValueError, match=r"item_id_start must be \"auto\" or one of \(None, 'svd'\), got 'pca'"):
+    with pytest.raises(ValueError, match=r"TwoTowerModel: item_id_start must be one of \(None, 'svd'\), got 'pca'"):
         sr.TwoTowerModel(schema, item_id_start="pca")
-    with pytest.raises(ValueError, match=r"item_id_start must be one of \(None, 'svd'\), got 'auto'"):
+    with pytest.raises(ValueError, match=r"TwoTowerModelV2: item_id_start must be one of \(None, 'svd'\), got 'auto'"):
         sr.TwoTowerModelV2(sr.Encoder(query_schema(schema), sr.MLPBlock([8])),
                            sr.Encoder(candidate_schema(schema), sr.MLPBlock([8])), item_id_start="auto")
-    model = sr.TwoTowerModel(schema)
+    model = sr.TwoTowerModel(schema, item_id_start="svd")
     model.compile()
     model.fit(sr.data.synthetic(schema, 500, seed=0), epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")

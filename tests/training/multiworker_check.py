@@ -5,7 +5,7 @@ process on the same global batches.
     multiworker_check.py reference OUT            one process, no strategy
     multiworker_check.py worker INDEX PORTS OUT   worker INDEX of len(PORTS.split(","))
 
-Each run builds the same model (the default optimizer and item-id start, no dropout), fits it
+Each run builds the same model (the default optimizer, the item-id start, no dropout), fits it
 on the same generated DataFrame (global batch GLOBAL_BATCH, the last one
 smaller and split unevenly between the workers) and writes its weights
 and loss history to OUT/<reference|worker-INDEX>.npz. A worker sets its own
@@ -50,7 +50,7 @@ frame = sr.data.synthetic(schema, ROWS, seed=0)
 def build():
     keras.utils.set_random_seed(0)
     model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,), logits_temperature=0.2,
-                             query_input_dropout=0.0, candidate_input_dropout=0.0)
+                             query_input_dropout=0.0, item_id_start="svd")
     model.compile()  # the default optimizer: sparse updates, the moving average
     return model
 

@@ -238,8 +238,7 @@ def test_a_moving_average_of_the_weights_ends_training_fit_as_it_ends_one_model_
             return _averaged_model(schema)
         return small_model(schema, optimizer=keras.optimizers.LossScaleOptimizer(sr.AveragedAdam(1e-2, ema_momentum=0.9)))
 
-    one = averaged()  # one Keras fit over three epochs of the same batches, from fit's start
-    sr.training.start_item_ids(one, frame)
+    one = averaged()  # one Keras fit over three epochs of the same batches
     one.fit(Batches(frame, schema, 128).dataset(), epochs=3, verbose=0)
     per_epoch = averaged()
     training.fit(per_epoch, frame, epochs=3, batch_size=128, shuffle=False, verbose=0)

@@ -28,7 +28,7 @@ def fresh(schema, **kwargs):
 
 def test_the_written_columns_are_the_item_side_of_the_matrix_best_rank_k_approximation(schema, rows):
     rows = rows[rows["item_id"] != 5]  # an item no row has
-    model = fresh(schema, item_id_start=None)
+    model = fresh(schema)
     s = start_item_ids(model, rows)
     table = np.asarray(item_id_table(model), dtype=np.float64)
     num_items, k = table.shape  # 3,000 item ids, 72 wide: k is the width
@@ -47,10 +47,10 @@ def test_the_written_columns_are_the_item_side_of_the_matrix_best_rank_k_approxi
     # an item no row has starts at zeros
     np.testing.assert_allclose(table[5], 0.0, atol=1e-9)
     # the same rows, the same table; the power and the scale as asked
-    again = fresh(schema, item_id_start=None)
+    again = fresh(schema)
     start_item_ids(again, rows)
     np.testing.assert_array_equal(np.asarray(item_id_table(again)), table.astype(np.float32))
-    flat = fresh(schema, item_id_start=None)
+    flat = fresh(schema)
     start_item_ids(flat, rows, scale=0.05, power=0.0)
     flat = np.asarray(item_id_table(flat), dtype=np.float64)
     assert flat.std() == pytest.approx(0.05, rel=1e-5)
@@ -61,7 +61,7 @@ def test_the_written_columns_are_the_item_side_of_the_matrix_best_rank_k_approxi
 def test_a_table_wider_than_the_matrix_keeps_the_columns_past_k(schema):
     small = pd.DataFrame({"user_id": [0, 1, 2, 0], "item_id": [3, 4, 5, 4]})
     tiny = schema_with_users(schema, 4)
-    model = fresh(tiny, item_id_start=None)
+    model = fresh(tiny)
     model.build()
     before = np.asarray(item_id_table(model)).copy()
     assert len(start_item_ids(model, small)) == 4  # k: the 4 users, not the table's 72 columns
@@ -77,7 +77,7 @@ def schema_with_users(schema, n):
 
 
 def test_bad_arguments_and_rows_are_named(schema, rows):
-    model = fresh(schema, item_id_start=None)
+    model = fresh(schema)
     for bad in (0, -1.0, "0.01", True):
         with pytest.raises(ValueError, match=r"scale must be a number > 0, got"):
             start_item_ids(model, rows, scale=bad)
@@ -94,13 +94,13 @@ def test_bad_arguments_and_rows_are_named(schema, rows):
     no_user = sr.schema.schema_from_dict({**sr.schema.schema_to_dict(schema), "columns": {
         name: spec for name, spec in sr.schema.schema_to_dict(schema)["columns"].items() if name != "user_id"}})
     with pytest.raises(ValueError, match=r"the schema tags no user_id column"):
-        start_item_ids(fresh(no_user, item_id_start=None), rows)
+        start_item_ids(fresh(no_user), rows)
 
 
 def test_fit_starts_a_new_model_from_the_svd_and_leaves_a_built_one_alone(schema, rows, capsys):
-    expected = fresh(schema, item_id_start=None)
+    expected = fresh(schema)
     start_item_ids(expected, rows)
-    model = fresh(schema)
+    model = fresh(schema, item_id_start="svd")
     model.compile(optimizer=keras.optimizers.SGD(0.0))  # steps that move nothing: the start is what is left
     model.fit(rows, epochs=1, batch_size=500, verbose=2)
     assert "the item-id table starts from the SVD of these rows (item_id_start='svd')" in capsys.readouterr().out
@@ -108,7 +108,7 @@ def test_fit_starts_a_new_model_from_the_svd_and_leaves_a_built_one_alone(schema
     # a second fit goes on from the weights; a model built before fit (loaded weights, say) keeps them
     model.fit(rows.iloc[:600], epochs=1, batch_size=500, verbose=0)
     np.testing.assert_allclose(np.asarray(item_id_table(model)), np.asarray(item_id_table(expected)), atol=1e-7)
-    built = fresh(schema)
+    built = fresh(schema, item_id_start="svd")
     built.build()
     before = np.asarray(item_id_table(built)).copy()
     built.compile(optimizer=keras.optimizers.SGD(0.0))
@@ -119,7 +119,7 @@ def test_fit_starts_a_new_model_from_the_svd_and_leaves_a_built_one_alone(schema
 def test_streamed_rows_keep_the_initialiser_and_say_so(tmp_path, schema, rows, capsys):
     path = tmp_path / "rows.parquet"
     rows.to_parquet(path)
-    model = fresh(schema)
+    model = fresh(schema, item_id_start="svd")
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     model.fit(str(path), epochs=1, batch_size=500, streaming=True, verbose=2)
     assert ("the item-id table keeps its initialiser: item_id_start='svd' reads the rows in memory, and these "
