@@ -52,11 +52,11 @@ def start_item_ids(model, interactions, scale: float = DEFAULT_SVD_SCALE, power:
     """Writes the truncated SVD of the interactions' user x item matrix into the item-id table.
 
     The matrix holds a 1 where a user has an item (repeats count once). Its
-    rank-k SVD ``U S V^T`` (k the table's width, at most the matrix's
-    smaller side; `top_singular_vectors`) gives the item rows ``V S^power``, scaled to a
-    standard deviation of ``scale``; they replace the table's first k
-    columns, and the columns past k keep their values. An item with no
-    rows starts at zeros there. The same rows give the same table.
+    rank-k SVD ``U S V^T`` (`top_singular_vectors`; k the table's width, at
+    most the matrix's smaller side) gives the item rows ``V S^power``,
+    scaled to a standard deviation of ``scale``; they replace the table's
+    first k columns, and the columns past k keep their values. An item with
+    no rows starts at zeros there. The same rows give the same table.
 
     `fit` calls it on a model whose ``item_id_start`` is "svd" when the
     model is not yet built (its first training); call it yourself before
@@ -76,7 +76,7 @@ def start_item_ids(model, interactions, scale: float = DEFAULT_SVD_SCALE, power:
     Returns:
         The k singular values, largest first.
 
-    Example: the written columns rebuild the matrix's best rank-k approximation.
+    Example: one singular value per column of the table, written at the asked scale.
 
     >>> import numpy as np
     >>> import schemaretrieval as sr
