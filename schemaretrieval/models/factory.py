@@ -147,6 +147,7 @@ def TwoTowerModel(
 
     query_columns, history = schema_lib.query_schema(schema), None
     if user_history:
+        item_id = schema_lib.item_id_column(schema)
         # The history stands in for the user-id embedding: with both, the
         # id memorises each user's training items.
         query_columns = query_columns.excluding_by_name([user_id])
