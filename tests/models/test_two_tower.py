@@ -247,8 +247,7 @@ def test_candidate_input_dropout_drops_the_candidate_towers_input_in_training_on
 
 def test_item_id_start_is_an_option_kept_when_saved_and_needs_a_user_id(tmp_path, schema):
     assert sr.TwoTowerModel(schema).item_id_start is None  # the default: Keras's initialiser
-    no_user = schema_from_dict({**schema_to_dict(schema), "columns": {
-        name: spec for name, spec in schema_to_dict(schema)["columns"].items() if name != "user_id"}})
+    no_user = schema.excluding_by_name(["user_id"])
     with pytest.raises(ValueError, match=r'item_id_start="svd" starts the item ids from the user x item matrix '
                                          r"and the schema tags no user_id column"):
         sr.TwoTowerModel(no_user, item_id_start="svd")

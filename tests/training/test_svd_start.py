@@ -8,12 +8,7 @@ import pytest
 import schemaretrieval as sr
 from schemaretrieval.training.svd_start import item_id_table, start_item_ids
 
-SCHEMA_PATH = "schemas/synthetic.yaml"
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return sr.load_schema(SCHEMA_PATH)
+# `schema`: conftest's, the bundled schemas/synthetic.yaml
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +86,7 @@ def test_bad_arguments_and_rows_are_named(schema, rows):
         start_item_ids(model, pd.DataFrame({"user_id": [0], "item_id": [10_000]}))
     with pytest.raises(ValueError, match=r"user_id"):
         start_item_ids(model, pd.DataFrame({"item_id": [1]}))
-    no_user = sr.schema.schema_from_dict({**sr.schema.schema_to_dict(schema), "columns": {
-        name: spec for name, spec in sr.schema.schema_to_dict(schema)["columns"].items() if name != "user_id"}})
+    no_user = schema.excluding_by_name(["user_id"])
     with pytest.raises(ValueError, match=r"the schema tags no user_id column"):
         start_item_ids(fresh(no_user), rows)
 
