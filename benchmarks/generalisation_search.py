@@ -53,7 +53,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import sparse  # noqa: E402
-from scipy.sparse.linalg import svds  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
 from quality import lastfm, lastfm_friends, movielens, preset, validation_split  # noqa: E402
@@ -62,6 +61,7 @@ from schemaretrieval.retrieval.outputs.base import PROBABILITY_FLOOR  # noqa: E4
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
 from schemaretrieval.schema import cardinality  # noqa: E402
 from schemaretrieval.schema.columns import domain_name  # noqa: E402
+from schemaretrieval.training.svd_start import item_id_table, top_singular_vectors  # noqa: E402
 
 DEFAULT_LASTFM = Path(__file__).resolve().parents[2] / "shared" / "data" / "lastfm-2k"
 
@@ -104,14 +104,15 @@ def init_ids_from_svd(model, train, scale, power=0.5, tables=("users", "items"))
     matrix (ones where a user has an item): the user rows ``U S^power``, the item rows ``V S^power``,
     in the tables' first k = min(widths) columns, scaled to a standard deviation of ``scale`` (Keras's
     uniform initialiser has 0.029); the rest of each table, and a table not in ``tables``, keeps its
-    initial values. Returns S."""
+    initial values. The item table alone is `sr.training.start_item_ids` at k = the item table's
+    width; both come from the library's `top_singular_vectors`. Returns S."""
     users = id_table(model.query_tower, model.query_id_column)
-    items = id_table(model.candidate_tower, model.candidate_id_column)
+    items = item_id_table(model)
     rows = train[[model.query_id_column, model.candidate_id_column]].drop_duplicates().to_numpy()
     matrix = sparse.csr_matrix((np.ones(len(rows)), (rows[:, 0], rows[:, 1])), shape=(users.shape[0], items.shape[0]))
     k = min(users.shape[1], items.shape[1])
-    # a fixed start vector: ARPACK draws one at random, and the signs of the factors follow it
-    u, s, vt = svds(matrix, k=k, v0=np.full(min(matrix.shape), min(matrix.shape) ** -0.5))
+    s, vt = top_singular_vectors(matrix, k)
+    u = (matrix @ vt.T) / np.where(s > 0, s, 1.0)  # the left vectors: X v = s u
     for name, table, factor in (("users", users, u * s**power), ("items", items, vt.T * s**power)):
         if name not in tables:
             continue
