@@ -10,6 +10,7 @@ features (the OOV user), and is an error naming the valid range without one.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from schemaretrieval.serving.export import SERVING_FILE
 from schemaretrieval.serving.indexes import BruteForce
 
 __all__ = ["load_serving", "recommend_from_export", "similar_items"]
+
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def load_serving(path):
@@ -80,6 +83,40 @@ def _user_row(path, meta, user):
     return None if match.empty else match.iloc[-1:]  # a frame: each column keeps its dtype
 
 
+def _one_id(value, what):
+    """``value`` if it is one id: an int, or a str (a raw id, or the CLI's text of an int)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, int, np.integer)):
+        raise ValueError(f"{what}: expected one {what} id, an int or a str (a raw id), got {value!r}")
+    return value
+
+
+def _checked_k(k, size, what):
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
+        raise ValueError(f"k={k!r} must be an int in [1, {what}]")
+    return int(k)
+
+
+def _excluded_ids(exclude, string_ids):
+    """The caller's excluded item ids as the export's id type: strings, or int64 ids (ints, or the
+    CLI's text of them); anything else is an error naming the id."""
+    if isinstance(exclude, (str, bytes)) or not isinstance(exclude, Iterable):
+        raise ValueError(f"exclude: expected a list of item ids, got {exclude!r}")
+    ids = []
+    for item in exclude:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (str, int, np.integer)):
+            raise ValueError(f"exclude: expected item ids (int or str), got {item!r}")
+        if string_ids:
+            ids.append(str(item))
+            continue
+        text = str(item).strip()
+        if not text.lstrip("+-").isdigit():
+            raise ValueError(f"exclude: this export's item ids are integers; got {item!r}")
+        if not INT64_MIN <= int(text) <= INT64_MAX:
+            raise ValueError(f"exclude: item id {item!r} is outside int64, the export's item id type")
+        ids.append(int(text))
+    return ids
+
+
 def recommend_from_export(path, user, k: int = 10, exclude=()):
     """Top-k [(item id, score)] for one user id through an exported SavedModel.
 
@@ -114,13 +151,16 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
     ...
     ValueError: unknown user id 5000: user_id takes ids in [0, 1999] (the model's domain)
     """
+    user = _one_id(user, "user")
     loaded, meta, path = load_serving(path)
-    size = meta["catalog_size"]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > size:
-        raise ValueError(f"k={k} must be in [1, the catalog size {size}]")
+    k = _checked_k(k, meta["catalog_size"], f"the catalog size {meta['catalog_size']}")
+    string_ids = meta["item_ids"] == "string"
+    exclude = _excluded_ids(exclude, string_ids)
     specs = {spec["name"]: spec for spec in meta["features"]}
     uid = meta["user_id"]
     row = _user_row(path, meta, user)
+    # with the ETL's vocabulary an id it never saw is the OOV user, whose other features are defaults
+    oov_user = row is None and uid in specs and bool(specs[uid]["vocabulary"])
     inputs = {}
     signature = "recommend_encoded" if row is not None else "recommend"
     for name, spec in specs.items():
@@ -139,12 +179,11 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
             if user_code < lo or (hi is not None and user_code > hi):
                 raise ValueError(f"unknown user id {user!r}: {uid} takes ids in [{lo}, {hi}] (the model's domain)")
             inputs[name] = _as_input(spec, [user_code])
-        elif spec["vocabulary"] or not meta.get("users"):
+        elif oov_user or spec["vocabulary"] or not meta.get("users"):
             inputs[name] = _as_input(spec, _default_value(spec))
         else:
             raise ValueError(f"user {user!r} has no row in {path / 'users.parquet'}; the query tower also needs {name!r}")
-    dtype = tf.string if meta["item_ids"] == "string" else tf.int64
-    exclude = [str(x) if dtype == tf.string else int(x) for x in exclude]
+    dtype = tf.string if string_ids else tf.int64
     excluded = tf.constant([exclude], dtype) if exclude else tf.zeros([1, 0], dtype)
     out = loaded.signatures[signature](**inputs, excluded=excluded, k=tf.constant(int(k), tf.int32))
     ids, scores = out["ids"].numpy()[0], out["scores"].numpy()[0]
@@ -168,6 +207,7 @@ def similar_items(path, item, k: int = 10):
     >>> len(neighbours), item in [other for other, _ in neighbours], neighbours[0][1] >= neighbours[-1][1]
     (3, False, True)
     """
+    item = _one_id(item, "item")
     _, path = _meta(path)
     table = pd.read_parquet(path / "candidate_embeddings.parquet")
     ids = table["id"].to_numpy()
@@ -177,8 +217,7 @@ def similar_items(path, item, k: int = 10):
             f"unknown item id {item!r}: not among the {len(ids)} items of {path / 'candidate_embeddings.parquet'} "
             f"(e.g. {ids[0]!r} .. {ids[-1]!r})"
         )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > len(ids) - 1:
-        raise ValueError(f"k={k} must be in [1, the catalog size {len(ids)} - 1 (the item itself is left out)]")
+    k = _checked_k(k, len(ids) - 1, f"the catalog size {len(ids)} - 1 (the item itself is left out)")
     vectors = np.stack(table["vector"].to_numpy()).astype(np.float32)
     scores, found = BruteForce().index(vectors, ids).search(vectors[match[:1]], k, exclude=[[ids[match[0]]]])
     return list(zip(found[0].tolist(), scores[0].tolist()))

@@ -67,6 +67,9 @@ def recommend(model, user_features, k: int = 10, catalog=None, exclude=None, ind
     ...
     ValueError: recommend: user_features lacks the query feature(s) ['user_age']; the query tower reads ['user_id', 'user_age', 'user_country']
     """
+    if not isinstance(user_features, (Mapping, pd.DataFrame)):
+        raise ValueError("recommend: user_features must be a DataFrame or a mapping of the query tower's columns "
+                         f"(column -> values), got a {type(user_features).__name__}")
     if isinstance(user_features, Mapping) and not isinstance(user_features, pd.DataFrame):
         user_features = {name: np.atleast_1d(np.asarray(v)) if np.ndim(v) == 0 else v
                          for name, v in user_features.items()}

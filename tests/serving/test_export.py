@@ -177,11 +177,34 @@ def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
         (["recommend", "--model", str(plain), "--user", "1", "-k", "99999"], f"catalog size {len(catalog)}"),
         (["recommend", "--model", str(tmp_path), "--user", "1"], "holds no export"),
         (["similar-items", "--model", str(plain), "--item", "nope"], f"unknown item id 'nope': not among the {len(catalog)} items"),
+        (["recommend", "--model", str(plain), "--user", "1", "--exclude", "3,abc"],
+         r"exclude: this export's item ids are integers; got 'abc'"),
+        (["recommend", "--model", str(plain), "--user", "1", "--exclude", "1.5"],
+         r"exclude: this export's item ids are integers; got '1.5'"),
+        (["recommend", "--model", str(plain), "--user", "1", "--exclude", "99999999999999999999999"],
+         r"exclude: item id '99999999999999999999999' is outside int64"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             cli.main(argv)
         assert exit_.value.code == 2
         assert re.search(message, capsys.readouterr().err), message
+    # the same from Python, where a caller can also send the wrong types
+    user_id = int(user.user_id)
+    for kwargs, message in [
+        ({"user": None}, r"user: expected one user id, an int or a str \(a raw id\), got None"),
+        ({"user": 5.0}, r"user: expected one user id, .* got 5.0"),
+        ({"user": [user_id]}, r"user: expected one user id, .* got \[\d+\]"),
+        ({"user": user_id, "k": "3"}, r"k='3' must be an int in \[1, the catalog size"),
+        ({"user": user_id, "exclude": "16"}, r"exclude: expected a list of item ids, got '16'"),
+        ({"user": user_id, "exclude": [1.7, 2.2]}, r"exclude: expected item ids \(int or str\), got 1.7"),
+        ({"user": user_id, "exclude": [None]}, r"exclude: expected item ids \(int or str\), got None"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            serving.recommend_from_export(plain, **kwargs)
+    with pytest.raises(ValueError, match=r"item: expected one item id, .* got 2.0"):
+        serving.similar_items(plain, 2.0)
+    with pytest.raises(ValueError, match=r"recommend: user_features must be a DataFrame or a mapping .* got a list"):
+        serving.recommend(model, [{"user_id": 1, "user_age": 0.3, "user_country": 1}], k=3, catalog=catalog)
     item = catalog.ids[3]
     assert cli.main(["similar-items", "--model", str(plain), "--item", str(item), "-k", "3"]) == 0
     printed = capsys.readouterr().out.splitlines()
@@ -388,6 +411,8 @@ def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(etl_export,
     # ETL fills them: an unknown user gets the "nobody" row's items
     bare = serving.export_serving(model, catalog, tmp_path / "bare", k=K, artifacts=res)
     assert [i for i, _ in serving.recommend_from_export(bare, "somebody-new", K)] == list(out["ids"][-1])
+    # with users.parquet, a user it has no row for is the same OOV user with the same defaults
+    assert [i for i, _ in serving.recommend_from_export(path, "somebody-new", K)] == list(out["ids"][-1])
 
 
 def test_the_graph_replays_the_fitted_continuous_steps(etl_export):
