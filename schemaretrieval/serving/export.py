@@ -36,6 +36,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -50,7 +51,8 @@ from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, PAD
 from schemaretrieval.retrieval.topk import CHUNK_BYTES
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
-from schemaretrieval.serving.requests import expected_shape, finite_assertion, gate, input_spec
+from schemaretrieval.serving.requests import (expected_shape, finite_assertion, gate, input_spec,
+                                              usable_query_assertion)
 
 __all__ = ["SERVING_FILE", "export_serving", "feature_specs"]
 
@@ -166,7 +168,7 @@ class _Retrieval(tf.Module):
         return _checked(encoded, self.specs)
 
     def embed(self, encoded):
-        return tf.cast(self.tower(encoded, training=False), tf.float32)
+        return _usable(tf.cast(self.tower(encoded, training=False), tf.float32), self.tower, self.specs)
 
     def seen(self, users):
         """[rows, most seen] catalog positions of the seen items of each encoded user id, -1 padded."""
@@ -216,6 +218,14 @@ def _checked(encoded, specs):
             checks.append(finite_assertion(encoded[name], name, spec.get("transform")))
     with tf.control_dependencies(checks):
         return {name: tf.identity(value) for name, value in encoded.items()}
+
+
+def _usable(queries, tower, specs):
+    """The query tower's output behind `usable_query_assertion`."""
+    unit_length = bool(tower.blocks) and isinstance(tower.blocks[-1], keras.layers.UnitNormalization)
+    continuous = [spec["name"] for spec in specs if spec["kind"] != CATEGORICAL]
+    with tf.control_dependencies([usable_query_assertion(queries, unit_length, continuous)]):
+        return tf.identity(queries)
 
 
 def _no_exclusions(batch, dtype):
@@ -288,7 +298,8 @@ def _query_tower_module(model, specs):
 
     def _serving_default(*args):
         features, _, _ = gate(dict(zip(names, args)), encoded)
-        return {"embedding": tf.cast(module.tower(_checked(features, encoded), training=False), tf.float32)}
+        queries = tf.cast(module.tower(_checked(features, encoded), training=False), tf.float32)
+        return {"embedding": _usable(queries, module.tower, specs)}
 
     serving_default = tf.function(_named(_serving_default, names),
                                   input_signature=[_tensor_spec(spec, encoded=True) for spec in specs])

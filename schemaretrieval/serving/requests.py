@@ -19,7 +19,9 @@ Every failure is an ``InvalidArgumentError`` that names the input and says what
 it expects; nothing downstream runs before the checks pass (the inputs come
 out behind them). The values of the encoded features (ids inside the schema's
 domain, finite continuous values after the ETL's steps) are checked where they
-are encoded (`finite_assertion` here, `data.checks.domain_assertion`).
+are encoded (`finite_assertion` here, `data.checks.domain_assertion`); the
+query tower's output, which a finite but huge continuous value can overflow,
+where it is computed (`usable_query_assertion`).
 
 >>> import tensorflow as tf
 >>> specs = [{"name": "user_id", "list": False, "dtype": "int64", "kind": "categorical"}]
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["input_spec", "expected_shape", "gate", "finite_assertion"]
+__all__ = ["input_spec", "expected_shape", "gate", "finite_assertion", "usable_query_assertion"]
 
 _WHAT = {"string": ("raw value (string)", "raw values (strings)"), "int64": ("int64 id", "int64 ids"),
          "float32": ("float32 value", "float32 values")}
@@ -155,3 +157,31 @@ def finite_assertion(values, name: str, steps=None):
         [f"input {name}: expected finite numbers{where}; NaN or inf in rows:",
          tf.reshape(tf.where(bad), [-1])],
         summarize=5, name=f"check_{_op_name(name)}_finite")
+
+
+def usable_query_assertion(queries, unit_length: bool, continuous):
+    """An assertion that each row of the query tower's output is a usable vector: finite
+    and, where the tower ends in a unit normalisation, of unit length.
+
+    Inputs that pass `finite_assertion` can still be too large for the tower's float32
+    arithmetic: a value near 1e20 squares past float32's range, and the unit
+    normalisation then returns zeros, which would rank the catalog in its stored order.
+    The message names the rows and the ``continuous`` inputs that can cause it.
+
+    >>> import tensorflow as tf
+    >>> usable_query_assertion(tf.constant([[0.6, 0.8], [0.0, 0.0]]), True, ["age"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tensorflow.python.framework.errors_impl.InvalidArgumentError: ...the query tower output is not a usable vector...
+    """
+    ok = tf.reduce_all(tf.math.is_finite(queries), axis=1)
+    if unit_length:
+        # a unit vector, or UnitNormalization's zeros for an overflowed sum of squares
+        ok = tf.logical_and(ok, tf.reduce_sum(tf.square(queries), axis=1) > 0.25)
+    names = ", ".join(continuous) or "none"
+    return tf.debugging.Assert(
+        tf.reduce_all(ok),
+        [f"the query tower output is not a usable vector (not finite, or zero where it is normalised to unit "
+         f"length): its float32 arithmetic overflowed; expected continuous inputs ({names}) small enough for "
+         "float32 (|value| well below 1e19 after the ETL steps); in rows:", tf.reshape(tf.where(~ok), [-1])],
+        summarize=5, name="check_query_embedding")

@@ -134,6 +134,15 @@ def test_bad_requests_to_the_saved_model_say_what_is_wrong(setup):
     feats["user_id"] = tf.constant([5], tf.int64)
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"catalog size {len(catalog)}"):
         loaded.signatures["recommend"](**feats, excluded=tf.zeros([1, 0], tf.int64), k=tf.constant(len(catalog) + 1))
+    # finite, but too large for float32: the tower's unit normalisation would return zeros and rank
+    # the catalog in its stored order; the error names the row and the continuous inputs
+    huge = dict(feats, user_id=tf.constant([5, 6], tf.int64), user_age=tf.constant([1e20, 0.4]),
+                user_country=tf.constant([1, 2], tf.int64))
+    for signature in ("serving_default", "query_embedding"):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"the query tower output is not a usable vector.*\(user_age\).*in rows:\] \[0\]"):
+            loaded.signatures[signature](**huge)
+    assert loaded.signatures["serving_default"](**dict(huge, user_age=tf.constant([1e15, 0.4])))["ids"].shape == (2, K)
     del feats["user_age"]
     with pytest.raises(TypeError, match="user_age"):
         loaded.signatures["serving_default"](**feats)
