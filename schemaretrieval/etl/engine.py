@@ -50,7 +50,7 @@ def select_device(device: str = "auto") -> str:
     except Exception:  # ImportError, or a CUDA error on import
         has_cudf = False
     if device == "gpu" and not (has_cudf and HAS_GPU):
-        raise RuntimeError("device='gpu' needs cudf and a visible GPU "
+        raise ValueError("device='gpu' needs cudf and a visible GPU "
                            f"(cudf importable: {has_cudf}, GPU visible: {bool(HAS_GPU)})")
     return "gpu" if device == "gpu" or (device == "auto" and has_cudf and HAS_GPU) else "cpu"
 

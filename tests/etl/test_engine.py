@@ -21,10 +21,26 @@ def test_device_selection():
     from merlin.core.compat import HAS_GPU
     if not HAS_GPU:
         assert chosen == "cpu"
-        with pytest.raises(RuntimeError, match="needs cudf and a visible GPU"):
+        with pytest.raises(ValueError, match="needs cudf and a visible GPU"):
             etl.select_device("gpu")
     with pytest.raises(ValueError):
         etl.select_device("tpu")
+
+
+def test_the_cli_asked_for_a_gpu_it_lacks_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    import merlin.core.compat
+
+    from schemaretrieval import cli
+
+    monkeypatch.setattr(merlin.core.compat, "HAS_GPU", False)  # a machine without one, wherever this runs
+    raw = tmp_path / "raw.parquet"
+    sr.data.raw_log(50, seed=0).to_parquet(raw)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["etl", "--schema", "schemas/raw-log.yaml", "--train", str(raw), "--device", "gpu",
+                  "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "schemaretrieval etl: error: device='gpu' needs cudf and a visible GPU (cudf importable: " in err
 
 
 def test_copy_on_write_only_where_lookup_categorify_encodes():
