@@ -50,14 +50,15 @@ def load_schema(path) -> Schema:
         path = found[0]
     source, suffix = str(path), path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        data = _read_yaml(path.read_text(), source)
+        data = _read_yaml(_read_text(path, source), source)
         if data is None:
             raise SchemaError(source, "the file is empty; expected a mapping with `columns:`")
         return schema_from_dict(data, source)
     if suffix in _MERLIN_FORMATS:
         read, _ = _MERLIN_FORMATS[suffix]
+        text = _read_text(path, source)
         try:
-            metadata = read(path.read_text())
+            metadata = read(text)
             merlin_schema = metadata.to_merlin_schema()
         except Exception as exc:  # protobuf, json and merlin all raise their own types
             raise SchemaError(source, f"not a readable merlin schema file ({exc})") from exc
@@ -131,6 +132,17 @@ def _duplicate_key(source, path, key, line, first_line):
         return SchemaError(source, f"key given twice {where}", column=path[1], key=dotted, line=line)
     dotted = ".".join(str(part) for part in path + (key,))
     return SchemaError(source, f"key given twice {where}", key=dotted, line=line)
+
+
+def _read_text(path, source):
+    """The file's text, or a SchemaError naming the line and byte that are not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start]
+        raise SchemaError(source, f"not UTF-8 text: byte 0x{byte:02x} at offset {exc.start} does not decode; "
+                          "save the file as UTF-8", line=raw[:exc.start].count(b"\n") + 1) from None
 
 
 def _read_yaml(text, source):

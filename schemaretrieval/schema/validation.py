@@ -113,9 +113,16 @@ def _column_from_dict(source, name, spec):
         got = "missing" if dtype is None else f"unknown dtype {dtype!r}"
         raise err(f"{got}; allowed dtypes: {', '.join(DTYPES)}", key="dtype")
 
+    categorical = "categorical" in tags
+    if categorical and dtype.startswith("float"):
+        raise err(f"a categorical column holds ids; expected dtype int64, int32, string or bool, got {dtype}",
+                  key="dtype")
     properties = {}
     if "domain" in spec:
         properties["domain"] = _check_domain(spec["domain"], dtype, err)
+        if categorical and properties["domain"]["min"] < 0:
+            raise err(f"min {properties['domain']['min']!r} < 0; a categorical column's ids are rows of its "
+                      "embedding table, from 0 (the ETL encodes raw ids so)", key="domain")
     is_list = "list" in tags
     if "value_count" in spec:
         if not is_list:
@@ -127,7 +134,7 @@ def _column_from_dict(source, name, spec):
         dim = spec["embedding_dim"]
         if not (_is_int(dim) and dim > 0):
             raise err(f"expected a positive integer, got {dim!r}", key="embedding_dim")
-        if "categorical" not in tags:
+        if not categorical:
             raise err("only categorical columns are embedded; expected the tag `categorical`",
                       key="embedding_dim")
         properties["embedding_dim"] = dim

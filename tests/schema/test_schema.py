@@ -318,6 +318,30 @@ def test_bad_dtype(tmp_path):
             "allowed dtypes: int32, int64, float32, float64, string, bool") in str(err)
 
 
+def test_a_categorical_column_holds_ids_not_floats(tmp_path):
+    err = load_error(tmp_path, column_yaml("{tags: [item_id, categorical], dtype: float32}"))
+    assert ("column 'item_id', key 'dtype': a categorical column holds ids; "
+            "expected dtype int64, int32, string or bool, got float32") in str(err)
+
+
+def test_a_categorical_domain_starts_at_zero_or_above(tmp_path):
+    # a negative id would read the table's row 0, the same vector as id 0
+    err = load_error(tmp_path, column_yaml("{tags: [item_id, categorical], dtype: int64, domain: {min: -5, max: 9}}"))
+    assert "column 'item_id', key 'domain': min -5 < 0; a categorical column's ids are rows of its" in str(err)
+    schema = load_schema(write(tmp_path, column_yaml("{tags: [item_id, categorical], dtype: int64, "
+                                                     "domain: {min: 1, max: 9}}"), "ok.yaml"))
+    assert schema["item_id"].properties["domain"]["min"] == 1  # ids from 1 (MovieLens's raw ids) are rows too
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_byte(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"# a schema\n# Caf\xe9 ratings\ncolumns: {}\n")
+    with pytest.raises(SchemaError) as info:
+        load_schema(path)
+    assert str(info.value) == (f"{path}: line 2: not UTF-8 text: byte 0xe9 at offset 16 does not decode; "
+                               "save the file as UTF-8")
+
+
 def test_missing_dtype(tmp_path):
     err = load_error(tmp_path, column_yaml("{tags: [item_id, categorical]}"))
     assert "column 'item_id', key 'dtype': missing; allowed dtypes:" in str(err)
