@@ -4,6 +4,7 @@
 * ``read_frame(data, what)``: a DataFrame as it is, or the table at a path,
   with the name errors give it (the file, or ``<DataFrame>``).
 * ``require_columns``: the columns a caller needs, or an error naming them.
+* ``check_csv_header(path)``: a csv file's header names each column once.
 * ``merlin_table(dataset)``: what the batch builder reads of a ``merlin.io.Dataset``:
   the directory of its parquet files, or its rows as a DataFrame.
 
@@ -12,13 +13,14 @@ Every error names the file and what was expected.
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
 import pandas as pd
 
 __all__ = ["DATAFRAME", "MERLIN_DATASET", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame",
-           "require_columns", "parquet_files", "is_merlin_dataset", "merlin_table"]
+           "require_columns", "check_csv_header", "parquet_files", "is_merlin_dataset", "merlin_table"]
 
 #: How errors name data given as a DataFrame.
 DATAFRAME = "<DataFrame>"
@@ -90,6 +92,7 @@ def read_table(path) -> pd.DataFrame:
     elif suffix in CSV_SUFFIXES:
         if path.stat().st_size == 0:
             raise ValueError(f"read_table: {str(path)!r} is an empty file")
+        check_csv_header(path)
         try:
             frame = pd.read_csv(path)
         except pd.errors.EmptyDataError as err:
@@ -102,6 +105,30 @@ def read_table(path) -> pd.DataFrame:
     if len(frame) == 0:
         raise ValueError(f"read_table: {str(path)!r} has zero rows")
     return frame
+
+
+def check_csv_header(path, sep: str = ",") -> None:
+    """A ValueError naming the file and the column when the csv header names a column twice.
+
+    pandas would read the repeat as ``name.1`` and every reader would take the first.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "events.csv")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write("user_id,item_id,item_id\\n1,2,3\\n")
+        >>> check_csv_header(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ...events.csv: column 'item_id' appears 2 times in the header; each column must be named once
+    """
+    with open(path, newline="", encoding="utf-8", errors="replace") as file:
+        header = next(csv.reader(file, delimiter=sep), [])
+    for name in dict.fromkeys(header):
+        if header.count(name) > 1:
+            raise ValueError(f"{os.fspath(path)}: column {name!r} appears {header.count(name)} times in the header; "
+                             "each column must be named once")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from merlin.schema import Schema
 
-from schemaretrieval.data.read import DATAFRAME
+from schemaretrieval.data.read import DATAFRAME, check_csv_header
 from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
 from schemaretrieval.etl.rows import check_columns, drop_bad_rows, inspect_rows
 
@@ -121,6 +121,10 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
         elif path.suffix.lower() in (".csv", ".tsv"):
             if path.stat().st_size == 0:
                 raise ETLError(f"{source}: the file is empty")
+            try:
+                check_csv_header(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            except ValueError as err:
+                raise ETLError(str(err)) from None
             try:
                 # string columns stay strings ('05201' keeps its zero); lists arrive as 'A|B'
                 ddf = dd.read_csv(str(path), sep="\t" if path.suffix.lower() == ".tsv" else ",",

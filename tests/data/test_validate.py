@@ -60,6 +60,9 @@ def test_read_table_empty_and_unknown_files_are_errors(tmp_path):
     (tmp_path / "header.csv").write_text("user_id,item_id\n")
     with pytest.raises(ValueError, match="header.csv.*zero rows"):
         read_table(tmp_path / "header.csv")
+    (tmp_path / "twice.csv").write_text("user_id,item_id,item_id\n1,2,3\n")  # pandas would read 'item_id.1'
+    with pytest.raises(ValueError, match=r"twice.csv: column 'item_id' appears 2 times in the header"):
+        read_table(tmp_path / "twice.csv")
     pd.DataFrame({"a": pd.Series([], dtype=np.int64)}).to_parquet(tmp_path / "none.parquet")
     with pytest.raises(ValueError, match="none.parquet.*zero rows"):
         read_table(tmp_path / "none.parquet")

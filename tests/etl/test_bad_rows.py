@@ -61,6 +61,14 @@ def test_duplicate_columns_are_named(tmp_path):
                                           "named once")
 
 
+def test_a_csv_header_that_names_a_column_twice_is_refused(tmp_path):
+    # was: pandas read the repeat as 'item_price.1' and the ETL took the first, exit 0
+    path = tmp_path / "raw.csv"
+    pd.concat([raw(), raw()[["item_price"]] + 100], axis=1).to_csv(path, index=False)
+    assert etl_error(path, tmp_path, source=str(path)) == (
+        f"{path}: column 'item_price' appears 2 times in the header; each column must be named once")
+
+
 def test_a_scalar_in_a_list_column_is_refused(tmp_path):
     # was: written as a scalar under a list schema
     assert "column 'item_tags', row 7: expected a list of values, found int" in etl_error(with_row("item_tags", 5),
