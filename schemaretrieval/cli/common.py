@@ -59,7 +59,7 @@ def seed(text: str) -> int:
 
 
 def cutoffs(text: str) -> list[int]:
-    """argparse type of ``--ks``: comma-separated cut-offs >= 1.
+    """argparse type of ``--ks``: comma-separated distinct cut-offs >= 1.
 
     >>> cutoffs("10,100")
     [10, 100]
@@ -68,8 +68,9 @@ def cutoffs(text: str) -> list[int]:
         ks = [int(k) for k in text.split(",") if k.strip()]
     except ValueError:
         ks = []
-    if not ks or min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 such as 10,100, got {text!r}")
+    if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
+        raise argparse.ArgumentTypeError(f"expected comma-separated distinct integers >= 1 such as 10,100, "
+                                         f"got {text!r}")
     return ks
 
 

@@ -9,15 +9,33 @@ on a hit (with one relevant item, average precision equals reciprocal rank).
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Sequence
 
 import numpy as np
 
-__all__ = ["metrics_from_ranks"]
+__all__ = ["metrics_from_ranks", "check_ks"]
+
+
+def check_ks(ks, where: str = "ks") -> tuple[int, ...]:
+    """``ks`` as a tuple of ints if it is a non-empty list or tuple of distinct ints >= 1,
+    else a ValueError naming ``where`` and what it got.
+
+    >>> check_ks([10, 100])
+    (10, 100)
+    >>> check_ks(10)
+    Traceback (most recent call last):
+    ...
+    ValueError: ks must be a non-empty list of distinct ints >= 1 such as (10, 100), got 10
+    """
+    bad = (not isinstance(ks, (list, tuple)) or not ks or len(set(ks)) != len(ks)
+           or any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks))
+    if bad:
+        raise ValueError(f"{where} must be a non-empty list of distinct ints >= 1 such as (10, 100), got {ks!r}")
+    return tuple(int(k) for k in ks)
 
 
 def metrics_from_ranks(
-    ranks, ks: Iterable[int] = (1, 5, 10, 50, 100), sample_weight=None
+    ranks, ks: Sequence[int] = (1, 5, 10, 50, 100), sample_weight=None
 ) -> dict[str, float]:
     """recall/ndcg/mrr/precision/map at each k from 0-based ranks (``inf`` = miss).
 
@@ -38,9 +56,7 @@ def metrics_from_ranks(
         if weight.sum() <= 0 or (weight < 0).any():
             raise ValueError("sample_weight must be non-negative with a positive sum")
         weight = weight / weight.sum()
-    ks = [int(k) for k in ks]
-    if any(k < 1 for k in ks):
-        raise ValueError(f"ks must be positive, got {ks}")
+    ks = check_ks(ks)
     reciprocal = 1.0 / (ranks + 1.0)  # 0 for inf
     gain = 1.0 / np.log2(ranks + 2.0)
     out: dict[str, float] = {}

@@ -31,12 +31,12 @@ The metrics at each ``k`` are `metrics.metrics_from_ranks`'.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from schemaretrieval.evaluation.metrics import metrics_from_ranks
+from schemaretrieval.evaluation.metrics import check_ks, metrics_from_ranks
 from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval.topk import CHUNK_BYTES, ScoreFn, embedding_scorer, exclusion_rows, query_chunks
 
@@ -158,7 +158,7 @@ def compute_ranks(
 def evaluate_ranking(
     score_fn: ScoreFn,
     target_positions,
-    ks: Iterable[int] = (1, 5, 10, 50, 100),
+    ks: Sequence[int] = (1, 5, 10, 50, 100),
     exclude: Exclusion | None = None,
     *,
     sample_weight=None,
@@ -176,6 +176,7 @@ def evaluate_ranking(
     >>> m["recall@1"], m["recall@2"], m["mrr@2"]
     (0.5, 1.0, 0.75)
     """
+    ks = check_ks(ks)  # before the ranks, which take the time
     ranks = compute_ranks(
         score_fn,
         target_positions,

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.evaluation.metrics import check_ks
 from schemaretrieval.tfrs.layers.factorized_top_k import Streaming, TopK
 
 __all__ = ["Factorized", "FactorizedTopK", "CANDIDATE_BATCH_SIZE"]
@@ -87,11 +88,7 @@ class FactorizedTopK(Factorized):
 
     def __init__(self, candidates, ks: Sequence[int] = (1, 5, 10, 50, 100), name: str = "factorized_top_k"):
         super().__init__(name=name)
-        ks = tuple(ks) if isinstance(ks, (list, tuple)) else ks
-        if not isinstance(ks, tuple) or not ks or any(
-            isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks
-        ):
-            raise ValueError(f"FactorizedTopK: ks must be a non-empty sequence of ints >= 1, got {ks!r}")
+        ks = check_ks(ks, "FactorizedTopK: ks")
         if isinstance(candidates, tf.data.Dataset):
             rebatched = candidates.unbatch().batch(CANDIDATE_BATCH_SIZE)
             candidates = Streaming(k=max(ks)).index_from_dataset(rebatched)

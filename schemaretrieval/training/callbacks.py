@@ -21,7 +21,7 @@ import pandas as pd
 from schemaretrieval.data.exclusions import Exclusions
 from schemaretrieval.data.read import as_frame
 from schemaretrieval.data.splits import random_split
-from schemaretrieval.evaluation.metrics import metrics_from_ranks
+from schemaretrieval.evaluation.metrics import check_ks, metrics_from_ranks
 from schemaretrieval.progress import Progress
 
 __all__ = ["TopKCallback", "EarlyStopping", "EpochWeights", "RestoreEpochWeights", "ResumedLoss", "OneEpoch",
@@ -60,7 +60,7 @@ class TopKCallback(keras.callbacks.Callback):
         super().__init__()
         self.data = data
         self.candidates = candidates
-        self.ks = list(ks)
+        self.ks = list(check_ks(ks, "TopKCallback: ks"))
         self.metrics = tuple(metrics)
         self.exclude = exclude
         self.prefix = prefix

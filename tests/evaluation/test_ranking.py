@@ -70,6 +70,20 @@ def test_rank_three_ndcg_value():
     assert m["mrr@5"] == pytest.approx(0.25) and m["precision@5"] == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize("ks", [10, "10", [], [2.7], [10, 10], [0, 5], [True]])
+def test_bad_ks_are_named_before_any_ranking(ks):
+    # was: TypeError for 10, 'ks must be positive, got [1, 0]' for "10", [2.7] read as recall@2, {} for []
+    message = r"ks must be a non-empty list of distinct ints >= 1 such as \(10, 100\), got "
+    with pytest.raises(ValueError, match=message):
+        metrics_from_ranks([3], ks=ks)
+
+    def never(a, b):
+        raise AssertionError("scored before ks were checked")
+
+    with pytest.raises(ValueError, match=message):
+        evaluate_ranking(never, TARGETS, ks=ks, num_candidates=5)
+
+
 def test_constant_scores_rank_last():
     # Every score equal: 5 candidates at or above each target -> rank 4 for all queries.
     const = np.zeros((3, 5), np.float32)
