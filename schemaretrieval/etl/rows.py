@@ -67,6 +67,11 @@ def _list_problem(value, sep, low, high):
     if _is_missing(value):
         return "missing list (None/NaN); an empty row is []"
     if isinstance(value, str):
+        text = value.strip()
+        # pandas's to_csv writes a list cell as "['A', 'B']": one token to a separator split
+        if text.startswith("[") and text.endswith("]") and any(c in text for c in "',\""):
+            return (f"a list written as Python/JSON text ({text[:40]!r}); expected the values joined by "
+                    f"{sep!r} (the column's separator), or a DataFrame or parquet with real lists")
         value = [t for t in value.split(sep) if t]
     elif not isinstance(value, (list, tuple, np.ndarray, pd.Series)):
         return f"expected a list of values, found {type(value).__name__}"

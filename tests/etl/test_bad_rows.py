@@ -69,6 +69,20 @@ def test_a_csv_header_that_names_a_column_twice_is_refused(tmp_path):
         f"{path}: column 'item_price' appears 2 times in the header; each column must be named once")
 
 
+def test_a_list_written_as_python_text_is_refused(tmp_path):
+    # was: "['t1', 't2']" encoded as one value, from a csv that pandas's to_csv wrote (exit 0)
+    assert etl_error(with_row("item_tags", "['t1', 't2']"), tmp_path).startswith(
+        "<DataFrame>: column 'item_tags', row 7: a list written as Python/JSON text (\"['t1', 't2']\"); expected "
+        "the values joined by '|' (the column's separator), or a DataFrame or parquet with real lists")
+    path = tmp_path / "raw.csv"
+    raw().to_csv(path, index=False)  # every row's list as "['t1', 't2']"
+    assert "column 'item_tags', row 0 (line 2 of the file, after its header): a list written as Python/JSON text" \
+        in etl_error(path, tmp_path, source=str(path))
+    frame = with_row("item_tags", "[live]")  # a value in brackets, no quote or comma: one tag, as written
+    frame["item_tags"] = frame["item_tags"].map(lambda v: v if isinstance(v, str) else "|".join(v))
+    sr.etl.fit_transform(frame, None, SCHEMA, tmp_path / "ok", device="cpu", npartitions=3)
+
+
 def test_a_scalar_in_a_list_column_is_refused(tmp_path):
     # was: written as a scalar under a list schema
     assert "column 'item_tags', row 7: expected a list of values, found int" in etl_error(with_row("item_tags", 5),
