@@ -96,13 +96,17 @@ def movielens(path, variant: str | None = None) -> pd.DataFrame:
         ratings, items, users = _ml_latest(path)
     if len(ratings) == 0:
         raise ValueError(f"movielens: {str(path)!r} holds no ratings")
+    # a rating names a user and an item its files list: not a row of missing features
+    for what, table, column in (("item", items, "item_id"), ("user", users, "user_id")):
+        if table is None:
+            continue
+        unknown = ~ratings[column].isin(table[column]).to_numpy()
+        if unknown.any():
+            raise ValueError(f"movielens: {int(unknown.sum())} rating(s) in {str(path)!r} name {what}s missing from "
+                             f"the {what} file (first {column} {ratings[column].iloc[int(np.argmax(unknown))]!r})")
     frame = ratings.merge(items, on="item_id", how="left", validate="many_to_one", sort=False)
     if users is not None:
         frame = frame.merge(users, on="user_id", how="left", validate="many_to_one", sort=False)
-    unknown = frame["item_title"].isna()
-    if unknown.any():
-        raise ValueError(f"movielens: {int(unknown.sum())} rating(s) name items missing from the item file "
-                         f"(first item id {frame.loc[unknown, 'item_id'].iloc[0]!r})")
     frame["item_genres"] = frame["item_genres"].map(list)
     return frame.reset_index(drop=True)
 
@@ -143,9 +147,52 @@ def _ratings(frame):
     return frame
 
 
+def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
+    """``pd.read_csv`` of ``file`` (or of ``text``, its decoded content) with the columns in
+    ``numbers`` ({name: "int64" or "float32"}) as numbers; a line that has not the fields, or
+    not a number where one is due, is a ValueError naming the file, the line and the column."""
+    source = (lambda: io.StringIO(text)) if text is not None else (lambda: file)
+    options = dict(options, skip_blank_lines=False)
+    given = options.pop("dtype", {})
+    dtype = {**(given if isinstance(given, dict) else dict.fromkeys(options["names"], given)), **numbers}
+    try:
+        frame = pd.read_csv(source(), dtype=dtype, **options)
+        if not frame[list(numbers)].isna().to_numpy().any():
+            return frame
+    except ValueError:  # a field that is not a number, a missing one (pandas's ParserError is one too)
+        pass
+    first_line = 2 if options.get("header", "infer") == 0 else 1
+    try:  # again as text, to find the line
+        raw = pd.read_csv(source(), dtype=str, **dict(options, keep_default_na=False))
+    except pd.errors.ParserError as err:
+        raise ValueError(f"movielens: {str(file)!r}: {err}") from None
+    for name, kind in numbers.items():
+        values = pd.to_numeric(raw[name], errors="coerce")
+        bad = (values.isna() | (values % 1 != 0) if kind == "int64" else values.isna()).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            got = raw[name].iloc[i]
+            got = "nothing: an empty field, or a line with fewer fields" if pd.isna(got) or got == "" else repr(got)
+            what = "an integer" if kind == "int64" else "a number"
+            raise ValueError(f"movielens: {str(file)!r}, line {first_line + i}: {name}: expected {what}, got {got}")
+    raise ValueError(f"movielens: {str(file)!r}: not readable as {', '.join(options.get('names') or numbers)}")
+
+
+def _unique(frame: pd.DataFrame, column: str, file: Path, first_line: int = 1) -> pd.DataFrame:
+    """``frame``, or a ValueError naming the file's line that lists an id again."""
+    repeated = frame[column].duplicated().to_numpy()
+    if repeated.any():
+        i = int(np.argmax(repeated))
+        first = int(np.argmax((frame[column] == frame[column].iloc[i]).to_numpy()))
+        raise ValueError(f"movielens: {str(file)!r}, line {first_line + i}: {column} {frame[column].iloc[i]!r} is "
+                         f"listed again (first on line {first_line + first})")
+    return frame
+
+
 def _ml_100k(path: Path):
-    ratings = pd.read_csv(_need(path, "u.data"), sep="\t", header=None,
-                          names=["user_id", "item_id", "rating", "timestamp"], dtype="int64")
+    ratings = _read(_need(path, "u.data"), {"user_id": "int64", "item_id": "int64", "rating": "float32",
+                                            "timestamp": "int64"},
+                    sep="\t", header=None, names=["user_id", "item_id", "rating", "timestamp"])
     genres = list(ML_100K_GENRES)
     genre_file = path / "u.genre"
     if genre_file.is_file():
@@ -153,48 +200,62 @@ def _ml_100k(path: Path):
                              encoding="latin-1").dropna()
         genres = list(listed.sort_values("index")["genre"])
     cols = ["item_id", "item_title", "release_date", "video_release_date", "imdb_url"] + genres
-    items = pd.read_csv(_need(path, "u.item"), sep="|", header=None, names=cols, encoding="latin-1",
-                        dtype={"item_id": "int64", "item_title": str, "release_date": str})
+    items = _unique(_read(_need(path, "u.item"), {"item_id": "int64"}, sep="|", header=None, names=cols,
+                          encoding="latin-1", dtype={"item_title": str, "release_date": str}),
+                    "item_id", path / "u.item")
     flags = items[genres].fillna(0).to_numpy(dtype=bool)
     names = np.array(genres, dtype=object)
     items["item_genres"] = [list(names[row]) for row in flags]
     released = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
     items["item_year"] = released.astype("float64").fillna(_year_from_title(items["item_title"]))
     items = items[["item_id", "item_title", "item_genres", "item_year"]]
-    users = pd.read_csv(_need(path, "u.user"), sep="|", header=None,
-                        names=["user_id", "user_age", "user_gender", "user_occupation", "user_zip"],
-                        dtype={"user_id": "int64", "user_age": "int64", "user_gender": str,
-                               "user_occupation": str, "user_zip": str})
+    users = _unique(_read(_need(path, "u.user"), {"user_id": "int64", "user_age": "int64"}, sep="|", header=None,
+                          names=["user_id", "user_age", "user_gender", "user_occupation", "user_zip"],
+                          dtype={"user_gender": str, "user_occupation": str, "user_zip": str}),
+                    "user_id", path / "u.user")
     return _ratings(ratings), items, users
 
 
-def _read_dat(file: Path, names, encoding="latin-1"):
+def _read_dat(file: Path, names, numbers, encoding="latin-1"):
     # '::' separators; the python engine would be slow on 1M rows, so split the text ourselves
-    text = file.read_bytes().decode(encoding)
-    return pd.read_csv(io.StringIO(text.replace("::", "\x1f")), sep="\x1f", header=None, names=names,
-                       dtype=str, keep_default_na=False, quoting=3)
+    text = file.read_bytes().decode(encoding).replace("::", "\x1f")
+    return _read(file, numbers, text=text, sep="\x1f", header=None, names=names, dtype=str, keep_default_na=False,
+                 quoting=3)
 
 
 def _ml_1m(path: Path):
-    ratings = _read_dat(_need(path, "ratings.dat"), ["user_id", "item_id", "rating", "timestamp"])
-    ratings = ratings.astype({"user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"})
-    items = _read_dat(_need(path, "movies.dat"), ["item_id", "item_title", "genres"])
-    items["item_id"] = items["item_id"].astype("int64")
+    ratings = _read_dat(_need(path, "ratings.dat"), ["user_id", "item_id", "rating", "timestamp"],
+                        {"user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"})
+    items = _unique(_read_dat(_need(path, "movies.dat"), ["item_id", "item_title", "genres"], {"item_id": "int64"}),
+                    "item_id", path / "movies.dat")
     items["item_genres"] = items["genres"].map(lambda g: [t for t in g.split("|") if t])
     items["item_year"] = _year_from_title(items["item_title"])
-    users = _read_dat(_need(path, "users.dat"),
-                      ["user_id", "user_gender", "user_age", "user_occupation", "user_zip"])
-    users = users.astype({"user_id": "int64", "user_age": "int64"})
+    users = _unique(_read_dat(_need(path, "users.dat"),
+                              ["user_id", "user_gender", "user_age", "user_occupation", "user_zip"],
+                              {"user_id": "int64", "user_age": "int64"}),
+                    "user_id", path / "users.dat")
     return _ratings(ratings), items[["item_id", "item_title", "item_genres", "item_year"]], \
         users[["user_id", "user_age", "user_gender", "user_occupation", "user_zip"]]
 
 
+def _header(file: Path, names) -> None:
+    """A ValueError unless the csv's first line names ``names``."""
+    with open(file, encoding="utf-8", errors="replace") as handle:
+        first = handle.readline().strip()
+    missing = [name for name in names if name not in first.split(",")]
+    if missing:
+        raise ValueError(f"movielens: {str(file)!r}, line 1: expected the header {','.join(names)}, got {first[:80]!r}")
+
+
 def _ml_latest(path: Path):
-    ratings = pd.read_csv(_need(path, "ratings.csv"), encoding="utf-8",
-                          dtype={"userId": "int64", "movieId": "int64", "rating": "float32", "timestamp": "int64"})
+    ratings_file, movies_file = _need(path, "ratings.csv"), _need(path, "movies.csv")
+    _header(ratings_file, ["userId", "movieId", "rating", "timestamp"])
+    _header(movies_file, ["movieId", "title", "genres"])
+    ratings = _read(ratings_file, {"userId": "int64", "movieId": "int64", "rating": "float32", "timestamp": "int64"},
+                    header=0, encoding="utf-8")
     ratings = ratings.rename(columns={"userId": "user_id", "movieId": "item_id"})
-    items = pd.read_csv(_need(path, "movies.csv"), encoding="utf-8", dtype={"movieId": "int64", "title": str,
-                                                                           "genres": str})
+    items = _unique(_read(movies_file, {"movieId": "int64"}, header=0, encoding="utf-8",
+                          dtype={"title": str, "genres": str}), "movieId", movies_file, first_line=2)
     items = items.rename(columns={"movieId": "item_id", "title": "item_title"})
     items["item_genres"] = items["genres"].fillna("").map(
         lambda g: [t for t in g.split("|") if t and t != "(no genres listed)"])

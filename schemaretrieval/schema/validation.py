@@ -114,15 +114,9 @@ def _column_from_dict(source, name, spec):
         raise err(f"{got}; allowed dtypes: {', '.join(DTYPES)}", key="dtype")
 
     categorical = "categorical" in tags
-    if categorical and dtype.startswith("float"):
-        raise err(f"a categorical column holds ids; expected dtype int64, int32, string or bool, got {dtype}",
-                  key="dtype")
     properties = {}
     if "domain" in spec:
         properties["domain"] = _check_domain(spec["domain"], dtype, err)
-        if categorical and properties["domain"]["min"] < 0:
-            raise err(f"min {properties['domain']['min']!r} < 0; a categorical column's ids are rows of its "
-                      "embedding table, from 0 (the ETL encodes raw ids so)", key="domain")
     is_list = "list" in tags
     if "value_count" in spec:
         if not is_list:
@@ -297,17 +291,28 @@ def validate_for_retrieval(schema: Schema, source: str = "<schema>") -> None:
 
 
 def require_domains(schema: Schema, source: str = "<schema>") -> None:
-    """Check that every categorical column has a cardinality (a domain max).
+    """Check that every categorical column holds ids an embedding table reads: a cardinality
+    (a domain max), a domain from 0 or above, and an integer dtype.
 
-    Hand-written YAML may leave domains out until the ETL has seen the data;
-    a model cannot size its embedding tables without them.
+    Hand-written YAML may leave domains out, and describe raw columns (a float
+    year, string ids), until the ETL has seen the data and encoded them; a
+    model cannot size or read its embedding tables without that.
 
     >>> from schemaretrieval.schema import load_schema
     >>> require_domains(load_schema("schemas/synthetic.yaml"))
     """
     for col in schema.select_by_tag(Tags.CATEGORICAL):
-        if (col.properties.get("domain") or {}).get("max") is None:
+        domain = col.properties.get("domain") or {}
+        if domain.get("max") is None:
             columns.cardinality(col, source)  # raises, naming the column
+        if col.dtype.element_type.value == "float":
+            raise SchemaError(source, f"a categorical column the towers read holds integer ids, got dtype "
+                              f"{_dtype_name(col.dtype)}; run the ETL first (it encodes the column as int64 ids)",
+                              column=col.name, key="dtype")
+        if domain.get("min") is not None and domain["min"] < 0:
+            # the table's rows run from 0: a negative id would read row 0, id 0's vector
+            raise SchemaError(source, f"min {domain['min']!r} < 0; the ids of a categorical column are rows of its "
+                              "embedding table, from 0 (the ETL encodes raw ids so)", column=col.name, key="domain")
 
 
 

@@ -63,6 +63,48 @@ def test_guess_variant_and_errors(tmp_path):
         datasets.movielens(tmp_path, "ml-100k")
 
 
+def corrupted(tmp_path, variant, name, edit):
+    """A copy of the fixture folder ``variant`` with ``edit`` applied to the text of ``name``."""
+    import shutil
+
+    folder = tmp_path / variant
+    shutil.copytree(f"{FIXTURES}/{variant}", folder)
+    file = folder / name
+    file.write_bytes(edit(file.read_bytes().decode("latin-1")).encode("latin-1"))
+    return folder, file
+
+
+def line(text, number, new):
+    lines = text.split("\n")
+    lines[number - 1] = new
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("variant, name, edit, message", [
+    ("ml-100k", "u.data", lambda t: line(t, 3, "1\t4\tfour\t874975158"), r"line 3: rating: expected a number, got 'four'"),
+    ("ml-100k", "u.data", lambda t: line(t, 2, "1\t8\t4"), r"line 2: timestamp: expected an integer, got nothing: "
+                                                             r"an empty field, or a line with fewer fields"),
+    ("ml-100k", "u.data", lambda t: line(t, 2, "1\t8\t4\t874972224\t9"), r"u.data': .*Expected 4 fields in line 2, saw 5"),
+    ("ml-100k", "u.data", lambda t: t.replace("\t", " "), r"line 1: user_id: expected an integer, got '1 7 4 874969739'"),
+    ("ml-100k", "u.user", lambda t: line(t, 3, t.split("\n")[0]), r"u.user', line 3: user_id 1 is listed again "
+                                                                   r"\(first on line 1\)"),
+    ("ml-100k", "u.data", lambda t: line(t, 1, "999\t7\t4\t874969739"),
+     r"1 rating\(s\) in .* name users missing from the user file \(first user_id 999\)"),
+    ("ml-1m", "ratings.dat", lambda t: t.replace("::", ":"), r"ratings.dat', line 1: user_id: expected an integer, got '1:3:4:"),
+    ("ml-latest-small", "ratings.csv", lambda t: t.split("\n", 1)[1], r"ratings.csv', line 1: expected the header "
+                                                                      r"userId,movieId,rating,timestamp, got '1,10,2.0"),
+    ("ml-latest-small", "ratings.csv", lambda t: line(t, 3, "1,80,,874973247"), r"line 3: rating: expected a number, got nothing: an empty field"),
+    ("ml-latest-small", "movies.csv", lambda t: line(t, 3, "10,Copy (1995),Drama"),
+     r"movies.csv', line 3: movieId 10 is listed again \(first on line 2\)"),
+])
+def test_a_broken_file_is_named_with_its_line(tmp_path, variant, name, edit, message):
+    # was: pandas's own errors (invalid literal for int(), KeyError, MergeError), no file or line, or
+    # a rating of an unknown user kept with missing features, an empty rating read as NaN
+    folder, _ = corrupted(tmp_path, variant, name, edit)
+    with pytest.raises(ValueError, match=message):
+        datasets.movielens(folder, variant)
+
+
 @pytest.mark.parametrize("variant", ["ml-100k", "ml-1m", "ml-latest-small"])
 def test_bundled_schemas_describe_the_frames(variant):
     frame = datasets.movielens(f"{FIXTURES}/{variant}", variant)
