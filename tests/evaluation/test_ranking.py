@@ -84,6 +84,17 @@ def test_bad_ks_are_named_before_any_ranking(ks):
         evaluate_ranking(never, TARGETS, ks=ks, num_candidates=5)
 
 
+def test_bad_ranks_and_weights_are_named():
+    # was: NaN metrics from a NaN weight, and a negative rank counted as a hit
+    with pytest.raises(ValueError, match=r"ranks are 0-based \(inf for a miss\); query 1 has -1.0"):
+        metrics_from_ranks([0, -1, np.inf], ks=(1,))
+    with pytest.raises(ValueError, match=r"query 2 has nan"):
+        metrics_from_ranks([0, 1, np.nan], ks=(1,))
+    with pytest.raises(ValueError, match=r"sample_weight must be finite; query 1 has inf"):
+        metrics_from_ranks([0, 1], ks=(1,), sample_weight=[1.0, np.inf])
+    assert metrics_from_ranks([0, np.inf], ks=(1,), sample_weight=[3.0, 1.0])["recall@1"] == 0.75
+
+
 def test_constant_scores_rank_last():
     # Every score equal: 5 candidates at or above each target -> rank 4 for all queries.
     const = np.zeros((3, 5), np.float32)
