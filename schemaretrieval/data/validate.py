@@ -119,6 +119,10 @@ def _check_ids(ids, col, source, rows=None, what="value"):
         if frac.any():
             pos, row = _first(frac, rows)
             _fail(source, name, f"expected integer ids, found {ids[pos]!r} at row {row}")
+        huge = np.abs(ids) >= 2.0**63  # would wrap to int64's minimum in the cast below
+        if huge.any():
+            pos, row = _first(huge, rows)
+            _fail(source, name, f"expected integer ids, found {ids[pos]!r} at row {row}, beyond int64")
     ids = ids.astype(np.int64, copy=False)
     bad, expected = outside_domain(ids, col)
     if bad.any():

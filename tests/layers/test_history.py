@@ -47,6 +47,9 @@ def test_history_table_names_bad_ids():
         layer.set_interactions([0.0, np.nan], [0, 1])
     with pytest.raises(ValueError, match="column 'item_id': expected integer ids, found 0.5 at row 0"):
         layer.set_interactions([0, 1], [0.5, 1.0])
+    # was: "value -9223372036854775808 ... is outside", the float wrapped by the cast to int64
+    with pytest.raises(ValueError, match="column 'item_id': expected integer ids, found 1e\\+20 at row 1, beyond int64"):
+        layer.set_interactions([0, 1], [1.0, 1e20])
     with pytest.raises(ValueError, match="column 'item_id': expected numbers, found the non-numeric value 'a' at row 0"):
         layer.set_interactions([0], ["a"])
     with pytest.raises(ValueError, match=r"keep_rate must be in \(0, 1\], got 0.0"):
