@@ -82,6 +82,13 @@ def read_table(path) -> pd.DataFrame:
                 f"read_table: directory {str(path)!r} holds no .parquet files (expected {_ACCEPTED})"
             )
         frames = [_read_parquet(p) for p in files]
+        for file, part in zip(files[1:], frames[1:]):
+            # pd.concat would fill a column one file lacks with NaN
+            if set(part.columns) != set(frames[0].columns):
+                missing = [c for c in frames[0].columns if c not in part.columns]
+                extra = [c for c in part.columns if c not in frames[0].columns]
+                raise ValueError(f"read_table: {str(file)!r} has other columns than {str(files[0])!r}: "
+                                 f"lacks {missing}, adds {extra}; every file of a directory holds the same columns")
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if len(frame) == 0:
             raise ValueError(f"read_table: the parquet files in {str(path)!r} hold zero rows")
