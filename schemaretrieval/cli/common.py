@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def directory(text: str) -> str:
+    """argparse type of an output directory: new, or an existing directory, not a file
+    (found before any work, rather than when the first file is written)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a directory (new or existing), got the file {text!r}")
+    return text
 
 
 def number_in(low: float, high: float, low_open: bool = False):

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from schemaretrieval.cli.common import fraction, positive_int, seed
+from schemaretrieval.cli.common import directory, fraction, positive_int, seed
 from schemaretrieval.progress import Step
 
 log = logging.getLogger("schemaretrieval")
@@ -62,7 +62,7 @@ def add_etl_parser(sub):
     p.add_argument("--schema", help="the YAML schema of the raw columns (default with --movielens: the bundled one)")
     p.add_argument("--train", help="raw training interactions: csv, parquet file or directory")
     p.add_argument("--valid", help="raw held-out interactions (encoded with the training vocabulary)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=directory, help="output directory")
     p.add_argument("--test-fraction", type=fraction, default=0.2, help="held out by --split random/time (default 0.2)")
     p.add_argument("--seed", type=seed, default=0, help="seeds --split random and leave-last")
     p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",

@@ -52,7 +52,7 @@ def add_parser(sub):
     p.add_argument("--exclude-seen", action="store_true", help="remove each user's training items from its ranking")
     p.add_argument("--ease-l2", type=common.positive_float, default=500.0, help="EASE's regularisation (default 500)")
     p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the printed table (default 10,100)")
-    p.add_argument("--out", help="directory for recall_at_k.csv, recall_at_k.png and evaluate.json")
+    p.add_argument("--out", type=common.directory, help="directory for recall_at_k.csv, recall_at_k.png and evaluate.json")
     p.set_defaults(run=evaluate)
     return p
 
@@ -90,12 +90,11 @@ def rankers(args, schema, train):
 
 def evaluate(args) -> dict:
     import schemaretrieval as sr
-    from schemaretrieval.cli.train import parse_ks
     from schemaretrieval.evaluation.report import CURVE_KS, plot_curves, recall_curves
 
     if not args.model and not args.baseline:
         raise ValueError("give --model DIR and/or --baseline popularity|ease")
-    ks = parse_ks(args.ks)
+    ks = args.ks  # common.cutoffs parsed them
     data = common.sources(args, _schema(args))
     schema = data.schema
     log.info("data: %s", data.source)

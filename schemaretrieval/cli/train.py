@@ -63,9 +63,9 @@ def add_parser(sub):
                    help="a continuous column of the schema whose value weighs each training row's loss "
                         "(e.g. a play count; fit's sample_weight=)")
     p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the report (default 10,100)")
-    p.add_argument("--out", required=True, help="directory for model.keras, schema.yaml, metrics.json, training.csv, "
+    p.add_argument("--out", required=True, type=common.directory, help="directory for model.keras, schema.yaml, metrics.json, training.csv, "
                    "training.png (loss and recall@k per epoch) and serving/")
-    p.add_argument("--checkpoint-dir", help="save training state here and resume from it when rerun with the same command")
+    p.add_argument("--checkpoint-dir", type=common.directory, help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=common.positive_int, metavar="N",
                    help="also checkpoint every N steps (default: epoch ends)")
     p.add_argument("--no-export", action="store_true",
@@ -86,23 +86,6 @@ def check_train(args):
         raise ValueError("--checkpoint-every N saves into --checkpoint-dir: give --checkpoint-dir too")
     if args.validation_fraction != 0.1 and args.early_stopping is None:
         raise ValueError("--validation-fraction is the share --early-stopping holds out: give --early-stopping too")
-
-
-def parse_ks(text) -> list[int]:
-    """``--ks``: comma-separated cut-offs >= 1 (a list, as the parser gives it, passes).
-
-    >>> parse_ks("10,100"), parse_ks([5])
-    ([10, 100], [5])
-    """
-    if isinstance(text, list):
-        return text
-    try:
-        ks = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise ValueError(f"--ks: expected comma-separated integers such as 10,100, got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise ValueError(f"--ks: expected comma-separated integers >= 1 such as 10,100, got {text!r}")
-    return ks
 
 
 def _skip_bad_rows(data, out):
@@ -147,7 +130,7 @@ def train(args) -> dict:
     from schemaretrieval.training.plots import plot_training
 
     training.set_seed(args.seed)  # and op determinism: the same seed, the same metrics
-    ks = parse_ks(args.ks)
+    ks = args.ks  # common.cutoffs parsed them
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = common.sources(args, sr.load_schema(args.schema) if args.schema else None)

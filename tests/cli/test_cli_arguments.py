@@ -56,6 +56,13 @@ CASES = [
      ["--ease-l2", "0"], r"argument --ease-l2: expected a number > 0, got '0'"),
     (["evaluate", "--baseline", "popularity", "--schema", "schemas/synthetic.yaml", "--synthetic", "100"],
      ["--ks", "a,b"], r"argument --ks: expected comma-separated distinct integers >= 1"),
+    (["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "10", "--out", "README.md"], [],
+     r"argument --out: expected a directory \(new or existing\), got the file 'README.md'"),
+    (TRAIN, ["--checkpoint-dir", "README.md"], r"argument --checkpoint-dir: expected a directory .* 'README.md'"),
+    (["etl", "--schema", "schemas/synthetic.yaml", "--train", "raw.parquet", "--out", "README.md"], [],
+     r"argument --out: expected a directory .* 'README.md'"),
+    (["evaluate", "--baseline", "popularity", "--schema", "schemas/synthetic.yaml", "--synthetic", "100"],
+     ["--out", "README.md"], r"argument --out: expected a directory .* 'README.md'"),
     (["recommend", "--model", "m", "--user", "1"], ["-k", "0"], rf"argument -k: {INT} 0"),
     (["similar-items", "--model", "m", "--item", "1"], ["-k", "-1"], rf"argument -k: {INT} -1"),
 ]
