@@ -20,6 +20,8 @@ A reader of one's own: a class registered with ``@sr.registry.register("input",
 
 from __future__ import annotations
 
+import os
+
 import keras
 from keras import ops
 from merlin.schema import Schema, Tags
@@ -127,9 +129,10 @@ class InputBlock(keras.layers.Layer):
                     "expected one table width", column=sharing[-1].name, key="embedding_dim")
             dim = dims.pop() if dims else schema_lib.embedding_dim(widest)
             users = any(c.name == user_id for c in sharing)
+            rows = schema_lib.cardinality(widest)
+            _check_table_fits(rows, dim, widest.name)
             self.tables[name] = CategoricalEmbedding(
-                schema_lib.cardinality(widest), dim, untrained_rows=untrained_user_ids if users else None,
-                name=f"embedding_{name}"
+                rows, dim, untrained_rows=untrained_user_ids if users else None, name=f"embedding_{name}"
             )
         self.readers = []
         for column in schema:
@@ -209,3 +212,19 @@ def InputBlockV2(schema: Schema | None = None, categorical=Tags.CATEGORICAL, con
     if branches:
         raise NotImplementedError(f"InputBlockV2: extra branches {sorted(branches)} are not supported; {hint}")
     return InputBlock(schema)
+
+
+def _check_table_fits(rows: int, dim: int, column: str) -> None:
+    """A table larger than this machine's memory is a SchemaError naming its column, not an
+    out-of-memory error inside TensorFlow that names a shape."""
+    size = rows * dim * 4
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): TensorFlow's own error stands
+        return
+    if size > memory:
+        raise schema_lib.SchemaError(
+            "<schema>", f"domain max {rows - 1:,} makes an embedding table of {rows:,} x {dim} float32 "
+            f"({size / 2**30:,.1f} GiB), more than this machine's {memory / 2**30:,.1f} GiB of memory; encode the "
+            "ids with the ETL (a vocabulary of the ids it sees) or hash them (transform: {num_buckets: N})",
+            column=column, key="domain")

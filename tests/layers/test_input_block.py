@@ -138,6 +138,18 @@ def test_shared_domain_with_two_widths_is_an_error():
     assert (err.value.column, err.value.key) == ("fav_genre", "embedding_dim")
 
 
+def test_a_table_larger_than_the_machine_is_named_before_it_is_allocated():
+    # was: ResourceExhaustedError: OOM when allocating tensor with shape[4294967296,512], no column named
+    schema = schema_from_dict({"columns": {
+        "user_id": {"tags": ["user_id", "categorical"], "dtype": "int64", "domain": {"min": 0, "max": 2**32 - 1},
+                    "embedding_dim": 512},
+        "item_id": {"tags": ["item_id", "categorical"], "dtype": "int64", "domain": {"min": 0, "max": 9}}}})
+    with pytest.raises(SchemaError, match=r"column 'user_id', key 'domain': domain max 4,294,967,295 makes an "
+                                          r"embedding table of 4,294,967,296 x 512 float32 \(8,192.0 GiB\), more "
+                                          r"than this machine's .* GiB of memory; encode the ids with the ETL"):
+        InputBlock(schema)
+
+
 # ---------------------------------------------------------------------------- output
 
 
