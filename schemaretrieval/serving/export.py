@@ -36,7 +36,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -51,7 +50,7 @@ from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, PAD
 from schemaretrieval.retrieval.topk import CHUNK_BYTES
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
-from schemaretrieval.serving.requests import (expected_shape, finite_assertion, gate, input_spec,
+from schemaretrieval.serving.requests import (expected_shape, finite_assertion, gate, input_spec, unit_length,
                                               usable_query_assertion)
 
 __all__ = ["SERVING_FILE", "export_serving", "feature_specs"]
@@ -222,9 +221,8 @@ def _checked(encoded, specs):
 
 def _usable(queries, tower, specs):
     """The query tower's output behind `usable_query_assertion`."""
-    unit_length = bool(tower.blocks) and isinstance(tower.blocks[-1], keras.layers.UnitNormalization)
     continuous = [spec["name"] for spec in specs if spec["kind"] != CATEGORICAL]
-    with tf.control_dependencies([usable_query_assertion(queries, unit_length, continuous)]):
+    with tf.control_dependencies([usable_query_assertion(queries, unit_length(tower), continuous)]):
         return tf.identity(queries)
 
 

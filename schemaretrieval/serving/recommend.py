@@ -22,10 +22,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from merlin.schema import Tags
 
 from schemaretrieval.data.catalog import as_catalog
 from schemaretrieval.data.exclusions import as_exclusions
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
+from schemaretrieval.serving.requests import UNUSABLE_QUERY, unit_length
 
 __all__ = ["recommend", "catalog_index"]
 
@@ -86,4 +88,12 @@ def recommend(model, user_features, k: int = 10, catalog=None, exclude=None, ind
         if model.query_id_column not in present:
             raise ValueError(f"recommend: exclude= matches users by {model.query_id_column!r}, which user_features lacks")
         users = np.asarray(user_features[model.query_id_column]).ravel()
-    return index.search(model.query_embeddings(user_features), k, exclude=exclude, users=users)
+    queries = model.query_embeddings(user_features)
+    bad = ~np.isfinite(queries).all(axis=1)
+    if unit_length(model.query_tower):
+        bad |= np.square(queries).sum(axis=1) <= 0.25  # the unit normalisation's zeros: an overflowed sum
+    if bad.any():
+        continuous = [c.name for c in model.query_tower.schema.select_by_tag(Tags.CONTINUOUS)]
+        raise ValueError(f"recommend: {UNUSABLE_QUERY.format(names=', '.join(continuous) or 'none')}; in rows "
+                         f"{np.nonzero(bad)[0][:5].tolist()}")
+    return index.search(queries, k, exclude=exclude, users=users)

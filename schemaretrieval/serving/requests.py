@@ -36,9 +36,16 @@ tensorflow.python.framework.errors_impl.InvalidArgumentError: ...input user_id: 
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
-__all__ = ["input_spec", "expected_shape", "gate", "finite_assertion", "usable_query_assertion"]
+__all__ = ["input_spec", "expected_shape", "gate", "finite_assertion", "usable_query_assertion", "unit_length",
+           "UNUSABLE_QUERY"]
+
+#: What a query embedding that float32 overflowed is called, in the graph's errors and in Python's.
+UNUSABLE_QUERY = ("the query tower output is not a usable vector (not finite, or zero where it is normalised to unit "
+                  "length): its float32 arithmetic overflowed; expected continuous inputs ({names}) small enough for "
+                  "float32 (|value| well below 1e19 after the ETL steps)")
 
 _WHAT = {"string": ("raw value (string)", "raw values (strings)"), "int64": ("int64 id", "int64 ids"),
          "float32": ("float32 value", "float32 values")}
@@ -159,7 +166,7 @@ def finite_assertion(values, name: str, steps=None):
         summarize=5, name=f"check_{_op_name(name)}_finite")
 
 
-def usable_query_assertion(queries, unit_length: bool, continuous):
+def usable_query_assertion(queries, normalised: bool, continuous):
     """An assertion that each row of the query tower's output is a usable vector: finite
     and, where the tower ends in a unit normalisation, of unit length.
 
@@ -175,13 +182,16 @@ def usable_query_assertion(queries, unit_length: bool, continuous):
     tensorflow.python.framework.errors_impl.InvalidArgumentError: ...the query tower output is not a usable vector...
     """
     ok = tf.reduce_all(tf.math.is_finite(queries), axis=1)
-    if unit_length:
+    if normalised:
         # a unit vector, or UnitNormalization's zeros for an overflowed sum of squares
         ok = tf.logical_and(ok, tf.reduce_sum(tf.square(queries), axis=1) > 0.25)
-    names = ", ".join(continuous) or "none"
-    return tf.debugging.Assert(
-        tf.reduce_all(ok),
-        [f"the query tower output is not a usable vector (not finite, or zero where it is normalised to unit "
-         f"length): its float32 arithmetic overflowed; expected continuous inputs ({names}) small enough for "
-         "float32 (|value| well below 1e19 after the ETL steps); in rows:", tf.reshape(tf.where(~ok), [-1])],
-        summarize=5, name="check_query_embedding")
+    message = UNUSABLE_QUERY.format(names=", ".join(continuous) or "none")
+    return tf.debugging.Assert(tf.reduce_all(ok), [f"{message}; in rows:", tf.reshape(tf.where(~ok), [-1])],
+                               summarize=5, name="check_query_embedding")
+
+
+def unit_length(tower) -> bool:
+    """Whether ``tower`` ends in a unit normalisation (the factory's towers do), so that a
+    usable output row has length 1."""
+    blocks = getattr(tower, "blocks", None) or []
+    return bool(blocks) and isinstance(blocks[-1], keras.layers.UnitNormalization)

@@ -158,6 +158,11 @@ def test_recommend_in_python(setup):
         serving.recommend(model, {"user_id": [1], "user_country": [1]}, k=5, catalog=catalog)
     with pytest.raises(ValueError, match=f"catalog size {len(catalog)}"):
         serving.recommend(model, users.iloc[:1], k=len(catalog) + 1, catalog=catalog)
+    # finite but too large for float32: the SavedModel's error, in Python
+    with pytest.raises(ValueError, match=r"recommend: the query tower output is not a usable vector .*"
+                                         r"\(user_age\) .*; in rows \[1\]"):
+        serving.recommend(model, {"user_id": [3, 4], "user_age": [0.2, 1e20], "user_country": [4, 4]}, k=5,
+                          catalog=catalog)
     with pytest.raises(ValueError, match=r"user_id.*5000.*\[0, 1999\]"):
         serving.recommend(model, {**one, "user_id": 5000}, k=5, catalog=catalog)
 
