@@ -39,7 +39,7 @@ def gpu_missing() -> str | None:
     """Why the GPU half cannot run here, or None."""
     try:
         sr.etl.select_device("gpu")
-    except RuntimeError as err:
+    except ValueError as err:  # no cudf or no GPU
         return str(err)
     return None
 
