@@ -89,6 +89,7 @@ class Catalog:
             parts, counts = [], {}
             for table in parquet.iter_tables(data, names):
                 frame = table.to_pandas()
+                require_columns(frame, names, os.fspath(data), "the catalog", allow_empty=True)
                 ids = frame[item_id].to_numpy()
                 for value, count in zip(*np.unique(ids, return_counts=True)):
                     counts[value] = counts.get(value, 0) + int(count)

@@ -69,6 +69,14 @@ def test_errors_name_what_is_wrong(schema):
         Catalog(small_frame().drop_duplicates("item_id"), schema).counts_by_id(10)
 
 
+def test_a_parquet_path_without_a_candidate_column_is_named(schema, tmp_path):
+    # was: "<DataFrame>: the catalog needs columns [...]" for `train --valid FILE`, naming no file
+    path = tmp_path / "valid.parquet"
+    small_frame().drop(columns=["item_price"]).to_parquet(path)
+    with pytest.raises(ValueError, match=rf"^{path}: the catalog needs column \['item_price'\]; the data has"):
+        Catalog.from_interactions([small_frame(), str(path)], schema)
+
+
 def test_the_domain_catalog():
     schema = schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"], "dtype": "int64",
                                                         "domain": {"min": 2, "max": 5}}}})
