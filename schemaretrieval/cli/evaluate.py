@@ -52,7 +52,8 @@ def add_parser(sub):
     p.add_argument("--exclude-seen", action="store_true", help="remove each user's training items from its ranking")
     p.add_argument("--ease-l2", type=common.positive_float, default=500.0, help="EASE's regularisation (default 500)")
     p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the printed table (default 10,100)")
-    p.add_argument("--out", type=common.directory, help="directory for recall_at_k.csv, recall_at_k.png and evaluate.json")
+    p.add_argument("--out", type=common.directory,
+                   help="directory for recall_at_k.csv, recall_at_k.png and evaluate.json")
     p.set_defaults(run=evaluate)
     return p
 

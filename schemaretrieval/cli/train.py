@@ -63,9 +63,11 @@ def add_parser(sub):
                    help="a continuous column of the schema whose value weighs each training row's loss "
                         "(e.g. a play count; fit's sample_weight=)")
     p.add_argument("--ks", type=common.cutoffs, default=[10, 100], help="cut-offs of the report (default 10,100)")
-    p.add_argument("--out", required=True, type=common.directory, help="directory for model.keras, schema.yaml, metrics.json, training.csv, "
+    p.add_argument("--out", required=True, type=common.directory,
+                   help="directory for model.keras, schema.yaml, metrics.json, training.csv, "
                    "training.png (loss and recall@k per epoch) and serving/")
-    p.add_argument("--checkpoint-dir", type=common.directory, help="save training state here and resume from it when rerun with the same command")
+    p.add_argument("--checkpoint-dir", type=common.directory,
+                   help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=common.positive_int, metavar="N",
                    help="also checkpoint every N steps (default: epoch ends)")
     p.add_argument("--no-export", action="store_true",

@@ -192,6 +192,13 @@ def usable_query_assertion(queries, normalised: bool, continuous):
 
 def unit_length(tower) -> bool:
     """Whether ``tower`` ends in a unit normalisation (the factory's towers do), so that a
-    usable output row has length 1."""
+    usable output row has length 1.
+
+    >>> import schemaretrieval as sr
+    >>> schema = sr.load_schema("schemas/synthetic.yaml")
+    >>> plain = sr.TwoTowerModel(schema, l2_normalize=False)
+    >>> unit_length(sr.TwoTowerModel(schema).query_tower), unit_length(plain.query_tower)
+    (True, False)
+    """
     blocks = getattr(tower, "blocks", None) or []
     return bool(blocks) and isinstance(blocks[-1], keras.layers.UnitNormalization)
