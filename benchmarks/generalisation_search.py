@@ -26,8 +26,12 @@ from the training matrix's SVD at scale S, `init_ids_from_svd`). A config whose 
 another shape from the training part before the validation split is cut
 (`derive`): a random share of its rows (sparser in items and users), of its
 users (sparser in items, each user's rows kept), or only the items with at
-least K rows (denser). docs/experiments/generalisation.md uses them to ask
-whether a lever follows the data's shape or its source.
+least K rows (denser); with `--users`, `--stage test` reads the test rows of
+the users kept. The ETL is fitted before the cut, so a derived set's schema
+keeps the whole set's domains: the few-users rule, which reads them, is
+measured here through its options written out.
+docs/experiments/generalisation.md uses them to ask whether a lever follows
+the data's shape or its source.
 
 Output: the set's shape and its popularity share (`popularity_share`), then
 one line per (config, epochs), also appended as JSON lines to --out
@@ -318,6 +322,8 @@ def main(argv=None):
         train, test, schema, source = {"lastfm": lastfm, "lastfm-friends": lastfm_friends}[args.data](
             args.lastfm, args.seed)
     train = derive(train, thin=args.thin, users=args.users, min_item_rows=args.min_item_rows, seed=args.seed)
+    if args.users < 1:  # the test part of the users kept: the others have no training rows
+        test = test[test["user_id"].isin(train["user_id"])].reset_index(drop=True)
     catalog_rows = pd.concat([train, test], ignore_index=True)
     if args.stage != "test":
         catalog_rows = train  # every item known at training time

@@ -26,6 +26,10 @@ __all__ = [
     "DEFAULT_HISTORY_QUERY_INPUT_DROPOUT",
     "DEFAULT_LOGQ_CORRECTION",
     "DEFAULT_UNTRAINED_USER_IDS",
+    "FEW_USERS_PER_ITEM",
+    "FEW_USERS_CANDIDATE_INPUT_DROPOUT",
+    "FEW_USERS_LOGQ_CORRECTION",
+    "few_users_per_item",
 ]
 
 #: The cut-offs `evaluate_topk` reports by default.
@@ -47,6 +51,23 @@ DEFAULT_HISTORY_QUERY_INPUT_DROPOUT = 0.25
 #: The weight of log(probability) subtracted from in-batch logits (1 is the
 #: textbook correction; above 1 adds a slight popularity prior).
 DEFAULT_LOGQ_CORRECTION = 1.1
+#: Below this many user ids per item id, a schema whose candidate tower reads
+#: item features besides the id takes the few-users point: the item tower
+#: leans on its features and on the rows' item-item structure, and the
+#: logits keep more popularity (docs/defaults.md, the few-users rule).
+FEW_USERS_PER_ITEM = 0.25
+FEW_USERS_CANDIDATE_INPUT_DROPOUT = 0.3
+FEW_USERS_LOGQ_CORRECTION = 1.35
+
+
+def few_users_per_item(num_users: int, num_items: int) -> bool:
+    """Whether a catalog of ``num_items`` item ids has fewer than `FEW_USERS_PER_ITEM`
+    user ids per item id: where `TwoTowerModel` takes the few-users point.
+
+    >>> few_users_per_item(943, 1682), few_users_per_item(236, 1395), few_users_per_item(610, 9742)
+    (False, True, True)
+    """
+    return num_users < FEW_USERS_PER_ITEM * num_items
 
 
 def default_id_embedding_dim(num_items: int) -> int:

@@ -19,7 +19,10 @@ from schemaretrieval.models.defaults import (
     DEFAULT_QUERY_INPUT_DROPOUT,
     DEFAULT_TEMPERATURE,
     DEFAULT_UNTRAINED_USER_IDS,
+    FEW_USERS_CANDIDATE_INPUT_DROPOUT,
+    FEW_USERS_LOGQ_CORRECTION,
     default_id_embedding_dim,
+    few_users_per_item,
 )
 from schemaretrieval.models.two_tower import TwoTowerModelV2
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
@@ -37,16 +40,16 @@ def TwoTowerModel(
     l2_normalize: bool = True,
     logits_temperature: float | None = None,
     negative_samplers=None,
-    logq_sampling_correction: bool | float = DEFAULT_LOGQ_CORRECTION,
+    logq_sampling_correction: bool | float | None = None,
     outputs: ContrastiveOutput | None = None,
     id_embedding_dim: int | str | None = "auto",
     query_input_dropout: float | None = None,
-    candidate_input_dropout: float = 0.0,
+    candidate_input_dropout: float | None = None,
     user_history: bool = False,
     history_keep_rate: float = history_lib.DEFAULT_KEEP_RATE,
     history_max_length: int = history_lib.DEFAULT_MAX_LENGTH,
     untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS,
-    item_id_start: str | None = None,
+    item_id_start: str | None = "auto",
 ) -> TwoTowerModelV2:
     """A `TwoTowerModelV2` built from the schema's tags alone.
 
@@ -62,6 +65,14 @@ def TwoTowerModel(
     `ContrastiveOutput` takes a number; True is Merlin's, before it).
     docs/defaults.md has the evidence behind every default.
 
+    The few-users rule: where the schema's domains give fewer than 0.25 user
+    ids per item id (`few_users_per_item`), the candidate tower reads item
+    features besides the id, and the query tower reads the user id (not
+    ``user_history``), the three options left to the model default to the
+    few-users point: ``candidate_input_dropout`` 0.3,
+    ``logq_sampling_correction`` 1.35 and ``item_id_start`` "svd"; elsewhere
+    to 0, 1.1 and None. An option given is kept as given.
+
     Args:
         dropout: the dropout rate between each tower's dense layers (towers
             of one layer, the default, have none: giving it is an error).
@@ -72,9 +83,12 @@ def TwoTowerModel(
             the model from memorising each user's training items through
             the user-id embedding. None picks the measured one: 0.5, or
             0.25 with `user_history`.
+        logq_sampling_correction: None picks the measured weight: 1.1, or
+            1.35 under the few-users rule.
         candidate_input_dropout: the same on the candidate tower's input
             (its features' embeddings): with item features, the item id
-            then shares what they say. Not the default (docs/defaults.md).
+            then shares what they say. None picks the measured rate: 0, or
+            0.3 under the few-users rule.
         id_embedding_dim: the width of the user-id and item-id embeddings
             whose schema gives no `embedding_dim`. "auto" is the measured
             rule of the catalog's size, `default_id_embedding_dim` of the
@@ -93,8 +107,8 @@ def TwoTowerModel(
             row's random initial values; None keeps the row (docs/defaults.md).
         item_id_start: "svd": the first `fit` on a table starts the
             item-id table from the SVD of the rows it trains on
-            (`sr.training.start_item_ids`); None (the default,
-            docs/defaults.md): Keras's initialiser.
+            (`sr.training.start_item_ids`); None: Keras's initialiser;
+            "auto" (the default): "svd" under the few-users rule, else None.
 
     Example:
 
@@ -102,6 +116,8 @@ def TwoTowerModel(
     >>> schema = sr.load_schema("schemas/synthetic.yaml")
     >>> model = sr.TwoTowerModel(schema)
     >>> model.compile(optimizer="adam")
+    >>> model.item_id_start, model.output_layer.logq_sampling_correction  # 2,000 users, 3,000 items: not few
+    (None, 1.1)
     """
     schema_lib.validate_for_retrieval(schema)
     schema_lib.require_domains(schema)
@@ -129,14 +145,26 @@ def TwoTowerModel(
         )
     if query_input_dropout is None:
         query_input_dropout = DEFAULT_HISTORY_QUERY_INPUT_DROPOUT if user_history else DEFAULT_QUERY_INPUT_DROPOUT
+    item_id = schema_lib.item_id_column(schema)
+    few_users = (not user_history and user_id is not None
+                 and len(schema_lib.candidate_schema(schema).excluding_by_name([item_id]).column_names) > 0
+                 and few_users_per_item(schema_lib.cardinality(schema[user_id]),
+                                        schema_lib.cardinality(schema[item_id])))
+    if candidate_input_dropout is None:
+        candidate_input_dropout = FEW_USERS_CANDIDATE_INPUT_DROPOUT if few_users else 0.0
+    if logq_sampling_correction is None:
+        logq_sampling_correction = FEW_USERS_LOGQ_CORRECTION if few_users else DEFAULT_LOGQ_CORRECTION
+    if item_id_start == "auto":
+        item_id_start = "svd" if few_users else None
+    elif item_id_start not in ITEM_ID_STARTS:
+        raise ValueError(f"TwoTowerModel: item_id_start must be 'auto' or one of {ITEM_ID_STARTS}, "
+                         f"got {item_id_start!r}")
     if logits_temperature is None and outputs is None:
         logits_temperature = DEFAULT_HISTORY_TEMPERATURE if user_history else DEFAULT_TEMPERATURE
     for name, rate in (("query_input_dropout", query_input_dropout),
                        ("candidate_input_dropout", candidate_input_dropout)):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
             raise ValueError(f"TwoTowerModel: {name} must be in [0, 1), got {rate!r}")
-    if item_id_start not in ITEM_ID_STARTS:
-        raise ValueError(f"TwoTowerModel: item_id_start must be one of {ITEM_ID_STARTS}, got {item_id_start!r}")
 
     def tower(columns, units, input_dropout=0.0, history=None):
         blocks = [keras.layers.Dropout(input_dropout)] if input_dropout else []
@@ -147,7 +175,6 @@ def TwoTowerModel(
 
     query_columns, history = schema_lib.query_schema(schema), None
     if user_history:
-        item_id = schema_lib.item_id_column(schema)
         # The history stands in for the user-id embedding: with both, the
         # id memorises each user's training items.
         query_columns = query_columns.excluding_by_name([user_id])

@@ -258,6 +258,9 @@ class TwoTowerModelV2(keras.Model):
         if not _is_table(x):
             if catalog is not None:
                 self.set_catalog(catalog)
+            if self.item_id_start == "svd" and not self.built and verbose != 0:
+                print("fit: the item-id table keeps its initialiser: item_id_start='svd' reads the rows of a table; "
+                      "before fit on Keras's inputs call sr.training.start_item_ids(model, rows)")
             self.check_ready_to_train()
             self._build_variables()
             if _is_table(validation_data):

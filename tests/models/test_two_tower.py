@@ -251,7 +251,8 @@ def test_item_id_start_is_an_option_kept_when_saved_and_needs_a_user_id(tmp_path
     with pytest.raises(ValueError, match=r'item_id_start="svd" starts the item ids from the user x item matrix '
                                          r"and the schema tags no user_id column"):
         sr.TwoTowerModel(no_user, item_id_start="svd")
-    with pytest.raises(ValueError, match=r"TwoTowerModel: item_id_start must be one of \(None, 'svd'\), got 'pca'"):
+    with pytest.raises(ValueError, match=r"TwoTowerModel: item_id_start must be 'auto' or one of \(None, 'svd'\), "
+                                         r"got 'pca'"):
         sr.TwoTowerModel(schema, item_id_start="pca")
     with pytest.raises(ValueError, match=r"TwoTowerModelV2: item_id_start must be one of \(None, 'svd'\), got 'auto'"):
         sr.TwoTowerModelV2(sr.Encoder(query_schema(schema), sr.MLPBlock([8])),
@@ -261,6 +262,43 @@ def test_item_id_start_is_an_option_kept_when_saved_and_needs_a_user_id(tmp_path
     model.fit(sr.data.synthetic(schema, 500, seed=0), epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     assert sr.load_model(tmp_path / "m.keras").item_id_start == "svd"
+
+
+def with_users(schema, count):
+    """``schema`` with ``count`` user ids in the user-id domain."""
+    from merlin.schema import Schema
+
+    columns = [c.with_properties({**c.properties, "domain": {"min": 0, "max": count - 1}}) if c.name == "user_id"
+               else c for c in schema]
+    return Schema(columns)
+
+
+def few_users_options(model):
+    return (blocks(model.candidate_tower)[0], model.output_layer.logq_sampling_correction, model.item_id_start)
+
+
+def test_the_few_users_rule_follows_the_schemas_user_ids_per_item_id(schema, capsys):
+    # the synthetic schema: 2,000 user ids over 3,000 item ids, 0.67 a item: the defaults
+    assert few_users_options(sr.TwoTowerModel(schema)) == (("MLPBlock", None), 1.1, None)
+    few = with_users(schema, 749)  # 0.2497 a item: below 0.25
+    assert few_users_options(sr.TwoTowerModel(few)) == (("Dropout", 0.3), 1.35, "svd")
+    assert few_users_options(sr.TwoTowerModel(with_users(schema, 750))) == (("MLPBlock", None), 1.1, None)
+    # an option given is kept as given; the others still follow the rule
+    given = sr.TwoTowerModel(few, candidate_input_dropout=0.0, item_id_start=None)
+    assert few_users_options(given) == (("MLPBlock", None), 1.35, None)
+    assert sr.TwoTowerModel(few, logq_sampling_correction=1.0).output_layer.logq_sampling_correction == 1.0
+    # not where the candidate tower reads the id alone, nor with the history tower
+    ids_only = few.excluding_by_name(["item_category", "item_tags", "item_price"])
+    assert few_users_options(sr.TwoTowerModel(ids_only)) == (("MLPBlock", None), 1.1, None)
+    history = sr.TwoTowerModel(few, user_history=True)
+    assert (history.output_layer.logq_sampling_correction, history.item_id_start) == (1.1, None)
+    # Keras's own fit cannot read the rows ahead: it says the start is not made
+    model = sr.TwoTowerModel(few)
+    model.compile()
+    rows = sr.data.synthetic(few, 300, seed=0)
+    model.fit(sr.data.to_tf_dataset(rows, few, 100), epochs=1, verbose=1)
+    assert "fit: the item-id table keeps its initialiser: item_id_start='svd' reads the rows of a table" \
+        in capsys.readouterr().out
 
 
 def test_compile_without_an_optimizer_takes_the_measured_one_and_fit_ends_on_its_average(tmp_path, schema, split):
