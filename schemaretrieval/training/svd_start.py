@@ -6,9 +6,9 @@ such rebuild of its rank. Starting the item-id embeddings from it (the item
 rows ``V S^power``, scaled to a small standard deviation) starts the
 candidate tower from the item-item structure that EASE and matrix
 factorisation read, where Keras's uniform start has none. A model asks
-for it with ``item_id_start="svd"`` (not the default: docs/defaults.md
-has the measurements), and `fit` takes it on the model's first training,
-from the rows it trains on.
+for it with ``item_id_start="svd"`` (`TwoTowerModel`'s default only under
+the few-users rule: docs/defaults.md has the measurements), and `fit`
+takes it on the model's first training, from the rows it trains on.
 """
 
 from __future__ import annotations
