@@ -27,8 +27,9 @@ def check_ks(ks, where: str = "ks") -> tuple[int, ...]:
     ...
     ValueError: ks must be a non-empty list of distinct ints >= 1 such as (10, 100), got 10
     """
-    bad = (not isinstance(ks, (list, tuple)) or not ks or len(set(ks)) != len(ks)
-           or any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks))
+    bad = (not isinstance(ks, (list, tuple)) or not ks
+           or any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks)
+           or len(set(ks)) != len(ks))  # after the types: a list inside is not hashable
     if bad:
         raise ValueError(f"{where} must be a non-empty list of distinct ints >= 1 such as (10, 100), got {ks!r}")
     return tuple(int(k) for k in ks)

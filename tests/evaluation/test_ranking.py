@@ -70,7 +70,7 @@ def test_rank_three_ndcg_value():
     assert m["mrr@5"] == pytest.approx(0.25) and m["precision@5"] == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("ks", [10, "10", [], [2.7], [10, 10], [0, 5], [True]])
+@pytest.mark.parametrize("ks", [10, "10", [], [2.7], [10, 10], [0, 5], [True], [[10]]])
 def test_bad_ks_are_named_before_any_ranking(ks):
     # was: TypeError for 10, 'ks must be positive, got [1, 0]' for "10", [2.7] read as recall@2, {} for []
     message = r"ks must be a non-empty list of distinct ints >= 1 such as \(10, 100\), got "
