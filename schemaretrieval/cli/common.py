@@ -65,14 +65,13 @@ def cutoffs(text: str) -> list[int]:
     >>> cutoffs("10,100")
     [10, 100]
     """
+    from schemaretrieval.evaluation.metrics import check_ks
+
     try:
-        ks = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        ks = []
-    if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
+        return list(check_ks([int(k) for k in text.split(",") if k.strip()]))
+    except ValueError:  # a value that is not an int, or what check_ks refuses
         raise argparse.ArgumentTypeError(f"expected comma-separated distinct integers >= 1 such as 10,100, "
-                                         f"got {text!r}")
-    return ks
+                                         f"got {text!r}") from None
 
 
 def positive_float(text: str) -> float:

@@ -121,13 +121,14 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
         elif path.suffix.lower() in (".csv", ".tsv"):
             if path.stat().st_size == 0:
                 raise ETLError(f"{source}: the file is empty")
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
             try:
-                check_csv_header(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+                check_csv_header(path, sep=sep)
             except ValueError as err:
                 raise ETLError(str(err)) from None
             try:
                 # string columns stay strings ('05201' keeps its zero); lists arrive as 'A|B'
-                ddf = dd.read_csv(str(path), sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                ddf = dd.read_csv(str(path), sep=sep,
                                   blocksize="64MB",
                                   dtype={c.name: "object" for c in schema
                                          if c.is_list or c.dtype.element_type.value == "string"})

@@ -50,17 +50,18 @@ def metrics_from_ranks(
         raise ValueError("need a non-empty 1-d array of ranks")
     bad = np.isnan(ranks) | (ranks < 0)
     if bad.any():
-        raise ValueError(f"ranks are 0-based (inf for a miss); query {int(np.argmax(bad))} has "
-                         f"{ranks[np.argmax(bad)]!r}")
+        first = int(np.argmax(bad))
+        raise ValueError(f"ranks are 0-based (inf for a miss); query {first} has {ranks[first]!r}")
     if sample_weight is None:
         weight = np.full(len(ranks), 1.0 / len(ranks))
     else:
         weight = np.asarray(sample_weight, np.float64)
         if weight.shape != ranks.shape:
             raise ValueError(f"sample_weight shape {weight.shape} != {ranks.shape} queries")
-        if not np.isfinite(weight).all():
-            raise ValueError(f"sample_weight must be finite; query {int(np.argmax(~np.isfinite(weight)))} has "
-                             f"{weight[np.argmax(~np.isfinite(weight))]!r}")
+        infinite = ~np.isfinite(weight)
+        if infinite.any():
+            first = int(np.argmax(infinite))
+            raise ValueError(f"sample_weight must be finite; query {first} has {weight[first]!r}")
         if weight.sum() <= 0 or (weight < 0).any():
             raise ValueError("sample_weight must be non-negative with a positive sum")
         weight = weight / weight.sum()

@@ -113,7 +113,6 @@ def _column_from_dict(source, name, spec):
         got = "missing" if dtype is None else f"unknown dtype {dtype!r}"
         raise err(f"{got}; allowed dtypes: {', '.join(DTYPES)}", key="dtype")
 
-    categorical = "categorical" in tags
     properties = {}
     if "domain" in spec:
         properties["domain"] = _check_domain(spec["domain"], dtype, err)
@@ -128,7 +127,7 @@ def _column_from_dict(source, name, spec):
         dim = spec["embedding_dim"]
         if not (_is_int(dim) and dim > 0):
             raise err(f"expected a positive integer, got {dim!r}", key="embedding_dim")
-        if not categorical:
+        if "categorical" not in tags:
             raise err("only categorical columns are embedded; expected the tag `categorical`",
                       key="embedding_dim")
         properties["embedding_dim"] = dim

@@ -27,7 +27,7 @@ from merlin.schema import Tags
 from schemaretrieval.data.catalog import as_catalog
 from schemaretrieval.data.exclusions import as_exclusions
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
-from schemaretrieval.serving.requests import UNUSABLE_QUERY, unit_length
+from schemaretrieval.serving.requests import UNUSABLE_QUERY, unit_length, unusable_rows
 
 __all__ = ["recommend", "catalog_index"]
 
@@ -89,9 +89,7 @@ def recommend(model, user_features, k: int = 10, catalog=None, exclude=None, ind
             raise ValueError(f"recommend: exclude= matches users by {model.query_id_column!r}, which user_features lacks")
         users = np.asarray(user_features[model.query_id_column]).ravel()
     queries = model.query_embeddings(user_features)
-    bad = ~np.isfinite(queries).all(axis=1)
-    if unit_length(model.query_tower):
-        bad |= np.square(queries).sum(axis=1) <= 0.25  # the unit normalisation's zeros: an overflowed sum
+    bad = np.asarray(unusable_rows(queries, unit_length(model.query_tower)))
     if bad.any():
         continuous = [c.name for c in model.query_tower.schema.select_by_tag(Tags.CONTINUOUS)]
         raise ValueError(f"recommend: {UNUSABLE_QUERY.format(names=', '.join(continuous) or 'none')}; in rows "

@@ -39,8 +39,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["input_spec", "expected_shape", "gate", "finite_assertion", "usable_query_assertion", "unit_length",
-           "UNUSABLE_QUERY"]
+__all__ = ["input_spec", "expected_shape", "gate", "finite_assertion", "usable_query_assertion", "unusable_rows",
+           "unit_length", "UNUSABLE_QUERY"]
 
 #: What a query embedding that float32 overflowed is called, in the graph's errors and in Python's.
 UNUSABLE_QUERY = ("the query tower output is not a usable vector (not finite, or zero where it is normalised to unit "
@@ -181,13 +181,26 @@ def usable_query_assertion(queries, normalised: bool, continuous):
     ...
     tensorflow.python.framework.errors_impl.InvalidArgumentError: ...the query tower output is not a usable vector...
     """
-    ok = tf.reduce_all(tf.math.is_finite(queries), axis=1)
-    if normalised:
-        # a unit vector, or UnitNormalization's zeros for an overflowed sum of squares
-        ok = tf.logical_and(ok, tf.reduce_sum(tf.square(queries), axis=1) > 0.25)
+    bad = unusable_rows(queries, normalised)
     message = UNUSABLE_QUERY.format(names=", ".join(continuous) or "none")
-    return tf.debugging.Assert(tf.reduce_all(ok), [f"{message}; in rows:", tf.reshape(tf.where(~ok), [-1])],
+    return tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)),
+                               [f"{message}; in rows:", tf.reshape(tf.where(bad), [-1])],
                                summarize=5, name="check_query_embedding")
+
+
+def unusable_rows(queries, normalised: bool):
+    """A bool per row of query embeddings (a tensor or an array): not finite, or, where the
+    tower normalises to unit length, the unit normalisation's zeros for an overflowed sum of
+    squares. The graph's `usable_query_assertion` and Python's `recommend` both read it.
+
+    >>> unusable_rows([[0.6, 0.8], [0.0, 0.0], [float("nan"), 1.0]], True).numpy().tolist()
+    [False, True, True]
+    """
+    queries = tf.convert_to_tensor(queries, tf.float32)
+    bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(queries), axis=1))
+    if normalised:
+        bad = tf.logical_or(bad, tf.reduce_sum(tf.square(queries), axis=1) <= 0.25)
+    return bad
 
 
 def unit_length(tower) -> bool:
