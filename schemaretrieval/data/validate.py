@@ -82,7 +82,10 @@ def _to_numeric(values, source, name, rows=None):
     arr = np.asarray(values)
     if arr.dtype.kind in "biuf":
         return arr
-    if arr.dtype.kind == "O" or arr.dtype.kind in "USM":
+    if arr.dtype.kind in "mM":  # pd.to_numeric would give nanoseconds, a number no one chose
+        _fail(source, name, f"expected numbers, found {arr.dtype} values; convert them to the number "
+                            "the feature means (e.g. days since an event) before training")
+    if arr.dtype.kind == "O" or arr.dtype.kind in "US":
         series = pd.Series(arr, dtype=object if arr.dtype.kind == "O" else None)
         try:
             numeric = pd.to_numeric(series, errors="coerce")

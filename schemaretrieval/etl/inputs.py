@@ -153,6 +153,10 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
              if etl_kind(c) == "categorical" and c.is_list}
     meta = ddf._meta.copy()
     for name in numeric:
+        if meta[name].dtype.kind in "mM" or getattr(meta[name].dtype, "tz", None) is not None:
+            # pd.to_numeric would give nanoseconds since 1970, a scale no transform expects
+            raise ETLError(f"{source}: column {name!r} is continuous, found {meta[name].dtype} values; "
+                           "give it the tag 'time' (docs/etl.md) or convert it to numbers first")
         if meta[name].dtype.kind not in "biuf":
             meta[name] = meta[name].astype("float64")
     times = [c.name for c in schema if etl_kind(c) == "time" and getattr(meta[c.name].dtype, "tz", None) is not None]

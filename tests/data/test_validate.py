@@ -175,6 +175,10 @@ def test_to_arrays_non_numeric_values(schema):
     with pytest.raises(ValueError, match=r"'item_tags'.*'x' at row 2"):
         to_arrays(data, schema)
     data = small_frame()
+    data["item_price"] = pd.to_datetime([1, 2, 3], unit="D")  # was read as nanoseconds since 1970
+    with pytest.raises(ValueError, match=r"'item_price': expected numbers, found datetime64\[ns\] values"):
+        to_arrays(data, schema)
+    data = small_frame()
     data["item_category"] = [1.0, 2.5, 3.0]
     with pytest.raises(ValueError, match=r"'item_category'.*integer ids.*2.5 at row 1"):
         to_arrays(data, schema)

@@ -119,6 +119,15 @@ def test_text_in_a_number_column_and_inf_are_refused(tmp_path):
         with_row("item_price", np.nan, 2), tmp_path)
 
 
+def test_datetimes_in_a_continuous_column_are_refused(tmp_path):
+    # were read as nanoseconds since 1970 and normalized without a word
+    for values in (pd.to_datetime(np.arange(ROWS), unit="D"), pd.to_datetime(np.arange(ROWS), unit="D", utc=True),
+                   pd.to_timedelta(np.arange(ROWS), unit="D")):
+        message = etl_error(raw().assign(item_price=values), tmp_path)
+        assert message.startswith(f"<DataFrame>: column 'item_price' is continuous, found {values.dtype} values; "
+                                  "give it the tag 'time'"), message
+
+
 def test_a_csv_names_the_row_and_the_line_of_the_file(tmp_path):
     path = tmp_path / "raw.csv"
     frame = raw().assign(item_tags=["t1|t2"] * ROWS)
