@@ -3,8 +3,8 @@
 Every choice is made on a validation split cut from the training part (a random
 20% of its rows, `quality.validation_split`); the test part is read only with
 `--stage test`, for the configuration chosen. Data: Last.fm 2k (`--data lastfm`),
-its friend graph (`--data lastfm-friends`), real MovieLens-100K (`--data movielens --movielens DIR`) or the preset
-(`--data preset`). Each config trains once and is read after each of `--epochs`
+its friend graph (`--data lastfm-friends`), real MovieLens-100K (`--data movielens --movielens DIR`), the preset
+(`--data preset`) or the generated shop log (`--data ecommerce`, `quality.ecommerce`). Each config trains once and is read after each of `--epochs`
 (fit ends on the optimizer's average of the weights; training goes on from the
 weights the epoch ended on), with recall@10/@100 without ("r@k") and with
 ("x@k") each user's training items excluded, and the seconds spent in `fit`.
@@ -59,7 +59,7 @@ import pandas as pd  # noqa: E402
 from scipy import sparse  # noqa: E402
 
 import schemaretrieval as sr  # noqa: E402
-from quality import lastfm, lastfm_friends, movielens, preset, validation_split  # noqa: E402
+from quality import ecommerce, lastfm, lastfm_friends, movielens, preset, validation_split  # noqa: E402
 from schemaretrieval.models.defaults import DEFAULT_LOGQ_CORRECTION, DEFAULT_TEMPERATURE  # noqa: E402
 from schemaretrieval.retrieval.outputs.base import PROBABILITY_FLOOR  # noqa: E402
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
@@ -290,7 +290,7 @@ def weighted_batches(rows, schema, batch, seed, weight):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--data", choices=("lastfm", "lastfm-friends", "movielens", "preset"), required=True)
+    p.add_argument("--data", choices=("lastfm", "lastfm-friends", "movielens", "preset", "ecommerce"), required=True)
     p.add_argument("--lastfm", default=str(DEFAULT_LASTFM))
     p.add_argument("--movielens", metavar="DIR")
     p.add_argument("--configs", default="defaults")
@@ -300,9 +300,9 @@ def main(argv=None):
                         "inner: train on that less a 10%% cut of it, read the cut (what a choice made inside fit "
                         "would see); test: train on the whole training part, read the test part (once)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset-shape", default="943,1682,100000", metavar="USERS,ITEMS,ROWS",
-                   help="--data preset: sr.data.movielens_like's users, items and interactions "
-                        "(e.g. 6040,3706,1000000 for MovieLens-1M's shape)")
+    p.add_argument("--preset-shape", metavar="USERS,ITEMS,ROWS",
+                   help="--data preset or ecommerce: the generator's users, items and interactions (default "
+                        "943,1682,100000 and 2000,20000,100000; e.g. 6040,3706,1000000 for MovieLens-1M's shape)")
     p.add_argument("--ease-l2", default="", help="comma-separated EASE regularisations to print")
     p.add_argument("--out", default="runs/generalisation.jsonl")
     p.add_argument("--thin", type=float, default=1.0, metavar="FRACTION",
@@ -316,8 +316,9 @@ def main(argv=None):
 
     if args.data == "movielens":
         train, test, schema, source = movielens(args.movielens, args.seed)
-    elif args.data == "preset":
-        train, test, schema, source = preset(args.seed, *(int(n) for n in args.preset_shape.split(",")))
+    elif args.data in ("preset", "ecommerce"):
+        size = [int(n) for n in args.preset_shape.split(",")] if args.preset_shape else []
+        train, test, schema, source = {"preset": preset, "ecommerce": ecommerce}[args.data](args.seed, *size)
     else:
         train, test, schema, source = {"lastfm": lastfm, "lastfm-friends": lastfm_friends}[args.data](
             args.lastfm, args.seed)

@@ -48,6 +48,21 @@ def test_the_friend_graph_is_one_row_per_friendship_the_friend_as_the_item():
     assert len(pd.concat([train, test]).drop_duplicates()) == 16
 
 
+def test_the_shop_log_reaches_the_few_users_rule_through_the_etl():
+    import schemaretrieval as sr
+
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    for users, few in ((40, True), (400, False)):
+        train, test, schema, source = quality.ecommerce(0, users, 400, 1600)
+        assert (len(train), len(test)) == (1280, 320) and f"{users} users, 400 items" in source
+        assert {"item_brand", "item_category", "item_price", "item_tags"} <= set(schema.column_names)
+        model = sr.TwoTowerModel(schema)  # the domains the ETL wrote: user ids per item id below 0.25 or not
+        assert (model.item_id_start, model.output_layer.logq_sampling_correction) == (
+            ("svd", 1.35) if few else (None, 1.1)), users
+
+
 def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path):
     out = run(ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm", "--lastfm", FIXTURE,
               "--configs", "defaults,weight-log1p,logq1.25,id_embedding_dim=96/logits_temperature=0.15",
