@@ -48,6 +48,15 @@ def signature_inputs(meta, signature):
     return inputs
 
 
+class Rows(list):
+    """A list input's rows of different lengths, sent as a ``tf.RaggedTensor`` or as
+    Python lists: TensorFlow refuses both before the graph runs (docs/serving.md)."""
+
+    def __init__(self, rows, dtype, ragged):
+        super().__init__(rows)
+        self.dtype, self.ragged = dtype, ragged
+
+
 def valid_value(name, dtype, rank, spec, rows=BATCH):
     if name == "k":
         return np.int32(K)
@@ -109,6 +118,12 @@ def savedmodel_cases(rng):
                                   signature, kwargs, expect))
 
                 add("valid", base, "ok")
+                for name, dtype, rank, spec in inputs:
+                    if rank == 2:  # every other row cut to one value
+                        rows = [row[:1] if i % 2 else row for i, row in enumerate(np.asarray(base[name]).tolist())]
+                        for ragged, what in ((True, "a RaggedTensor"), (False, "lists of other lengths")):
+                            add(f"{name} as {what}", {**base, name: Rows(rows, dtype, ragged)},
+                                r"'RaggedTensor' has no len|non-rectangular Python sequence")
                 if target == "function":
                     for name, dtype, rank, spec in inputs:
                         for wrong in WRONG:
@@ -182,8 +197,12 @@ def run_savedmodel(case, loaded):
     else:
         module = loaded[export]
         fn = module.signatures[signature] if target == "signature" else getattr(module, signature)
-    args = {name: tf.constant(value, tf.string if np.asarray(value).dtype == object else None)
-            for name, value in kwargs.items()}
+    def tensor(value):
+        if isinstance(value, Rows):
+            return tf.ragged.constant(list(value), dtype=value.dtype) if value.ragged else list(value)
+        return tf.constant(value, tf.string if np.asarray(value).dtype == object else None)
+
+    args = {name: tensor(value) for name, value in kwargs.items()}
     out = fn(**args)
     return {name: list(value.shape) for name, value in out.items()}
 
