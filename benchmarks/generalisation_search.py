@@ -3,8 +3,9 @@
 Every choice is made on a validation split cut from the training part (a random
 20% of its rows, `quality.validation_split`); the test part is read only with
 `--stage test`, for the configuration chosen. Data: Last.fm 2k (`--data lastfm`),
-its friend graph (`--data lastfm-friends`), real MovieLens-100K (`--data movielens --movielens DIR`), the preset
-(`--data preset`) or the generated shop log (`--data ecommerce`, `quality.ecommerce`). Each config trains once and is read after each of `--epochs`
+its friend graph (`--data lastfm-friends`), real MovieLens-100K (`--data movielens
+--movielens DIR`), the preset (`--data preset`) or the generated shop log (`--data
+ecommerce`, `quality.ecommerce`). Each config trains once and is read after each of `--epochs`
 (fit ends on the optimizer's average of the weights; training goes on from the
 weights the epoch ended on), with recall@10/@100 without ("r@k") and with
 ("x@k") each user's training items excluded, and the seconds spent in `fit`.

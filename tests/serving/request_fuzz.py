@@ -197,6 +197,7 @@ def run_savedmodel(case, loaded):
     else:
         module = loaded[export]
         fn = module.signatures[signature] if target == "signature" else getattr(module, signature)
+
     def tensor(value):
         if isinstance(value, Rows):
             return tf.ragged.constant(list(value), dtype=value.dtype) if value.ragged else list(value)
