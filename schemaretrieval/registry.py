@@ -25,6 +25,7 @@ ValueError: unknown sampler 'frist-two' (did you mean 'first-two'?); known: cros
 from __future__ import annotations
 
 import difflib
+import numbers
 
 import keras
 
@@ -70,7 +71,13 @@ def names(kind: str) -> list[str]:
     >>> "in-batch" in names("sampler")
     True
     """
-    return sorted(_NAMED[kind])
+    return sorted(_known(kind))
+
+
+def _known(kind: str) -> dict[str, type]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown registry kind {kind!r}; known: {', '.join(KINDS)}")
+    return _NAMED[kind]
 
 
 def lookup(kind: str, name: str) -> type:
@@ -79,7 +86,9 @@ def lookup(kind: str, name: str) -> type:
     >>> lookup("sampler", "in-batch").__name__
     'InBatchSampler'
     """
-    known = _NAMED[kind]
+    known = _known(kind)
+    if not isinstance(name, str):
+        raise TypeError(f"a {kind} name must be a string, got {name!r}; known: {', '.join(sorted(known))}")
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=2)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
@@ -94,8 +103,12 @@ def get(kind: str, spec, **kwargs):
     >>> type(get("loss", "bpr")).__name__
     'BPRLoss'
     """
+    known = _known(kind)
     if isinstance(spec, str):
         return lookup(kind, spec)(**kwargs)
-    if isinstance(spec, dict):
+    if isinstance(spec, dict) and "class_name" in spec:
         return keras.saving.deserialize_keras_object(spec)
+    if spec is None or isinstance(spec, (dict, bool, numbers.Number, list, tuple, set)):
+        raise TypeError(f"a {kind} must be a registered name ({', '.join(sorted(known))}), a Keras config dict "
+                        f"or an instance, got {spec!r}")
     return spec

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "schemaretrieval"
 
 # Bottom to top: a row may import any row below it (docs/ARCHITECTURE.md).
 ROWS = [
-    {"upstream", "registry", "replicas", "progress", "rows"},
+    {"upstream", "registry", "replicas", "progress", "rows", "arguments"},
     {"schema", "schemas"},
     {"data", "datasets"},
     {"etl"},

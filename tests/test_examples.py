@@ -13,6 +13,7 @@ import schemaretrieval as sr
 # module -> the examples it has at least (a floor: an example removed or
 # turned into plain text fails here)
 EXAMPLES = {
+    "arguments": 12,
     "data.batches": 17,
     "data.catalog": 12,
     "data.checks": 5,

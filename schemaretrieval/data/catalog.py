@@ -33,6 +33,7 @@ import pandas as pd
 from keras import ops
 from merlin.schema import Schema
 
+from schemaretrieval.arguments import counts as check_counts
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import read_frame, require_columns
 from schemaretrieval.data.validate import to_arrays
@@ -70,7 +71,9 @@ class Catalog:
         order = np.argsort(ids, kind="stable")
         self.frame = frame[self.schema.column_names].iloc[order].reset_index(drop=True)
         self.ids = self.frame[self.id_column].to_numpy()
-        self.counts = None if counts is None else np.asarray(counts, dtype="float64")[order]
+        if counts is not None:
+            counts = check_counts(counts, "Catalog", "counts", length=len(ids), positive_total=False)[order]
+        self.counts = counts
         self._tensors = None
 
     @classmethod

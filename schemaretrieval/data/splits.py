@@ -5,6 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from schemaretrieval.arguments import integer, number
+
+
+def _check_parts(where: str, data: pd.DataFrame, test: np.ndarray, how: str):
+    """Both parts non-empty: an empty one is a split no caller meant."""
+    for part, size in (("train", int((~test).sum())), ("test", int(test.sum()))):
+        if size == 0:
+            raise ValueError(f"{where}: the {part} part is empty ({len(data)} rows, {how}); expected rows in both parts")
+
+
+def _require_frame(where: str, data) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"{where}: data must be a pandas DataFrame (sr.data.read_table(path) reads a file), "
+                        f"got {type(data).__name__}")
+
 
 def random_split(data: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each row goes to the test part with probability `test_fraction`
@@ -15,11 +30,14 @@ def random_split(data: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0) 
     >>> len(train), len(test)
     (8, 2)
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"random_split: test_fraction must be in (0, 1), got {test_fraction}")
-    order = np.random.default_rng(seed).permutation(len(data))
+    _require_frame("random_split", data)
+    test_fraction = number(test_fraction, "random_split", "test_fraction", above=0, below=1)
+    order = np.random.default_rng(integer(seed, "random_split", "seed", minimum=0)).permutation(len(data))
     cut = len(data) - int(round(len(data) * test_fraction))
-    return data.iloc[np.sort(order[:cut])].reset_index(drop=True), data.iloc[np.sort(order[cut:])].reset_index(drop=True)
+    test = np.zeros(len(data), dtype=bool)
+    test[order[cut:]] = True
+    _check_parts("random_split", data, test, f"test_fraction {test_fraction}")
+    return data[~test].reset_index(drop=True), data[test].reset_index(drop=True)
 
 
 def time_split(data: pd.DataFrame, time_column: str = "timestamp", *, cutoff=None,
@@ -37,18 +55,35 @@ def time_split(data: pd.DataFrame, time_column: str = "timestamp", *, cutoff=Non
     >>> list(train["timestamp"]), list(test["timestamp"])
     ([1, 2, 3], [5, 4])
     """
+    _require_frame("time_split", data)
     if time_column not in data.columns:
         raise ValueError(f"time_split: no column {time_column!r}; the data has {list(data.columns)}")
     if (cutoff is None) == (test_fraction is None):
         raise ValueError("time_split: give exactly one of cutoff= and test_fraction=")
     times = data[time_column]
+    _require_times("time_split", times)
     if cutoff is None:
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"time_split: test_fraction must be in (0, 1), got {test_fraction}")
+        test_fraction = number(test_fraction, "time_split", "test_fraction", above=0, below=1)
+        if not len(data):
+            raise ValueError("time_split: data has no rows")
         n_test = max(1, int(round(len(data) * test_fraction)))
         cutoff = np.sort(times.to_numpy(), kind="stable")[len(data) - n_test]
+        how = f"test_fraction {test_fraction}"
+    else:
+        if pd.isna(cutoff):
+            raise ValueError(f"time_split: cutoff must be a time, got {cutoff!r}")
+        how = f"cutoff {cutoff!r}"
     test = (times >= cutoff).to_numpy()
+    _check_parts("time_split", data, test, how)
     return data[~test].reset_index(drop=True), data[test].reset_index(drop=True)
+
+
+def _require_times(where: str, times: pd.Series) -> None:
+    """No missing time: a NaN sorts after every time, so its row would be taken for the latest."""
+    missing = times.isna().to_numpy()
+    if missing.any():
+        raise ValueError(f"{where}: column {times.name!r} has missing times (None/NaN) in {int(missing.sum())} "
+                         f"row(s), first at position {int(np.argmax(missing))}")
 
 
 def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id",
@@ -68,14 +103,16 @@ def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id
     >>> test.to_dict("list")
     {'user_id': [1, 2], 'timestamp': [3, 5]}
     """
-    if n < 1:
-        raise ValueError(f"leave_last_n_out: n must be >= 1, got {n}")
+    _require_frame("leave_last_n_out", data)
+    n = integer(n, "leave_last_n_out", "n")
+    min_train = integer(min_train, "leave_last_n_out", "min_train", minimum=0)
     for column in (user_column, time_column):
         if column is not None and column not in data.columns:
             raise ValueError(f"leave_last_n_out: no column {column!r}; the data has {list(data.columns)}")
-    noise = np.random.default_rng(seed).random(len(data))
+    noise = np.random.default_rng(integer(seed, "leave_last_n_out", "seed", minimum=0)).random(len(data))
     keys = [noise]
     if time_column is not None:
+        _require_times("leave_last_n_out", data[time_column])
         keys.append(data[time_column].to_numpy())
     keys.append(data[user_column].to_numpy())
     order = np.lexsort(keys)  # by user, then time, then the random tie-break
@@ -85,4 +122,5 @@ def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id
     n_test = np.minimum(n, np.maximum(size - min_train, 0))
     test = np.zeros(len(data), dtype=bool)
     test[order] = rank_from_end < n_test
+    _check_parts("leave_last_n_out", data, test, f"n {n}, min_train {min_train}")
     return data[~test].reset_index(drop=True), data[test].reset_index(drop=True)

@@ -25,6 +25,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer, number
 from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
 from schemaretrieval.evaluation.ranking import evaluate_ranking
 from schemaretrieval.progress import Progress
@@ -91,6 +92,8 @@ class _Baseline:
         1.0
         """
         self._check_fitted()
+        if not len(data):
+            raise ValueError(f"{type(self).__name__}.evaluate_topk: data has no rows; expected test interactions")
         candidates = self._candidates(candidate_ids)
         targets = catalog_positions(candidates, data[self.item_id_col].to_numpy())
         users = (
@@ -127,7 +130,7 @@ class _Baseline:
         self._check_fitted()
         candidates = self._candidates(candidate_ids)
         users = np.asarray(user_ids)
-        k = min(int(k), len(candidates))
+        k = min(integer(k, f"{type(self).__name__}.recommend", "k"), len(candidates))
         scores, positions = top_k(self._score_fn(users, candidates), len(users), len(candidates), k,
                                   self._exclusion(users, exclude, candidates), chunk_bytes,
                                   what=f"{type(self).__name__} top-k")
@@ -176,15 +179,12 @@ class Popularity(_Baseline):
 SYMMETRIZE_BLOCK = 1024
 
 
-def _inverse(G: np.ndarray, positive_definite: bool) -> np.ndarray:
-    """``G^-1`` of a symmetric ``G``, in ``G``'s memory when it is positive definite
-    (``X^T X + l2 I`` with ``l2 > 0``): LAPACK's Cholesky factorization (potrf,
-    n^3 / 3 flops) then the inverse from it (potri, 2 n^3 / 3), half the flops of
-    ``np.linalg.inv``'s LU (2 n^3), which inverts any other ``G``. The two
-    calls are the steps of its progress."""
+def _inverse(G: np.ndarray) -> np.ndarray:
+    """``G^-1`` of ``X^T X + l2 I`` (``l2 > 0``: symmetric positive definite), in
+    ``G``'s memory: LAPACK's Cholesky factorization (potrf, n^3 / 3 flops) then
+    the inverse from it (potri, 2 n^3 / 3), half the flops of ``np.linalg.inv``'s
+    LU (2 n^3). The two calls are the steps of its progress."""
     n = len(G)
-    if not positive_definite:
-        return np.linalg.inv(G)
     with Progress(f"EASE fit (inverse of {n}x{n})", 3, unit="thirds", every=1 / 3) as progress:
         # G is symmetric: its transpose is the same matrix, in the column-major
         # order LAPACK overwrites in place.
@@ -227,14 +227,20 @@ class EASE(_Baseline):
     """
 
     def __init__(self, l2: float = 500.0, max_items: int = 20_000):
-        self.l2 = float(l2)
-        self.max_items = int(max_items)
+        self.l2 = number(l2, "EASE", "l2", above=0)
+        self.max_items = integer(max_items, "EASE", "max_items")
 
     def fit(self, train: pd.DataFrame, user_id_col: str, item_id_col: str):
         """Build ``X`` from ``train`` (duplicates count once) and solve for ``B_``."""
         self.user_id_col = user_id_col
         self.item_id_col = item_id_col
-        frame = train[[user_id_col, item_id_col]].dropna()
+        frame = train[[user_id_col, item_id_col]]
+        if not len(frame):
+            raise ValueError("EASE.fit: train has no rows; expected interactions")
+        missing = frame.isna().any(axis=1).to_numpy()
+        if missing.any():
+            raise ValueError(f"EASE.fit: train has missing ids (None/NaN) in {int(missing.sum())} row(s), first at "
+                             f"position {int(np.argmax(missing))}; expected a user and an item id on every row")
         user_codes, users = pd.factorize(frame[user_id_col], sort=True)
         item_codes, items = pd.factorize(frame[item_id_col], sort=True)
         n_users, n_items = len(users), len(items)
@@ -251,7 +257,7 @@ class EASE(_Baseline):
         X.data[:] = 1.0
         G = (X.T @ X).toarray()  # float64 co-occurrence counts
         G[np.diag_indices(n_items)] += self.l2
-        B = _inverse(G, self.l2 > 0)  # P
+        B = _inverse(G)  # P
         del G
         B /= -np.diag(B).copy()  # column j divided by -P[j, j], in place
         B[np.diag_indices(n_items)] = 0.0

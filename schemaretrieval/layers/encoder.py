@@ -19,6 +19,7 @@ from schemaretrieval import schema as schema_lib
 from schemaretrieval.data.batches import Batches, example_batch
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
+from schemaretrieval.layers.history import UserHistory
 from schemaretrieval.layers.input_block import InputBlock
 from schemaretrieval.schema import columns
 
@@ -115,7 +116,10 @@ class Encoder(keras.Model):
 
     def __init__(self, inputs, *blocks: keras.layers.Layer, pre=None, post=None, history=None,
                  untrained_user_ids: str | None = DEFAULT_UNTRAINED_USER_IDS, **kwargs):
-        blocks = list(blocks) + list(kwargs.pop("blocks", []))
+        given = kwargs.pop("blocks", [])
+        if not isinstance(given, (list, tuple)):
+            raise TypeError(f"Encoder: blocks= must be a list of Keras layers, got {given!r}")
+        blocks = list(blocks) + list(given)
         kwargs.pop("schema", None)  # configs of before the Merlin names hold it twice
         super().__init__(**kwargs)
         if isinstance(inputs, InputBlock):
@@ -135,6 +139,11 @@ class Encoder(keras.Model):
         for name, layer in (("pre", pre), ("post", post)):
             if layer is not None and not callable(layer):
                 raise TypeError(f"Encoder: {name} must be a Keras layer or None, got {type(layer).__name__}")
+        for i, block in enumerate(blocks):
+            if not callable(block):
+                raise TypeError(f"Encoder: block {i} must be a Keras layer (callable), got {block!r}")
+        if history is not None and not isinstance(history, UserHistory):
+            raise TypeError(f"Encoder: history must be a UserHistory or None, got {type(history).__name__}")
         self._schema = schema
         self.untrained_user_ids = untrained_user_ids
         self.inputs_block = inputs_block

@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 from merlin.schema import ColumnSchema
 
+from schemaretrieval.arguments import integer, number
 from schemaretrieval.data.validate import id_array
 from schemaretrieval.rows import read_rows
 
@@ -106,13 +107,11 @@ class UserHistory(keras.layers.Layer):
                  item_id_column: str = "item_id", max_length: int = DEFAULT_MAX_LENGTH,
                  keep_rate: float = DEFAULT_KEEP_RATE, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 < keep_rate <= 1.0:
-            raise ValueError(f"UserHistory: keep_rate must be in (0, 1], got {keep_rate}")
-        if max_length < 1:
-            raise ValueError(f"UserHistory: max_length must be at least 1, got {max_length}")
-        self.num_users = int(num_users)
-        self.num_items = int(num_items)
-        self.output_dim = int(output_dim)
+        keep_rate = number(keep_rate, "UserHistory", "keep_rate", above=0, at_most=1)
+        max_length = integer(max_length, "UserHistory", "max_length")
+        self.num_users = integer(num_users, "UserHistory", "num_users")
+        self.num_items = integer(num_items, "UserHistory", "num_items")
+        self.output_dim = integer(output_dim, "UserHistory", "output_dim")
         self.user_id_column = user_id_column
         self.item_id_column = item_id_column
         self.max_length = int(max_length)

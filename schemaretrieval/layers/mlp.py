@@ -6,6 +6,8 @@ from typing import Sequence
 
 import keras
 
+from schemaretrieval.arguments import integer, number
+
 __all__ = ["MLPBlock"]
 
 
@@ -90,9 +92,9 @@ class MLPBlock(keras.layers.Layer):
         if normalization is not None and not isinstance(normalization, (str, keras.layers.Layer, dict)):
             raise ValueError(f"MLPBlock: normalization must be one of {sorted(self.NORMALIZATIONS)}, a Keras layer "
                              f"or None, got {type(normalization).__name__}")
-        if dropout is not None and not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"MLPBlock: dropout must be None or in [0, 1), got {dropout!r}")
-        self.dimensions = [int(d) for d in dimensions]
+        if dropout is not None:
+            dropout = number(dropout, "MLPBlock", "dropout", at_least=0, below=1)
+        self.dimensions = [integer(d, "MLPBlock", f"dimensions[{i}]") for i, d in enumerate(dimensions)]
         self.activation = activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

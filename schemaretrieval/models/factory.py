@@ -9,6 +9,7 @@ import keras
 from merlin.schema import Schema
 
 from schemaretrieval import schema as schema_lib
+from schemaretrieval.arguments import flag, integer, number
 from schemaretrieval.layers import history as history_lib
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.layers.mlp import MLPBlock
@@ -119,6 +120,19 @@ def TwoTowerModel(
     >>> model.item_id_start, model.output_layer.logq_sampling_correction  # 2,000 users, 3,000 items: not few
     (None, 1.1)
     """
+    if not isinstance(schema, Schema):
+        raise TypeError(f"TwoTowerModel: schema must be a merlin Schema (sr.load_schema(path)), got {schema!r}")
+    l2_normalize = flag(l2_normalize, "TwoTowerModel", "l2_normalize")
+    user_history = flag(user_history, "TwoTowerModel", "user_history")
+    for name, units in (("query_units", query_units), ("candidate_units", candidate_units)):
+        if not isinstance(units, (list, tuple)) or not units:
+            raise ValueError(f"TwoTowerModel: {name} must be a non-empty list of layer widths, got {units!r}")
+        for i, width in enumerate(units):
+            integer(width, "TwoTowerModel", f"{name}[{i}]")
+    dropout = number(dropout, "TwoTowerModel", "dropout", at_least=0, below=1)
+    # checked whether or not user_history reads them: a bad value is not kept for later
+    history_keep_rate = number(history_keep_rate, "TwoTowerModel", "history_keep_rate", above=0, at_most=1)
+    history_max_length = integer(history_max_length, "TwoTowerModel", "history_max_length")
     schema_lib.validate_for_retrieval(schema)
     schema_lib.require_domains(schema)
     schema_lib.check_towers(schema)
@@ -193,8 +207,8 @@ def TwoTowerModel(
         # In-batch negatives over-penalise popular items; the streaming
         # frequency estimate corrects them without needing item counts.
         outputs = ContrastiveOutput(
-            negative_samplers=negative_samplers
-            or InBatchSampler(num_items=schema_lib.cardinality(schema[schema_lib.item_id_column(schema)])),
+            negative_samplers=InBatchSampler(num_items=schema_lib.cardinality(schema[item_id]))
+            if negative_samplers is None else negative_samplers,
             logits_temperature=logits_temperature,
             logq_sampling_correction=logq_sampling_correction,
         )

@@ -71,7 +71,7 @@ def MatrixFactorizationModelV2(schema: Schema, dim: int, query_id_tag=Tags.USER_
         if outputs is not None:
             raise ValueError(f"MatrixFactorizationModelV2: {sorted(kwargs)} configure the default output; with "
                              "outputs= given, pass them to the output instead")
-        outputs = ContrastiveOutput(negative_samplers=negative_samplers or "in-batch",
+        outputs = ContrastiveOutput(negative_samplers="in-batch" if negative_samplers is None else negative_samplers,
                                     logits_temperature=logits_temperature, **kwargs)
         negative_samplers, logits_temperature = None, 1.0
     return TwoTowerModelV2(query, candidate, candidate_id_tag, outputs=outputs, logits_temperature=logits_temperature,

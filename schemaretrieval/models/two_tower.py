@@ -23,6 +23,7 @@ from merlin.schema import Schema, Tags
 from schemaretrieval import replicas
 from schemaretrieval import schema as schema_lib
 from schemaretrieval import training
+from schemaretrieval.arguments import integer
 from schemaretrieval.data import checks
 from schemaretrieval.data.batches import Batches, example_batch
 from schemaretrieval.data.catalog import Catalog, as_catalog
@@ -34,7 +35,7 @@ from schemaretrieval.layers.encoder import Encoder, embeddings_frame, index_colu
 from schemaretrieval.models.defaults import DEFAULT_KS
 from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval import losses as losses_lib
-from schemaretrieval.retrieval.outputs import ContrastiveOutput
+from schemaretrieval.retrieval.outputs import ContrastiveOutput, SampledOutput
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
 from schemaretrieval.training.svd_start import ITEM_ID_STARTS
@@ -116,8 +117,10 @@ class TwoTowerModelV2(keras.Model):
             raise ValueError(f"TwoTowerModelV2: candidate_id_tag must be a merlin Tags (e.g. Tags.ITEM_ID), got "
                              f"{candidate_id_tag!r}") from None
         if outputs is None:
-            outputs = ContrastiveOutput(negative_samplers=negative_samplers or "in-batch",
+            outputs = ContrastiveOutput(negative_samplers="in-batch" if negative_samplers is None else negative_samplers,
                                         logits_temperature=logits_temperature)
+        elif not isinstance(outputs, SampledOutput):
+            raise TypeError(f"TwoTowerModelV2: outputs must be a ContrastiveOutput or BPROutput, got {outputs!r}")
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.output_layer = outputs
@@ -255,6 +258,10 @@ class TwoTowerModelV2(keras.Model):
                 validation_data = merlin_table(validation_data)
             if validation_data is not None and catalog is None and not self._has_default_catalog():
                 catalog = Catalog.from_interactions([x, validation_data], self.schema)
+        if epochs is not None:  # on every input: Keras's own fit takes 0 and -1 as no training at all
+            epochs = integer(epochs, "fit", "epochs")
+        if batch_size is not None:
+            batch_size = integer(batch_size, "fit", "batch_size")
         if not _is_table(x):
             if catalog is not None:
                 self.set_catalog(catalog)
@@ -267,7 +274,8 @@ class TwoTowerModelV2(keras.Model):
                 validation_data = Batches(validation_data, self.schema, batch_size or 1024).dataset()
             # A tf.data.Dataset shuffles itself; Keras warns when asked to.
             shuffle = shuffle and not isinstance(x, tf.data.Dataset)
-            return super().fit(x, y, batch_size=batch_size, epochs=epochs or training.DEFAULT_EPOCHS,
+            epochs = training.DEFAULT_EPOCHS if epochs is None else epochs
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                                validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
                                verbose=verbose, **kwargs)
         if y is not None:
@@ -355,12 +363,15 @@ class TwoTowerModelV2(keras.Model):
         batch's positives against its sampled negatives (see `evaluate_topk` and
         `to_top_k_encoder` for the whole catalog). Takes a table, a ``merlin.io.Dataset``
         or a `Loader` too."""
+        if batch_size is not None:
+            batch_size = integer(batch_size, "evaluate", "batch_size")
         if isinstance(x, Loader):
             x = x.to_tf_dataset()
         if is_merlin_dataset(x):
             x = merlin_table(x)
         if _is_table(x):
-            x, batch_size = Batches(x, self.schema, batch_size or training.DEFAULT_BATCH_SIZE).dataset(), None
+            size = training.DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+            x, batch_size = Batches(x, self.schema, size).dataset(), None
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def get_config(self):

@@ -45,6 +45,7 @@ import tensorflow as tf
 from keras import ops
 
 from schemaretrieval import registry
+from schemaretrieval.arguments import number
 from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 
 __all__ = [
@@ -222,9 +223,7 @@ class BPRmaxLoss(PairwiseLoss):
 
     def __init__(self, reg_lambda: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if not reg_lambda >= 0:
-            raise ValueError(f"BPRmaxLoss: reg_lambda must be >= 0, got {reg_lambda}")
-        self.reg_lambda = float(reg_lambda)
+        self.reg_lambda = number(reg_lambda, "BPRmaxLoss", "reg_lambda", at_least=0)
 
     def compute(self, positives_scores, negatives_scores):
         weights = ops.softmax(negatives_scores, axis=-1)
@@ -301,9 +300,7 @@ class HingeLoss(PairwiseLoss):
 
     def __init__(self, margin: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if not margin > 0:
-            raise ValueError(f"HingeLoss: margin must be > 0, got {margin}")
-        self.margin = float(margin)
+        self.margin = number(margin, "HingeLoss", "margin", above=0)
 
     def compute(self, positives_scores, negatives_scores):
         return ops.relu(self.margin + negatives_scores - positives_scores)
@@ -340,8 +337,12 @@ def compile_loss(loss):
     if isinstance(loss, (str, type, PairwiseLoss)):
         try:
             loss = PairwiseLoss.parse(loss)
-        except (TypeError, ValueError):
-            loss = keras.losses.get(loss)
+        except (TypeError, ValueError) as pairwise:
+            try:
+                loss = keras.losses.get(loss)
+            except ValueError:  # neither ours nor Keras's: the registry's did-you-mean says what is
+                raise ValueError(f"compile: loss {loss!r} is neither a pairwise loss nor a Keras loss: "
+                                 f"{pairwise}") from None
     if not callable(loss):
         raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
                          f"'categorical_crossentropy' or a Keras loss, got {loss!r}")

@@ -39,10 +39,12 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from schemaretrieval.arguments import flag, integer
 from schemaretrieval.data.batches import Batches
 from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.data.read import read_frame
 from schemaretrieval.data.validate import to_arrays
+from schemaretrieval.evaluation.metrics import check_ks
 from schemaretrieval.training.callbacks import (
     EarlyStopping,
     EpochProgress,
@@ -103,14 +105,6 @@ def _verbose(verbose):
     if verbose == "auto":
         return 1 if sys.stdout.isatty() else 2
     return verbose
-
-
-def _check_positive(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"fit: {name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def fit(
@@ -188,11 +182,23 @@ def fit(
     {}
     """
     # A model first built here is a first training: what item_id_start asks is done to it.
+    if not isinstance(model, keras.Model) or not hasattr(model, "schema"):
+        raise TypeError(f"fit: model must be a schemaretrieval model (TwoTowerModel, ...), got {model!r}")
     fresh = not model.built
     if epochs is not None:
-        epochs = _check_positive("epochs", epochs)
-    batch_size = _check_positive("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
-    checkpoint_every = _check_positive("checkpoint_every", checkpoint_every, allow_none=True)
+        epochs = integer(epochs, "fit", "epochs")
+    batch_size = integer(DEFAULT_BATCH_SIZE if batch_size is None else batch_size, "fit", "batch_size")
+    if checkpoint_every is not None:
+        checkpoint_every = integer(checkpoint_every, "fit", "checkpoint_every")
+    seed = integer(seed, "fit", "seed", minimum=0)
+    shuffle = flag(shuffle, "fit", "shuffle")
+    if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    ks = check_ks(ks, "fit: ks")
+    callbacks = list(callbacks or ())  # None, as Keras's fit takes it
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(f"fit: callbacks must be keras.callbacks.Callback instances, got {callback!r}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"fit: early_stopping must be a schemaretrieval.training.EarlyStopping or None, got "
                         f"{type(early_stopping).__name__}")

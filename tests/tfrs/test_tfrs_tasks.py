@@ -211,7 +211,8 @@ def test_factorized_metrics_can_be_replaced_after_a_call():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"temperature": 0}, "temperature must be None or a number > 0"),
+    ({"temperature": 0}, "temperature must be a finite number > 0, got 0"),
+    ({"temperature": float("inf")}, "temperature must be a finite number > 0, got inf"),
     ({"temperature": "hot"}, "temperature"),
     ({"num_hard_negatives": 1.5}, "num_hard_negatives must be None or an int"),
     ({"remove_accidental_hits": "yes"}, "remove_accidental_hits must be True or False"),

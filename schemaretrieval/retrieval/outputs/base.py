@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from schemaretrieval import replicas
+from schemaretrieval.arguments import number
 
 __all__ = ["MASK_VALUE", "PROBABILITY_FLOOR", "Prediction", "SampledOutput", "logq_corrected", "checked_logq_weight",
            "same_id", "empty_slots"]
@@ -92,8 +93,7 @@ class SampledOutput(keras.layers.Layer):
     def _check_options(self, logits_temperature, loss_reduction, logq_sampling_correction):
         name = type(self).__name__
         checked_logq_weight(name, logq_sampling_correction)
-        if logits_temperature <= 0:
-            raise ValueError(f"{name}: logits_temperature must be > 0, got {logits_temperature}")
+        number(logits_temperature, name, "logits_temperature", above=0)
         if loss_reduction not in self.REDUCTIONS:
             raise ValueError(f"{name}: loss_reduction must be one of {self.REDUCTIONS}, got {loss_reduction!r}")
 

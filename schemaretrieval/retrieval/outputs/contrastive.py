@@ -12,6 +12,7 @@ from merlin.schema import ColumnSchema, Schema
 
 from schemaretrieval import replicas
 from schemaretrieval import schema as schema_lib
+from schemaretrieval.arguments import flag, integer, number
 from schemaretrieval.retrieval.outputs.base import (
     MASK_VALUE,
     Prediction,
@@ -119,8 +120,8 @@ class ContrastiveOutput(SampledOutput):
     ):
         super().__init__(name=name, **kwargs)
         self._check_options(logits_temperature, loss_reduction, logq_sampling_correction)
-        if num_hard_negatives is not None and num_hard_negatives < 1:
-            raise ValueError(f"ContrastiveOutput: num_hard_negatives must be >= 1 or None, got {num_hard_negatives}")
+        if num_hard_negatives is not None:
+            num_hard_negatives = integer(num_hard_negatives, "ContrastiveOutput", "num_hard_negatives")
         if isinstance(to_call, Schema):
             if len(to_call.column_names) != 1:
                 raise ValueError(f"ContrastiveOutput: to_call must be a one-column schema (the item id), got "
@@ -142,8 +143,12 @@ class ContrastiveOutput(SampledOutput):
         if (query_name, candidate_name) != ("query", "candidate"):
             raise NotImplementedError(f"ContrastiveOutput: query_name={query_name!r}, candidate_name="
                                       f"{candidate_name!r} are not supported (only 'query' and 'candidate')")
-        if not np.isfinite(false_negative_score):
-            raise ValueError(f"ContrastiveOutput: false_negative_score must be finite, got {false_negative_score!r}")
+        number(false_negative_score, "ContrastiveOutput", "false_negative_score")
+        for arg, value in (("downscore_false_negatives", downscore_false_negatives),
+                           ("store_negative_ids", store_negative_ids)):
+            flag(value, "ContrastiveOutput", arg)
+        if target_name is not None and not isinstance(target_name, str):
+            raise TypeError(f"ContrastiveOutput: target_name must be a column name or None, got {target_name!r}")
         for arg, layer in (("pre", pre), ("post", post)):
             if layer is not None and not callable(layer):
                 raise TypeError(f"ContrastiveOutput: {arg} must be a Keras layer or callable, "

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from schemaretrieval import registry
+from schemaretrieval.arguments import integer, number
 from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
@@ -61,8 +62,7 @@ class _CatalogSampler(CandidateSampler):
 
     def __init__(self, num_samples: int = 256, catalog: Catalog | None = None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if num_samples < 1:
-            raise ValueError(f"{type(self).__name__}: num_samples must be >= 1, got {num_samples}")
+        num_samples = integer(num_samples, type(self).__name__, "num_samples")
         if catalog is not None and not isinstance(catalog, Catalog):
             raise TypeError(f"{type(self).__name__}: catalog= expects a sr.data.Catalog, got {type(catalog).__name__}")
         self.num_samples = int(num_samples)
@@ -195,9 +195,7 @@ class PopularitySampler(_CatalogSampler):
 
     def __init__(self, num_samples: int = 256, catalog: Catalog | None = None, smoothing: float = 0.0, seed=None,
                  **kwargs):
-        if smoothing < 0:
-            raise ValueError(f"PopularitySampler: smoothing must be >= 0, got {smoothing}")
-        self.smoothing = float(smoothing)
+        self.smoothing = number(smoothing, "PopularitySampler", "smoothing", at_least=0)
         super().__init__(num_samples, catalog, seed, **kwargs)
 
     def _weights(self, catalog):

@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from schemaretrieval import registry, replicas
+from schemaretrieval.arguments import counts, integer
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
 __all__ = ["CrossBatchSampler", "CachedCrossBatchSampler"]
@@ -71,8 +72,9 @@ class CrossBatchSampler(CandidateSampler):
     def __init__(self, capacity: int = 1024, embedding_dim: int | None = None, item_counts=None,
                  refresh: bool | None = None, **kwargs):
         super().__init__(**kwargs)
-        if capacity < 1:
-            raise ValueError(f"CrossBatchSampler: capacity must be >= 1, got {capacity}")
+        capacity = integer(capacity, "CrossBatchSampler", "capacity")
+        if embedding_dim is not None:
+            embedding_dim = integer(embedding_dim, "CrossBatchSampler", "embedding_dim")
         if refresh not in (None, True, False):
             raise ValueError(f"CrossBatchSampler: refresh must be None, True or False, got {refresh!r}")
         self.capacity = int(capacity)
@@ -124,7 +126,7 @@ class CrossBatchSampler(CandidateSampler):
         self._set_counts(catalog.counts_by_id(0))
 
     def _set_counts(self, item_counts):
-        self.item_counts = np.asarray(item_counts, dtype="float64")
+        self.item_counts = counts(item_counts, "CrossBatchSampler", "item_counts")
         share = self.item_counts / self.item_counts.sum()
         # The chance of holding the item, not its expected copies (as
         # in-batch): with the bank alone copies measured worse, the

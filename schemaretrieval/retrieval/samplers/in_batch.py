@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from schemaretrieval import registry, replicas
+from schemaretrieval.arguments import counts, integer, number
 from schemaretrieval.rows import read_rows, write_rows
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
@@ -54,16 +55,15 @@ class InBatchSampler(CandidateSampler):
         super().__init__(**kwargs)
         if item_counts is not None and num_items is not None:
             raise ValueError("InBatchSampler: give item_counts (fixed) or num_items (streaming estimate), not both")
-        if not 0.0 < estimate_rate <= 1.0:
-            raise ValueError(f"InBatchSampler: estimate_rate must be in (0, 1], got {estimate_rate}")
-        self.item_counts = None if item_counts is None else np.asarray(item_counts, dtype="float64")
+        estimate_rate = number(estimate_rate, "InBatchSampler", "estimate_rate", above=0, at_most=1)
+        if num_items is not None:
+            num_items = integer(num_items, "InBatchSampler", "num_items")
+        self.item_counts = None if item_counts is None else counts(item_counts, "InBatchSampler", "item_counts")
         self.num_items = num_items
         self.estimate_rate = estimate_rate
         self.item_probability = None
         self._set_counts()
         if num_items is not None:
-            if num_items < 1:
-                raise ValueError(f"InBatchSampler: num_items must be >= 1, got {num_items}")
             # Under tf.distribute every replica computes the same update from
             # the gathered global batch: the first replica's value is kept.
             # autocast=False: under a mixed policy the estimate stays float32
@@ -78,11 +78,7 @@ class InBatchSampler(CandidateSampler):
     def _set_counts(self):
         if self.item_counts is None:
             return
-        if self.item_counts.ndim != 1 or not self.item_counts.size or (self.item_counts < 0).any():
-            raise ValueError("InBatchSampler: item_counts must be a 1-D array of counts >= 0, indexed by item id")
         total = self.item_counts.sum()
-        if total <= 0:
-            raise ValueError("InBatchSampler: item_counts sum to zero")
         self.item_probability = ops.convert_to_tensor((self.item_counts / total).astype("float32"))
 
     def wants_catalog(self) -> bool:
@@ -95,7 +91,7 @@ class InBatchSampler(CandidateSampler):
             return
         if self.item_counts is not None and not replace:
             return
-        self.item_counts = catalog.counts_by_id(0)
+        self.item_counts = counts(catalog.counts_by_id(0), "InBatchSampler", "the catalog's counts")
         self._set_counts()
 
     def call(self, positive_ids, positive_embeddings, candidate_encoder=None, training=False):
@@ -138,10 +134,9 @@ class InBatchSampler(CandidateSampler):
         self.step.assign(step)
 
     def get_config(self):
-        counts = None if self.item_counts is None else self.item_counts.tolist()
         return {
             **super().get_config(),
-            "item_counts": counts,
+            "item_counts": None if self.item_counts is None else self.item_counts.tolist(),
             "num_items": self.num_items,
             "estimate_rate": self.estimate_rate,
         }

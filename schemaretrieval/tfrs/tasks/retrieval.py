@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.arguments import number
 from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 from schemaretrieval.tfrs.layers.loss import (
     MIN_FLOAT,
@@ -104,10 +105,8 @@ class Retrieval(keras.layers.Layer, Task):
         super().__init__(name=name, **kwargs)
         if loss is not None and not callable(loss):
             raise TypeError(f"Retrieval: loss must be a Keras loss (callable), got {type(loss).__name__}")
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) or not temperature > 0
-        ):
-            raise ValueError(f"Retrieval: temperature must be None or a number > 0, got {temperature!r}")
+        if temperature is not None:
+            number(temperature, "Retrieval", "temperature", above=0)
         if num_hard_negatives is not None and (
             isinstance(num_hard_negatives, bool) or not isinstance(num_hard_negatives, (int, np.integer))
         ):

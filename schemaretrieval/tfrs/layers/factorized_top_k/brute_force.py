@@ -79,7 +79,7 @@ class BruteForce(TopK):
         self.record_call(queries)
         if self._candidates is None:
             raise ValueError(f"{type(self).__name__}: call index() or index_from_dataset() before querying")
-        k = self._k if k is None else k
+        k = self.call_k(k)
         if isinstance(k, int) and k > self._candidates.shape[0]:
             raise ValueError(f"{type(self).__name__}: k={k} is more than the {self._candidates.shape[0]} candidates indexed")
         if self.query_model is not None:

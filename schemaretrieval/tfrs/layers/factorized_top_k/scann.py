@@ -149,7 +149,7 @@ class ScaNN(TopK):
         self.record_call(queries)
         if self._candidates is None:
             raise ValueError("ScaNN: call index() or index_from_dataset() before querying")
-        k = self._k if k is None else k
+        k = self.call_k(k)
         if self.query_model is not None:
             queries = self.query_model(queries)
         queries = tf.cast(queries, tf.float32)

@@ -79,7 +79,7 @@ class Streaming(TopK):
         self.record_call(queries)
         if self._candidates is None:
             raise ValueError("Streaming: call index_from_dataset() before querying")
-        k = self._k if k is None else k
+        k = self.call_k(k)
         if self.query_model is not None:
             queries = self.query_model(queries)
         queries = tf.convert_to_tensor(queries)

@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer
+
 __all__ = ["TopK", "check_candidates_dataset", "exclude"]
 
 
@@ -118,6 +120,19 @@ class TopK(keras.Model):
         """The default number of candidates a call returns."""
         return self._k
 
+    def __call__(self, queries, k=None, **kwargs):
+        # Before Keras turns a NumPy k into a tensor, which only top_k would check.
+        return super().__call__(queries, k=self.call_k(k), **kwargs)
+
+    def call_k(self, k):
+        """A call's ``k``: the layer's own when None; a Python or NumPy int is checked
+        here, a tensor (the SavedModel's traced calls) by ``tf.math.top_k``."""
+        if k is None:
+            return self._k
+        if tf.is_tensor(k):
+            return k
+        return integer(k, type(self).__name__, "k")
+
     def index(self, candidates, identifiers=None) -> "TopK":
         """Builds the index over ``candidates`` ``[num_candidates, dim]``, returned
         under ``identifiers`` (default: their positions). Returns self."""
@@ -149,7 +164,7 @@ class TopK(keras.Model):
                 f"got shape {exclusions.shape}"
             )
         self._remember(self._exclusion_specs, (queries, exclusions))
-        k = self._k if k is None else k
+        k = self.call_k(k)
         extra = exclusions.shape[1] if exclusions.shape[1] is not None else tf.shape(exclusions)[1]
         scores, identifiers = self(queries, k=k + extra)
         return exclude(scores, identifiers, tf.cast(exclusions, identifiers.dtype), k)
