@@ -109,6 +109,8 @@ def test_samplers_outputs_and_losses_check_their_options(schema):
         (lambda: sr.Encoder(schema.select_by_tag(sr.Tags.USER), "notalayer"), "Encoder: block 0 must be a Keras"),
         (lambda: tfrs.tasks.Retrieval(temperature=float("inf")), "Retrieval: temperature must be a finite"),
         (lambda: compile_loss("bprr"), r"loss 'bprr' is neither .* \(did you mean 'bpr'\?\)"),
+        (lambda: sr.PopularityBasedSamplerV2(max_id=10.7), "PopularityBasedSamplerV2: max_id must be an integer"),
+        (lambda: tfrs.layers.factorized_top_k.Streaming(num_parallel_calls=True), "num_parallel_calls must be an"),
         (lambda: registry.get("sampler", 5), "a sampler must be a registered name"),
         (lambda: registry.names("samplers"), "unknown registry kind 'samplers'; known: sampler, loss, input"),
     ]

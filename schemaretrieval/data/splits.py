@@ -12,7 +12,8 @@ def _check_parts(where: str, data: pd.DataFrame, test: np.ndarray, how: str):
     """Both parts non-empty: an empty one is a split no caller meant."""
     for part, size in (("train", int((~test).sum())), ("test", int(test.sum()))):
         if size == 0:
-            raise ValueError(f"{where}: the {part} part is empty ({len(data)} rows, {how}); expected rows in both parts")
+            raise ValueError(f"{where}: the {part} part is empty ({len(data)} rows, {how}); "
+                             "expected rows in both parts")
 
 
 def _require_frame(where: str, data) -> None:

@@ -117,8 +117,8 @@ class TwoTowerModelV2(keras.Model):
             raise ValueError(f"TwoTowerModelV2: candidate_id_tag must be a merlin Tags (e.g. Tags.ITEM_ID), got "
                              f"{candidate_id_tag!r}") from None
         if outputs is None:
-            outputs = ContrastiveOutput(negative_samplers="in-batch" if negative_samplers is None else negative_samplers,
-                                        logits_temperature=logits_temperature)
+            samplers = "in-batch" if negative_samplers is None else negative_samplers
+            outputs = ContrastiveOutput(negative_samplers=samplers, logits_temperature=logits_temperature)
         elif not isinstance(outputs, SampledOutput):
             raise TypeError(f"TwoTowerModelV2: outputs must be a ContrastiveOutput or BPROutput, got {outputs!r}")
         self.query_tower = query_tower

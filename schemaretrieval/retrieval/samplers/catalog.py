@@ -262,6 +262,9 @@ class PopularityBasedSamplerV2(_CatalogSampler):
         if not unique:
             raise NotImplementedError("PopularityBasedSamplerV2: unique=False (repeated draws) is not supported; "
                                       "the catalog samplers draw distinct items")
+        max_id = integer(max_id, "PopularityBasedSamplerV2", "max_id")
+        min_id = integer(min_id, "PopularityBasedSamplerV2", "min_id", minimum=0)
+        max_num_samples = integer(max_num_samples, "PopularityBasedSamplerV2", "max_num_samples")
         if not 0 <= min_id < max_id:
             raise ValueError(f"PopularityBasedSamplerV2: expected 0 <= min_id < max_id, got min_id={min_id}, "
                              f"max_id={max_id}")

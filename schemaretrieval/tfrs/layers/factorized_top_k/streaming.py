@@ -53,7 +53,8 @@ class Streaming(TopK):
         for option, value in [("handle_incomplete_batches", handle_incomplete_batches), ("sorted_order", sorted_order)]:
             if not isinstance(value, bool):
                 raise ValueError(f"Streaming: {option} must be True or False, got {value!r}")
-        if not isinstance(num_parallel_calls, int) or (num_parallel_calls < 1 and num_parallel_calls != tf.data.AUTOTUNE):
+        if isinstance(num_parallel_calls, bool) or not isinstance(num_parallel_calls, int) or (
+                num_parallel_calls < 1 and num_parallel_calls != tf.data.AUTOTUNE):
             raise ValueError(f"Streaming: num_parallel_calls must be an int >= 1 or tf.data.AUTOTUNE, got {num_parallel_calls!r}")
         self.query_model = query_model
         self._handle_incomplete_batches = handle_incomplete_batches
