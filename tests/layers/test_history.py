@@ -52,7 +52,7 @@ def test_history_table_names_bad_ids():
         layer.set_interactions([0, 1], [1.0, 1e20])
     with pytest.raises(ValueError, match="column 'item_id': expected numbers, found the non-numeric value 'a' at row 0"):
         layer.set_interactions([0], ["a"])
-    with pytest.raises(ValueError, match=r"keep_rate must be in \(0, 1\], got 0.0"):
+    with pytest.raises(ValueError, match=r"keep_rate must be a finite number > 0 and <= 1, got 0.0"):
         UserHistory(num_users=2, num_items=3, output_dim=2, keep_rate=0.0)
 
 

@@ -55,7 +55,7 @@ def test_one_activation_per_layer():
 def test_dropout_and_its_range():
     assert [type(layer).__name__ for layer in mm.MLPBlock([2, 2], dropout=0.5).layers] == \
         ["Dense", "Dropout", "Dense", "Dropout"]
-    with pytest.raises(ValueError, match=r"dropout must be None or in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must be a finite number >= 0 and < 1, got 1.5"):
         mm.MLPBlock([2], dropout=1.5)
 
 

@@ -88,7 +88,7 @@ def test_compile_loss_is_merlins_pairwise_loss_on_the_logits(schema, data):
     loss = float(model.compute_loss(batch, None, y_pred, training=False))
     prediction = model.output_layer.predictions(y_pred["query"], y_pred["candidate"], batch["item_id"])
     assert loss == pytest.approx(float(mm.losses.BPRLoss()(prediction.targets, prediction.outputs)), rel=1e-6)
-    with pytest.raises(ValueError, match=r"Could not interpret loss"):
+    with pytest.raises(ValueError, match=r"loss 'no-such-loss' is neither a pairwise loss nor a Keras loss: unknown loss"):
         model.compile(optimizer="adam", loss="no-such-loss")
 
 

@@ -131,7 +131,7 @@ def test_merlins_other_arguments_accept_their_defaults_and_name_what_is_not_supp
         ContrastiveOutput(None, "in-batch", query_name="user")
     with pytest.raises(TypeError, match=r"default_metrics_fn must be a callable or None, got int"):
         ContrastiveOutput(None, "in-batch", default_metrics_fn=3)
-    with pytest.raises(ValueError, match=r"false_negative_score must be finite, got -inf"):
+    with pytest.raises(ValueError, match=r"false_negative_score must be a finite number, got -inf"):
         ContrastiveOutput(None, "in-batch", false_negative_score=-np.inf)
 
 

@@ -99,7 +99,7 @@ def test_merlin_constructor_arguments():
     loss = losses.BPRLoss(reduction="auto", name="my_bpr")
     assert (loss.name, loss.reduction) == ("my_bpr", "sum_over_batch_size")
     assert losses.BPRmaxLoss(reg_lambda=0.5).reg_lambda == 0.5
-    with pytest.raises(ValueError, match=r"reg_lambda must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"reg_lambda must be a finite number >= 0, got -1"):
         losses.BPRmaxLoss(reg_lambda=-1)
     # the margin of the hinge is this library's option (Merlin's is 1)
     np.testing.assert_allclose(np.asarray(losses.HingeLoss(margin=3.0).compute(P, N)), np.maximum(0, 3 + N - P))

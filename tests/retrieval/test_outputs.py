@@ -220,9 +220,9 @@ def test_without_in_batch_the_positive_column_loses_its_own_log_probability():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"logits_temperature": 0.0}, "logits_temperature must be > 0"),
+        ({"logits_temperature": 0.0}, "logits_temperature must be a finite number > 0, got 0.0"),
         ({"loss_reduction": "avg"}, "loss_reduction must be one of"),
-        ({"num_hard_negatives": 0}, "num_hard_negatives must be >= 1"),
+        ({"num_hard_negatives": 0}, "num_hard_negatives must be an integer >= 1, got 0"),
         ({"logq_sampling_correction": -0.5}, r"logq_sampling_correction must be True, False or a weight >= 0, got -0.5"),
         ({"logq_sampling_correction": "yes"}, r"logq_sampling_correction must be True, False or a weight >= 0, got 'yes'"),
         ({"negative_samplers": "in-bach"}, "unknown sampler 'in-bach'"),
