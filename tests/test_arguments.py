@@ -132,7 +132,13 @@ def test_baselines_check_l2_k_and_their_rows():
         EASE().fit(train.iloc[:0], "u", "i")
     with pytest.raises(ValueError, match=r"missing ids \(None/NaN\) in 1 row\(s\), first at position 2"):
         EASE().fit(train.assign(i=[7, 8, None]), "u", "i")  # was: the row dropped
+    with pytest.raises(ValueError, match="Popularity.fit: train has no rows"):  # was an empty model
+        Popularity().fit(train.iloc[:0], "u", "i")
+    with pytest.raises(ValueError, match=r"Popularity.fit: column 'i' has missing ids \(None/NaN\) in 1 row"):
+        Popularity().fit(train.assign(i=[7, None, 7]), "u", "i")  # was: the row dropped
     pop = Popularity().fit(train, "u", "i")
+    with pytest.raises(ValueError, match="ranking: chunk_bytes must be an integer >= 1, got 0"):
+        pop.evaluate_topk(train, chunk_bytes=0)
     with pytest.raises(ValueError, match="Popularity.recommend: k must be an integer >= 1, got 0"):
         pop.recommend([1], k=0)
     with pytest.raises(ValueError, match="Popularity.evaluate_topk: data has no rows"):

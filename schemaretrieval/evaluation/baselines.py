@@ -158,7 +158,13 @@ class Popularity(_Baseline):
         for ``exclude`` and ``recommend``."""
         self.item_id_col = item_id_col
         self.user_id_col = user_id_col
-        counts = train[item_id_col].value_counts(sort=False, dropna=True).sort_index()
+        items = train[item_id_col]
+        if not len(items):
+            raise ValueError("Popularity.fit: train has no rows; expected interactions")
+        if items.isna().any():
+            raise ValueError(f"Popularity.fit: column {item_id_col!r} has missing ids (None/NaN) in "
+                             f"{int(items.isna().sum())} row(s); expected an item id on every row")
+        counts = items.value_counts(sort=False).sort_index()
         self.item_ids_ = counts.index.to_numpy()
         self.counts_ = counts.to_numpy().astype(np.float32)
         return self

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.progress import Progress
 
 __all__ = ["CHUNK_BYTES", "query_chunks", "embedding_scorer", "masked_top_k", "top_k", "exclusion_rows",
@@ -42,7 +43,7 @@ def query_chunks(num_queries: int, num_candidates: int, chunk_bytes: int = CHUNK
     >>> list(query_chunks(5, 2**20, chunk_bytes=2**23))
     [(0, 2), (2, 4), (4, 5)]
     """
-    rows = max(1, int(chunk_bytes) // (4 * max(1, int(num_candidates))))
+    rows = max(1, integer(chunk_bytes, "ranking", "chunk_bytes") // (4 * max(1, int(num_candidates))))
     return ((start, min(start + rows, num_queries)) for start in range(0, num_queries, rows))
 
 
