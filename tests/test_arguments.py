@@ -108,6 +108,12 @@ def test_samplers_outputs_and_losses_check_their_options(schema):
         (lambda: sr.MLPBlock([4, 1.7]), r"MLPBlock: dimensions\[1\] must be an integer >= 1, got 1.7"),
         (lambda: sr.Encoder(schema.select_by_tag(sr.Tags.USER), "notalayer"), "Encoder: block 0 must be a Keras"),
         (lambda: tfrs.tasks.Retrieval(temperature=float("inf")), "Retrieval: temperature must be a finite"),
+        (lambda: tfrs.tasks.Retrieval()(np.eye(3, dtype="float32"), np.eye(3, dtype="float32")[:, :2]),
+         r"Retrieval: query_embeddings \(3, 3\) and candidate_embeddings \(3, 2\) differ in width"),
+        (lambda: tfrs.tasks.Retrieval(remove_accidental_hits=True)(
+            np.eye(3, dtype="float32"), np.eye(3, dtype="float32"), candidate_ids=[1, 2]),
+         "Retrieval: candidate_ids has 2 ids for 3 candidate_embeddings rows"),
+        (lambda: sr.CrossBatchSampler(refresh=1), "CrossBatchSampler: refresh must be None, True or False"),
         (lambda: compile_loss("bprr"), r"loss 'bprr' is neither .* \(did you mean 'bpr'\?\)"),
         (lambda: sr.PopularityBasedSamplerV2(max_id=10.7), "PopularityBasedSamplerV2: max_id must be an integer"),
         (lambda: tfrs.layers.factorized_top_k.Streaming(num_parallel_calls=True), "num_parallel_calls must be an"),

@@ -75,7 +75,7 @@ class CrossBatchSampler(CandidateSampler):
         capacity = integer(capacity, "CrossBatchSampler", "capacity")
         if embedding_dim is not None:
             embedding_dim = integer(embedding_dim, "CrossBatchSampler", "embedding_dim")
-        if refresh not in (None, True, False):
+        if refresh is not None and not isinstance(refresh, bool):  # 1 == True, but 1 is not a choice
             raise ValueError(f"CrossBatchSampler: refresh must be None, True or False, got {refresh!r}")
         self.capacity = int(capacity)
         self.refresh = refresh

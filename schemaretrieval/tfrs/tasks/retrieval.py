@@ -155,6 +155,7 @@ class Retrieval(keras.layers.Layer, Task):
     ):
         queries = tf.convert_to_tensor(query_embeddings)
         candidates = tf.cast(candidate_embeddings, queries.dtype)
+        _check_shapes(queries, candidates, candidate_ids)
         heads = queries.shape.rank == 3
         if heads:
             scores = tf.reduce_max(tf.einsum("qhd,cd->qhc", queries, candidates), axis=1)
@@ -212,3 +213,17 @@ def _summed_cross_entropy(scores, labels, mined, sample_weight, keras_loss):
         return tf.reduce_sum(softmax_cross_entropy(columns, tf.cast(scores, tf.float32), sample_weight))
 
     return tf.cond(labelled, fast, lambda: tf.cast(keras_loss(labels, scores, sample_weight=sample_weight), tf.float32))
+
+
+def _check_shapes(queries, candidates, candidate_ids) -> None:
+    """What TensorFlow's matmul and gather would refuse without naming an argument,
+    where the shapes are known when the call is traced."""
+    width, other = queries.shape[-1], candidates.shape[-1]
+    if width is not None and other is not None and width != other:
+        raise ValueError(f"Retrieval: query_embeddings {queries.shape} and candidate_embeddings {candidates.shape} "
+                         "differ in width; expected one embedding width for both")
+    if candidate_ids is not None:
+        rows, ids = candidates.shape[0], tf.convert_to_tensor(candidate_ids).shape
+        if rows is not None and ids.rank and ids[0] is not None and ids[0] != rows:
+            raise ValueError(f"Retrieval: candidate_ids has {ids[0]} ids for {rows} candidate_embeddings rows; "
+                             "expected one id per candidate")
