@@ -42,6 +42,7 @@ import os
 import numpy as np
 from merlin.schema import Schema
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import parquet_files, read_frame
 from schemaretrieval.data.validate import to_arrays
@@ -92,9 +93,7 @@ def streams(data, streaming="auto") -> bool:
 
 
 def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    return int(batch_size)
+    return integer(batch_size, "Batches", "batch_size")
 
 
 class Batches:

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from merlin.schema import Schema, Tags
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, CONTINUOUS
 
@@ -362,9 +363,7 @@ def synthetic(
     """
     if not isinstance(num_rows, (int, np.integer)) or num_rows < 0:
         raise ValueError(f"synthetic: num_rows must be a non-negative int, got {num_rows!r}")
-    if not isinstance(num_clusters, (int, np.integer)) or num_clusters < 1:
-        raise ValueError(f"synthetic: num_clusters must be an int >= 1, got {num_clusters!r}")
-    num_rows, k = int(num_rows), int(num_clusters)
+    num_rows, k = int(num_rows), integer(num_clusters, "synthetic", "num_clusters")
 
     user_col = schema[columns.require_user_id_column(schema, "synthetic")]
     item_col = schema[columns.item_id_column(schema)]

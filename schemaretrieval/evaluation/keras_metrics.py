@@ -37,6 +37,8 @@ import keras
 import numpy as np  # noqa: F401  (the examples use it)
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer
+
 __all__ = ["TopkMetric", "RecallAt", "PrecisionAt", "AvgPrecisionAt", "NDCGAt", "MRRAt", "ranking_metrics"]
 
 
@@ -95,8 +97,7 @@ class TopkMetric(keras.metrics.Mean):
     KIND = None
 
     def __init__(self, k: int = 10, pre_sorted: bool = False, name: str | None = None, seed=None, **kwargs):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"{type(self).__name__}: k must be an int >= 1, got {k!r}")
+        k = integer(k, type(self).__name__, "k")
         self.name_orig = name
         super().__init__(name=f"{name}_{k}" if name else None, **kwargs)
         self.k = k

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from merlin.schema import Schema, Tags
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.models.two_tower import TwoTowerModelV2
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
@@ -55,8 +56,7 @@ def MatrixFactorizationModelV2(schema: Schema, dim: int, query_id_tag=Tags.USER_
     if embeddings_l2_batch_regularization:
         raise NotImplementedError("MatrixFactorizationModelV2: embeddings_l2_batch_regularization is not supported; "
                                   "for weight decay give the optimizer one")
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"MatrixFactorizationModelV2: dim must be an int >= 1, got {dim!r}")
+    dim = integer(dim, "MatrixFactorizationModelV2", "dim")
 
     def tower(tag, what):
         names = schema.select_by_tag(tag).column_names

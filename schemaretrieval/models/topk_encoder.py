@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.data.loader import Loader
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.evaluation.keras_metrics import TopkMetric, ranking_metrics
@@ -142,8 +143,7 @@ class TopKEncoder(keras.Model):
 
     @staticmethod
     def _check_k(k):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"TopKEncoder: k must be an int >= 1, got {k!r}")
+        integer(k, "TopKEncoder", "k")
 
     def call(self, features, training=False):
         queries = self.query_encoder(features, training=False)

@@ -63,7 +63,7 @@ def test_pre_sorted_with_label_relevant_counts():
 
 
 def test_bad_k_and_shapes_are_named():
-    with pytest.raises(ValueError, match=r"RecallAt: k must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"RecallAt: k must be an integer >= 1, got 0"):
         mm.RecallAt(0)
     with pytest.raises(ValueError, match=r"recall_at_2: y_true and y_pred must be \[batch, columns\]"):
         mm.RecallAt(2).update_state(np.ones(3), np.ones(3))

@@ -33,7 +33,7 @@ def test_dim_and_the_ids_give_tables_whose_rows_are_the_towers():
     # the in-batch logits are the dot products of the rows
     logits, _ = model.output_layer.logits_and_labels(out["query"], out["candidate"], BATCH["item_id"])
     np.testing.assert_allclose(np.asarray(logits), users[[1, 4]] @ items[[3, 7]].T, rtol=1e-5)
-    with pytest.raises(ValueError, match=r"dim must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"MatrixFactorizationModelV2: dim must be an integer >= 1"):
         mm.MatrixFactorizationModelV2(SCHEMA, dim=0)
 
 

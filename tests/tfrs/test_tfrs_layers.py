@@ -89,7 +89,7 @@ def test_streaming_has_no_index_of_a_tensor():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: BruteForce(k=0), "k must be an int >= 1"),
+    (lambda: BruteForce(k=0), "BruteForce: k must be an integer >= 1, got 0"),
     (lambda: BruteForce(k=2).index(CATALOG, IDS[:3]), "8 candidates but identifiers of shape"),
     (lambda: BruteForce(k=2).index(CATALOG[0]), r"candidates must be \[num_candidates >= 1, dim\]"),
     (lambda: BruteForce(k=2)(QUERY), "call index"),
@@ -101,9 +101,9 @@ def test_streaming_has_no_index_of_a_tensor():
     (lambda: Streaming().index_from_dataset(tf.data.Dataset.from_tensor_slices(CATALOG)), r"call \.batch\(\)"),
     (lambda: ScaNN(distance_measure="cosine"), "distance_measure must be one of"),
     (lambda: ScaNN(num_leaves=4, num_leaves_to_search=5), "num_leaves_to_search"),
-    (lambda: ScaNN(training_iterations=0), "training_iterations must be an int >= 1"),
-    (lambda: ScaNN(dimensions_per_block=0), "dimensions_per_block must be an int >= 1"),
-    (lambda: ScaNN(num_reordering_candidates=0), "num_reordering_candidates must be an int >= 1"),
+    (lambda: ScaNN(training_iterations=0), "ScaNN: training_iterations must be an integer >= 1, got 0"),
+    (lambda: ScaNN(dimensions_per_block=0), "ScaNN: dimensions_per_block must be an integer >= 1, got 0"),
+    (lambda: ScaNN(num_reordering_candidates=0), "ScaNN: num_reordering_candidates must be an integer >= 1, got 0"),
     (lambda: ScaNN(parallelize_batch_searches=1), "parallelize_batch_searches must be True or False"),
 ])
 def test_bad_arguments_are_errors_naming_them(make, match):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.data.exclusions import Exclusions
 
 __all__ = ["TopKIndex"]
@@ -98,9 +99,7 @@ class TopKIndex:
         or one collection of ids per query, removed from its results."""
         self._require_index()
         queries = _float_matrix(query_embeddings, f"{type(self).__name__}.search: query_embeddings", self.dim)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{type(self).__name__}.search: k must be an int >= 1, got {k!r}")
-        k, size = int(k), len(self._ids)
+        k, size = integer(k, f"{type(self).__name__}.search", "k"), len(self._ids)
         if k > size:
             raise ValueError(f"k={k} is larger than the catalog size {size}")
         excluded = self._excluded(exclude, users, len(queries))

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer
+
 __all__ = [
     "MAX_FLOAT",
     "MIN_FLOAT",
@@ -96,10 +98,7 @@ class HardNegativeMining(keras.layers.Layer):
 
     def __init__(self, num_hard_negatives: int, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_hard_negatives, bool) or not isinstance(num_hard_negatives, (int, np.integer)) \
-                or num_hard_negatives < 1:
-            raise ValueError(f"HardNegativeMining: num_hard_negatives must be an int >= 1, got {num_hard_negatives!r}")
-        self.num_hard_negatives = int(num_hard_negatives)
+        self.num_hard_negatives = integer(num_hard_negatives, "HardNegativeMining", "num_hard_negatives")
 
     def call(self, logits, labels):
         return hard_negative_mining(logits, labels, self.num_hard_negatives)

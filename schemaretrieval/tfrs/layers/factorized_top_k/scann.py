@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.tfrs.layers.factorized_top_k.brute_force import checked_index
 from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK
 
@@ -40,9 +41,7 @@ DISTANCE_MEASURES = ("dot_product", "squared_l2")
 
 
 def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"ScaNN: {name} must be an int >= 1, got {value!r}")
-    return int(value)
+    return integer(value, "ScaNN", name)
 
 
 class ScaNN(TopK):

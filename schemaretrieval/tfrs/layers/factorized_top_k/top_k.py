@@ -107,9 +107,7 @@ class TopK(keras.Model):
 
     def __init__(self, k: int, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{type(self).__name__}: k must be an int >= 1, got {k!r}")
-        self._k = int(k)
+        self._k = integer(k, type(self).__name__, "k")
         # Input signatures seen by `call` and `query_with_exclusions`: the
         # SavedModel's functions are traced for these (module docstring).
         self._call_specs = []
