@@ -158,13 +158,8 @@ class Popularity(_Baseline):
         for ``exclude`` and ``recommend``."""
         self.item_id_col = item_id_col
         self.user_id_col = user_id_col
-        items = train[item_id_col]
-        if not len(items):
-            raise ValueError("Popularity.fit: train has no rows; expected interactions")
-        if items.isna().any():
-            raise ValueError(f"Popularity.fit: column {item_id_col!r} has missing ids (None/NaN) in "
-                             f"{int(items.isna().sum())} row(s); expected an item id on every row")
-        counts = items.value_counts(sort=False).sort_index()
+        _require_ids(train, [item_id_col], "Popularity.fit")
+        counts = train[item_id_col].value_counts(sort=False).sort_index()
         self.item_ids_ = counts.index.to_numpy()
         self.counts_ = counts.to_numpy().astype(np.float32)
         return self
@@ -183,6 +178,20 @@ class Popularity(_Baseline):
 
 #: Rows at a time when `EASE.fit` fills the inverse's upper triangle from its lower one.
 SYMMETRIZE_BLOCK = 1024
+
+
+def _require_ids(train: pd.DataFrame, id_columns, where: str) -> pd.DataFrame:
+    """``train``'s id columns when it has rows and an id in every one of them: a fit
+    neither learns from nothing nor drops a row."""
+    if not len(train):
+        raise ValueError(f"{where}: train has no rows; expected interactions")
+    frame = train[id_columns]
+    for column in id_columns:
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            raise ValueError(f"{where}: column {column!r} has missing ids (None/NaN) in {int(missing.sum())} "
+                             f"row(s), first at position {int(np.argmax(missing))}; expected an id on every row")
+    return frame
 
 
 def _inverse(G: np.ndarray) -> np.ndarray:
@@ -240,13 +249,7 @@ class EASE(_Baseline):
         """Build ``X`` from ``train`` (duplicates count once) and solve for ``B_``."""
         self.user_id_col = user_id_col
         self.item_id_col = item_id_col
-        frame = train[[user_id_col, item_id_col]]
-        if not len(frame):
-            raise ValueError("EASE.fit: train has no rows; expected interactions")
-        missing = frame.isna().any(axis=1).to_numpy()
-        if missing.any():
-            raise ValueError(f"EASE.fit: train has missing ids (None/NaN) in {int(missing.sum())} row(s), first at "
-                             f"position {int(np.argmax(missing))}; expected a user and an item id on every row")
+        frame = _require_ids(train, [user_id_col, item_id_col], "EASE.fit")
         user_codes, users = pd.factorize(frame[user_id_col], sort=True)
         item_codes, items = pd.factorize(frame[item_id_col], sort=True)
         n_users, n_items = len(users), len(items)

@@ -258,11 +258,12 @@ class TwoTowerModelV2(keras.Model):
                 validation_data = merlin_table(validation_data)
             if validation_data is not None and catalog is None and not self._has_default_catalog():
                 catalog = Catalog.from_interactions([x, validation_data], self.schema)
-        if epochs is not None:  # on every input: Keras's own fit takes 0 and -1 as no training at all
-            epochs = integer(epochs, "fit", "epochs")
-        if batch_size is not None:
-            batch_size = integer(batch_size, "fit", "batch_size")
         if not _is_table(x):
+            # as training.fit checks a table's: Keras's own fit takes 0 and -1 as no training at all
+            if epochs is not None:
+                epochs = integer(epochs, "fit", "epochs")
+            if batch_size is not None:
+                batch_size = integer(batch_size, "fit", "batch_size")
             if catalog is not None:
                 self.set_catalog(catalog)
             if self.item_id_start == "svd" and not self.built and verbose != 0:
