@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
-__all__ = ["integer", "number", "flag", "counts"]
+__all__ = ["integer", "number", "flag", "counts", "machine_memory"]
 
 
 def integer(value, where: str, name: str, minimum: int = 1):
@@ -107,3 +108,16 @@ def counts(values, where: str, name: str, *, length: int | None = None, positive
     if positive_total and array.sum() <= 0:
         raise ValueError(f"{where}: {name} sum to zero: no item can be drawn")
     return array
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes, the bound a table sized by an option is checked
+    against before TensorFlow allocates it; None where the system does not say (no sysconf).
+
+    >>> machine_memory() is None or machine_memory() > 2**20
+    True
+    """
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

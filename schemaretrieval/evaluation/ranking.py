@@ -109,6 +109,9 @@ def compute_ranks(
     [1.0]
     """
     targets = np.asarray(target_positions)
+    if targets.size == 0:
+        raise ValueError("target_positions is empty: there is no query to rank (expected one catalog "
+                         "position per query)")
     if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer):
         raise ValueError("target_positions must be a 1-d integer array (catalog positions)")
     targets = targets.astype(np.int64)

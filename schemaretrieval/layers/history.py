@@ -21,7 +21,7 @@ import numpy as np
 from keras import ops
 from merlin.schema import ColumnSchema
 
-from schemaretrieval.arguments import integer, number
+from schemaretrieval.arguments import integer, machine_memory, number
 from schemaretrieval.data.validate import id_array
 from schemaretrieval.rows import read_rows
 
@@ -115,6 +115,13 @@ class UserHistory(keras.layers.Layer):
         self.user_id_column = user_id_column
         self.item_id_column = item_id_column
         self.max_length = int(max_length)
+        size, memory = self.num_users * self.max_length * 4, machine_memory()
+        if memory is not None and size > memory:
+            raise ValueError(
+                f"UserHistory: max_length (TwoTowerModel's history_max_length) {self.max_length:,} makes a "
+                f"table of {self.num_users:,} users x {self.max_length:,} int32 ({size / 2**30:,.1f} GiB), more "
+                f"than this machine's {memory / 2**30:,.1f} GiB of memory; a history longer than max_length "
+                "keeps a random sample of it, so a few hundred is enough")
         self.keep_rate = float(keep_rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

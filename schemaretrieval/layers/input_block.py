@@ -20,14 +20,13 @@ A reader of one's own: a class registered with ``@sr.registry.register("input",
 
 from __future__ import annotations
 
-import os
-
 import keras
 from keras import ops
 from merlin.schema import Schema, Tags
 
 from schemaretrieval import registry
 from schemaretrieval import schema as schema_lib
+from schemaretrieval.arguments import machine_memory
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS, CategoricalEmbedding
 from schemaretrieval.schema import columns
 
@@ -218,11 +217,8 @@ def _check_table_fits(rows: int, dim: int, column: str) -> None:
     """A table larger than this machine's memory is a SchemaError naming its column, not an
     out-of-memory error inside TensorFlow that names a shape."""
     size = rows * dim * 4
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): TensorFlow's own error stands
-        return
-    if size > memory:
+    memory = machine_memory()
+    if memory is not None and size > memory:  # None: no sysconf (Windows): TensorFlow's own error stands
         raise schema_lib.SchemaError(
             "<schema>", f"domain max {rows - 1:,} makes an embedding table of {rows:,} x {dim} float32 "
             f"({size / 2**30:,.1f} GiB), more than this machine's {memory / 2**30:,.1f} GiB of memory; encode the "

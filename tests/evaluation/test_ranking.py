@@ -231,6 +231,9 @@ def test_bad_inputs():
         compute_ranks(matrix_fn(SCORES), [0, 1, 5])
     with pytest.raises(ValueError, match="rows"):
         compute_ranks(matrix_fn(SCORES), TARGETS, exclude=[[0]])
+    # was: "must be a 1-d integer array" for [], the float array NumPy makes of an empty list
+    with pytest.raises(ValueError, match="target_positions is empty: there is no query to rank"):
+        evaluate_ranking(matrix_fn(SCORES), [], ks=(1,))
 
 
 def test_item_positions():

@@ -56,6 +56,14 @@ def test_history_table_names_bad_ids():
         UserHistory(num_users=2, num_items=3, output_dim=2, keep_rate=0.0)
 
 
+def test_a_history_table_beyond_memory_names_max_length_before_tensorflow_allocates():
+    # was: TensorFlow's ResourceExhaustedError naming a shape, once the first call built the table
+    with pytest.raises(ValueError, match=r"UserHistory: max_length \(TwoTowerModel's history_max_length\) "
+                                         r"1,000,000,000 makes a table of 1,000 users x 1,000,000,000 int32 "
+                                         r"\(3,725.3 GiB\), more than this machine's .* GiB of memory"):
+        UserHistory(num_users=1000, num_items=10, output_dim=4, max_length=10**9)
+
+
 def _layer_with_known_embeddings(keep_rate=1.0):
     layer = UserHistory(num_users=3, num_items=4, output_dim=2, keep_rate=keep_rate, seed=0)
     layer.set_interactions(user_ids=[0, 0, 0, 1], item_ids=[0, 1, 3, 2])

@@ -111,6 +111,15 @@ def test_bad_arguments_are_errors_naming_them(make, match):
         make()
 
 
+@pytest.mark.parametrize("layer", [BruteForce, Streaming, ScaNN])
+def test_a_query_model_that_cannot_be_called_is_refused_at_construction(layer):
+    # was: accepted, then an error from inside Keras at the first call
+    with pytest.raises(TypeError, match=f"{layer.__name__}: query_model must be None or a callable from query "
+                                        "features to embeddings"):
+        layer(query_model="user_model")
+    assert layer(query_model=lambda queries: queries).query_model is not None
+
+
 # --- ScaNN: partitioned, FAISS-trained, searched in TensorFlow ----------------------------------------
 
 

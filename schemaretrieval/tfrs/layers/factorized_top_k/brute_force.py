@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK
+from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, checked_query_model
 
 __all__ = ["BruteForce", "checked_index"]
 
@@ -63,7 +63,7 @@ class BruteForce(TopK):
 
     def __init__(self, query_model=None, k: int = 10, name: str | None = None):
         super().__init__(k=k, name=name)
-        self.query_model = query_model
+        self.query_model = checked_query_model("BruteForce", query_model)
         self._candidates = None
         self._identifiers = None
 

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from schemaretrieval.arguments import integer
 from schemaretrieval.tfrs.layers.factorized_top_k.brute_force import checked_index
-from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK
+from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, checked_query_model
 
 __all__ = ["ScaNN", "DISTANCE_MEASURES"]
 
@@ -105,7 +105,7 @@ class ScaNN(TopK):
             import faiss  # noqa: F401
         except ImportError as err:
             raise ImportError("ScaNN builds its index with FAISS: pip install 'schemaretrieval[faiss]' (or faiss-cpu)") from err
-        self.query_model = query_model
+        self.query_model = checked_query_model("ScaNN", query_model)
         self.distance_measure = distance_measure
         self.num_reordering_candidates = num_reordering_candidates
         self.parallelize_batch_searches = parallelize_batch_searches

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, check_candidates_dataset
+from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, check_candidates_dataset, checked_query_model
 
 __all__ = ["Streaming"]
 
@@ -56,7 +56,7 @@ class Streaming(TopK):
         if isinstance(num_parallel_calls, bool) or not isinstance(num_parallel_calls, int) or (
                 num_parallel_calls < 1 and num_parallel_calls != tf.data.AUTOTUNE):
             raise ValueError(f"Streaming: num_parallel_calls must be an int >= 1 or tf.data.AUTOTUNE, got {num_parallel_calls!r}")
-        self.query_model = query_model
+        self.query_model = checked_query_model("Streaming", query_model)
         self._handle_incomplete_batches = handle_incomplete_batches
         self._num_parallel_calls = num_parallel_calls
         self._sorted = sorted_order

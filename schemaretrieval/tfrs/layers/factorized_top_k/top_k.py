@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from schemaretrieval.arguments import integer
 
-__all__ = ["TopK", "check_candidates_dataset", "exclude"]
+__all__ = ["TopK", "check_candidates_dataset", "checked_query_model", "exclude"]
 
 
 def check_candidates_dataset(candidates) -> None:
@@ -57,6 +57,24 @@ def check_candidates_dataset(candidates) -> None:
             "candidates must yield batches of embeddings [batch, dim] (call .batch() on the dataset), "
             f"got elements of shape {getattr(embeddings, 'shape', embeddings)}"
         )
+
+
+def checked_query_model(layer_name, query_model):
+    """``query_model`` when it is None or callable (a Keras model, a function from raw
+    query features to embeddings); anything else is a TypeError at construction, where
+    otherwise the first call would fail inside Keras.
+
+    >>> checked_query_model("BruteForce", None) is None
+    True
+    >>> checked_query_model("BruteForce", "user_model")
+    Traceback (most recent call last):
+    ...
+    TypeError: BruteForce: query_model must be None or a callable from query features to embeddings (a Keras model), got 'user_model'
+    """
+    if query_model is not None and not callable(query_model):
+        raise TypeError(f"{layer_name}: query_model must be None or a callable from query features to embeddings "
+                        f"(a Keras model), got {query_model!r:.100}")
+    return query_model
 
 
 def exclude(scores, identifiers, exclusions, k):
