@@ -26,7 +26,7 @@ EXAMPLES = {
     "data.raw_log": 3,
     "data.read": 22,
     "data.splits": 11,
-    "data.synthetic": 12,
+    "data.synthetic": 11,
     "data.unique_rows": 7,
     "data.validate": 19,
     "datasets.lastfm": 8,

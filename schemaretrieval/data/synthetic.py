@@ -73,19 +73,13 @@ class SyntheticTruth:
     Arrays are indexed by ``id - domain min`` of the user / item id column.
 
     Example:
-        >>> import numpy as np
-        >>> from merlin.schema import ColumnSchema, Schema, Tags
-        >>> schema = Schema([
-        ...     ColumnSchema("user_id", tags=[Tags.USER_ID, Tags.CATEGORICAL],
-        ...                  dtype=np.int64, properties={"domain": {"min": 0, "max": 9}}),
-        ...     ColumnSchema("item_id", tags=[Tags.ITEM_ID, Tags.CATEGORICAL],
-        ...                  dtype=np.int64, properties={"domain": {"min": 0, "max": 19}}),
-        ... ])
+        >>> import schemaretrieval as sr
+        >>> schema = sr.load_schema("schemas/synthetic.yaml")  # 2,000 users, 3,000 items
         >>> df, truth = synthetic(schema, 100, seed=1, num_clusters=2, return_truth=True)
         >>> truth.item_probabilities(df["user_id"].to_numpy()[:3]).shape
-        (3, 20)
+        (3, 3000)
         >>> truth.cluster_item_probabilities().shape
-        (2, 20)
+        (2, 3000)
     """
 
     user_cluster: np.ndarray  # [num_users] int
@@ -223,9 +217,8 @@ def _ragged(values_2d, lengths, dtype):
     return out
 
 
-def _entity_feature(rng, col, clusters, k):
-    """Values of one user/item feature per entity (fixed per id), tied to clusters."""
-    n = len(clusters)
+def _generated(col):
+    """``(kind, domain min, domain max, dtype)`` of a column to generate, or a ValueError naming it."""
     kind = columns.kind(col)
     if kind is None:
         raise ValueError(
@@ -233,7 +226,13 @@ def _entity_feature(rng, col, clusters, k):
             "nor continuous (by tags or numeric dtype)"
         )
     lo, hi = _require_domain(col, kind)
-    dtype = _dtype(col, kind)
+    return kind, lo, hi, _dtype(col, kind)
+
+
+def _entity_feature(rng, col, clusters, k):
+    """Values of one user/item feature per entity (fixed per id), tied to clusters."""
+    n = len(clusters)
+    kind, lo, hi, dtype = _generated(col)
     if kind == CATEGORICAL:
         table, sizes = _cluster_subsets(rng, hi - lo + 1, k)
         if columns.is_list(col):
@@ -268,14 +267,7 @@ def _entity_feature(rng, col, clusters, k):
 
 def _context_feature(rng, col, n):
     """A column tied to neither user nor item: uniform per row."""
-    kind = columns.kind(col)
-    if kind is None:
-        raise ValueError(
-            f"synthetic: cannot generate column {col.name!r}: it is neither categorical "
-            "nor continuous (by tags or numeric dtype)"
-        )
-    lo, hi = _require_domain(col, kind)
-    dtype = _dtype(col, kind)
+    kind, lo, hi, dtype = _generated(col)
     if columns.is_list(col):
         lengths, lmax = _list_lengths(rng, col, n)
         if kind == CATEGORICAL:
