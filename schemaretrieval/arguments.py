@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-__all__ = ["integer", "number", "flag", "counts", "machine_memory"]
+__all__ = ["integer", "number", "number_expected", "flag", "counts", "machine_memory"]
 
 
 def integer(value, where: str, name: str, minimum: int = 1):
@@ -59,16 +59,25 @@ def number(value, where: str, name: str, *, above=None, at_least=None, at_most=N
     ...
     ValueError: TwoTowerModel: logits_temperature must be a finite number > 0, got '0.1'
     """
-    bounds = [f"> {above}" if above is not None else None, f">= {at_least}" if at_least is not None else None,
-              f"<= {at_most}" if at_most is not None else None, f"< {below}" if below is not None else None]
-    expected = " and ".join(b for b in bounds if b)
     ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
           and (above is None or value > above) and (at_least is None or value >= at_least)
           and (at_most is None or value <= at_most) and (below is None or value < below))
     if not ok:
-        raise ValueError(f"{where}: {name} must be a finite number{' ' + expected if expected else ''}, "
-                         f"got {value!r}")
+        expected = number_expected(above=above, at_least=at_least, at_most=at_most, below=below)
+        raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
     return float(value)
+
+
+def number_expected(*, above=None, at_least=None, at_most=None, below=None) -> str:
+    """What `number` expects within these bounds, in its messages' words (the CLI's too).
+
+    >>> number_expected(above=0, below=1)
+    'a finite number > 0 and < 1'
+    """
+    bounds = [f"> {above}" if above is not None else None, f">= {at_least}" if at_least is not None else None,
+              f"<= {at_most}" if at_most is not None else None, f"< {below}" if below is not None else None]
+    expected = " and ".join(b for b in bounds if b)
+    return f"a finite number{' ' + expected if expected else ''}"
 
 
 def flag(value, where: str, name: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from schemaretrieval import arguments
 from schemaretrieval import data as data_lib
 from schemaretrieval.data import parquet
 from schemaretrieval.data.presets import PRESETS, preset
@@ -26,7 +27,7 @@ from schemaretrieval.schema import load_schema
 log = logging.getLogger("schemaretrieval")
 
 __all__ = ["ArgumentParser", "Sources", "add_source_arguments", "sources", "is_etl_dir", "format_table",
-           "users_table", "interactions_table", "num_rows", "positive_int", "positive_float", "fraction", "number_in",
+           "users_table", "interactions_table", "num_rows", "number", "positive_int", "positive_float", "fraction",
            "seed", "cutoffs"]
 
 
@@ -74,26 +75,31 @@ def cutoffs(text: str) -> list[int]:
                                          f"got {text!r}") from None
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+def number(**bounds):
+    """argparse type: a finite number within ``bounds`` (`sr.arguments.number`'s: ``above``,
+    ``at_least``, ``at_most``, ``below``), checked and worded as the Python API checks it.
+
+    >>> number(above=0, below=1)("0.2")
+    0.2
+    """
+    def parse(text: str) -> float:
+        try:
+            return arguments.number(float(text), "", "", **bounds)
+        except ValueError:  # not a number, NaN, inf, or outside the bounds
+            raise argparse.ArgumentTypeError(f"expected {arguments.number_expected(**bounds)}, got {text!r}") from None
+    return parse
+
+
+#: argparse types of a learning rate, a regulariser, and a share of the rows.
+positive_float, fraction = number(above=0), number(above=0, below=1)
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer >= 1, as `sr.arguments.integer` checks it."""
     try:
-        value = int(text)
+        return arguments.integer(int(text), "", "")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def directory(text: str) -> str:
@@ -102,31 +108,6 @@ def directory(text: str) -> str:
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"expected a directory (new or existing), got the file {text!r}")
     return text
-
-
-def number_in(low: float, high: float, low_open: bool = False):
-    """argparse type: a number in [low, high] (``(low, high]`` with ``low_open``)."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = None
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        if value is None or not (low < value <= high if low_open else low <= value <= high):
-            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
-        return value
-    return parse
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
 
 
 def add_source_arguments(p, group):

@@ -47,7 +47,7 @@ def add_parser(sub):
                    help=f"default {DEFAULT_BATCH_SIZE} (docs/defaults.md)")
     p.add_argument("--learning-rate", type=common.positive_float, default=DEFAULT_LEARNING_RATE,
                    help=f"Adam's learning rate (default {DEFAULT_LEARNING_RATE:g})")
-    p.add_argument("--ema-momentum", type=common.number_in(0.0, 1.0), default=DEFAULT_EMA_MOMENTUM,
+    p.add_argument("--ema-momentum", type=common.number(at_least=0, at_most=1), default=DEFAULT_EMA_MOMENTUM,
                    help=f"training ends on the moving average of the weights with this momentum (default "
                         f"{DEFAULT_EMA_MOMENTUM:g}, docs/defaults.md); 0 ends on the last step's weights")
     p.add_argument("--early-stopping", type=common.positive_int, metavar="PATIENCE",

@@ -73,7 +73,7 @@ def test_a_bad_ema_momentum_is_named_before_training(tmp_path, capsys, momentum)
         main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "500", "--ema-momentum", momentum,
               "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
-    assert f"argument --ema-momentum: expected a number in [0, 1], got '{momentum}'" in capsys.readouterr().err
+    assert f"argument --ema-momentum: expected a finite number >= 0 and <= 1, got '{momentum}'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "model.keras").exists()
 
 
