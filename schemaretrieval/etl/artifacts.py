@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,4 +284,8 @@ def as_artifacts(source) -> Artifacts:
                 vocab = list(vocab)
                 out[column] = Vocabulary(vocab, np.arange(len(vocab)))
         return Artifacts(vocabularies=out)
-    return read_artifacts(getattr(source, "out_dir", source))
+    source = getattr(source, "out_dir", source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError("artifacts must be None, an ETL output (its directory, or what fit_transform returned), "
+                        f"sr.etl.Artifacts or a mapping {{column: vocabulary}}, got {type(source).__name__} {source!r:.80}")
+    return read_artifacts(source)

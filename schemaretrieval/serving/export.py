@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from schemaretrieval.etl.artifacts import as_artifacts
 from schemaretrieval.progress import Progress
 from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, PAD
+from schemaretrieval.schema.errors import did_you_mean
 from schemaretrieval.retrieval.topk import CHUNK_BYTES
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
 from schemaretrieval.serving.requests import (expected_shape, finite_assertion, gate, input_spec, unit_length,
@@ -421,6 +423,16 @@ def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=Non
     3
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"export_serving: path {str(path)!r} is a file; expected a directory (new or existing)")
+    if index is not None and not isinstance(index, TopKIndex):
+        raise TypeError("export_serving: index must be None (exact) or a TopKIndex such as "
+                        f"sr.serving.indexes.Faiss('hnsw'), got {index!r:.80}")
+    if isinstance(artifacts, Mapping):  # vocabularies given by hand: a name the model lacks is a typo
+        for column in artifacts:
+            if column not in model.schema.column_names:
+                raise ValueError(f"export_serving: artifacts has a vocabulary of{did_you_mean(column, model.schema.column_names)}, "
+                                 f"a column the model does not read (it reads {', '.join(model.schema.column_names)})")
     artifacts = as_artifacts(artifacts)
     if artifacts.continuous:
         _check_replayable(model, artifacts)

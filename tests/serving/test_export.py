@@ -345,6 +345,23 @@ def test_exclusions_are_checked_before_anything_is_written(seen_export, tmp_path
         serving.export_serving(no_id, None, tmp_path / "x", k=2, exclude=interactions)
 
 
+def test_export_options_are_checked_before_anything_is_written(setup, tmp_path):
+    model, catalog, _, _, _ = setup
+    # was: written, every feature "vocabulary: false"; a TypeError about paths; one about scalar indexes
+    with pytest.raises(ValueError, match=r"artifacts has a vocabulary of 'usr_id' \(did you mean 'user_id'\?\), "
+                                         r"a column the model does not read \(it reads user_id, "):
+        serving.export_serving(model, catalog, tmp_path / "x", k=5, artifacts={"usr_id": ["a", "b"]})
+    with pytest.raises(TypeError, match=r"artifacts must be None, an ETL output .* got list \['a'\]"):
+        serving.export_serving(model, catalog, tmp_path / "x", k=5, artifacts=["a"])
+    with pytest.raises(TypeError, match=r"index must be None \(exact\) or a TopKIndex .* got 'faiss'"):
+        serving.export_serving(model, catalog, tmp_path / "x", k=5, index="faiss")
+    assert not (tmp_path / "x").exists()
+    # was: FileExistsError [Errno 17] after the embeddings were computed
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"path '.*file' is a file; expected a directory \(new or existing\)"):
+        serving.export_serving(model, catalog, tmp_path / "file", k=5)
+
+
 # ------------------------------------------------------------------ from the ETL's output
 
 AGE_STEPS = [{"fill_missing": 30}, {"clip": {"min": 18, "max": 65}}, "normalize"]

@@ -114,3 +114,33 @@ def test_keras_rs_brute_force_retrieval_keeps_ids_as_int32_in_0_4_0():
     big = np.array([2**40 + 1, 7], dtype="int64")
     _, ids = BruteForce().index(embeddings, ids=big).search(np.array([[1.0, 0.0]], "float32"), k=1)
     assert ids.dtype == np.int64 and ids.tolist() == [[2**40 + 1]]
+
+
+@pytest.mark.parametrize("options, message", [
+    # was: FAISS aborted the process (m=0), crashed it (m=1) or never returned (m < 0)
+    ({"kind": "hnsw", "m": 0}, "Faiss: m must be an integer >= 2, got 0"),
+    ({"kind": "hnsw", "m": 1}, "Faiss: m must be an integer >= 2, got 1"),
+    ({"kind": "hnsw", "m": -3}, "Faiss: m must be an integer >= 2, got -3"),
+    # was: a recall of nan and the widest ef_search; nlist=0 was taken for "choose one"
+    ({"kind": "hnsw", "tune_queries": 0}, "Faiss: tune_queries must be an integer >= 1, got 0"),
+    ({"kind": "ivf", "nlist": 0}, "Faiss: nlist must be an integer >= 1, got 0"),
+    ({"kind": "hnsw", "ef_search": True}, "Faiss: ef_search must be 'auto' or an integer >= 1, got True"),
+    ({"kind": "hnsw", "target_recall": "0.9"}, "Faiss: target_recall must be a finite number > 0 and <= 1"),
+    # was: ignored without a word
+    ({"kind": "flat", "ef_search": 10}, r"Faiss: kind='flat' does not read ef_search \(an exact index has no options\)"),
+    ({"kind": "hnsw", "nprobe": 3}, r"Faiss: kind='hnsw' does not read nprobe \(it reads m, ef_construction, ef_search\)"),
+    # was: FAISS's RuntimeError from inside its k-means, naming neither option
+    ({"kind": "ivf", "nlist": 1000}, r"nlist 1000 cells need at least as many training vectors, got 300 \(candidates\)"),
+    ({"kind": "ivf", "nlist": 10, "train_size": 1}, r"nlist 10 cells .* got 1 \(train_size\)"),
+    ({"kind": "ivf", "nlist": 8, "nprobe": 9}, "nprobe 9 visits more cells than the index's nlist 8"),
+])
+def test_faiss_options_are_checked_before_faiss_sees_them(options, message):
+    candidates, _ = data(n=300)
+    with pytest.raises(ValueError, match=message):
+        Faiss(**options).index(candidates)
+
+
+def test_faiss_takes_numpy_integers_for_its_sizes():
+    candidates, _ = data(n=300)
+    index = Faiss("ivf", nlist=np.int64(8), nprobe=np.int32(2)).index(candidates)
+    assert index.describe()["nlist"] == 8 and index.describe()["nprobe"] == 2

@@ -7,10 +7,14 @@ import warnings
 
 import numpy as np
 
+from schemaretrieval.arguments import integer, number
 from schemaretrieval.serving.indexes.base import TopKIndex
 from schemaretrieval.serving.tuning import choose_width, exact_threshold, sample_queries
 
 __all__ = ["Faiss"]
+
+#: HNSW links per node and build-time search width (docs/defaults.md).
+DEFAULT_M, DEFAULT_EF_CONSTRUCTION = 32, 80
 
 
 class Faiss(TopKIndex):
@@ -61,25 +65,44 @@ class Faiss(TopKIndex):
     KINDS = ("flat", "hnsw", "ivf")
     EF_SEARCH = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
 
-    def __init__(self, kind: str = "hnsw", m: int = 32, ef_construction: int = 80, ef_search="auto",
+    def __init__(self, kind: str = "hnsw", m: int = DEFAULT_M, ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+                 ef_search="auto",
                  nlist: int | None = None, nprobe="auto", train_size: int | None = None,
                  threads: int | None = None, seed: int = 0, target_recall: float = 0.95,
                  tune_queries: int = 1000, tune_k: int = 10):
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"Faiss: kind must be one of {self.KINDS}, got {kind!r}")
+        # FAISS does not check these: HNSW aborts on m=0, crashes on m=1 and loops on m < 0.
+        m = integer(m, "Faiss", "m", minimum=2)
+        ef_construction = integer(ef_construction, "Faiss", "ef_construction")
         for name, value in (("ef_search", ef_search), ("nprobe", nprobe)):
-            if value != "auto" and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"Faiss: {name} must be 'auto' or an int >= 1, got {value!r}")
-        if not 0 < target_recall <= 1:
-            raise ValueError(f"Faiss: target_recall must be in (0, 1], got {target_recall!r}")
+            if not (isinstance(value, str) and value == "auto"):
+                try:
+                    integer(value, "Faiss", name)
+                except ValueError:
+                    raise ValueError(f"Faiss: {name} must be 'auto' or an integer >= 1, got {value!r}") from None
+        nlist, train_size, threads = (None if value is None else integer(value, "Faiss", name)
+                                      for name, value in (("nlist", nlist), ("train_size", train_size),
+                                                          ("threads", threads)))
+        seed = integer(seed, "Faiss", "seed", minimum=0)
+        target_recall = number(target_recall, "Faiss", "target_recall", above=0, at_most=1)
+        tune_queries, tune_k = integer(tune_queries, "Faiss", "tune_queries"), integer(tune_k, "Faiss", "tune_k")
+        # An option of another kind is refused rather than ignored.
+        given = {"m": m != DEFAULT_M, "ef_construction": ef_construction != DEFAULT_EF_CONSTRUCTION, "ef_search": ef_search != "auto",
+                 "nlist": nlist is not None, "nprobe": nprobe != "auto", "train_size": train_size is not None}
+        read = {"flat": (), "hnsw": ("m", "ef_construction", "ef_search"), "ivf": ("nlist", "nprobe", "train_size")}
+        unread = [name for name, set_ in given.items() if set_ and name not in read[kind]]
+        if unread:
+            raise ValueError(f"Faiss: kind={kind!r} does not read {', '.join(unread)} "
+                             f"({'an exact index has no options' if kind == 'flat' else 'it reads ' + ', '.join(read[kind])})")
         try:
             import faiss  # noqa: F401
         except ImportError as err:
             raise ImportError("Faiss needs faiss-cpu: pip install 'schemaretrieval[faiss]' (or faiss-cpu)") from err
         self.kind, self.m, self.ef_construction, self.ef_search = kind, m, ef_construction, ef_search
         self.nlist, self.nprobe, self.train_size, self.threads, self.seed = nlist, nprobe, train_size, threads, seed
-        self.target_recall, self.tune_queries, self.tune_k = float(target_recall), int(tune_queries), int(tune_k)
+        self.target_recall, self.tune_queries, self.tune_k = target_recall, tune_queries, tune_k
         self.faiss_index = None
         self.recall = 1.0 if kind == "flat" else None
         self.tuned_on = None
@@ -151,9 +174,15 @@ class Faiss(TopKIndex):
             index.hnsw.efConstruction = self.ef_construction
         else:
             nlist = self.nlist or max(1, min(n, int(4 * np.sqrt(n))))
+            size = min(n, self.train_size or 64 * nlist)
+            if nlist > size:  # FAISS's k-means needs a point per cell: its own error names neither
+                raise ValueError(f"Faiss('ivf'): nlist {nlist} cells need at least as many training vectors, "
+                                 f"got {size} ({'train_size' if size < n else 'candidates'}); lower nlist")
+            if self.nprobe != "auto" and self.nprobe > nlist:
+                raise ValueError(f"Faiss('ivf'): nprobe {self.nprobe} visits more cells than the index's nlist "
+                                 f"{nlist}; give nprobe <= nlist, or 'auto'")
             self._quantizer = faiss.IndexFlatL2(dim + 1)
             index = faiss.IndexIVFFlat(self._quantizer, dim + 1, nlist)
-            size = min(n, self.train_size or 64 * nlist)
             sample = lifted
             if size < n:
                 rng = np.random.default_rng(self.seed)
