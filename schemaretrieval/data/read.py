@@ -4,7 +4,7 @@
 * ``read_frame(data, what)``: a DataFrame as it is, or the table at a path,
   with the name errors give it (the file, or ``<DataFrame>``).
 * ``require_columns``: the columns a caller needs, or an error naming them.
-* ``check_csv_header(path)``: a csv file's header names each column once.
+* ``check_csv_header(path)``: a csv file's header names each column once, and its first row fits it.
 * ``merlin_table(dataset)``: what the batch builder reads of a ``merlin.io.Dataset``:
   the directory of its parquet files, or its rows as a DataFrame.
 
@@ -104,6 +104,8 @@ def read_table(path) -> pd.DataFrame:
             frame = pd.read_csv(path)
         except pd.errors.EmptyDataError as err:
             raise ValueError(f"read_table: {str(path)!r} is an empty csv file ({err})") from None
+        except pd.errors.ParserError as err:  # e.g. "Expected 3 fields in line 7, saw 4": names no file
+            raise ValueError(f"read_table: cannot read csv file {str(path)!r}: {err}") from None
     else:
         raise ValueError(
             f"read_table: cannot read {str(path)!r}: unknown extension {path.suffix!r}; "
@@ -115,9 +117,12 @@ def read_table(path) -> pd.DataFrame:
 
 
 def check_csv_header(path, sep: str = ",") -> None:
-    """A ValueError naming the file and the column when the csv header names a column twice.
+    """A ValueError naming the file, and the column or the line, when the csv header names a
+    column twice or the first row has more fields than the header.
 
-    pandas would read the repeat as ``name.1`` and every reader would take the first.
+    pandas would read a repeat as ``name.1`` and every reader would take the first; and a
+    row of one field more than the header on every line makes pandas take the first field
+    for the index, shifting every column onto its neighbour's values.
 
     Example:
 
@@ -131,11 +136,16 @@ def check_csv_header(path, sep: str = ",") -> None:
         ValueError: ...events.csv: column 'item_id' appears 2 times in the header; each column must be named once
     """
     with open(path, newline="", encoding="utf-8", errors="replace") as file:
-        header = next(csv.reader(file, delimiter=sep), [])
+        reader = csv.reader(file, delimiter=sep)
+        header = next(reader, [])
+        first = next(reader, None)
     for name in dict.fromkeys(header):
         if header.count(name) > 1:
             raise ValueError(f"{os.fspath(path)}: column {name!r} appears {header.count(name)} times in the header; "
                              "each column must be named once")
+    if first is not None and len(first) > len(header):
+        raise ValueError(f"{os.fspath(path)}: line 2 has {len(first)} fields, the header {len(header)} "
+                         f"({', '.join(header)}); each row must have one field per column")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from merlin.schema import Schema
 
 from schemaretrieval.data.read import DATAFRAME, check_csv_header
 from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
-from schemaretrieval.etl.rows import check_columns, drop_bad_rows, inspect_rows
+from schemaretrieval.etl.rows import check_columns, csv_parser_message, drop_bad_rows, inspect_rows
 
 __all__ = ["read_input", "default_partitions", "PARQUET_PARTITIONS"]
 
@@ -134,6 +134,8 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
                                          if c.is_list or c.dtype.element_type.value == "string"})
             except pd.errors.EmptyDataError:
                 raise ETLError(f"{source}: the file is empty") from None
+            except pd.errors.ParserError as err:  # a row of more fields than the header, in dask's sample
+                raise ETLError(f"{source}: cannot read the csv file: {csv_parser_message(err)}") from None
         else:
             raise ETLError(f"{source}: unknown file type {path.suffix!r}; expected .csv, .parquet "
                            "or a directory of .parquet files")

@@ -38,7 +38,7 @@ from merlin.schema import Schema, Tags
 from schemaretrieval.data.read import DATAFRAME
 from schemaretrieval.etl.options import ETLError, categorical_options, continuous_steps, etl_kind, is_derived
 
-__all__ = ["ON_BAD_ROWS", "problems", "nulls", "inspect_rows", "drop_bad_rows", "check_columns"]
+__all__ = ["ON_BAD_ROWS", "problems", "nulls", "inspect_rows", "drop_bad_rows", "check_columns", "csv_parser_message"]
 
 #: What ``on_bad_rows`` takes.
 ON_BAD_ROWS = ("error", "skip")
@@ -175,6 +175,17 @@ def _inspect(frame, schema):
             "problems": {key: (int(mask.sum()), int(np.argmax(mask))) for key, mask in found.items()}}
 
 
+def csv_parser_message(err) -> str:
+    """pandas's own words of a csv ParserError (which line, how many fields), without the
+    preamble dask adds ("An error occurred while calling the read_csv method ...").
+
+    >>> csv_parser_message(ValueError("An error occurred while calling the read_csv method registered to "
+    ...                               "the pandas backend. Original Message: Expected 3 fields in line 3, saw 4"))
+    'Expected 3 fields in line 3, saw 4'
+    """
+    return str(err).split("Original Message: ")[-1]
+
+
 def inspect_rows(ddf, schema: Schema, source: str, on_bad_rows: str = "error") -> dict:
     """One pass over the raw dask partitions: ``{"skipped": rows, "problems": {"column:
     problem": rows}, "nulls": {column: rows}}`` for the report; with ``on_bad_rows="error"``
@@ -195,7 +206,10 @@ def inspect_rows(ddf, schema: Schema, source: str, on_bad_rows: str = "error") -
 
     if on_bad_rows not in ON_BAD_ROWS:
         raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
-    parts = dask.compute(*[dask.delayed(_inspect)(part, schema) for part in ddf.to_delayed()])
+    try:
+        parts = dask.compute(*[dask.delayed(_inspect)(part, schema) for part in ddf.to_delayed()])
+    except pd.errors.ParserError as err:  # a csv row of more fields than the header, past dask's sample
+        raise ETLError(f"{source}: cannot read the csv file: {csv_parser_message(err)}") from None
     offsets = np.cumsum([0] + [part["rows"] for part in parts])
     report = {"rows": int(offsets[-1]), "skipped": 0, "problems": {}, "nulls": {}}
     first = None

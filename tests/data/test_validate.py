@@ -68,6 +68,15 @@ def test_read_table_empty_and_unknown_files_are_errors(tmp_path):
     (tmp_path / "twice.csv").write_text("user_id,item_id,item_id\n1,2,3\n")  # pandas would read 'item_id.1'
     with pytest.raises(ValueError, match=r"twice.csv: column 'item_id' appears 2 times in the header"):
         read_table(tmp_path / "twice.csv")
+    # was: the first field taken for pandas's index, every column holding its neighbour's values
+    (tmp_path / "shifted.csv").write_text("user_id,item_id,price\n1,2,1.0,5\n2,3,2.0,6\n")
+    with pytest.raises(ValueError, match=r"shifted.csv: line 2 has 4 fields, the header 3 \(user_id, item_id, price\)"):
+        read_table(tmp_path / "shifted.csv")
+    # was: pandas's ParserError, naming no file
+    (tmp_path / "long_row.csv").write_text("user_id,item_id\n1,2\n2,3,4\n")
+    with pytest.raises(ValueError, match=r"read_table: cannot read csv file '.*long_row.csv': .*Expected 2 fields in "
+                                         r"line 3, saw 3"):
+        read_table(tmp_path / "long_row.csv")
     pd.DataFrame({"a": pd.Series([], dtype=np.int64)}).to_parquet(tmp_path / "none.parquet")
     with pytest.raises(ValueError, match="none.parquet.*zero rows"):
         read_table(tmp_path / "none.parquet")

@@ -69,6 +69,19 @@ def test_a_csv_header_that_names_a_column_twice_is_refused(tmp_path):
         f"{path}: column 'item_price' appears 2 times in the header; each column must be named once")
 
 
+def test_a_csv_row_of_more_fields_than_the_header_names_the_file_and_line(tmp_path):
+    # was: one more field on every row shifted every column onto its neighbour's values (exit 0);
+    # one long row in the middle was dask's "An error occurred while calling the read_csv method"
+    path = tmp_path / "raw.csv"
+    text = raw().to_csv(index=False).splitlines()
+    path.write_text("\n".join([text[0]] + [line + ",5" for line in text[1:]]) + "\n")
+    assert etl_error(path, tmp_path, source=str(path)).startswith(
+        f"{path}: line 2 has {len(text[0].split(',')) + 1} fields, the header {len(text[0].split(','))} (")
+    path.write_text("\n".join(text[:3] + [text[3] + ",5"] + text[4:]) + "\n")
+    assert etl_error(path, tmp_path, source=str(path)).startswith(
+        f"{path}: cannot read the csv file: Error tokenizing data. C error: Expected")
+
+
 def test_a_list_written_as_python_text_is_refused(tmp_path):
     # was: "['t1', 't2']" encoded as one value, from a csv that pandas's to_csv wrote (exit 0)
     assert etl_error(with_row("item_tags", "['t1', 't2']"), tmp_path).startswith(
