@@ -30,6 +30,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from keras import ops
 from merlin.schema import Schema
 
@@ -150,7 +151,7 @@ class Catalog:
     def rows(self, ids):
         """Row of each id [M] (-1 for ids not in the catalog)."""
         row_of_id, _ = self.tensors()
-        ids = ops.cast(ids, "int32")
+        ids = ops.cast(ids, "int64")  # not int32: an id past 2**31 would wrap onto another item's row
         inside = ops.logical_and(ids >= 0, ids < ops.shape(row_of_id)[0])
         found = ops.take(row_of_id, ops.where(inside, ids, 0))
         return ops.where(inside, found, -1)
@@ -162,8 +163,19 @@ class Catalog:
         return {name: ops.take(values, rows, axis=0) for name, values in features.items()}
 
     def lookup(self, ids):
-        """The feature dict of the given item ids [M]; every id must be in the catalog."""
-        return self.gather(ops.maximum(self.rows(ids), 0))
+        """The feature dict of the given item ids [M]; an id not in the catalog is a ValueError
+        naming it (an InvalidArgumentError in a graph), not the first row's features."""
+        rows = self.rows(ids)
+        if tf.executing_eagerly():
+            missing = np.asarray(rows) < 0
+            if missing.any():
+                raise ValueError(f"Catalog.lookup: item id {np.asarray(ids).ravel()[np.argmax(missing)]!r} is not in "
+                                 f"the catalog ({int(missing.sum())} of {missing.size} ids are not)")
+        else:
+            with tf.control_dependencies([tf.debugging.assert_non_negative(
+                    rows, message="Catalog.lookup: an item id is not in the catalog")]):
+                rows = tf.identity(rows)
+        return self.gather(rows)
 
     def counts_by_id(self, size: int) -> np.ndarray:
         """The counts indexed by item id, ``size`` long (0 for ids not in the catalog)."""

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from merlin.schema import Schema
 
 from schemaretrieval.data import Catalog, synthetic, to_arrays
@@ -53,6 +54,14 @@ def test_lookup_in_a_graph_gives_the_candidate_features(schema, frame):
     features = catalog.lookup(np.array([item]))
     assert int(features["item_id"][0]) == item and sorted(features) == sorted(catalog.schema.column_names)
     assert np.asarray(catalog.rows(np.array([item, 99999]))).tolist() == [3, -1]
+    # was: the first row's features for an id the catalog lacks, and 2**32 + id read as id
+    with pytest.raises(ValueError, match=r"Catalog.lookup: item id 99999 is not in the catalog \(1 of 2 ids are not\)"):
+        catalog.lookup(np.array([item, 99999]))
+    assert np.asarray(catalog.rows(np.array([2**32 + item]))).tolist() == [-1]
+    in_graph = tf.function(catalog.lookup)
+    assert int(in_graph(tf.constant([item]))["item_id"][0]) == item
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Catalog.lookup: an item id is not in the catalog"):
+        in_graph(tf.constant([99999]))
 
 
 def test_errors_name_what_is_wrong(schema):
