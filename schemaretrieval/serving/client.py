@@ -10,6 +10,7 @@ features (the OOV user), and is an error naming the valid range without one.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -121,10 +122,12 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
     """Top-k [(item id, score)] for one user id through an exported SavedModel.
 
     The user's query features come from the export's users.parquet (found by
-    the raw id when the export has the ETL's vocabulary). An id the export
-    has no row for: with a vocabulary for the user id, the OOV user with
-    default features; without one, an id outside the schema's domain is an
-    error naming the valid range.
+    the raw id when the export has the ETL's vocabulary). An id it has no row
+    for: with a vocabulary for the user id, a new user (the OOV id if the ETL
+    never saw it) whose other features take defaults, with a warning naming
+    them; without one, an error (an id outside the schema's domain names the
+    valid range). A query tower that reads more than the user id needs an
+    export with ``users=``: without users.parquet it is an error.
 
     ``exclude`` is left out besides the seen items the export stores (see
     `export.export_serving`); when fewer than k items are left, fewer are returned.
@@ -159,8 +162,16 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
     specs = {spec["name"]: spec for spec in meta["features"]}
     uid = meta["user_id"]
     row = _user_row(path, meta, user)
-    # with the ETL's vocabulary an id it never saw is the OOV user, whose other features are defaults
+    others = [name for name in specs if name != uid]
+    if row is None and others and not meta.get("users"):
+        raise ValueError(f"user {user!r}: the query tower also reads {others}, and the export has no users.parquet "
+                         "to read them from; export with users= (export_serving(..., users=train)), or call the "
+                         "SavedModel with every feature (docs/serving.md)")
+    # with the ETL's vocabulary an id users.parquet lacks is a new user: the OOV id, default features
     oov_user = row is None and uid in specs and bool(specs[uid]["vocabulary"])
+    if oov_user and others:
+        warnings.warn(f"user {user!r} has no row in {path / 'users.parquet'}: {others} take default values "
+                      "(and a user id the ETL never saw is the OOV user)", stacklevel=2)
     inputs = {}
     signature = "recommend_encoded" if row is not None else "recommend"
     for name, spec in specs.items():
@@ -179,7 +190,7 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
             if user_code < lo or (hi is not None and user_code > hi):
                 raise ValueError(f"unknown user id {user!r}: {uid} takes ids in [{lo}, {hi}] (the model's domain)")
             inputs[name] = _as_input(spec, [user_code])
-        elif oov_user or spec["vocabulary"] or not meta.get("users"):
+        elif oov_user:
             inputs[name] = _as_input(spec, _default_value(spec))
         else:
             raise ValueError(f"user {user!r} has no row in {path / 'users.parquet'}; the query tower also needs {name!r}")

@@ -43,6 +43,14 @@ def without_the_library(tmp_path, script, **arrays):
     return np.load(tmp_path / "out.npz")
 
 
+def setup_vocab():
+    return {
+        # code 2 is left to unknown users (NVTabular's OOV id)
+        "user_id": {f"u{i}": i for i in range(2000) if i != OOV_INDEX},
+        "item_id": Vocabulary([f"i{i}" for i in range(3000)], np.arange(3000), oov=0),
+    }
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     schema = sr.load_schema("schemas/synthetic.yaml")
@@ -55,12 +63,7 @@ def setup(tmp_path_factory):
     users = interactions.drop_duplicates("user_id", keep="last").reset_index(drop=True)
     root = tmp_path_factory.mktemp("export")
     plain = serving.export_serving(model, catalog, root / "plain", k=K, users=interactions)
-    vocab = {
-        # code 2 is left to unknown users (NVTabular's OOV id)
-        "user_id": {f"u{i}": i for i in range(2000) if i != OOV_INDEX},
-        "item_id": Vocabulary([f"i{i}" for i in range(3000)], np.arange(3000), oov=0),
-    }
-    raw = serving.export_serving(model, catalog, root / "raw", k=K, artifacts=vocab)
+    raw = serving.export_serving(model, catalog, root / "raw", k=K, artifacts=setup_vocab())
     return model, catalog, users, plain, raw
 
 
@@ -183,8 +186,16 @@ def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
     items = serving.recommend_from_export(plain, user.user_id, 5, exclude=[str(want[0])])
     assert [i for i, _ in items] == library_topk(model, catalog, users.iloc[:1], k=6)[1][0][1:].tolist()
     # raw ids through the vocabulary; an unknown one is OOV and still gets k items
-    assert len(serving.recommend_from_export(raw, "u7", 4)) == 4
-    assert len(serving.recommend_from_export(raw, "somebody-new", 4)) == 4
+    # was: an export without users.parquet ranked with user_age 0 and user_country 0, saying nothing
+    with pytest.raises(ValueError, match=r"user 'u7': the query tower also reads \['user_age', 'user_country'\], "
+                                         r"and the export has no users.parquet"):
+        serving.recommend_from_export(raw, "u7", 4)
+    known = users[users.user_id != OOV_INDEX]
+    with_users = serving.export_serving(model, catalog, tmp_path / "raw-users", k=K, users=known, artifacts=setup_vocab())
+    assert len(serving.recommend_from_export(with_users, f"u{known.user_id.iloc[0]}", 4)) == 4
+    with pytest.warns(UserWarning, match=r"user 'somebody-new' has no row in .*users.parquet: \['user_age', "
+                                         r"'user_country'\] take default values"):
+        assert len(serving.recommend_from_export(with_users, "somebody-new", 4)) == 4
     # bad input: the message and exit 2
     for argv, message in [
         (["recommend", "--model", str(plain), "--user", "5000"], r"unknown user id '5000': user_id takes ids in \[0, 1999\]"),
@@ -438,12 +449,15 @@ def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(etl_export,
     row_of_u3 = rows.index[rows.user_id == "u3"][0]  # the user without an age
     assert [i for i, _ in serving.recommend_from_export(path, "u3", K)] == list(out["ids"][row_of_u3])
     assert "raw_user_id" in pd.read_parquet(path / "users.parquet").columns
-    # without users.parquet a user's continuous features are missing, filled in the graph as the
-    # ETL fills them: an unknown user gets the "nobody" row's items
+    # without users.parquet the export has no features to give a user: an error, not made-up values
     bare = serving.export_serving(model, catalog, tmp_path / "bare", k=K, artifacts=res)
-    assert [i for i, _ in serving.recommend_from_export(bare, "somebody-new", K)] == list(out["ids"][-1])
-    # with users.parquet, a user it has no row for is the same OOV user with the same defaults
-    assert [i for i, _ in serving.recommend_from_export(path, "somebody-new", K)] == list(out["ids"][-1])
+    with pytest.raises(ValueError, match=r"the query tower also reads \['user_age', 'user_spend'\], and the export "
+                                         r"has no users.parquet"):
+        serving.recommend_from_export(bare, "somebody-new", K)
+    # with users.parquet, a user it has no row for is the OOV user whose continuous features are
+    # missing, filled in the graph as the ETL fills them: the "nobody" row's items, and a warning
+    with pytest.warns(UserWarning, match=r"\['user_age', 'user_spend'\] take default values"):
+        assert [i for i, _ in serving.recommend_from_export(path, "somebody-new", K)] == list(out["ids"][-1])
 
 
 def test_the_graph_replays_the_fitted_continuous_steps(etl_export):
