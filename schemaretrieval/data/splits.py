@@ -74,16 +74,31 @@ def time_split(data: pd.DataFrame, time_column: str = "timestamp", *, cutoff=Non
         if pd.isna(cutoff):
             raise ValueError(f"time_split: cutoff must be a time, got {cutoff!r}")
         how = f"cutoff {cutoff!r}"
-    test = (times >= cutoff).to_numpy()
+    try:
+        test = (times >= cutoff).to_numpy()
+    except TypeError:
+        raise ValueError(f"time_split: cutoff {cutoff!r} ({type(cutoff).__name__}) does not compare with column "
+                         f"{time_column!r} ({times.dtype}); give a cutoff of the column's kind") from None
     _check_parts("time_split", data, test, how)
     return data[~test].reset_index(drop=True), data[test].reset_index(drop=True)
 
 
 def _require_times(where: str, times: pd.Series) -> None:
-    """No missing time: a NaN sorts after every time, so its row would be taken for the latest."""
-    missing = times.isna().to_numpy()
+    """No missing time: a NaN sorts after every time, so its row would be taken for the latest;
+    and times of one kind (numbers, datetimes, or text alone), which sort."""
+    _require_values(where, times, "times")
+    if times.dtype == object:
+        kinds = times.map(type).unique()
+        if len(kinds) > 1:
+            raise ValueError(f"{where}: column {times.name!r} mixes times of types "
+                             f"{sorted(k.__name__ for k in kinds)}, which do not sort; expected one kind")
+
+
+def _require_values(where: str, values: pd.Series, what: str) -> None:
+    """A ValueError naming the column, the count and the first position of missing values."""
+    missing = values.isna().to_numpy()
     if missing.any():
-        raise ValueError(f"{where}: column {times.name!r} has missing times (None/NaN) in {int(missing.sum())} "
+        raise ValueError(f"{where}: column {values.name!r} has missing {what} (None/NaN) in {int(missing.sum())} "
                          f"row(s), first at position {int(np.argmax(missing))}")
 
 
@@ -107,9 +122,11 @@ def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id
     _require_frame("leave_last_n_out", data)
     n = integer(n, "leave_last_n_out", "n")
     min_train = integer(min_train, "leave_last_n_out", "min_train", minimum=0)
-    for column in (user_column, time_column):
-        if column is not None and column not in data.columns:
+    for column in [user_column] + ([time_column] if time_column is not None else []):  # the user's is required
+        if column not in data.columns:
             raise ValueError(f"leave_last_n_out: no column {column!r}; the data has {list(data.columns)}")
+    # A missing user would be one more user, its rows put to train or test by a group no one has.
+    _require_values("leave_last_n_out", data[user_column], "user ids")
     noise = np.random.default_rng(integer(seed, "leave_last_n_out", "seed", minimum=0)).random(len(data))
     keys = [noise]
     if time_column is not None:

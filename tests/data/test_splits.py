@@ -47,3 +47,20 @@ def test_leave_last_n_out_ties_and_small_users():
     assert picks == {(1,), (2,), (3,)}   # ties broken by the seed; user 2 keeps its only row
     train, test = leave_last_n_out(frame, 1, time_column=None, seed=0)
     assert len(test) == 1 and 4 in set(train["item_id"])
+
+
+def test_splits_name_missing_users_and_times_that_do_not_compare():
+    frame = pd.DataFrame({"user_id": [1, 1, np.nan, np.nan, 2, 2], "timestamp": [1, 2, 3, 4, 5, 6]})
+    # was: both rows of the missing user put to train, the test part without a word
+    with pytest.raises(ValueError, match=r"leave_last_n_out: column 'user_id' has missing user ids \(None/NaN\) in 2 "
+                                         r"row\(s\), first at position 2"):
+        leave_last_n_out(frame, 1)
+    # was: KeyError: None
+    with pytest.raises(ValueError, match=r"leave_last_n_out: no column None; the data has \['user_id', 'timestamp'\]"):
+        leave_last_n_out(frame.dropna(), 1, user_column=None)
+    # was: TypeError: Invalid comparison between dtype=int64 and str; then '<' not supported
+    with pytest.raises(ValueError, match=r"time_split: cutoff '3' \(str\) does not compare with column 'timestamp' "
+                                         r"\(int64\)"):
+        time_split(frame, cutoff="3")
+    with pytest.raises(ValueError, match=r"time_split: column 'timestamp' mixes times of types \['int', 'str'\]"):
+        time_split(frame.assign(timestamp=[1, "2", 3, 4, 5, 6]), test_fraction=0.5)
