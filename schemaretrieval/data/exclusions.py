@@ -72,6 +72,11 @@ class Exclusions:
         if users.shape != items.shape or users.ndim != 1:
             raise ValueError(f"Exclusions: {users.shape} user ids against {items.shape} item ids; expected one "
                              "user per item, both 1-d")
+        for what, ids in (("user", users), ("item", items)):
+            missing = pd.isna(ids)
+            if missing.any():  # NaN users would sort into no row, and their items be lost
+                raise ValueError(f"Exclusions: {int(missing.sum())} missing {what} ids (None/NaN), first at position "
+                                 f"{int(np.argmax(missing))}; every pair needs a user id and an item id")
         pairs = pd.DataFrame({"user": users, "item": items}).drop_duplicates()
         pairs = pairs.sort_values(["user", "item"], kind="stable")
         self.users = pd.unique(pairs["user"].to_numpy())
@@ -106,6 +111,9 @@ class Exclusions:
             raise TypeError("exclude: expected one collection of item ids per query")
         users, items = [], []
         for query, ids in enumerate(lists):
+            if ids is not None and (isinstance(ids, (str, bytes)) or np.ndim(ids) == 0):
+                raise TypeError(f"exclude: expected one collection of item ids per query, got {ids!r} for query "
+                                f"{query} (a flat list is not ids for every query: give [[...]] * number of queries)")
             ids = [] if ids is None else list(np.asarray(ids).ravel())
             users.extend([query] * len(ids))
             items.extend(ids)
@@ -141,6 +149,20 @@ class Exclusions:
         return QueryExclusions(self, users, catalog_ids)
 
 
+def _same_kind(ids, others, what: str, against: str) -> None:
+    """A ValueError when one side's ids are numbers and the other's text: they never match."""
+    kinds = []
+    for values in (ids, others):
+        values = np.asarray(values)[:1000]  # a sample: the kind of an id column, not a scan of it
+        inferred = pd.api.types.infer_dtype(values, skipna=True) if len(values) else "empty"
+        kinds.append("numbers" if inferred in ("integer", "floating", "mixed-integer-float", "decimal")
+                     else "text" if inferred in ("string", "bytes") else None)
+    if None not in kinds and kinds[0] != kinds[1]:
+        raise ValueError(f"{what} are {kinds[0]} ({np.asarray(ids)[0]!r}, ...) and {against} {kinds[1]} "
+                         f"({np.asarray(others)[0]!r}, ...): they never match; give both as the same ids "
+                         "(encoded ints where the model was fit on encoded data)")
+
+
 class QueryExclusions:
     """`Exclusions` bound to one user per query and a catalog: ``rows(start, stop)`` is the
     CSR ``(indptr, positions)`` of queries ``start:stop`` (``indptr`` from 0; positions
@@ -156,6 +178,9 @@ class QueryExclusions:
     """
 
     def __init__(self, exclusions: Exclusions, users, catalog_ids):
+        # Ids of another kind (raw strings against encoded ints) would match nothing and exclude nothing.
+        _same_kind(exclusions.items, catalog_ids, "excluded item ids", "the catalog's item ids")
+        _same_kind(exclusions.users, users, "the exclusions' user ids", "the queries' user ids")
         self._position = _unique_index(catalog_ids).get_indexer(exclusions.items)
         self._starts, self._counts = exclusions._rows(users)
 

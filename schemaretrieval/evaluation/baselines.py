@@ -25,8 +25,9 @@ import scipy.linalg
 import scipy.sparse as sp
 import tensorflow as tf
 
-from schemaretrieval.arguments import integer, number
+from schemaretrieval.arguments import integer, machine_memory, number
 from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
+from schemaretrieval.data.read import require_columns
 from schemaretrieval.evaluation.ranking import evaluate_ranking
 from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval.topk import CHUNK_BYTES, top_k
@@ -49,14 +50,29 @@ class _Baseline:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
 
     def _candidates(self, candidate_ids) -> np.ndarray:
-        return self.item_ids_ if candidate_ids is None else np.asarray(candidate_ids)
+        if candidate_ids is None:
+            return self.item_ids_
+        candidates = np.asarray(candidate_ids)
+        if candidates.ndim != 1 or not len(candidates) or not pd.Index(candidates).is_unique:
+            raise ValueError(f"{type(self).__name__}: candidate_ids must be a non-empty 1-D list of distinct item ids "
+                             f"(the catalog), got {len(candidates) if candidates.ndim == 1 else candidates.shape} "
+                             f"ids{'' if candidates.ndim != 1 or pd.Index(candidates).is_unique else ' with repeats'}")
+        return candidates
 
-    def _users(self, frame: pd.DataFrame, what: str) -> np.ndarray:
+    def _users(self, users, what: str) -> np.ndarray:
+        """``users`` as a 1-D array of user ids, none missing."""
         if self.user_id_col is None:
             raise ValueError(
                 f"{what} needs user ids: fit with user_id_col=... so the user column is known"
             )
-        return frame[self.user_id_col].to_numpy()
+        users = np.asarray(users)
+        if users.ndim != 1:
+            raise ValueError(f"{what}: expected a 1-D list of user ids (one user: [id]), got shape {users.shape}")
+        missing = pd.isna(users)
+        if missing.any():
+            raise ValueError(f"{what}: {int(missing.sum())} missing user ids (None/NaN), first at position "
+                             f"{int(np.argmax(missing))}")
+        return users
 
     def _exclusion(self, users, exclude, candidate_ids):
         exclude = as_exclusions(exclude, self.user_id_col, self.item_id_col)
@@ -92,16 +108,22 @@ class _Baseline:
         1.0
         """
         self._check_fitted()
+        where = f"{type(self).__name__}.evaluate_topk"
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"{where}: data must be a DataFrame of test interactions, got {type(data).__name__}")
         if not len(data):
-            raise ValueError(f"{type(self).__name__}.evaluate_topk: data has no rows; expected test interactions")
+            raise ValueError(f"{where}: data has no rows; expected test interactions")
+        weight_column = [sample_weight] if isinstance(sample_weight, str) else []
+        require_columns(data, [c for c in (self.user_id_col, self.item_id_col) if c is not None] + weight_column,
+                        "data", where)
         candidates = self._candidates(candidate_ids)
         targets = catalog_positions(candidates, data[self.item_id_col].to_numpy())
         users = (
-            self._users(data, "evaluate_topk")
+            self._users(data[self.user_id_col], where)
             if self.user_id_col is not None
             else np.zeros(len(data), np.int64)
         )
-        if isinstance(sample_weight, str):
+        if weight_column:
             sample_weight = data[sample_weight].to_numpy()
         return evaluate_ranking(
             self._score_fn(users, candidates),
@@ -117,7 +139,7 @@ class _Baseline:
                   chunk_bytes: int = CHUNK_BYTES) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` scores and item ids per user, best first: ``([n, k], [n, k])``, as the model's.
 
-        ``k`` is capped at the catalog size. Items in ``exclude`` (an
+        ``k`` is at most the catalog size, as the model's. Items in ``exclude`` (an
         `sr.data.Exclusions` or interactions) are left out; a slot that
         exclusion leaves without an item has score -inf and id -1 ("" for
         string ids). Ties go to the earlier catalog position.
@@ -128,9 +150,12 @@ class _Baseline:
         ([[2.0, 1.0]], [[7, 8]])
         """
         self._check_fitted()
+        where = f"{type(self).__name__}.recommend"
         candidates = self._candidates(candidate_ids)
-        users = np.asarray(user_ids)
-        k = min(integer(k, f"{type(self).__name__}.recommend", "k"), len(candidates))
+        users = self._users(user_ids, where) if self.user_id_col is not None else np.asarray(user_ids)
+        k = integer(k, where, "k")
+        if k > len(candidates):
+            raise ValueError(f"{where}: k={k} is more than the catalog's {len(candidates)} items")
         scores, positions = top_k(self._score_fn(users, candidates), len(users), len(candidates), k,
                                   self._exclusion(users, exclude, candidates), chunk_bytes,
                                   what=f"{type(self).__name__} top-k")
@@ -159,6 +184,8 @@ class Popularity(_Baseline):
         self.item_id_col = item_id_col
         self.user_id_col = user_id_col
         _require_ids(train, [item_id_col], "Popularity.fit")
+        if user_id_col is not None:  # read by recommend and exclude=: named now, not there
+            require_columns(train, [user_id_col], "train", "Popularity.fit")
         counts = train[item_id_col].value_counts(sort=False).sort_index()
         self.item_ids_ = counts.index.to_numpy()
         self.counts_ = counts.to_numpy().astype(np.float32)
@@ -183,6 +210,9 @@ SYMMETRIZE_BLOCK = 1024
 def _require_ids(train: pd.DataFrame, id_columns, where: str) -> pd.DataFrame:
     """``train``'s id columns when it has rows and an id in every one of them: a fit
     neither learns from nothing nor drops a row."""
+    if not isinstance(train, pd.DataFrame):
+        raise TypeError(f"{where}: train must be a DataFrame of interactions, got {type(train).__name__}")
+    require_columns(train, id_columns, "train", where, allow_empty=True)
     if not len(train):
         raise ValueError(f"{where}: train has no rows; expected interactions")
     frame = train[id_columns]
@@ -253,11 +283,15 @@ class EASE(_Baseline):
         user_codes, users = pd.factorize(frame[user_id_col], sort=True)
         item_codes, items = pd.factorize(frame[item_id_col], sort=True)
         n_users, n_items = len(users), len(items)
-        if n_items > self.max_items:
+        memory = machine_memory()
+        if n_items > self.max_items or (memory is not None and n_items**2 * 8 > memory):
             raise ValueError(
                 f"EASE: {n_items} items > max_items={self.max_items}; B is dense "
                 f"{n_items}x{n_items} (~{n_items**2 * 8 / 2**30:.1f} GB in float64). "
                 "Keep the most frequent items or raise max_items if memory allows."
+                if n_items > self.max_items else
+                f"EASE: B over {n_items} items is dense {n_items}x{n_items} ({n_items**2 * 8 / 2**30:,.1f} GiB in "
+                f"float64), more than this machine's {memory / 2**30:,.1f} GiB of memory; keep the most frequent items"
             )
         X = sp.csr_matrix(
             (np.ones(len(frame)), (user_codes, item_codes)), shape=(n_users, n_items)

@@ -58,3 +58,21 @@ def test_for_queries_reads_any_range_of_queries_as_positions_reads_them_all():
         chunk_indptr, chunk_positions = queries.rows(start, stop)
         assert chunk_indptr.tolist() == (indptr[start:stop + 1] - indptr[start]).tolist()
         assert chunk_positions.tolist() == positions[indptr[start]:indptr[stop]].tolist()
+
+
+def test_missing_ids_ids_of_another_kind_and_flat_lists_are_refused():
+    # was: an indptr ending in -9223372036854775808, and the user's exclusions lost
+    with pytest.raises(ValueError, match=r"Exclusions: 1 missing user ids \(None/NaN\), first at position 0"):
+        Exclusions([np.nan, 1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match=r"Exclusions: 1 missing item ids"):
+        Exclusions([1, 2], ["a", None])
+    # was: raw strings against encoded ints matched nothing and excluded nothing, without a word
+    seen = Exclusions([1, 2], [10, 20])
+    with pytest.raises(ValueError, match=r"excluded item ids are numbers \(10, ...\) and the catalog's item ids "
+                                         r"text \('10', ...\): they never match"):
+        seen.for_queries([1], catalog_ids=["10", "20"])
+    with pytest.raises(ValueError, match=r"the exclusions' user ids are numbers .* and the queries' user ids text"):
+        seen.for_queries(["1"], catalog_ids=[10, 20])
+    # was: [100, 101] read as one id for each of two queries
+    with pytest.raises(TypeError, match=r"expected one collection of item ids per query, got 100 for query 0"):
+        Exclusions.per_query([100, 101])

@@ -189,3 +189,44 @@ def test_recommend():
     pop_scores, pop_ids = Popularity().fit(TRAIN, None, "item").recommend(["x", "y"], k=3)
     assert pop_ids.tolist() == [["a", "b", "c"]] * 2
     assert pop_scores.tolist() == [[3, 2, 1]] * 2
+
+
+def test_bad_input_to_the_baselines_is_named():
+    pop = Popularity().fit(TRAIN, "user", "item")
+    test = TRAIN.head(2)
+    cases = [
+        # was: KeyError: "None of [Index(['x'])] are in the [columns]" / KeyError: 'item' / KeyError: '[None] not in index'
+        (lambda: Popularity().fit(TRAIN, "user", "x"), r"train: Popularity.fit needs column \['x'\]; the data has "
+                                                        r"columns \['user', 'item'\]"),
+        (lambda: EASE().fit(TRAIN, None, "item"), r"train: EASE.fit needs column \[None\]"),
+        (lambda: pop.evaluate_topk(test.rename(columns={"item": "x"})), r"data: Popularity.evaluate_topk needs column "
+                                                                         r"\['item'\]"),
+        (lambda: pop.evaluate_topk(test, sample_weight="w"), r"needs column \['w'\]"),
+        # was: accepted, the user column never read until recommend
+        (lambda: Popularity().fit(TRAIN, "usr", "item"), r"Popularity.fit needs column \['usr'\]"),
+        # was: TypeError: len() of unsized object; Index data must be 1-dimensional
+        (lambda: pop.recommend("u1"), r"Popularity.recommend: expected a 1-D list of user ids \(one user: \[id\]\), "
+                                      r"got shape \(\)"),
+        (lambda: pop.recommend([["u1", "u2"]]), r"got shape \(1, 2\)"),
+        # was: "negative dimensions are not allowed"
+        (lambda: pop.recommend(["u1", None]), r"Popularity.recommend: 1 missing user ids \(None/NaN\), first at "
+                                              r"position 1"),
+        # was: [["a", "a"]] and a [1, 0] result
+        (lambda: pop.recommend(["u1"], candidate_ids=["a", "a", "b"]), "distinct item ids .* got 3 ids with repeats"),
+        (lambda: pop.recommend(["u1"], candidate_ids=[]), "non-empty 1-D list of distinct item ids .* got 0 ids"),
+        # was: capped at the catalog size, where the model's recommend and the export refuse it
+        (lambda: pop.recommend(["u1"], k=5), r"Popularity.recommend: k=5 is more than the catalog's 4 items"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+    with pytest.raises(TypeError, match="Popularity.evaluate_topk: data must be a DataFrame of test interactions, "
+                                        "got dict"):
+        pop.evaluate_topk({"user": ["u1"], "item": ["a"]})
+
+
+def test_ease_checks_its_dense_matrix_against_this_machines_memory(monkeypatch):
+    # was: numpy's MemoryError "Unable to allocate 671. GiB" after the matrix was built
+    monkeypatch.setattr(baselines, "machine_memory", lambda: 8 * 3 * 3)  # room for 3x3 doubles, not 4x4
+    with pytest.raises(ValueError, match=r"EASE: B over 4 items is dense 4x4 .* more than this machine's"):
+        EASE(max_items=10**9).fit(TRAIN, "user", "item")
