@@ -94,6 +94,23 @@ def test_two_tower_model_needs_a_schema():
         sr.TwoTowerModel(None)
 
 
+@pytest.mark.parametrize("call, where", [
+    # was: AttributeError: 'str' object has no attribute 'select_by_tag' (or 'tags', 'name')
+    (lambda path: sr.data.synthetic(path, 10), "synthetic"),
+    (lambda path: sr.data.Catalog.from_interactions(pd.DataFrame({"item_id": [1]}), path), "Catalog.from_interactions"),
+    (lambda path: sr.data.Catalog.of_domain(path), "Catalog.of_domain"),
+    (lambda path: sr.schema.query_schema(path), "query_schema"),
+    (lambda path: sr.schema.candidate_schema(path), "candidate_schema"),
+    (lambda path: sr.MatrixFactorizationModelV2(path, dim=8), "MatrixFactorizationModelV2"),
+    (lambda path: sr.save_schema(path, "out.yaml"), "save_schema"),
+    (lambda path: sr.InputBlockV2(path), "InputBlockV2"),
+])
+def test_a_schema_path_where_a_schema_goes_says_how_to_load_it(call, where):
+    with pytest.raises(TypeError, match=rf"{where}: schema must be a merlin Schema \(sr.load_schema\(path\) reads a "
+                                        r"YAML file\), got the str 'schemas/synthetic.yaml'"):
+        call("schemas/synthetic.yaml")
+
+
 def test_samplers_outputs_and_losses_check_their_options(schema):
     cases = [
         (lambda: sr.InBatchSampler(item_counts=[1.0, NAN]), "InBatchSampler: item_counts must be a 1-D array of "

@@ -38,7 +38,7 @@ from schemaretrieval.arguments import counts as check_counts
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import read_frame, require_columns
 from schemaretrieval.data.validate import to_arrays
-from schemaretrieval.schema import columns
+from schemaretrieval.schema import columns, require_schema
 
 __all__ = ["Catalog", "as_catalog"]
 
@@ -61,6 +61,7 @@ class Catalog:
     """
 
     def __init__(self, table, schema: Schema, counts=None):
+        require_schema(schema, "Catalog")
         self.id_column = columns.item_id_column(schema)
         self.schema = columns.candidate_schema(schema)
         frame, source = read_frame(table, "Catalog") if not isinstance(table, dict) else (pd.DataFrame(table), "Catalog")
@@ -81,6 +82,7 @@ class Catalog:
     def from_interactions(cls, data, schema: Schema) -> "Catalog":
         """One row per item of ``data`` (the first occurrence's features), with each item's count.
         ``data`` may be a list of tables (train and held-out rows): their items together."""
+        require_schema(schema, "Catalog.from_interactions")
         item_id = columns.item_id_column(schema)
         names = columns.candidate_schema(schema).column_names
         if isinstance(data, (list, tuple)):
@@ -120,6 +122,7 @@ class Catalog:
         >>> Catalog.of_domain(schema).ids.tolist()
         [0, 1, 2, 3]
         """
+        require_schema(schema, "Catalog.of_domain")
         item_id = columns.item_id_column(schema)
         others = [name for name in columns.candidate_schema(schema).column_names if name != item_id]
         if others:

@@ -26,7 +26,7 @@ from merlin.schema import Schema, Tags
 
 from schemaretrieval.data.batches import Batches
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table
-from schemaretrieval.schema import columns
+from schemaretrieval.schema import columns, require_schema
 
 __all__ = ["Loader", "ToTarget"]
 
@@ -70,8 +70,7 @@ class ToTarget:
     """
 
     def __init__(self, schema: Schema, *target, one_hot: bool = False):
-        if not isinstance(schema, Schema):
-            raise TypeError(f"ToTarget: schema must be a merlin.schema.Schema, got {type(schema).__name__}")
+        require_schema(schema, "ToTarget")
         if not target:
             raise ValueError("ToTarget: name at least one target column")
         self.schema = schema

@@ -47,7 +47,7 @@ import pandas as pd
 from merlin.schema import Schema, Tags
 
 from schemaretrieval.arguments import integer
-from schemaretrieval.schema import columns
+from schemaretrieval.schema import columns, require_schema
 from schemaretrieval.schema.columns import CATEGORICAL, CONTINUOUS
 
 __all__ = ["synthetic", "SyntheticTruth"]
@@ -353,6 +353,7 @@ def synthetic(
         >>> bool(df["item_id"].between(0, 199).all())
         True
     """
+    require_schema(schema, "synthetic")
     if not isinstance(num_rows, (int, np.integer)) or num_rows < 0:
         raise ValueError(f"synthetic: num_rows must be a non-negative int, got {num_rows!r}")
     num_rows, k = int(num_rows), integer(num_clusters, "synthetic", "num_clusters")

@@ -198,8 +198,7 @@ def InputBlockV2(schema: Schema | None = None, categorical=Tags.CATEGORICAL, con
     """
     if schema is None:
         raise ValueError("InputBlockV2: schema is required (the columns to read)")
-    if not isinstance(schema, Schema):
-        raise TypeError(f"InputBlockV2: schema must be a merlin.schema.Schema, got {type(schema).__name__}")
+    schema_lib.require_schema(schema, "InputBlockV2")
     defaults = {"categorical": (categorical, Tags.CATEGORICAL), "continuous": (continuous, Tags.CONTINUOUS),
                 "pre": (pre, None), "post": (post, None), "aggregation": (aggregation, "concat"),
                 "tag_to_block": (tag_to_block, None)}

@@ -120,8 +120,7 @@ def TwoTowerModel(
     >>> model.item_id_start, model.output_layer.logq_sampling_correction  # 2,000 users, 3,000 items: not few
     (None, 1.1)
     """
-    if not isinstance(schema, Schema):
-        raise TypeError(f"TwoTowerModel: schema must be a merlin Schema (sr.load_schema(path)), got {schema!r}")
+    schema_lib.require_schema(schema, "TwoTowerModel")
     l2_normalize = flag(l2_normalize, "TwoTowerModel", "l2_normalize")
     user_history = flag(user_history, "TwoTowerModel", "user_history")
     for name, units in (("query_units", query_units), ("candidate_units", candidate_units)):

@@ -16,6 +16,7 @@ from schemaretrieval.arguments import integer
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.models.two_tower import TwoTowerModelV2
 from schemaretrieval.retrieval.outputs import ContrastiveOutput
+from schemaretrieval.schema import require_schema
 
 __all__ = ["MatrixFactorizationModelV2"]
 
@@ -56,6 +57,7 @@ def MatrixFactorizationModelV2(schema: Schema, dim: int, query_id_tag=Tags.USER_
     if embeddings_l2_batch_regularization:
         raise NotImplementedError("MatrixFactorizationModelV2: embeddings_l2_batch_regularization is not supported; "
                                   "for weight decay give the optimizer one")
+    require_schema(schema, "MatrixFactorizationModelV2")
     dim = integer(dim, "MatrixFactorizationModelV2", "dim")
 
     def tower(tag, what):

@@ -17,7 +17,7 @@ from schemaretrieval.schema.columns import (
     query_schema,
     user_id_column,
 )
-from schemaretrieval.schema.errors import SchemaError
+from schemaretrieval.schema.errors import SchemaError, require_schema
 from schemaretrieval.schema.io import load_schema, save_schema
 from schemaretrieval.schema.validation import (
     check_towers,
@@ -32,6 +32,7 @@ __all__ = [
     "OOV_INDEX",
     "PAD",
     "SchemaError",
+    "require_schema",
     "load_schema",
     "save_schema",
     "schema_from_dict",

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 from merlin.schema import ColumnSchema, Schema, Tags
 
-from schemaretrieval.schema.errors import SchemaError
+from schemaretrieval.schema.errors import SchemaError, require_schema
 
 __all__ = [
     "PAD",
@@ -265,7 +265,7 @@ def query_schema(schema: Schema) -> Schema:
     >>> query_schema(s).column_names
     ['user_id', 'hour']
     """
-    return _on_side(schema, QUERY_TAGS)
+    return _on_side(require_schema(schema, "query_schema"), QUERY_TAGS)
 
 
 def candidate_schema(schema: Schema) -> Schema:
@@ -275,7 +275,7 @@ def candidate_schema(schema: Schema) -> Schema:
     >>> candidate_schema(s).column_names
     ['item_id']
     """
-    return _on_side(schema, CANDIDATE_TAGS)
+    return _on_side(require_schema(schema, "candidate_schema"), CANDIDATE_TAGS)
 
 
 def feature_columns(schema: Schema) -> list[ColumnSchema]:

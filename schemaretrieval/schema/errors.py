@@ -1,10 +1,13 @@
-"""The error every schema check raises, and the did-you-mean its messages use."""
+"""The error every schema check raises, the did-you-mean its messages use, and the check
+that a schema argument is a schema."""
 
 from __future__ import annotations
 
 import difflib
 
-__all__ = ["SchemaError", "did_you_mean"]
+from merlin.schema import Schema
+
+__all__ = ["SchemaError", "did_you_mean", "require_schema"]
 
 
 class SchemaError(ValueError):
@@ -49,3 +52,18 @@ def did_you_mean(word, choices) -> str:
     """
     close = " or ".join(repr(c) for c in difflib.get_close_matches(str(word), choices, n=2))
     return f" {word!r} (did you mean {close}?)" if close else f" {word!r}"
+
+
+def require_schema(schema, where: str):
+    """``schema`` when it is a merlin ``Schema``; anything else (a YAML path, a dict) is a
+    TypeError naming ``where`` and how to get one, not an AttributeError from inside.
+
+    >>> require_schema("schemas/synthetic.yaml", "Catalog.of_domain")
+    Traceback (most recent call last):
+    ...
+    TypeError: Catalog.of_domain: schema must be a merlin Schema (sr.load_schema(path) reads a YAML file), got the str 'schemas/synthetic.yaml'
+    """
+    if not isinstance(schema, Schema):
+        raise TypeError(f"{where}: schema must be a merlin Schema (sr.load_schema(path) reads a YAML file), "
+                        f"got the {type(schema).__name__} {schema!r:.80}")
+    return schema

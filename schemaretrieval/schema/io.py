@@ -16,7 +16,7 @@ from merlin.schema import Schema
 from merlin.schema.io import proto_utils, schema_bp
 from merlin.schema.io.tensorflow_metadata import TensorflowMetadata
 
-from schemaretrieval.schema.errors import SchemaError
+from schemaretrieval.schema.errors import SchemaError, require_schema
 from schemaretrieval.schema.validation import schema_from_dict, schema_to_dict
 
 __all__ = ["load_schema", "save_schema"]
@@ -80,7 +80,7 @@ def save_schema(schema: Schema, path) -> None:
     True
     """
     path = pathlib.Path(path)
-    data = schema_to_dict(schema)
+    data = schema_to_dict(require_schema(schema, "save_schema"))
     schema = schema_from_dict(data, str(path))
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
