@@ -83,6 +83,13 @@ def test_sr_training_fit_takes_numpy_integers_and_checks_the_rest(schema):
     ({"history_keep_rate": 7}, ValueError, r"history_keep_rate must be a finite number > 0 and <= 1"),
     ({"history_max_length": 1.5}, ValueError, "history_max_length must be an integer >= 1"),
     ({"outputs": "contrastive"}, TypeError, "outputs must be a ContrastiveOutput or BPROutput"),
+    # was: accepted, then "Dimensions must be equal, but are 8 and 16" from inside fit
+    ({"query_units": (8,), "candidate_units": (16,)}, ValueError, r"the towers' last widths must be equal \(the score "
+                                                                  r"is the dot product of their outputs\), got "
+                                                                  r"query_units \(8,\) and candidate_units \(16,\)"),
+    # was: accepted and ignored
+    ({"history_max_length": 5}, ValueError, "history_max_length set the user-history tower, which user_history=False "
+                                            "does not build"),
 ])
 def test_two_tower_model_options(schema, options, error, message):
     with pytest.raises(error, match=message):

@@ -101,7 +101,8 @@ def TwoTowerModel(
             instead of the user-id embedding; give its interactions with
             ``model.set_history(train)`` before `fit`. Not the default
             (docs/defaults.md).
-        history_keep_rate, history_max_length: the `UserHistory`'s.
+        history_keep_rate, history_max_length: the `UserHistory`'s; given without
+            `user_history=True`, an error (nothing would read them).
         untrained_user_ids: "mean": a user id that no training batch read
             (a user new since training: the ETL's out-of-vocabulary id)
             reads the mean of the trained user-id rows instead of its
@@ -128,10 +129,19 @@ def TwoTowerModel(
             raise ValueError(f"TwoTowerModel: {name} must be a non-empty list of layer widths, got {units!r}")
         for i, width in enumerate(units):
             integer(width, "TwoTowerModel", f"{name}[{i}]")
+    if query_units[-1] != candidate_units[-1]:  # the score is their dot product
+        raise ValueError(f"TwoTowerModel: the towers' last widths must be equal (the score is the dot product of "
+                         f"their outputs), got query_units {tuple(query_units)} and candidate_units "
+                         f"{tuple(candidate_units)}")
     dropout = number(dropout, "TwoTowerModel", "dropout", at_least=0, below=1)
-    # checked whether or not user_history reads them: a bad value is not kept for later
     history_keep_rate = number(history_keep_rate, "TwoTowerModel", "history_keep_rate", above=0, at_most=1)
     history_max_length = integer(history_max_length, "TwoTowerModel", "history_max_length")
+    unread = [name for name, value, default in (
+        ("history_keep_rate", history_keep_rate, history_lib.DEFAULT_KEEP_RATE),
+        ("history_max_length", history_max_length, history_lib.DEFAULT_MAX_LENGTH)) if value != default]
+    if unread and not user_history:
+        raise ValueError(f"TwoTowerModel: {', '.join(unread)} set the user-history tower, which user_history=False "
+                         "does not build; pass user_history=True, or leave them out")
     schema_lib.validate_for_retrieval(schema)
     schema_lib.require_domains(schema)
     schema_lib.check_towers(schema)

@@ -63,9 +63,10 @@ def build(user_history, optimizer="sgd", variant=None):
     keras.utils.set_random_seed(0)
     # No dropout: its masks are drawn per replica, so they could not match one device's.
     # With the history, every other item is read (keep rate 1) for the same reason.
+    history = {"history_keep_rate": 1.0} if user_history else {}
     model = sr.TwoTowerModel(schema, query_units=(16,), candidate_units=(16,), logits_temperature=0.2,
-                             query_input_dropout=0.0, user_history=user_history, history_keep_rate=1.0,
-                             negative_samplers=samplers(variant))
+                             query_input_dropout=0.0, user_history=user_history, negative_samplers=samplers(variant),
+                             **history)
     # None: the default optimizer (sr.default_optimizer()); "default-path"
     # also compiles a ranking metric, which Keras builds before the first step.
     metrics = [sr.RecallAt(10)] if variant == "default-path" else None
