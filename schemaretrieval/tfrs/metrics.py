@@ -122,8 +122,13 @@ class FactorizedTopK(Factorized):
             )
         queries = tf.convert_to_tensor(query_embeddings)
         true_candidates = tf.cast(true_candidate_embeddings, queries.dtype)
+        _check_batch(queries, true_candidates, true_candidate_ids, sample_weight)
         top_scores, top_ids = self._candidates(queries, k=max(self._ks))
         if true_candidate_ids is not None:
+            ids_dtype = tf.convert_to_tensor(true_candidate_ids).dtype
+            if ids_dtype.is_numeric != top_ids.dtype.is_numeric:  # the cast below would fail naming neither
+                raise ValueError(f"FactorizedTopK: true_candidate_ids are {ids_dtype.name} and the candidates' "
+                                 f"identifiers {top_ids.dtype.name}; expected ids of one kind")
             true_ids = tf.cast(tf.reshape(true_candidate_ids, [-1, 1]), top_ids.dtype)
             # An approximate layer may leave slots unfilled (NaN in ScaNN, -inf here).
             filled = tf.math.is_finite(top_scores) if top_scores.dtype.is_floating else tf.ones_like(top_ids, tf.bool)
@@ -137,3 +142,24 @@ class FactorizedTopK(Factorized):
         for k, metric in zip(self._ks, self._top_k_metrics):
             found = tf.math.in_top_k(targets=targets, predictions=tf.cast(predictions, tf.float32), k=k)
             metric.update_state(tf.cast(found, tf.float32), sample_weight=sample_weight)
+
+
+def _check_batch(queries, true_candidates, true_ids, sample_weight) -> None:
+    """One row of each argument per query and one width, where the shapes are known:
+    TensorFlow's Mul, Equal and BroadcastTo would refuse them naming none."""
+    if queries.shape.rank != 2 or true_candidates.shape.rank != 2:
+        raise ValueError(f"FactorizedTopK: query_embeddings and true_candidate_embeddings must be [batch, dim], got "
+                         f"shapes {tuple(queries.shape)} and {tuple(true_candidates.shape)}")
+    rows = queries.shape[0]
+    if queries.shape[1] is not None and true_candidates.shape[1] is not None \
+            and queries.shape[1] != true_candidates.shape[1]:
+        raise ValueError(f"FactorizedTopK: query_embeddings of width {queries.shape[1]} and true_candidate_embeddings "
+                         f"of width {true_candidates.shape[1]}; expected one width")
+    for name, values in (("true_candidate_embeddings", true_candidates), ("true_candidate_ids", true_ids),
+                         ("sample_weight", sample_weight)):
+        if values is None or rows is None:
+            continue
+        shape = tf.convert_to_tensor(values).shape
+        if shape.rank and shape[0] is not None and shape[0] != rows:
+            raise ValueError(f"FactorizedTopK: {name} has {shape[0]} rows for {rows} query_embeddings; "
+                             "expected one per query")

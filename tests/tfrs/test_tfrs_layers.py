@@ -111,6 +111,20 @@ def test_bad_arguments_are_errors_naming_them(make, match):
         make()
 
 
+def test_queries_of_another_width_and_k_with_exclusions_are_named():
+    index = BruteForce(k=3).index(CATALOG, IDS)
+    # was: "Matrix size-incompatible"
+    with pytest.raises(ValueError, match=rf"BruteForce: query embeddings of width {CATALOG.shape[1] + 2} against "
+                                         rf"candidates of width {CATALOG.shape[1]}"):
+        index(np.ones((2, CATALOG.shape[1] + 2), "float32"))
+    # was: "k=12 is more than the 8 candidates" for k=9 and three exclusions; now k itself is checked
+    excluded = tf.constant([IDS[:3], IDS[3:6]])
+    scores, ids = index.query_with_exclusions(QUERY[:2], excluded, k=len(IDS) - 1)
+    assert ids.shape == (2, len(IDS) - 1)
+    with pytest.raises(ValueError, match=f"BruteForce: k={len(IDS) + 1} is more than the {len(IDS)} candidates indexed"):
+        index.query_with_exclusions(QUERY[:2], excluded, k=len(IDS) + 1)
+
+
 @pytest.mark.parametrize("layer", [BruteForce, Streaming, ScaNN])
 def test_a_query_model_that_cannot_be_called_is_refused_at_construction(layer):
     # was: accepted, then an error from inside Keras at the first call

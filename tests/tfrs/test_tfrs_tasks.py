@@ -222,6 +222,35 @@ def test_bad_arguments_are_errors_naming_them(kwargs, match):
         tfrs.tasks.Retrieval(**kwargs)
 
 
+def test_arguments_of_other_shapes_are_named_before_tensorflow_sees_them():
+    q, c = np.ones((4, 3), "float32"), np.ones((4, 3), "float32")
+    task = tfrs.tasks.Retrieval()
+    # was: "In[0] ndims must be >= 2", "Incompatible shapes: [4] vs. [7]", "[4,4] vs. [2]"
+    for call, match in [
+        (lambda: task(q[0], c[0]), r"query_embeddings must be \[batch, dim\] .* got shapes \(3,\) and \(3,\)"),
+        (lambda: task(q, c, sample_weight=np.ones(7)), "sample_weight has 7 values for 4 queries; expected one each"),
+        (lambda: task(q, c, candidate_sampling_probability=np.full(2, 0.1)),
+         "candidate_sampling_probability has 2 values for 4 candidates; expected one each"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    metric = tfrs.metrics.FactorizedTopK(tf.data.Dataset.from_tensor_slices(np.eye(10, 3, dtype="float32")).batch(4),
+                                         ks=[1, 5])
+    # was: TensorFlow's [Op:Mul], [Op:Equal], "Cast string to int32", [Op:BroadcastTo]
+    for kwargs, match in [
+        ({"true_candidate_embeddings": c[:2]}, "true_candidate_embeddings has 2 rows for 4 query_embeddings"),
+        ({"true_candidate_ids": np.arange(2)}, "true_candidate_ids has 2 rows for 4 query_embeddings"),
+        ({"true_candidate_ids": np.array(["a"] * 4)}, "true_candidate_ids are string and the candidates' identifiers "
+                                                       "int32; expected ids of one kind"),
+        ({"sample_weight": np.ones(3)}, "sample_weight has 3 rows for 4 query_embeddings"),
+        ({"query_embeddings": np.ones((4, 5), "float32")}, "query_embeddings of width 5 and true_candidate_embeddings "
+                                                             "of width 3"),
+    ]:
+        arguments = {"query_embeddings": q, "true_candidate_embeddings": c, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            metric.update_state(**arguments)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"loss": "categorical_crossentropy"}, "loss must be a Keras loss"),
     ({"metrics": [tf.keras.metrics.AUC()]}, "metrics must be a tfrs.metrics.FactorizedTopK"),

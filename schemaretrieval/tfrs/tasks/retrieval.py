@@ -155,7 +155,7 @@ class Retrieval(keras.layers.Layer, Task):
     ):
         queries = tf.convert_to_tensor(query_embeddings)
         candidates = tf.cast(candidate_embeddings, queries.dtype)
-        _check_shapes(queries, candidates, candidate_ids)
+        _check_shapes(queries, candidates, candidate_ids, sample_weight, candidate_sampling_probability)
         heads = queries.shape.rank == 3
         if heads:
             scores = tf.reduce_max(tf.einsum("qhd,cd->qhc", queries, candidates), axis=1)
@@ -215,9 +215,21 @@ def _summed_cross_entropy(scores, labels, mined, sample_weight, keras_loss):
     return tf.cond(labelled, fast, lambda: tf.cast(keras_loss(labels, scores, sample_weight=sample_weight), tf.float32))
 
 
-def _check_shapes(queries, candidates, candidate_ids) -> None:
+def _check_shapes(queries, candidates, candidate_ids, sample_weight=None, sampling_probability=None) -> None:
     """What TensorFlow's matmul and gather would refuse without naming an argument,
     where the shapes are known when the call is traced."""
+    if queries.shape.rank not in (None, 2, 3) or candidates.shape.rank not in (None, 2):
+        raise ValueError(f"Retrieval: query_embeddings must be [batch, dim] (or [batch, heads, dim]) and "
+                         f"candidate_embeddings [num_candidates, dim], got shapes {queries.shape} and "
+                         f"{candidates.shape}")
+    for name, values, rows in (("sample_weight", sample_weight, queries.shape[0]),
+                               ("candidate_sampling_probability", sampling_probability, candidates.shape[0])):
+        if values is None or rows is None:
+            continue
+        length = tf.convert_to_tensor(values).shape
+        if length.rank and length[0] is not None and length[0] != rows:
+            raise ValueError(f"Retrieval: {name} has {length[0]} values for {rows} "
+                             f"{'queries' if name == 'sample_weight' else 'candidates'}; expected one each")
     width, other = queries.shape[-1], candidates.shape[-1]
     if width is not None and other is not None and width != other:
         raise ValueError(f"Retrieval: query_embeddings {queries.shape} and candidate_embeddings {candidates.shape} "

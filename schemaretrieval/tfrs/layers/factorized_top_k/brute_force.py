@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, checked_query_model
+from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, check_query_width, checked_query_model
 
 __all__ = ["BruteForce", "checked_index"]
 
@@ -84,6 +84,7 @@ class BruteForce(TopK):
             raise ValueError(f"{type(self).__name__}: k={k} is more than the {self._candidates.shape[0]} candidates indexed")
         if self.query_model is not None:
             queries = self.query_model(queries)
+        check_query_width(type(self).__name__, tf.convert_to_tensor(queries), self._candidates)
         scores = self._compute_score(queries, self._candidates)
         scores, positions = tf.math.top_k(scores, k=k)
         return scores, tf.gather(self._identifiers, positions)

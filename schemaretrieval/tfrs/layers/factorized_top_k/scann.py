@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from schemaretrieval.arguments import integer
 from schemaretrieval.tfrs.layers.factorized_top_k.brute_force import checked_index
-from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, checked_query_model
+from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, check_query_width, checked_query_model
 
 __all__ = ["ScaNN", "DISTANCE_MEASURES"]
 
@@ -151,6 +151,7 @@ class ScaNN(TopK):
         k = self.call_k(k)
         if self.query_model is not None:
             queries = self.query_model(queries)
+        check_query_width(type(self).__name__, tf.convert_to_tensor(queries), self._candidates)
         queries = tf.cast(queries, tf.float32)
         squared_l2 = self.distance_measure == "squared_l2"
         centroids = self._centroids

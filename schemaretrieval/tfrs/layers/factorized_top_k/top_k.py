@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from schemaretrieval.arguments import integer
 
-__all__ = ["TopK", "check_candidates_dataset", "checked_query_model", "exclude"]
+__all__ = ["TopK", "check_candidates_dataset", "check_query_width", "checked_query_model", "exclude"]
 
 
 def check_candidates_dataset(candidates) -> None:
@@ -75,6 +75,23 @@ def checked_query_model(layer_name, query_model):
         raise TypeError(f"{layer_name}: query_model must be None or a callable from query features to embeddings "
                         f"(a Keras model), got {query_model!r:.100}")
     return query_model
+
+
+def check_query_width(layer_name, queries, candidates) -> None:
+    """A ValueError naming both widths when query embeddings ``[batch, d]`` and the indexed
+    candidates ``[n, d']`` differ, where the shapes are known (TensorFlow's matmul names neither).
+
+    >>> check_query_width("BruteForce", tf.ones((2, 5)), tf.ones((10, 3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: BruteForce: query embeddings of width 5 against candidates of width 3 (shapes (2, 5) and (10, 3)); expected one width
+    """
+    width, other = queries.shape[-1], candidates.shape[-1]
+    if queries.shape.rank != 2:
+        raise ValueError(f"{layer_name}: query embeddings must be [batch, dim], got shape {tuple(queries.shape)}")
+    if width is not None and other is not None and width != other:
+        raise ValueError(f"{layer_name}: query embeddings of width {width} against candidates of width {other} "
+                         f"(shapes {tuple(queries.shape)} and {tuple(candidates.shape)}); expected one width")
 
 
 def exclude(scores, identifiers, exclusions, k):
@@ -182,6 +199,12 @@ class TopK(keras.Model):
         self._remember(self._exclusion_specs, (queries, exclusions))
         k = self.call_k(k)
         extra = exclusions.shape[1] if exclusions.shape[1] is not None else tf.shape(exclusions)[1]
+        indexed = getattr(self, "_candidates", None)
+        if isinstance(indexed, tf.Variable) and isinstance(k, int) and isinstance(extra, int):
+            size = int(indexed.shape[0])
+            if k > size:  # named here: the call below asks for k plus the exclusions
+                raise ValueError(f"{type(self).__name__}: k={k} is more than the {size} candidates indexed")
+            extra = min(extra, size - k)  # excluded candidates are at most all the others
         scores, identifiers = self(queries, k=k + extra)
         return exclude(scores, identifiers, tf.cast(exclusions, identifiers.dtype), k)
 
