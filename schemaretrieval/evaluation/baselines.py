@@ -53,10 +53,11 @@ class _Baseline:
         if candidate_ids is None:
             return self.item_ids_
         candidates = np.asarray(candidate_ids)
-        if candidates.ndim != 1 or not len(candidates) or not pd.Index(candidates).is_unique:
-            raise ValueError(f"{type(self).__name__}: candidate_ids must be a non-empty 1-D list of distinct item ids "
-                             f"(the catalog), got {len(candidates) if candidates.ndim == 1 else candidates.shape} "
-                             f"ids{'' if candidates.ndim != 1 or pd.Index(candidates).is_unique else ' with repeats'}")
+        expected = f"{type(self).__name__}: candidate_ids must be a non-empty 1-D list of distinct item ids (the catalog)"
+        if candidates.ndim != 1 or not len(candidates):
+            raise ValueError(f"{expected}, got shape {candidates.shape}")
+        if not pd.Index(candidates).is_unique:
+            raise ValueError(f"{expected}, got {len(candidates)} ids with repeats")
         return candidates
 
     def _users(self, users, what: str) -> np.ndarray:
