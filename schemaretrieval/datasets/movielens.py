@@ -155,13 +155,19 @@ def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
     options = dict(options, skip_blank_lines=False)
     given = options.pop("dtype", {})
     dtype = {**(given if isinstance(given, dict) else dict.fromkeys(options["names"], given)), **numbers}
+    first_line = 2 if options.get("header", "infer") == 0 else 1
     try:
         frame = pd.read_csv(source(), dtype=dtype, **options)
-        if not frame[list(numbers)].isna().to_numpy().any():
-            return frame
     except ValueError:  # a field that is not a number, a missing one (pandas's ParserError is one too)
-        pass
-    first_line = 2 if options.get("header", "infer") == 0 else 1
+        frame = None
+    if frame is not None and not isinstance(frame.index, pd.RangeIndex):
+        # more fields than names on every line: pandas took the first ones for the index,
+        # shifting every column onto the next field
+        names = options.get("names") or list(numbers)
+        raise ValueError(f"movielens: {str(file)!r}, line {first_line}: more fields than the {len(names)} expected "
+                         f"({', '.join(names)})")
+    if frame is not None and not frame[list(numbers)].isna().to_numpy().any():
+        return frame
     try:  # again as text, to find the line
         raw = pd.read_csv(source(), dtype=str, **dict(options, keep_default_na=False))
     except pd.errors.ParserError as err:

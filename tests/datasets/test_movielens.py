@@ -85,6 +85,11 @@ def line(text, number, new):
     ("ml-100k", "u.data", lambda t: line(t, 2, "1\t8\t4"), r"line 2: timestamp: expected an integer, got nothing: "
                                                              r"an empty field, or a line with fewer fields"),
     ("ml-100k", "u.data", lambda t: line(t, 2, "1\t8\t4\t874972224\t9"), r"u.data': .*Expected 4 fields in line 2, saw 5"),
+    # was: read with every column shifted onto the next field (the first taken for pandas's index)
+    ("ml-100k", "u.data", lambda t: "\n".join(row + "\t9" if row else row for row in t.split("\n")),
+     r"u.data', line 1: more fields than the 4 expected \(user_id, item_id, rating, timestamp\)"),
+    ("ml-1m", "ratings.dat", lambda t: "\n".join(row + "::9" if row else row for row in t.split("\n")),
+     r"ratings.dat', line 1: more fields than the 4 expected"),
     ("ml-100k", "u.data", lambda t: t.replace("\t", " "), r"line 1: user_id: expected an integer, got '1 7 4 874969739'"),
     ("ml-100k", "u.user", lambda t: line(t, 3, t.split("\n")[0]), r"u.user', line 3: user_id 1 is listed again "
                                                                    r"\(first on line 1\)"),
