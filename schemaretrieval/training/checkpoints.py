@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import keras
@@ -79,10 +80,23 @@ class Checkpointer:
         self.keep = int(keep)
 
     def latest(self) -> dict | None:
+        """The newest checkpoint's info from `latest.json` (None when there is none); a file
+        that is not what `save` writes is a ValueError naming it and the field."""
         path = self.directory / LATEST
         if not path.exists():
             return None
-        return json.loads(path.read_text())
+        try:
+            info = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"checkpoint {path}: not readable ({err}); delete the directory to start over") from None
+        expected = {"file": str, "epoch": int, "step": int, "global_step": int, "shapes": list, "meta": dict}
+        for key, kind in expected.items():
+            value = info.get(key) if isinstance(info, dict) else None
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+                raise ValueError(f"checkpoint {path}: field {key!r} must be "
+                                 f"{'an integer >= 0' if kind is int else 'a ' + kind.__name__}, got {value!r}; "
+                                 "it is not a file this library wrote")
+        return info
 
     def save(self, model, epoch: int, step: int, global_step: int, meta: dict | None = None,
              state: tuple[dict, list] | None = None, loss: tuple[float, int] = (0.0, 0)) -> Path:
@@ -142,13 +156,22 @@ class Checkpointer:
                 f"checkpoint {self.directory}: its variables do not match this model's "
                 f"({len(info['paths'])} saved, {len(variables)} here); it belongs to another model"
             )
-        with np.load(self.directory / info["file"]) as saved:
-            for i, v in enumerate(variables):
-                value = saved[f"v{i}"]
-                if tuple(value.shape) != tuple(v.shape):
-                    raise ValueError(f"checkpoint {self.directory}: variable {v.path} has shape {value.shape}, expected {v.shape}")
-                v.assign(value)
-            arrays = [saved[f"s{i}"] for i in range(info.get("state_arrays", 0))]
+        file = self.directory / info["file"]
+        try:
+            with np.load(file) as saved:
+                values = [saved[f"v{i}"] for i in range(len(variables))]
+                arrays = [saved[f"s{i}"] for i in range(info.get("state_arrays", 0))]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # truncated, not an npz, or missing arrays
+            raise ValueError(f"checkpoint {file}: not a readable checkpoint ({err}); delete the directory to "
+                             "start over") from None
+        for v, value in zip(variables, values):
+            if tuple(value.shape) != tuple(v.shape):
+                raise ValueError(f"checkpoint {file}: variable {v.path} has shape {value.shape}, expected {v.shape}")
+            if value.dtype.kind == "f" and not np.isfinite(value).all():  # training from it would only give NaN
+                raise ValueError(f"checkpoint {file}: variable {v.path} holds NaN or inf; the run it saved had "
+                                 "diverged: start over with another --checkpoint-dir")
+        for v, value in zip(variables, values):
+            v.assign(value)
         info["state"] = (info["state"], arrays) if info.get("state") is not None else None
         return info
 

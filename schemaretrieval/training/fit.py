@@ -260,7 +260,9 @@ def fit(
     # restore names the first key that differs.
     meta = {"early_stopping": early_stopping.config() if early_stopping is not None else None,
             "batch_size": int(batch_size), "seed": int(seed), "rows": int(batches.num_rows), "shuffle": bool(shuffle),
-            "sample_weight": sample_weight}
+            "sample_weight": sample_weight,
+            # the columns, in order: equal shapes of other columns (a renamed feature) are another model
+            "columns": list(model.schema.column_names) if getattr(model, "schema", None) is not None else None}
     checkpointer = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
     epoch, step, loss_before = 0, 0, (0.0, 0)
     if early_stopping is not None:
@@ -269,6 +271,9 @@ def fit(
         info = checkpointer.restore(model, meta)
         if info is not None:
             epoch, step = info["epoch"], info["step"]
+            if step >= max(batches.steps, 1):
+                raise ValueError(f"checkpoint {checkpoint_dir}: step {step} is past the epoch's {batches.steps} steps "
+                                 "of this run; it is not a checkpoint of this data")
             loss_before = tuple(info.get("loss") or (0.0, 0))
             if early_stopping is not None and info["state"] is not None:
                 early_stopping.set_state(info["state"])

@@ -79,6 +79,54 @@ def test_a_checkpoint_of_another_run_is_refused(schema, frame, tmp_path):
         training.fit(small_model(schema), frame, epochs=2, batch_size=64, seed=1, verbose=0, checkpoint_dir=tmp_path)
 
 
+def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, frame, tmp_path):
+    # was: resumed, user_country's table loaded into user_city's (matched by shapes alone)
+    training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
+    renamed = sr.schema.schema_from_dict({"columns": {
+        ("user_city" if name == "user_country" else name): value
+        for name, value in sr.schema.schema_to_dict(schema)["columns"].items()}})
+    with pytest.raises(ValueError, match=r"it was written with columns=\[.*'user_country'.*\], this run has "
+                                         r"columns=\[.*'user_city'"):
+        training.fit(small_model(renamed), frame.rename(columns={"user_country": "user_city"}), epochs=2,
+                     batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    # was: JSONDecodeError naming no file, KeyError 'shapes', a silent 5 epochs, {} trained nothing
+    (lambda ckpt: (ckpt / "latest.json").write_text("{bad"), r"latest.json: not readable"),
+    (lambda ckpt: _edit_latest(ckpt, shapes=None), r"latest.json: field 'shapes' must be a list, got None"),
+    (lambda ckpt: _edit_latest(ckpt, epoch=-3), r"latest.json: field 'epoch' must be an integer >= 0, got -3"),
+    (lambda ckpt: _edit_latest(ckpt, step=1000000), r"step 1000000 is past the epoch's 10 steps of this run"),
+    # was: BadZipFile, "Cannot load file containing pickled data"; NaN weights loaded, then recall 0.0
+    (lambda ckpt: _npz(ckpt).write_bytes(_npz(ckpt).read_bytes()[:100]), r"ckpt-.*npz: not a readable checkpoint"),
+    (lambda ckpt: _poison(ckpt), r"ckpt-.*npz: variable .* holds NaN or inf"),
+])
+def test_a_damaged_checkpoint_is_named_not_loaded(schema, frame, tmp_path, edit, message):
+    training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path,
+                 checkpoint_every=4)
+    edit(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        training.fit(small_model(schema), frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
+
+
+def _edit_latest(ckpt, **fields):
+    info = json.loads((ckpt / "latest.json").read_text())
+    (ckpt / "latest.json").write_text(json.dumps({**info, **fields}))
+
+
+def _npz(ckpt):
+    return ckpt / json.loads((ckpt / "latest.json").read_text())["file"]
+
+
+def _poison(ckpt):
+    with np.load(_npz(ckpt)) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    name = next(n for n, a in arrays.items() if a.dtype.kind == "f" and a.size)
+    arrays[name] = np.full_like(arrays[name], np.nan)
+    with open(_npz(ckpt), "wb") as handle:
+        np.savez(handle, **arrays)
+
+
 def _user_dataset(schema, frame, column, value, row=3):
     # Copies: to_arrays may hand back the frame's own memory.
     arrays = {name: values.copy() for name, values in to_arrays(frame, schema).items()}
