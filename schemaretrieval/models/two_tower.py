@@ -30,6 +30,7 @@ from schemaretrieval.data.catalog import Catalog, as_catalog
 from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
 from schemaretrieval.data.loader import Loader
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
+from schemaretrieval.data.validate import to_arrays
 from schemaretrieval.evaluation.ranking import evaluate_ranking
 from schemaretrieval.layers.encoder import Encoder, embeddings_frame, index_column
 from schemaretrieval.models.defaults import DEFAULT_KS
@@ -340,6 +341,10 @@ class TwoTowerModelV2(keras.Model):
         """
         if not isinstance(catalog, Catalog):
             raise TypeError(f"set_catalog: expected a sr.data.Catalog, got {type(catalog).__name__}")
+        # Checked against this model's schema, not the catalog's own: a catalog built from another
+        # schema would feed the candidate tower ids outside its tables (a gather error in the graph).
+        to_arrays(catalog.frame, self.schema.select_by_name(self.candidate_tower.column_names),
+                  source="set_catalog: the catalog")
         self.output_layer.set_catalog(catalog, replace=True)
         # A traced training step holds the old catalog as constants.
         self.train_function = self.test_function = None

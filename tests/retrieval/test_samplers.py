@@ -108,6 +108,22 @@ def test_catalog_samplers_without_a_catalog_say_how_to_give_one():
         output(np.ones((2, 4)), np.ones((2, 4)), np.array([0, 1]))
 
 
+def test_a_catalog_of_another_schema_is_checked_against_the_models(schema):
+    # was: accepted, then InvalidArgumentError from a gather inside the uniform sampler's graph
+    columns = sr.schema.schema_to_dict(schema)["columns"]
+    wider = sr.schema.schema_from_dict({"columns": {**columns, "item_id": {**columns["item_id"],
+                                                                           "domain": {"min": 0, "max": 9999}}}})
+    rows = sr.data.synthetic(schema, 300, seed=0)
+    rows.loc[0, "item_id"] = 5036
+    model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,), negative_samplers="uniform")
+    with pytest.raises(ValueError, match=r"set_catalog: the catalog: column 'item_id': value 5036 at row \d+ is outside "
+                                         r"the schema's domain \[0, 2999\]"):
+        model.set_catalog(Catalog.from_interactions(rows, wider))
+    with pytest.raises(ValueError, match=r"set_catalog: the catalog: .*item_price"):
+        model.set_catalog(Catalog(rows.drop_duplicates("item_id")[["item_id"]], sr.schema.schema_from_dict(
+            {"columns": {"item_id": columns["item_id"]}})))
+
+
 # In-batch frequencies ------------------------------------------------------------
 
 
