@@ -19,6 +19,8 @@ Each problem is a `SchemaError` naming the column and the key. See docs/etl.md.
 
 from __future__ import annotations
 
+import math
+
 from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval.schema import SchemaError
@@ -115,7 +117,17 @@ def categorical_options(col: ColumnSchema, source="<schema>") -> dict:
         raise err("max_size must be at least num_buckets + 2 (ids 0 and 1 are reserved)")
     if spec.get("num_buckets") == 0:
         raise err("num_buckets must be >= 1 (or left out for one OOV id)")
+    if "separator" in spec:
+        if not col.is_list:
+            raise err(f"separator splits the text of a list column, and {col.name!r} is not one (tag it list)")
+        if not isinstance(spec["separator"], str) or not spec["separator"]:
+            raise err(f"separator must be a non-empty string such as '|', got {spec['separator']!r}")
     return dict(spec, kind=kind)
+
+
+def _finite(value) -> bool:
+    """A real number, not a bool, not NaN or inf: what a fill value or a clip bound can be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def continuous_steps(col: ColumnSchema, source="<schema>") -> list[tuple[str, object]]:
@@ -145,12 +157,16 @@ def continuous_steps(col: ColumnSchema, source="<schema>") -> list[tuple[str, ob
                 raise err(f"unknown step {name!r}; expected one of {', '.join(CONTINUOUS_STEPS)}")
             if arg is False:
                 continue
-            if name == "fill_missing" and not (arg in (None, True, "median")
-                                               or isinstance(arg, (int, float)) and not isinstance(arg, bool)):
-                raise err(f"fill_missing takes a number or 'median', got {arg!r}")
+            if name == "fill_missing" and not (arg in (None, True, "median") or _finite(arg)):
+                raise err(f"fill_missing takes a finite number or 'median', got {arg!r}")
             if name == "clip":
-                if not isinstance(arg, dict) or not set(arg) <= {"min", "max"} or not arg:
-                    raise err(f"clip takes {{min: ..., max: ...}}, got {arg!r}")
+                if not isinstance(arg, dict) or not set(arg) <= {"min", "max"} or not arg \
+                        or not all(_finite(bound) for bound in arg.values()):
+                    raise err(f"clip takes {{min: ..., max: ...}} of finite numbers, got {arg!r}")
+                if arg.get("min", -math.inf) > arg.get("max", math.inf):
+                    raise err(f"clip: min {arg['min']} is above max {arg['max']}: every value would be {arg['max']}")
+            if name in ("log", "normalize", "normalize_minmax") and arg not in (None, True):
+                raise err(f"{name} takes no argument, got {arg!r}")
             steps.append((name, arg))
     return steps
 

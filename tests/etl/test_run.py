@@ -9,6 +9,7 @@ import pytest
 
 import schemaretrieval as sr
 from schemaretrieval import datasets, etl
+from schemaretrieval.etl.options import check_transforms
 from schemaretrieval.schema import OOV_INDEX, schema_from_dict
 
 FIXTURES = "tests/fixtures"
@@ -173,6 +174,8 @@ def test_freq_threshold_and_max_size(tmp_path):
     ({"freq_treshold": 3}, "unknown option 'freq_treshold'"),
     ({"freq_threshold": 2, "max_size": 10}, "cannot be combined"),
     ({"max_size": -1}, "non-negative integer"),
+    # was: ignored on a scalar column; "empty separator" / a TypeError in the run, naming no column
+    ({"separator": "|"}, "separator splits the text of a list column, and 'item_id' is not one"),
 ])
 def test_bad_categorical_transform(spec, message):
     with pytest.raises(sr.SchemaError, match=message) as info:
@@ -180,10 +183,28 @@ def test_bad_categorical_transform(spec, message):
     assert info.value.column == "item_id"
 
 
-def test_bad_continuous_transform():
-    with pytest.raises(sr.SchemaError, match="unknown step 'standardize'") as info:
-        etl.build_workflow(_tiny_schema(["standardize"]))
+@pytest.mark.parametrize("steps, message", [
+    (["standardize"], "unknown step 'standardize'"),
+    # was: every value 1.0; NaN bounds did nothing; NaN or inf written as the fill; arguments ignored
+    ([{"clip": {"min": 5, "max": 1}}], "clip: min 5 is above max 1: every value would be 1"),
+    ([{"clip": {"min": float("nan")}}], r"clip takes \{min: ..., max: ...\} of finite numbers, got \{'min': nan\}"),
+    ([{"clip": {"min": "a"}}], "of finite numbers"),
+    ([{"fill_missing": float("inf")}], "fill_missing takes a finite number or 'median', got inf"),
+    ([{"log": "yes"}], "log takes no argument, got 'yes'"),
+    ([{"normalize": {"mean": 3}}], r"normalize takes no argument, got \{'mean': 3\}"),
+])
+def test_bad_continuous_transform(steps, message):
+    with pytest.raises(sr.SchemaError, match=message) as info:
+        etl.build_workflow(_tiny_schema(steps))
     assert info.value.column == "price" and info.value.key == "transform"
+
+
+def test_a_list_separator_must_be_a_non_empty_string():
+    for separator in ("", 5):
+        schema = sr.schema.schema_from_dict({"columns": {"genres": {
+            "tags": ["item", "categorical", "list"], "dtype": "string", "transform": {"separator": separator}}}})
+        with pytest.raises(sr.SchemaError, match=f"separator must be a non-empty string such as '\\|', got {separator!r}"):
+            check_transforms(schema)
 
 
 def test_missing_column_names_it_and_the_file(tmp_path):
