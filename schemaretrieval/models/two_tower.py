@@ -10,7 +10,8 @@ are given to the calls that use them.
 from __future__ import annotations
 
 import threading
-
+import zipfile
+from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -588,4 +589,12 @@ def load_model(path):
     >>> type(load_model(path)).__name__
     'TwoTowerModelV2'
     """
-    return keras.saving.load_model(path)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_model: {str(path)!r}: no such file (model.save(path) writes one)")
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there
+        raise ValueError(f"load_model: {str(path)!r} is not a readable .keras archive (empty, truncated or not a zip)")
+    try:
+        return keras.saving.load_model(path)
+    except (KeyError, zipfile.BadZipFile) as err:  # a zip without config.json, or a damaged member
+        raise ValueError(f"load_model: {str(path)!r} is not a .keras archive Keras wrote ({err})") from None

@@ -363,3 +363,19 @@ def test_users_training_never_read_query_as_the_mean_trained_user(tmp_path, sche
     unfilled = plain.query_embeddings(rows)
     assert not np.allclose(unfilled[0], unfilled[1])
     np.testing.assert_allclose(unfilled[2], embeddings[2], rtol=1e-5, atol=1e-6)  # the same training otherwise
+
+
+def test_load_model_names_a_file_that_is_not_a_keras_archive(tmp_path):
+    # was: Keras's "File not found: filepath=..." of a file that is there
+    model = sr.TwoTowerModel(sr.load_schema("schemas/synthetic.yaml"), query_units=(8,), candidate_units=(8,))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    whole = path.read_bytes()
+    for name, content in (("truncated.keras", whole[: len(whole) // 2]), ("empty.keras", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"load_model: '.*{name}' is not a readable .keras archive \(empty, "
+                                             r"truncated or not a zip\)"):
+            sr.load_model(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=r"load_model: '.*nowhere.keras': no such file"):
+        sr.load_model(tmp_path / "nowhere.keras")
+    assert type(sr.load_model(path)).__name__ == "TwoTowerModelV2"
