@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from schemaretrieval.arguments import flag, integer, number
 from schemaretrieval.data.exclusions import Exclusions
 from schemaretrieval.data.read import as_frame
 from schemaretrieval.data.splits import random_split
@@ -147,18 +148,19 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         seed: int = 0,
         verbose: int = 1,
     ):
-        if not isinstance(validation_fraction, (int, float)) or not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"EarlyStopping: validation_fraction must be in (0, 1), got {validation_fraction!r}")
+        validation_fraction = number(validation_fraction, "EarlyStopping", "validation_fraction", above=0, below=1)
         metric, _, k = str(monitor).partition("@")
         if metric not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
             raise ValueError(
                 f"EarlyStopping: monitor must be '<metric>@<k>' with metric one of {', '.join(RANKING_METRICS)} "
                 f"and k >= 1 (e.g. 'recall@10'), got {monitor!r}"
             )
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}")
+        patience = integer(patience, "EarlyStopping", "patience", minimum=0)
+        min_delta = number(min_delta, "EarlyStopping", "min_delta", at_least=0)
+        exclude_seen = flag(exclude_seen, "EarlyStopping", "exclude_seen")
+        restore_best_weights = flag(restore_best_weights, "EarlyStopping", "restore_best_weights")
+        seed = integer(seed, "EarlyStopping", "seed", minimum=0)
+        verbose = integer(verbose, "EarlyStopping", "verbose", minimum=0)
         super().__init__(
             monitor=EARLY_STOPPING_PREFIX + monitor, mode="max", patience=patience, min_delta=min_delta,
             verbose=verbose, restore_best_weights=restore_best_weights,

@@ -199,17 +199,34 @@ def test_early_stopping_resumes_from_a_checkpoint_to_the_same_stop(schema, frame
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"validation_fraction": 0}, r"validation_fraction must be in \(0, 1\), got 0"),
-    ({"validation_fraction": 1.0}, r"validation_fraction must be in \(0, 1\), got 1.0"),
+    ({"validation_fraction": 0}, r"validation_fraction must be a finite number > 0 and < 1, got 0"),
+    ({"validation_fraction": 1.0}, r"validation_fraction must be a finite number > 0 and < 1, got 1.0"),
     ({"monitor": "loss"}, r"monitor must be '<metric>@<k>' with metric one of recall, ndcg, mrr, precision, map.*'loss'"),
     ({"monitor": "recall@0"}, r"monitor must be .*got 'recall@0'"),
     ({"monitor": "auc@10"}, r"monitor must be .*got 'auc@10'"),
     ({"patience": -1}, r"patience must be an integer >= 0, got -1"),
-    ({"min_delta": -0.1}, r"min_delta must be >= 0, got -0.1"),
+    ({"min_delta": -0.1}, r"min_delta must be a finite number >= 0, got -0.1"),
+    # was: accepted (NaN, inf and True as min_delta; "no" as a flag; 1.5 and -1 as seeds)
+    ({"min_delta": float("nan")}, r"min_delta must be a finite number >= 0, got nan"),
+    ({"min_delta": True}, r"min_delta must be a finite number >= 0, got True"),
+    ({"seed": 1.5}, r"seed must be an integer >= 0, got 1.5"),
+    ({"seed": -1}, r"seed must be an integer >= 0, got -1"),
+    ({"verbose": "loud"}, r"verbose must be an integer >= 0, got 'loud'"),
 ])
 def test_bad_early_stopping_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match="EarlyStopping: " + message):
         training.EarlyStopping(**kwargs)
+
+
+@pytest.mark.parametrize("option", ["exclude_seen", "restore_best_weights"])
+def test_early_stopping_flags_are_true_or_false(option):
+    with pytest.raises(TypeError, match=f"EarlyStopping: {option} must be True or False, got 'no'"):
+        training.EarlyStopping(**{option: "no"})
+
+
+def test_early_stopping_takes_numpy_numbers():
+    # was: validation_fraction=np.float32(0.5) refused as "must be in (0, 1), got 0.5"
+    assert training.EarlyStopping(validation_fraction=np.float32(0.5), patience=np.int64(3)).patience == 3
 
 
 def test_fit_names_a_wrong_early_stopping(schema, frame):
