@@ -48,7 +48,8 @@ def check_weight_column(schema: Schema, column) -> str:
 
 
 def check_weights(values: np.ndarray, column: str, source: str) -> None:
-    """Refuses negative weights, naming the first row (its position in the table) and the count.
+    """Refuses negative weights, naming the first row (its position in the table) and the count,
+    and weights that are all 0.
 
     >>> check_weights(np.array([1.0, -2.0, 0.0]), "plays", "<DataFrame>")
     Traceback (most recent call last):
@@ -60,6 +61,8 @@ def check_weights(values: np.ndarray, column: str, source: str) -> None:
         first, rows = int(negative[0]), f"{negative.size} row{'s' if negative.size > 1 else ''}"
         raise ValueError(f"{source}: column {column!r} (the sample weight): expected weights >= 0, found "
                          f"{float(values[first])} at row {first} ({rows})")
+    if len(values) and not np.any(np.asarray(values) > 0):  # every loss times 0: fit would train nothing
+        raise ValueError(f"{source}: column {column!r} (the sample weight): every weight is 0; expected some > 0")
 
 
 def _assertion(column: str) -> str:

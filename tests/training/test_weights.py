@@ -50,6 +50,10 @@ def test_a_column_that_cannot_weigh_is_named(schema, rows):
     with pytest.raises(ValueError, match=r"<DataFrame>: column 'rating' \(the sample weight\): expected weights >= 0, "
                                          r"found -1.0 at row 7 \(1 row\)"):
         fit(model, negative, epochs=1, sample_weight="rating", verbose=0)
+    # was: a loss of 0.0 every step, and a model that learned nothing
+    with pytest.raises(ValueError, match=r"<DataFrame>: column 'rating' \(the sample weight\): every weight is 0; "
+                                         r"expected some > 0"):
+        fit(model, rows.assign(rating=0.0), epochs=1, sample_weight="rating", verbose=0)
 
 
 def test_a_streamed_negative_weight_stops_training_with_the_column_named(schema, rows, tmp_path):
