@@ -2,6 +2,7 @@
 an error naming the function, the option and what it expects, never a silent
 default, a truncation or a NaN loss later (the cases a probe of the public API found)."""
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,11 +65,21 @@ def test_sr_training_fit_takes_numpy_integers_and_checks_the_rest(schema):
                                    ("shuffle", "no", "shuffle must be True or False"),
                                    ("verbose", "loud", "verbose must be 'auto', 0, 1 or 2"),
                                    ("ks", [0], "fit: ks must be a non-empty list of distinct ints >= 1"),
-                                   ("callbacks", [5], "callbacks must be keras.callbacks.Callback instances")):
+                                   ("callbacks", [5], "callbacks must be keras.callbacks.Callback instances"),
+                                   # was: TypeError: 'History' object is not iterable
+                                   ("callbacks", keras.callbacks.History(), r"callbacks must be a list of callbacks, "
+                                                                            r"got one History; give \[History\(...\)\]")):
         with pytest.raises((ValueError, TypeError), match=message):
             sr.training.fit(model, rows, **{"epochs": 1, "verbose": 0, option: value})
     with pytest.raises(TypeError, match="fit: model must be a schemaretrieval model"):
         sr.training.fit("model", rows, epochs=1)
+    # was: TypeError: argument of type 'SymbolicTensor' is not iterable
+    with pytest.raises(TypeError, match=r"fit: x is an array of shape \(10, 3\); the towers read named columns"):
+        model.fit(np.zeros((10, 3)), epochs=1, verbose=0)
+    # was: "<DataFrame>: missing column", as if the training table lacked it
+    catalog = sr.data.Catalog.from_interactions(rows, schema)
+    with pytest.raises(ValueError, match=r"validation_data: missing column \['item_price'\]"):
+        model.fit(rows, validation_data=rows.drop(columns=["item_price"]), catalog=catalog, epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("options, error, message", [

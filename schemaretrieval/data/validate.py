@@ -126,6 +126,11 @@ def _check_ids(ids, col, source, rows=None, what="value"):
         if huge.any():
             pos, row = _first(huge, rows)
             _fail(source, name, f"expected integer ids, found {ids[pos]!r} at row {row}, beyond int64")
+    if ids.dtype.kind == "u":
+        huge = ids > np.iinfo(np.int64).max  # would wrap to a negative id in the cast below
+        if huge.any():
+            pos, row = _first(huge, rows)
+            _fail(source, name, f"expected integer ids, found {int(ids[pos])} at row {row}, beyond int64")
     ids = ids.astype(np.int64, copy=False)
     bad, expected = outside_domain(ids, col)
     if bad.any():

@@ -260,6 +260,9 @@ class TwoTowerModelV2(keras.Model):
                 validation_data = merlin_table(validation_data)
             if validation_data is not None and catalog is None and not self._has_default_catalog():
                 catalog = Catalog.from_interactions([x, validation_data], self.schema)
+        if isinstance(x, np.ndarray):  # Keras would fail inside the towers, naming a SymbolicTensor
+            raise TypeError(f"fit: x is an array of shape {x.shape}; the towers read named columns: give a table "
+                            "(DataFrame or path), a dict of feature arrays or a tf.data.Dataset of dicts")
         if not _is_table(x):
             # as training.fit checks a table's: Keras's own fit takes 0 and -1 as no training at all
             if epochs is not None:
@@ -274,7 +277,8 @@ class TwoTowerModelV2(keras.Model):
             self.check_ready_to_train()
             self._build_variables()
             if _is_table(validation_data):
-                validation_data = Batches(validation_data, self.schema, batch_size or 1024).dataset()
+                validation_data = Batches(validation_data, self.schema, batch_size or 1024,
+                                          source="validation_data").dataset()
             # A tf.data.Dataset shuffles itself; Keras warns when asked to.
             shuffle = shuffle and not isinstance(x, tf.data.Dataset)
             epochs = training.DEFAULT_EPOCHS if epochs is None else epochs

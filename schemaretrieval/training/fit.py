@@ -195,6 +195,9 @@ def fit(
     if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
     ks = check_ks(ks, "fit: ks")
+    if isinstance(callbacks, keras.callbacks.Callback):
+        raise TypeError(f"fit: callbacks must be a list of callbacks, got one {type(callbacks).__name__}; "
+                        f"give [{type(callbacks).__name__}(...)]")
     callbacks = list(callbacks or ())  # None, as Keras's fit takes it
     for callback in callbacks:
         if not isinstance(callback, keras.callbacks.Callback):
@@ -245,7 +248,7 @@ def fit(
         start = None
     validation = None
     if validation_data is not None:
-        validation = Batches(validation_data, model.schema, batch_size).dataset()
+        validation = Batches(validation_data, model.schema, batch_size, source="validation_data").dataset()
 
     # Under a tf.distribute strategy (the model built in its scope), the
     # weights and the optimizer's slots are created in the same scope.

@@ -9,7 +9,7 @@ import tensorflow as tf
 from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval.data import read_table, synthetic, to_arrays, to_tf_dataset
-from schemaretrieval.schema import PAD as PAD_VALUE
+from schemaretrieval.schema import PAD as PAD_VALUE, schema_from_dict
 from helpers import column, synthetic_schema
 
 
@@ -325,3 +325,13 @@ def test_to_tf_dataset_one_epoch_of_a_million_rows():
             elapsed = time.perf_counter() - start
             print(f"to_tf_dataset shuffle={shuffle} epoch {epoch}: {rows} rows in {elapsed:.2f} s")
             assert rows == n
+
+
+def test_an_unsigned_id_beyond_int64_is_named_not_wrapped():
+    # was: "value -9223372036854775803 at row 0 is outside the schema's domain"
+    schema = schema_from_dict({"columns": {"user_id": {"tags": ["user_id", "categorical"], "dtype": "int64",
+                                                       "domain": {"min": 0, "max": 9}}}})
+    ids = np.array([1, 2**63 + 5], dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"column 'user_id': expected integer ids, found 9223372036854775813 at row 1, "
+                                         r"beyond int64"):
+        to_arrays(pd.DataFrame({"user_id": ids}), schema)
