@@ -158,7 +158,7 @@ def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
     first_line = 2 if options.get("header", "infer") == 0 else 1
     try:
         frame = pd.read_csv(source(), dtype=dtype, **options)
-    except ValueError:  # a field that is not a number, a missing one (pandas's ParserError is one too)
+    except (ValueError, OverflowError):  # a field that is not a number, a missing one, one beyond int64
         frame = None
     if frame is not None and not isinstance(frame.index, pd.RangeIndex):
         # more fields than names on every line: pandas took the first ones for the index,
@@ -166,20 +166,21 @@ def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
         names = options.get("names") or list(numbers)
         raise ValueError(f"movielens: {str(file)!r}, line {first_line}: more fields than the {len(names)} expected "
                          f"({', '.join(names)})")
-    if frame is not None and not frame[list(numbers)].isna().to_numpy().any():
-        return frame
+    if frame is not None and np.isfinite(frame[list(numbers)].to_numpy(dtype="float64")).all():
+        return frame  # else a missing or infinite value: the text pass below names its line
     try:  # again as text, to find the line
         raw = pd.read_csv(source(), dtype=str, **dict(options, keep_default_na=False))
     except pd.errors.ParserError as err:
         raise ValueError(f"movielens: {str(file)!r}: {err}") from None
     for name, kind in numbers.items():
         values = pd.to_numeric(raw[name], errors="coerce")
-        bad = (values.isna() | (values % 1 != 0) if kind == "int64" else values.isna()).to_numpy()
+        bad = (values.isna() | (values % 1 != 0) | (values.abs() >= 2.0**63) if kind == "int64"
+               else values.isna() | ~np.isfinite(values)).to_numpy()
         if bad.any():
             i = int(np.argmax(bad))
             got = raw[name].iloc[i]
             got = "nothing: an empty field, or a line with fewer fields" if pd.isna(got) or got == "" else repr(got)
-            what = "an integer" if kind == "int64" else "a number"
+            what = "an integer" if kind == "int64" else "a finite number" if pd.notna(values.iloc[i]) else "a number"
             raise ValueError(f"movielens: {str(file)!r}, line {first_line + i}: {name}: expected {what}, got {got}")
     raise ValueError(f"movielens: {str(file)!r}: not readable as {', '.join(options.get('names') or numbers)}")
 
@@ -206,10 +207,15 @@ def _ml_100k(path: Path):
                              encoding="latin-1").dropna()
         genres = list(listed.sort_values("index")["genre"])
     cols = ["item_id", "item_title", "release_date", "video_release_date", "imdb_url"] + genres
-    items = _unique(_read(_need(path, "u.item"), {"item_id": "int64"}, sep="|", header=None, names=cols,
-                          encoding="latin-1", dtype={"item_title": str, "release_date": str}),
+    items = _unique(_read(_need(path, "u.item"), {"item_id": "int64", **dict.fromkeys(genres, "int64")}, sep="|",
+                          header=None, names=cols, encoding="latin-1", dtype={"item_title": str, "release_date": str}),
                     "item_id", path / "u.item")
-    flags = items[genres].fillna(0).to_numpy(dtype=bool)
+    flags = items[genres].to_numpy()
+    if not np.isin(flags, (0, 1)).all():  # a flag of 7 or -1 would read as true
+        row, column = np.argwhere(~np.isin(flags, (0, 1)))[0]
+        raise ValueError(f"movielens: {str(path / 'u.item')!r}, line {row + 1}: {genres[column]}: expected a genre "
+                         f"flag 0 or 1, got {flags[row, column]}")
+    flags = flags.astype(bool)
     names = np.array(genres, dtype=object)
     items["item_genres"] = [list(names[row]) for row in flags]
     released = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year

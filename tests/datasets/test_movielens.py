@@ -90,6 +90,13 @@ def line(text, number, new):
      r"u.data', line 1: more fields than the 4 expected \(user_id, item_id, rating, timestamp\)"),
     ("ml-1m", "ratings.dat", lambda t: "\n".join(row + "::9" if row else row for row in t.split("\n")),
      r"ratings.dat', line 1: more fields than the 4 expected"),
+    # was: OverflowError naming no file; a rating of inf kept; a genre flag of 7 read as true
+    ("ml-100k", "u.data", lambda t: line(t, 2, "99999999999999999999999\t7\t4\t874969739"),
+     r"u.data', line 2: user_id: expected an integer, got '99999999999999999999999'"),
+    ("ml-100k", "u.data", lambda t: line(t, 2, "1\t7\tinf\t874969739"), r"line 2: rating: expected a finite number, "
+                                                                      r"got 'inf'"),
+    ("ml-100k", "u.item", lambda t: line(t, 1, t.split("\n")[0][:-1] + "7"),
+     r"u.item', line 1: Western: expected a genre flag 0 or 1, got 7"),
     ("ml-100k", "u.data", lambda t: t.replace("\t", " "), r"line 1: user_id: expected an integer, got '1 7 4 874969739'"),
     ("ml-100k", "u.user", lambda t: line(t, 3, t.split("\n")[0]), r"u.user', line 3: user_id 1 is listed again "
                                                                    r"\(first on line 1\)"),
