@@ -107,6 +107,9 @@ def categorical_options(col: ColumnSchema, source="<schema>") -> dict:
     kind = spec.get("kind", "categorify")
     if kind not in ("categorify", "passthrough"):
         raise err(f"unknown kind {kind!r}; expected categorify or passthrough")
+    if kind == "passthrough" and col.dtype is not None and col.dtype.element_type.value == "string":
+        raise err("passthrough keeps ids as the integers they are, and this column holds strings; "
+                  "leave kind out (categorify gives each string an id)")
     for key in ("freq_threshold", "max_size", "num_buckets"):
         value = spec.get(key)
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):

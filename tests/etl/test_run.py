@@ -176,6 +176,8 @@ def test_freq_threshold_and_max_size(tmp_path):
     ({"max_size": -1}, "non-negative integer"),
     # was: ignored on a scalar column; "empty separator" / a TypeError in the run, naming no column
     ({"separator": "|"}, "separator splits the text of a list column, and 'item_id' is not one"),
+    # was: ValueError: invalid literal for int() with base 10: 'a', from inside the run
+    ({"kind": "passthrough"}, "passthrough keeps ids as the integers they are, and this column holds strings"),
 ])
 def test_bad_categorical_transform(spec, message):
     with pytest.raises(sr.SchemaError, match=message) as info:
