@@ -38,6 +38,28 @@ __all__ = ["read_input", "default_partitions", "PARQUET_PARTITIONS"]
 PARQUET_PARTITIONS = {"split_row_groups": "adaptive", "blocksize": "64MiB"}
 
 
+def _check_same_columns(files) -> None:
+    """An ETLError naming the file when a directory's parquet files are not readable or
+    differ in their columns or types: dask would fail later naming neither."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = None
+    for file in files:
+        try:
+            columns = {field.name: str(field.type) for field in pq.read_schema(file)
+                       if not field.name.startswith("__index_level_")}  # pandas's index: not data
+        except (pa.ArrowException, OSError) as err:
+            raise ETLError(f"{file}: not a readable parquet file ({err})") from None
+        if first is None:
+            first = (file, columns)
+            continue
+        for name in dict.fromkeys([*first[1], *columns]):
+            if first[1].get(name) != columns.get(name):
+                raise ETLError(f"{file}: column {name!r} is {columns.get(name, 'missing')}, and "
+                               f"{first[1].get(name, 'missing')} in {first[0].name}; every file of a directory "
+                               "needs the same columns and types")
+
 def default_partitions(rows: int) -> int:
     """Partitions of a DataFrame input: one per 500k rows, at most 8.
 
@@ -115,6 +137,7 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
             if not files:
                 raise ETLError(f"{source}: the directory holds no .parquet files")
+            _check_same_columns(files)
             ddf = dd.read_parquet([str(p) for p in files], **PARQUET_PARTITIONS)
         elif path.suffix.lower() in (".parquet", ".pq"):
             ddf = dd.read_parquet(str(path), **PARQUET_PARTITIONS)

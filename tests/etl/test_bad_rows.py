@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import schemaretrieval as sr
@@ -196,3 +197,20 @@ def test_train_names_the_row_of_the_file_not_of_its_split(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--schema", "schemas/synthetic.yaml", "--data", str(path), "--out", str(tmp_path / "o")])
     assert "value 5000 at row 150 is outside the schema's domain" in capsys.readouterr().err
+
+
+def test_a_parquet_directory_of_files_that_differ_names_the_file(tmp_path):
+    # was: KeyError "['user_score'] not in index", or pyarrow's ArrowInvalid naming no file
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame = raw()
+    frame.iloc[:10].to_parquet(folder / "a.parquet")
+    frame.iloc[10:].drop(columns=["item_price"]).to_parquet(folder / "b.parquet")
+    assert etl_error(folder, tmp_path, source=str(folder / "b.parquet")) == (
+        f"{folder / 'b.parquet'}: column 'item_price' is missing, and "
+        f"{pa.Schema.from_pandas(frame[['item_price']]).field('item_price').type} in a.parquet; every file of a "
+        "directory needs the same columns and types")
+    frame.iloc[10:].to_parquet(folder / "b.parquet")
+    (folder / "c.parquet").write_bytes(b"garbage")
+    assert etl_error(folder, tmp_path, source=str(folder / "c.parquet")).startswith(
+        f"{folder / 'c.parquet'}: not a readable parquet file (")
