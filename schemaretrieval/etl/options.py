@@ -116,8 +116,9 @@ def categorical_options(col: ColumnSchema, source="<schema>") -> dict:
             raise err(f"{key} must be a non-negative integer, got {value!r}")
     if spec.get("freq_threshold") and spec.get("max_size"):
         raise err("freq_threshold and max_size cannot be combined (NVTabular's Categorify); give one")
-    if spec.get("max_size") and spec["max_size"] < (spec.get("num_buckets") or 1) + 2:
-        raise err("max_size must be at least num_buckets + 2 (ids 0 and 1 are reserved)")
+    if spec.get("max_size") and spec["max_size"] < (spec.get("num_buckets") or 1) + 3:
+        raise err("max_size must be at least num_buckets + 3 (ids 0 and 1 are reserved, the OOV ids follow, "
+                  "and one value is kept)")
     if spec.get("num_buckets") == 0:
         raise err("num_buckets must be >= 1 (or left out for one OOV id)")
     if "separator" in spec:

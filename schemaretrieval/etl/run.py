@@ -28,8 +28,10 @@ cover every id the ETL can emit. See docs/etl.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +172,22 @@ def _report_oov(split, source, rows, oov, expected_in_train=False, inspected=Non
     return {"source": source, "rows": rows, "oov": oov, **extra}
 
 
+@contextlib.contextmanager
+def _categorify_named(source: str, schema: Schema):
+    """NVTabular's "Failed to categorical encode column c", which says neither why nor what to
+    change, as an ETLError naming the column and its transform."""
+    try:
+        yield
+    except RuntimeError as err:
+        column = re.fullmatch(r"Failed to categorical encode column (.+)", str(err))
+        if column is None or column.group(1) not in schema.column_names:
+            raise
+        options = categorical_options(schema[column.group(1)])
+        raise ETLError(f"{source}: column {column.group(1)!r}: Categorify failed ({type(err.__cause__).__name__}: "
+                       f"{err.__cause__}) with transform {options}; a freq_threshold above every value's count "
+                       "keeps no value: lower it") from None
+
+
 def fit_transform(train, valid=None, schema=None, out_dir="processed", device: str = "auto", dask=None,
                   npartitions: int | None = None, on_bad_rows: str = "error") -> ETLOutput:
     """Fit the schema's workflow on ``train``, transform ``train`` and ``valid``, write everything.
@@ -227,7 +245,7 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
         train_ds, train_src, train_rows = _dataset(train, schema, chosen, npartitions, on_bad_rows)
         valid_ds, valid_src, valid_rows = (None, None, None) if valid is None else _dataset(
             valid, schema, chosen, npartitions, on_bad_rows)
-        with TaskProgress("ETL: fitting the workflow"):
+        with TaskProgress("ETL: fitting the workflow"), _categorify_named(train_src, schema):
             workflow.fit(train_ds)
         with TaskProgress("ETL: writing train/"):
             _write(workflow, train_ds, out / "train")
@@ -247,7 +265,8 @@ def fit_transform(train, valid=None, schema=None, out_dir="processed", device: s
     if valid_ds is not None:
         v_rows, v_oov, _ = _scan(out / "valid", processed, None)
         report["valid"] = _report_oov("valid", valid_src, v_rows, v_oov, inspected=valid_rows)
-    write_artifacts(plan, processed, out, counts)
+    with _categorify_named(train_src, schema):
+        write_artifacts(plan, processed, out, counts)
     schema_lib.save_schema(processed, out / "schema.yaml")
     schema_lib.save_schema(processed, out / "schema.pbtxt")
     # NVTabular's own file leaves pass-through string columns untyped ('unknown');

@@ -178,6 +178,8 @@ def test_freq_threshold_and_max_size(tmp_path):
     ({"separator": "|"}, "separator splits the text of a list column, and 'item_id' is not one"),
     # was: ValueError: invalid literal for int() with base 10: 'a', from inside the run
     ({"kind": "passthrough"}, "passthrough keeps ids as the integers they are, and this column holds strings"),
+    # was: RuntimeError: Failed to categorical encode column item_id, from inside the run
+    ({"max_size": 3}, r"max_size must be at least num_buckets \+ 3"),
 ])
 def test_bad_categorical_transform(spec, message):
     with pytest.raises(sr.SchemaError, match=message) as info:
@@ -207,6 +209,16 @@ def test_a_list_separator_must_be_a_non_empty_string():
             "tags": ["item", "categorical", "list"], "dtype": "string", "transform": {"separator": separator}}}})
         with pytest.raises(sr.SchemaError, match=f"separator must be a non-empty string such as '\\|', got {separator!r}"):
             check_transforms(schema)
+
+
+def test_a_freq_threshold_that_keeps_no_value_is_named(tmp_path):
+    # was: RuntimeError: Failed to categorical encode column item_id (an IndexError inside NVTabular)
+    frame = pd.DataFrame({"user_id": range(12), "item_id": list("aabbccddeeff"), "price": 1.0})
+    with pytest.raises(etl.ETLError, match=r"<DataFrame>: column 'item_id': Categorify failed .* with transform "
+                                           r"\{'freq_threshold': 1000, 'kind': 'categorify'\}; a freq_threshold above "
+                                           r"every value's count keeps no value"):
+        etl.fit_transform(frame, None, _tiny_schema(item_transform={"freq_threshold": 1000}), tmp_path / "f",
+                          device="cpu")
 
 
 def test_missing_column_names_it_and_the_file(tmp_path):
