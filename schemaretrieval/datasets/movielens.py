@@ -172,6 +172,9 @@ def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
         raw = pd.read_csv(source(), dtype=str, **dict(options, keep_default_na=False))
     except pd.errors.ParserError as err:
         raise ValueError(f"movielens: {str(file)!r}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"movielens: {str(file)!r}: not {err.encoding} text ({err.reason}); "
+                         "the release's own files are") from None
     for name, kind in numbers.items():
         values = pd.to_numeric(raw[name], errors="coerce")
         bad = (values.isna() | (values % 1 != 0) | (values.abs() >= 2.0**63) if kind == "int64"

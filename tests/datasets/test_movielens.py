@@ -80,6 +80,15 @@ def line(text, number, new):
     return "\n".join(lines)
 
 
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    # was: UnicodeDecodeError naming no file
+    folder, _ = corrupted(tmp_path, "ml-latest-small", "ratings.csv", lambda t: t)
+    data = (folder / "ratings.csv").read_bytes()
+    (folder / "ratings.csv").write_bytes(data[:40] + b"\xff\xfe" + data[40:])
+    with pytest.raises(ValueError, match=r"movielens: '.*ratings.csv': not utf-8 text \(invalid start byte\)"):
+        datasets.movielens(folder, "ml-latest-small")
+
+
 @pytest.mark.parametrize("variant, name, edit, message", [
     ("ml-100k", "u.data", lambda t: line(t, 3, "1\t4\tfour\t874975158"), r"line 3: rating: expected a number, got 'four'"),
     ("ml-100k", "u.data", lambda t: line(t, 2, "1\t8\t4"), r"line 2: timestamp: expected an integer, got nothing: "
