@@ -206,8 +206,15 @@ def _ml_100k(path: Path):
     genres = list(ML_100K_GENRES)
     genre_file = path / "u.genre"
     if genre_file.is_file():
-        listed = pd.read_csv(genre_file, sep="|", header=None, names=["genre", "index"],
-                             encoding="latin-1").dropna()
+        try:
+            listed = pd.read_csv(genre_file, sep="|", header=None, names=["genre", "index"],
+                                 encoding="latin-1").dropna()
+        except (pd.errors.ParserError, pd.errors.EmptyDataError):
+            listed = pd.DataFrame({"genre": [], "index": []})
+        # u.item's columns are named from it: another list would shift them
+        if sorted(pd.to_numeric(listed["index"], errors="coerce").tolist()) != list(range(len(ML_100K_GENRES))):
+            raise ValueError(f"movielens: {str(genre_file)!r}: expected the {len(ML_100K_GENRES)} genres of ml-100k "
+                             f"as 'name|index' lines, indices 0 to {len(ML_100K_GENRES) - 1}; got {len(listed)} lines")
         genres = list(listed.sort_values("index")["genre"])
     cols = ["item_id", "item_title", "release_date", "video_release_date", "imdb_url"] + genres
     items = _unique(_read(_need(path, "u.item"), {"item_id": "int64", **dict.fromkeys(genres, "int64")}, sep="|",

@@ -106,6 +106,9 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
                                                                       r"got 'inf'"),
     ("ml-100k", "u.item", lambda t: line(t, 1, t.split("\n")[0][:-1] + "7"),
      r"u.item', line 1: Western: expected a genre flag 0 or 1, got 7"),
+    # was: "u.item, line 2: item_id 0 is listed again", its columns named from a garbled u.genre
+    ("ml-100k", "u.genre", lambda t: "garbage\n", r"u.genre': expected the 19 genres of ml-100k as 'name\|index' "
+                                                  r"lines, indices 0 to 18; got 0 lines"),
     ("ml-100k", "u.data", lambda t: t.replace("\t", " "), r"line 1: user_id: expected an integer, got '1 7 4 874969739'"),
     ("ml-100k", "u.user", lambda t: line(t, 3, t.split("\n")[0]), r"u.user', line 3: user_id 1 is listed again "
                                                                    r"\(first on line 1\)"),
