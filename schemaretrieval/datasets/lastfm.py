@@ -174,9 +174,10 @@ def _lastfm_read(file: Path, numeric=()):
             raise ValueError(f"lastfm: {str(file)!r}, line {number}: expected {len(header)} tab-separated fields "
                              f"({', '.join(header)}), got {len(fields)}: {line[:80]!r}")
         for i in numeric:
-            if not (fields[i].isascii() and fields[i].isdigit()):
+            # below 2**63: an id is an int64 in every table built from these rows
+            if not (fields[i].isascii() and fields[i].isdigit()) or int(fields[i]) >= 2**63:
                 raise ValueError(f"lastfm: {str(file)!r}, line {number}, column {header[i]}: expected a "
-                                 f"non-negative integer (digits only), got {fields[i]!r}")
+                                 f"non-negative integer below 2**63 (digits only), got {fields[i]!r}")
         rows.append(fields)
         numbers.append(number)
     return rows, numbers

@@ -78,7 +78,12 @@ def spoil(file, line, new):
 
 @pytest.mark.parametrize("name, line, new, message", [
     ("user_artists.dat", 4, b"2\t5 1\t100", r"user_artists.dat', line 4, column artistID: expected a non-negative "
-                                             r"integer \(digits only\), got '5 1'"),
+                                             r"integer below 2\*\*63 \(digits only\), got '5 1'"),
+    # was: "Python int too large to convert to C long"; a friend id kept as a Python int
+    ("user_artists.dat", 4, b"99999999999999999999999\t51\t100", r"line 4, column userID: expected a non-negative "
+                                                                   r"integer below 2\*\*63"),
+    ("user_friends.dat", 2, b"2\t99999999999999999999999", r"line 2, column friendID: expected a non-negative integer "
+                                                           r"below 2\*\*63"),
     ("user_artists.dat", 3, b"2\t51", r"user_artists.dat', line 3: expected 3 tab-separated fields "
                                        r"\(userID, artistID, weight\), got 2"),
     ("user_artists.dat", 1, b"2\t51\t100", r"user_artists.dat', line 1: expected the header "
