@@ -5,6 +5,7 @@ test_early_stopping.py."""
 
 import csv
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -91,6 +92,15 @@ def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, fra
                      batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
 
 
+@pytest.fixture(scope="module")
+def one_epoch_checkpoint(schema, frame, tmp_path_factory):
+    """A checkpoint directory after one epoch, copied by each test that damages it."""
+    directory = tmp_path_factory.mktemp("one-epoch")
+    training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=directory,
+                 checkpoint_every=4)
+    return directory
+
+
 @pytest.mark.parametrize("edit, message", [
     # was: JSONDecodeError naming no file, KeyError 'shapes', a silent 5 epochs, {} trained nothing
     (lambda ckpt: (ckpt / "latest.json").write_text("{bad"), r"latest.json: not readable"),
@@ -101,9 +111,8 @@ def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, fra
     (lambda ckpt: _npz(ckpt).write_bytes(_npz(ckpt).read_bytes()[:100]), r"ckpt-.*npz: not a readable checkpoint"),
     (lambda ckpt: _poison(ckpt), r"ckpt-.*npz: variable .* holds NaN or inf"),
 ])
-def test_a_damaged_checkpoint_is_named_not_loaded(schema, frame, tmp_path, edit, message):
-    training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path,
-                 checkpoint_every=4)
+def test_a_damaged_checkpoint_is_named_not_loaded(schema, frame, one_epoch_checkpoint, tmp_path, edit, message):
+    shutil.copytree(one_epoch_checkpoint, tmp_path, dirs_exist_ok=True)
     edit(tmp_path)
     with pytest.raises(ValueError, match=message):
         training.fit(small_model(schema), frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
