@@ -10,8 +10,6 @@ are given to the calls that use them.
 from __future__ import annotations
 
 import threading
-import zipfile
-from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -42,7 +40,7 @@ from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.optimizers import default_optimizer
 from schemaretrieval.training.svd_start import ITEM_ID_STARTS
 
-__all__ = ["TwoTowerModelV2", "load_model"]
+__all__ = ["TwoTowerModelV2"]
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")
@@ -577,28 +575,3 @@ def _is_table(data) -> bool:
     """A DataFrame or a path (what the model batches from the schema itself),
     rather than Keras's own inputs."""
     return isinstance(data, (pd.DataFrame, str)) or hasattr(data, "__fspath__")
-
-
-def load_model(path):
-    """Loads a model written by `model.save(path)` (a `.keras` file).
-
-    The library's layers register themselves with Keras when
-    `schemaretrieval` is imported, so no `custom_objects` are needed.
-
-    >>> import tempfile, os
-    >>> import schemaretrieval as sr
-    >>> model = sr.TwoTowerModel(sr.load_schema("schemas/synthetic.yaml"))
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
-    >>> model.save(path)
-    >>> type(load_model(path)).__name__
-    'TwoTowerModelV2'
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_model: {str(path)!r}: no such file (model.save(path) writes one)")
-    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there
-        raise ValueError(f"load_model: {str(path)!r} is not a readable .keras archive (empty, truncated or not a zip)")
-    try:
-        return keras.saving.load_model(path)
-    except (KeyError, zipfile.BadZipFile) as err:  # a zip without config.json, or a damaged member
-        raise ValueError(f"load_model: {str(path)!r} is not a .keras archive Keras wrote ({err})") from None
