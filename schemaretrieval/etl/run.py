@@ -183,9 +183,10 @@ def _categorify_named(source: str, schema: Schema):
         if column is None or column.group(1) not in schema.column_names:
             raise
         options = categorical_options(schema[column.group(1)])
+        hint = ("; a freq_threshold above every value's count keeps no value: lower it"
+                if options.get("freq_threshold") else "")
         raise ETLError(f"{source}: column {column.group(1)!r}: Categorify failed ({type(err.__cause__).__name__}: "
-                       f"{err.__cause__}) with transform {options}; a freq_threshold above every value's count "
-                       "keeps no value: lower it") from None
+                       f"{err.__cause__}) with transform {options}{hint}") from None
 
 
 def fit_transform(train, valid=None, schema=None, out_dir="processed", device: str = "auto", dask=None,
