@@ -284,16 +284,17 @@ class EASE(_Baseline):
         user_codes, users = pd.factorize(frame[user_id_col], sort=True)
         item_codes, items = pd.factorize(frame[item_id_col], sort=True)
         n_users, n_items = len(users), len(items)
-        memory = machine_memory()
-        if n_items > self.max_items or (memory is not None and n_items**2 * 8 > memory):
+        if n_items > self.max_items:
             raise ValueError(
                 f"EASE: {n_items} items > max_items={self.max_items}; B is dense "
                 f"{n_items}x{n_items} (~{n_items**2 * 8 / 2**30:.1f} GB in float64). "
                 "Keep the most frequent items or raise max_items if memory allows."
-                if n_items > self.max_items else
-                f"EASE: B over {n_items} items is dense {n_items}x{n_items} ({n_items**2 * 8 / 2**30:,.1f} GiB in "
-                f"float64), more than this machine's {memory / 2**30:,.1f} GiB of memory; keep the most frequent items"
             )
+        memory = machine_memory()
+        if memory is not None and n_items**2 * 8 > memory:
+            raise ValueError(f"EASE: B over {n_items} items is dense {n_items}x{n_items} ({n_items**2 * 8 / 2**30:,.1f} "
+                             f"GiB in float64), more than this machine's {memory / 2**30:,.1f} GiB of memory; keep "
+                             "the most frequent items")
         X = sp.csr_matrix(
             (np.ones(len(frame)), (user_codes, item_codes)), shape=(n_users, n_items)
         )

@@ -27,7 +27,7 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_model: {str(path)!r}: no such file (model.save(path) writes one)")
-    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found" of one that is there
         raise ValueError(f"load_model: {str(path)!r} is not a readable .keras archive (empty, truncated or not a zip)")
     try:
         return keras.saving.load_model(path)
