@@ -104,13 +104,15 @@ class Exclusions:
         """One collection of item ids per query, keyed by the query's position 0..n-1 (what
         ``search(exclude=)`` takes without ``users=``).
 
-        >>> [items.tolist() for items in Exclusions.per_query([[3, 1], [], [2]]).items_of([0, 1, 2])]
+        >>> [items.tolist() for items in Exclusions.per_query([[3, 1], [], {2}]).items_of([0, 1, 2])]
         [[1, 3], [], [2]]
         """
         if isinstance(lists, (str, bytes)) or not hasattr(lists, "__len__"):
             raise TypeError("exclude: expected one collection of item ids per query")
         users, items = [], []
         for query, ids in enumerate(lists):
+            if isinstance(ids, (set, frozenset, dict)):  # a collection NumPy would take for one object
+                ids = list(ids)
             if ids is not None and (isinstance(ids, (str, bytes)) or np.ndim(ids) == 0):
                 raise TypeError(f"exclude: expected one collection of item ids per query, got {ids!r} for query "
                                 f"{query} (a flat list is not ids for every query: give [[...]] * number of queries)")
