@@ -164,11 +164,12 @@ class Checkpointer:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # truncated, not an npz, or missing arrays
             raise ValueError(f"checkpoint {file}: not a readable checkpoint ({err}); delete the directory to "
                              "start over") from None
+        weights = {id(v) for v in model.trainable_variables}  # the optimizer's state may hold -inf by design
         for v, value in zip(variables, values):
             if tuple(value.shape) != tuple(v.shape):
                 raise ValueError(f"checkpoint {file}: variable {v.path} has shape {value.shape}, expected {v.shape}")
-            if value.dtype.kind == "f" and not np.isfinite(value).all():  # training from it would only give NaN
-                raise ValueError(f"checkpoint {file}: variable {v.path} holds NaN or inf; the run it saved had "
+            if id(v) in weights and not np.isfinite(value).all():  # training from it would only give NaN
+                raise ValueError(f"checkpoint {file}: weight {v.path} holds NaN or inf; the run it saved had "
                                  "diverged: start over with another --checkpoint-dir")
         for v, value in zip(variables, values):
             v.assign(value)
