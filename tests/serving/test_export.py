@@ -4,6 +4,7 @@ an export from the ETL's artifacts takes raw ids and raw continuous values."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -63,7 +64,8 @@ def setup(tmp_path_factory):
     users = interactions.drop_duplicates("user_id", keep="last").reset_index(drop=True)
     root = tmp_path_factory.mktemp("export")
     plain = serving.export_serving(model, catalog, root / "plain", k=K, users=interactions)
-    raw = serving.export_serving(model, catalog, root / "raw", k=K, artifacts=setup_vocab())
+    known = users[users.user_id != OOV_INDEX]  # the vocabulary leaves the OOV code to unknown users
+    raw = serving.export_serving(model, catalog, root / "raw", k=K, artifacts=setup_vocab(), users=known)
     return model, catalog, users, plain, raw
 
 
@@ -186,16 +188,20 @@ def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
     items = serving.recommend_from_export(plain, user.user_id, 5, exclude=[str(want[0])])
     assert [i for i, _ in items] == library_topk(model, catalog, users.iloc[:1], k=6)[1][0][1:].tolist()
     # raw ids through the vocabulary; an unknown one is OOV and still gets k items
-    # was: an export without users.parquet ranked with user_age 0 and user_country 0, saying nothing
-    with pytest.raises(ValueError, match=r"user 'u7': the query tower also reads \['user_age', 'user_country'\], "
-                                         r"and the export has no users.parquet"):
-        serving.recommend_from_export(raw, "u7", 4)
-    known = users[users.user_id != OOV_INDEX]
-    with_users = serving.export_serving(model, catalog, tmp_path / "raw-users", k=K, users=known, artifacts=setup_vocab())
-    assert len(serving.recommend_from_export(with_users, f"u{known.user_id.iloc[0]}", 4)) == 4
+    assert len(serving.recommend_from_export(raw, f"u{users.user_id.iloc[0]}", 4)) == 4
     with pytest.warns(UserWarning, match=r"user 'somebody-new' has no row in .*users.parquet: \['user_age', "
                                          r"'user_country'\] take default values"):
-        assert len(serving.recommend_from_export(with_users, "somebody-new", 4)) == 4
+        assert len(serving.recommend_from_export(raw, "somebody-new", 4)) == 4
+    # was: an export without users.parquet ranked with user_age 0 and user_country 0, saying nothing
+    # (the export as export_serving writes it without users=: no users.parquet, "users": false)
+    bare = tmp_path / "raw-without-users"
+    shutil.copytree(raw, bare)
+    (bare / "users.parquet").unlink()
+    meta = json.loads((bare / "serving.json").read_text())
+    (bare / "serving.json").write_text(json.dumps({**meta, "users": False}))
+    with pytest.raises(ValueError, match=r"user 'u7': the query tower also reads \['user_age', 'user_country'\], "
+                                         r"and the export has no users.parquet"):
+        serving.recommend_from_export(bare, "u7", 4)
     # bad input: the message and exit 2
     for argv, message in [
         (["recommend", "--model", str(plain), "--user", "5000"], r"unknown user id '5000': user_id takes ids in \[0, 1999\]"),
