@@ -134,7 +134,12 @@ def train(args) -> dict:
     training.set_seed(args.seed)  # and op determinism: the same seed, the same metrics
     ks = args.ks  # common.cutoffs parsed them
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    for flag, directory in (("--out", out), ("--checkpoint-dir", args.checkpoint_dir)):
+        if directory is not None:  # made before the data is read, so that a path that cannot be is named first
+            try:
+                Path(directory).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ValueError(f"{flag} {str(directory)!r}: cannot make the directory ({err.strerror})") from None
     data = common.sources(args, sr.load_schema(args.schema) if args.schema else None)
     schema = data.schema
     if args.sample_weight is not None:  # named before the data is read through

@@ -59,6 +59,9 @@ CASES = [
     (["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "10", "--out", "README.md"], [],
      r"argument --out: expected a directory \(new or existing\), got the file 'README.md'"),
     (TRAIN, ["--checkpoint-dir", "README.md"], r"argument --checkpoint-dir: expected a directory .* 'README.md'"),
+    # was: "[Errno 20] Not a directory" naming no flag, after the data was read
+    (TRAIN, ["--checkpoint-dir", "README.md/ckpt"], r"--checkpoint-dir 'README.md/ckpt': cannot make the directory "
+                                                    r"\(Not a directory\)"),
     (["etl", "--schema", "schemas/synthetic.yaml", "--train", "raw.parquet", "--out", "README.md"], [],
      r"argument --out: expected a directory .* 'README.md'"),
     (["evaluate", "--baseline", "popularity", "--schema", "schemas/synthetic.yaml", "--synthetic", "100"],
