@@ -24,7 +24,7 @@ EXAMPLES = {
     "data.parquet": 17,
     "data.presets": 2,
     "data.raw_log": 3,
-    "data.read": 22,
+    "data.read": 23,
     "data.splits": 11,
     "data.synthetic": 11,
     "data.unique_rows": 7,

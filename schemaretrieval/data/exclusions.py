@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from schemaretrieval.data import parquet
-from schemaretrieval.data.read import read_frame, require_columns
+from schemaretrieval.data.read import read_frame, require_columns, require_present
 
 __all__ = ["Exclusions", "QueryExclusions", "as_exclusions", "catalog_positions"]
 
@@ -72,11 +72,8 @@ class Exclusions:
         if users.shape != items.shape or users.ndim != 1:
             raise ValueError(f"Exclusions: {users.shape} user ids against {items.shape} item ids; expected one "
                              "user per item, both 1-d")
-        for what, ids in (("user", users), ("item", items)):
-            missing = pd.isna(ids)
-            if missing.any():  # NaN users would sort into no row, and their items be lost
-                raise ValueError(f"Exclusions: {int(missing.sum())} missing {what} ids (None/NaN), first at position "
-                                 f"{int(np.argmax(missing))}; every pair needs a user id and an item id")
+        for what, ids in (("user", users), ("item", items)):  # a NaN user would sort into no row
+            require_present(ids, "Exclusions", f"{what} ids", "every pair needs a user id and an item id")
         pairs = pd.DataFrame({"user": users, "item": items}).drop_duplicates()
         pairs = pairs.sort_values(["user", "item"], kind="stable")
         self.users = pd.unique(pairs["user"].to_numpy())

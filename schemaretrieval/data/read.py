@@ -17,10 +17,11 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["DATAFRAME", "MERLIN_DATASET", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame",
-           "require_columns", "check_csv_header", "parquet_files", "is_merlin_dataset", "merlin_table"]
+           "require_columns", "require_present", "check_csv_header", "parquet_files", "is_merlin_dataset", "merlin_table"]
 
 #: How errors name data given as a DataFrame.
 DATAFRAME = "<DataFrame>"
@@ -254,3 +255,19 @@ def require_columns(frame, names, source, what, allow_empty=False):
         )
     if len(frame) == 0 and not allow_empty:
         raise ValueError(f"{source}: the data is empty (zero rows)")
+
+
+def require_present(values, where: str, what: str, expected: str = "") -> None:
+    """No value of ``values`` is missing (None/NaN), or a ValueError naming ``where``, the
+    count of ``what`` missing and the first position: a missing id or time would otherwise
+    sort into no group, or after every other, without a word.
+
+    >>> require_present(pd.Series([3, None, 4]), "leave_last_n_out", "user ids in column 'user_id'")
+    Traceback (most recent call last):
+    ...
+    ValueError: leave_last_n_out: 1 missing user ids in column 'user_id' (None/NaN), first at position 1
+    """
+    missing = np.asarray(pd.isna(values))
+    if missing.any():
+        raise ValueError(f"{where}: {int(missing.sum())} missing {what} (None/NaN), first at position "
+                         f"{int(np.argmax(missing))}{'; ' + expected if expected else ''}")

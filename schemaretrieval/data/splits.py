@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from schemaretrieval.arguments import integer, number
+from schemaretrieval.data.read import require_present
 
 
 def _check_parts(where: str, data: pd.DataFrame, test: np.ndarray, how: str):
@@ -86,20 +87,12 @@ def time_split(data: pd.DataFrame, time_column: str = "timestamp", *, cutoff=Non
 def _require_times(where: str, times: pd.Series) -> None:
     """No missing time: a NaN sorts after every time, so its row would be taken for the latest;
     and times of one kind (numbers, datetimes, or text alone), which sort."""
-    _require_values(where, times, "times")
+    require_present(times, where, f"times in column {times.name!r}")
     if times.dtype == object:
         kinds = times.map(type).unique()
         if len(kinds) > 1:
             raise ValueError(f"{where}: column {times.name!r} mixes times of types "
                              f"{sorted(k.__name__ for k in kinds)}, which do not sort; expected one kind")
-
-
-def _require_values(where: str, values: pd.Series, what: str) -> None:
-    """A ValueError naming the column, the count and the first position of missing values."""
-    missing = values.isna().to_numpy()
-    if missing.any():
-        raise ValueError(f"{where}: column {values.name!r} has missing {what} (None/NaN) in {int(missing.sum())} "
-                         f"row(s), first at position {int(np.argmax(missing))}")
 
 
 def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id",
@@ -126,7 +119,7 @@ def leave_last_n_out(data: pd.DataFrame, n: int = 1, user_column: str = "user_id
         if column not in data.columns:
             raise ValueError(f"leave_last_n_out: no column {column!r}; the data has {list(data.columns)}")
     # A missing user would be one more user, its rows put to train or test by a group no one has.
-    _require_values("leave_last_n_out", data[user_column], "user ids")
+    require_present(data[user_column], "leave_last_n_out", f"user ids in column {user_column!r}")
     noise = np.random.default_rng(integer(seed, "leave_last_n_out", "seed", minimum=0)).random(len(data))
     keys = [noise]
     if time_column is not None:

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from schemaretrieval.arguments import integer, machine_memory, number
 from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
-from schemaretrieval.data.read import require_columns
+from schemaretrieval.data.read import require_columns, require_present
 from schemaretrieval.evaluation.ranking import evaluate_ranking
 from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval.topk import CHUNK_BYTES, top_k
@@ -69,10 +69,7 @@ class _Baseline:
         users = np.asarray(users)
         if users.ndim != 1:
             raise ValueError(f"{what}: expected a 1-D list of user ids (one user: [id]), got shape {users.shape}")
-        missing = pd.isna(users)
-        if missing.any():
-            raise ValueError(f"{what}: {int(missing.sum())} missing user ids (None/NaN), first at position "
-                             f"{int(np.argmax(missing))}")
+        require_present(users, what, "user ids")
         return users
 
     def _exclusion(self, users, exclude, candidate_ids):
@@ -218,10 +215,7 @@ def _require_ids(train: pd.DataFrame, id_columns, where: str) -> pd.DataFrame:
         raise ValueError(f"{where}: train has no rows; expected interactions")
     frame = train[id_columns]
     for column in id_columns:
-        missing = frame[column].isna().to_numpy()
-        if missing.any():
-            raise ValueError(f"{where}: column {column!r} has missing ids (None/NaN) in {int(missing.sum())} "
-                             f"row(s), first at position {int(np.argmax(missing))}; expected an id on every row")
+        require_present(frame[column], where, f"ids in column {column!r}", "expected an id on every row")
     return frame
 
 

@@ -52,8 +52,8 @@ def test_leave_last_n_out_ties_and_small_users():
 def test_splits_name_missing_users_and_times_that_do_not_compare():
     frame = pd.DataFrame({"user_id": [1, 1, np.nan, np.nan, 2, 2], "timestamp": [1, 2, 3, 4, 5, 6]})
     # was: both rows of the missing user put to train, the test part without a word
-    with pytest.raises(ValueError, match=r"leave_last_n_out: column 'user_id' has missing user ids \(None/NaN\) in 2 "
-                                         r"row\(s\), first at position 2"):
+    with pytest.raises(ValueError, match=r"leave_last_n_out: 2 missing user ids in column 'user_id' \(None/NaN\), "
+                                         r"first at position 2"):
         leave_last_n_out(frame, 1)
     # was: KeyError: None
     with pytest.raises(ValueError, match=r"leave_last_n_out: no column None; the data has \['user_id', 'timestamp'\]"):
