@@ -9,6 +9,7 @@ features (the OOV user), and is an error naming the valid range without one.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Iterable
@@ -155,7 +156,7 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
     ValueError: unknown user id 5000: user_id takes ids in [0, 1999] (the model's domain)
     """
     user = _one_id(user, "user")
-    loaded, meta, path = load_serving(path)
+    meta, path = _meta(path)
     k = _checked_k(k, meta["catalog_size"], f"the catalog size {meta['catalog_size']}")
     string_ids = meta["item_ids"] == "string"
     exclude = _excluded_ids(exclude, string_ids)
@@ -196,7 +197,7 @@ def recommend_from_export(path, user, k: int = 10, exclude=()):
             raise ValueError(f"user {user!r} has no row in {path / 'users.parquet'}; the query tower also needs {name!r}")
     dtype = tf.string if string_ids else tf.int64
     excluded = tf.constant([exclude], dtype) if exclude else tf.zeros([1, 0], dtype)
-    out = loaded.signatures[signature](**inputs, excluded=excluded, k=tf.constant(int(k), tf.int32))
+    out = _saved_model(path).signatures[signature](**inputs, excluded=excluded, k=tf.constant(int(k), tf.int32))
     ids, scores = out["ids"].numpy()[0], out["scores"].numpy()[0]
     ids = ids.astype(str) if dtype == tf.string else ids
     kept = scores > -np.inf  # the graph's filled slots: fewer than k items were left unexcluded
@@ -232,6 +233,17 @@ def similar_items(path, item, k: int = 10):
     vectors = np.stack(table["vector"].to_numpy()).astype(np.float32)
     scores, found = BruteForce().index(vectors, ids).search(vectors[match[:1]], k, exclude=[[ids[match[0]]]])
     return list(zip(found[0].tolist(), scores[0].tolist()))
+
+
+def _saved_model(path: Path):
+    """The export's SavedModel, loaded once per process while its saved_model.pb is unchanged:
+    a loop of `recommend_from_export` calls pays TensorFlow's load (seconds) once."""
+    return _load_saved_model(str(path.resolve()), (path / "saved_model.pb").stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_saved_model(path: str, _modified: int):
+    return tf.saved_model.load(path)
 
 
 def _meta(path):

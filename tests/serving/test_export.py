@@ -245,6 +245,29 @@ def test_cli_recommend_and_similar_items(setup, tmp_path, capsys):
     assert [int(line.split()[1]) for line in printed[1:]] == catalog.ids[np.argsort(-scores)[:3]].tolist()
 
 
+def test_recommend_from_export_loads_an_export_once_and_checks_a_request_before_loading(setup, tmp_path, monkeypatch):
+    model, catalog, users, plain, raw = setup
+    copy = tmp_path / "export"
+    shutil.copytree(plain, copy)
+    loads = []
+    real_load = tf.saved_model.load
+    monkeypatch.setattr(tf.saved_model, "load", lambda path: loads.append(path) or real_load(path))
+    user = int(users.user_id.iloc[0])
+    first = serving.recommend_from_export(copy, user, 5)
+    assert serving.recommend_from_export(copy / ".." / "export", user, 3) == first[:3]  # one path, spelled twice
+    assert len(loads) == 1
+    # a rewritten export (a new saved_model.pb) is loaded again, not served from the old one
+    (copy / "saved_model.pb").touch()
+    assert serving.recommend_from_export(copy, user, 5) == first
+    assert len(loads) == 2
+    # was: a malformed request loaded the SavedModel (seconds) before its k and exclude were read
+    shutil.copytree(plain, tmp_path / "other")
+    for kwargs in [{"k": 0}, {"exclude": "16"}, {"user": 5000, "k": 3}]:
+        with pytest.raises(ValueError):
+            serving.recommend_from_export(tmp_path / "other", **{"user": user, **kwargs})
+    assert len(loads) == 2
+
+
 # ------------------------------------------------------------------ seen items left out
 
 # Ten items; each user's training items. User 2 has seen all but two (8, 9);
