@@ -281,9 +281,11 @@ def _signatures(module, specs):
     query_embedding = tf.function(_named(_query_embedding, names), input_signature=raw)
     module.recommend, module.recommend_encoded = recommend, recommend_encoded
     module.serving_default, module.query_embedding = serving_default, query_embedding
-    return {name: fn.get_concrete_function() for name, fn in (
-        ("serving_default", serving_default), ("recommend", recommend),
-        ("recommend_encoded", recommend_encoded), ("query_embedding", query_embedding))}
+    # The functions, not concrete functions: a trace's key holds the save's options, so a
+    # function traced before `tf.saved_model.save` is traced again inside it (for the
+    # module's attributes) and written twice; traced by the save, once, and shared.
+    return {"serving_default": serving_default, "recommend": recommend,
+            "recommend_encoded": recommend_encoded, "query_embedding": query_embedding}
 
 
 def _query_tower_module(model, specs):
@@ -304,7 +306,7 @@ def _query_tower_module(model, specs):
     serving_default = tf.function(_named(_serving_default, names),
                                   input_signature=[_tensor_spec(spec, encoded=True) for spec in specs])
     module.serving_default = serving_default
-    return module, {"serving_default": serving_default.get_concrete_function()}
+    return module, {"serving_default": serving_default}  # traced once, by the save (see `_signatures`)
 
 
 def _check_replayable(model, artifacts):
