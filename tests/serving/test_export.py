@@ -4,6 +4,7 @@ an export from the ETL's artifacts takes raw ids and raw continuous values."""
 
 import json
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -25,23 +26,63 @@ from schemaretrieval.serving.indexes import BruteForce
 K = 10
 
 
-def without_the_library(tmp_path, script, **arrays):
-    """Runs ``script`` in a fresh Python that never imports schemaretrieval.
+# The Python that `without_the_library` runs scripts in: it replies on a copy of its
+# stdout and sends the scripts' own prints to stderr, so that they never mix.
+WORKER = r"""
+import json, os, sys, traceback
+reply = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+import numpy as np, tensorflow as tf
+for line in sys.stdin:
+    job = json.loads(line)
+    try:
+        scope = {"sys": sys, "np": np, "tf": tf, "x": np.load(job["in"]), "out": {}}
+        exec(job["script"], scope)
+        imported = [m for m in sys.modules if m.startswith("schemaretrieval")]
+        assert not imported, f"this process (it serves every script) has imported {imported}"
+        np.savez(job["out"], **scope["out"])
+        reply.write(json.dumps(None) + "\n")
+    except BaseException:
+        reply.write(json.dumps(traceback.format_exc()) + "\n")
+    reply.flush()
+"""
+
+
+@pytest.fixture(scope="module")
+def without_the_library(tmp_path_factory):
+    """``without_the_library(tmp_path, script, **arrays)`` runs ``script`` in a Python
+    that never imports schemaretrieval: one process for the module's scripts, so that
+    TensorFlow's import (seconds) is paid once.
 
     The script has ``np``, ``tf``, the ``arrays`` as ``x`` and a dict ``out``
     of arrays to hand back; returns ``out``.
     """
-    np.savez(tmp_path / "in.npz", **arrays)
-    program = "\n".join([
-        "import sys, numpy as np, tensorflow as tf",
-        f"x = np.load({str(tmp_path / 'in.npz')!r})",
-        "out = {}",
-        textwrap.dedent(script),
-        "assert not [m for m in sys.modules if m.startswith('schemaretrieval')]",
-        f"np.savez({str(tmp_path / 'out.npz')!r}, **out)",
-    ])
-    subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
-    return np.load(tmp_path / "out.npz")
+    log = tmp_path_factory.mktemp("without-the-library") / "stderr.txt"
+    with open(log, "w") as stderr:
+        worker = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=stderr, text=True)
+
+    def run(tmp_path, script, **arrays):
+        np.savez(tmp_path / "in.npz", **arrays)
+        job = {"script": textwrap.dedent(script), "in": str(tmp_path / "in.npz"), "out": str(tmp_path / "out.npz")}
+        worker.stdin.write(json.dumps(job) + "\n")
+        worker.stdin.flush()
+        if not select.select([worker.stdout], [], [], 120)[0]:
+            raise TimeoutError(f"the script took over 120 s; its process's stderr: {log}")
+        line = worker.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the process ended (exit code {worker.wait()}): {log.read_text()[-3000:]}")
+        error = json.loads(line)
+        assert error is None, error
+        return np.load(tmp_path / "out.npz")
+
+    yield run
+    worker.stdin.close()
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def setup_vocab():
@@ -74,7 +115,7 @@ def library_topk(model, catalog, users, k=K, exclude=None):
     return index.search(model.query_embeddings(users), k, exclude=exclude)
 
 
-def test_saved_model_in_a_process_without_the_library_matches_the_library(setup, tmp_path):
+def test_saved_model_in_a_process_without_the_library_matches_the_library(without_the_library, setup, tmp_path):
     model, catalog, users, plain, raw = setup
     users = users.iloc[:20]
     exclude = [catalog.ids[i : i + 3] for i in range(20)]
@@ -301,7 +342,7 @@ def seen_export(tmp_path_factory):
     return model, train, plain, raw
 
 
-def test_the_saved_model_leaves_out_each_users_training_items(seen_export, tmp_path):
+def test_the_saved_model_leaves_out_each_users_training_items(seen_export, without_the_library, tmp_path):
     model, train, plain, raw = seen_export
     users = np.arange(6)
     out = without_the_library(tmp_path, f"""
@@ -447,7 +488,7 @@ def etl_export(tmp_path_factory):
     return raw, res, model, catalog, path
 
 
-def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(etl_export, tmp_path):
+def test_export_from_the_etl_takes_raw_ids_and_raw_continuous_values(etl_export, without_the_library, tmp_path):
     raw, res, model, catalog, path = etl_export
     rows = raw.drop_duplicates("user_id").reset_index(drop=True)  # u3 has no age, u5 no spend
     assert rows.user_age.isna().any() and rows.user_spend.isna().any()
