@@ -26,7 +26,9 @@ def schema():
 
 @pytest.fixture(scope="module")
 def split(schema):
-    interactions = sr.data.synthetic(schema, 30_000, seed=1)
+    # 20,000 rows: the default model's recall@10 is 2.2x popularity (1.3x asked), the
+    # blind tower's 0.92x (under 1.1x asked), on 4,000 test rows.
+    interactions = sr.data.synthetic(schema, 20_000, seed=1)
     train, test = sr.data.random_split(interactions, 0.2, seed=1)
     return interactions, train, test
 
