@@ -1,11 +1,13 @@
 """benchmarks/quality.py and benchmarks/generalisation_search.py end to end on
 the Last.fm fixture: the real-set paths (reader, schema, ETL, validation
-split, EASE's grid, sample weights) run; the figures are docs/defaults.md's."""
+split, EASE's grid, sample weights) run; the figures are docs/defaults.md's.
+
+Each script's ``main`` runs in this process: what is checked is its output
+and what it writes, not the process, and each process of its own would pay
+TensorFlow's import again."""
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +22,31 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = str(ROOT / "tests" / "fixtures" / "lastfm-2k")
 
 
-def run(*args):
-    done = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+@pytest.fixture(autouse=True)
+def script_environment(monkeypatch):
+    """The scripts set TF_CPP_MIN_LOG_LEVEL on import, for their own process: undone
+    after each test, so that later tests' subprocesses log as a user's do."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def test_quality_reads_lastfm_into_the_one_table(tmp_path):
-    out = run(ROOT / "benchmarks" / "quality.py", "--sets", "lastfm", "--lastfm", FIXTURE, "--epochs", "1",
-              "--ease-l2", "10,100", "--json", tmp_path / "q.json")
+def script(name):
+    """benchmarks/<name>.py as a module of its own."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(name, *args, capsys):
+    """The script's main on ``args``; what it printed."""
+    capsys.readouterr()
+    script(name).main([str(a) for a in args])
+    return capsys.readouterr().out
+
+
+def test_quality_reads_lastfm_into_the_one_table(tmp_path, capsys):
+    out = run("quality", "--sets", "lastfm", "--lastfm", FIXTURE, "--epochs", "1",
+              "--ease-l2", "10,100", "--json", tmp_path / "q.json", capsys=capsys)
     assert "Last.fm 2k  TwoTowerModel(schema) defaults" in out
     rows = json.loads((tmp_path / "q.json").read_text())["results"]["Last.fm 2k"]
     ease = next(m for name, m in rows.items() if name.startswith("EASE"))
@@ -36,10 +54,7 @@ def test_quality_reads_lastfm_into_the_one_table(tmp_path):
 
 
 def test_the_friend_graph_is_one_row_per_friendship_the_friend_as_the_item():
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
-    train, test, schema, source = quality.lastfm_friends(FIXTURE, 0)
+    train, test, schema, source = script("quality").lastfm_friends(FIXTURE, 0)
     assert sorted(schema.column_names) == ["item_id", "user_id"] and "friends" in source
     # the fixture's user_friends.dat: 16 (user, friend) rows, split 80/20 at random
     assert (len(train), len(test)) == (13, 3)
@@ -51,9 +66,7 @@ def test_the_friend_graph_is_one_row_per_friendship_the_friend_as_the_item():
 def test_the_shop_log_reaches_the_few_users_rule_through_the_etl():
     import schemaretrieval as sr
 
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
+    quality = script("quality")
     for users, few in ((40, True), (400, False)):
         train, test, schema, source = quality.ecommerce(0, users, 400, 1600)
         assert (len(train), len(test)) == (1280, 320) and f"{users} users, 400 items" in source
@@ -63,10 +76,10 @@ def test_the_shop_log_reaches_the_few_users_rule_through_the_etl():
             ("svd", 1.35) if few else (None, 1.1)), users
 
 
-def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path):
-    out = run(ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm", "--lastfm", FIXTURE,
+def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path, capsys):
+    out = run("generalisation_search", "--data", "lastfm", "--lastfm", FIXTURE,
               "--configs", "defaults,weight-log1p,logq1.25,id_embedding_dim=96/logits_temperature=0.15",
-              "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl")
+              "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl", capsys=capsys)
     assert "stage valid: 26 train / 6 read rows" in out
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [(r["config"], r.get("epochs")) for r in rows] == [
@@ -76,18 +89,14 @@ def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path):
 
 
 def test_the_search_refuses_an_unknown_config():
-    done = subprocess.run([sys.executable, ROOT / "benchmarks" / "generalisation_search.py", "--data", "lastfm",
-                           "--lastfm", FIXTURE, "--configs", "temp9"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
-    assert done.returncode != 0 and "unknown config 'temp9'" in done.stderr
+    # SystemExit with a message: the process prints it on stderr and exits 1
+    with pytest.raises(SystemExit, match="unknown config 'temp9'") as refused:
+        search_module().main(["--data", "lastfm", "--lastfm", FIXTURE, "--configs", "temp9"])
+    assert isinstance(refused.value.code, str)
 
 
 def search_module():
-    spec = importlib.util.spec_from_file_location("generalisation_search",
-                                                  ROOT / "benchmarks" / "generalisation_search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("generalisation_search")
 
 
 def test_derive_thins_rows_or_users_and_keeps_the_items_with_enough_rows():
