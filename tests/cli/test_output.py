@@ -115,11 +115,19 @@ def test_train_writes_one_epoch_line_per_epoch_numbered_from_one(outputs):
     assert len(lines) == 1 + 2 * EPOCHS + 5 + 1, lines
     assert re.match(rf"^fit: \d+ rows, {EPOCHS} epochs, batches of \d+, learning rate 0.001$", lines[0]), lines[0]
     assert lines[-1].startswith("saved the model to ")
+    assert (outputs["root"] / "run" / "serving" / "saved_model.pb").is_file()
     # each stage's time, rows/s and peak memory, on stderr in the order they ran
     steps = [line.split(":")[0] for line in user_lines(outputs["train"]) if line.startswith("step ")]
     assert steps == ["step training", "step evaluation", "step save and export"], steps
     step = re.compile(r"^step [a-z ]+: [\dhms]+, [\d,]+ rows/s, peak RSS \d+\.\d\d GB$")
     assert all(step.match(line) for line in user_lines(outputs["train"]) if line.startswith("step "))
+
+
+def test_train_leaves_out_tensorflows_info_of_the_export(outputs):
+    # TensorFlow's INFO of the export (captured inputs renamed, assets written) goes
+    # through Python's logging, which check_quiet's patterns do not see
+    stderr = outputs["train"].stderr
+    assert "renamed to unknown" not in stderr and "Assets written" not in stderr
 
 
 def test_the_etl_says_its_engine_once_and_not_nvtabulars_cpu_warning(outputs):
@@ -181,9 +189,11 @@ def console_script():
                                   f"sys.exit({function}())"]
 
 
-def test_python_m_is_the_schemaretrieval_command(outputs):
-    commands = [["--help"], ["recommend", "--model", str(outputs["root"] / "nowhere"), "--user", "1"]]
-    module = run_all(commands)
+def test_python_m_is_the_schemaretrieval_command(outputs, user_errors):
+    no_export = [a.format(root=outputs["root"]) for a in USER_ERRORS["no export"][0]]
+    commands = [["--help"], no_export]
+    # user_errors ran the second with python -m already
+    module = [run(*commands[0]), user_errors["no export"]]
     script = run_all(commands, prefix=console_script())
     for a, b in zip(module, script):
         assert (a.returncode, a.stdout, user_lines(a)) == (b.returncode, b.stdout, user_lines(b))

