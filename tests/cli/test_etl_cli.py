@@ -1,4 +1,7 @@
-"""`schemaretrieval etl` and `schemaretrieval train` on its output, through cli.main."""
+"""`schemaretrieval etl` and `schemaretrieval train` on its output, through cli.main.
+
+Training here skips the serving export (--no-export): tests/cli/test_output.py
+exports a model trained on an ETL output and serves recommendations from it."""
 
 import json
 
@@ -23,7 +26,7 @@ def test_etl_then_train_from_raw_files(tmp_path, capsys):
     assert sr.load_schema(out)["item_id"].properties["domain"]["max"] == train["item_id"].nunique() + 2
     run = tmp_path / "run"
     assert cli.main(["train", "--data", str(out), "--epochs", "1", "--batch-size", "16", "--ks", "5",
-                     "--out", str(run)]) == 0
+                     "--no-export", "--out", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["two-tower"]["recall@5"] <= 1.0
     assert sr.load_schema(run / "schema.yaml") == sr.load_schema(out)
@@ -41,7 +44,7 @@ def test_etl_from_a_movielens_folder_with_leave_last_split(tmp_path, capsys):
 def test_train_straight_from_movielens(tmp_path):
     run = tmp_path / "run"
     assert cli.main(["train", "--movielens", ML100K, "--variant", "ml-100k", "--split", "time", "--epochs", "1",
-                     "--batch-size", "16", "--ks", "5", "--out", str(run), "--device", "cpu"]) == 0
+                     "--batch-size", "16", "--ks", "5", "--no-export", "--out", str(run), "--device", "cpu"]) == 0
     assert (run / "etl" / "schema.yaml").is_file() and (run / "metrics.json").is_file()
 
 
