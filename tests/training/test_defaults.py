@@ -19,7 +19,7 @@ from schemaretrieval.training.defaults import (
     table_epochs,
 )
 
-from helpers import small_model
+from helpers import Stop, StopAt, small_model
 
 
 @pytest.mark.parametrize("rows, items", [(80_000, 1_650), (80_000, 8_500), (74_267, 15_432), (1000, 100),
@@ -50,7 +50,9 @@ def test_fit_says_the_chosen_values_as_training_starts(capsys):
     dense = frame[frame["item_id"].isin(frame["item_id"].value_counts().index[:4])].iloc[:256]
     items = dense["item_id"].nunique()
     assert default_epochs(256, items) == 12
-    model.fit(dense, verbose=2)
+    # the line is said before the first step: one step is enough to see it
+    with pytest.raises(Stop):
+        model.fit(dense, verbose=2, callbacks=[StopAt(1)])
     chosen = capsys.readouterr().out.splitlines()[0]
     assert chosen == (f"fit: 256 rows over {items} items, 12 epochs (the default, docs/defaults.md), "
                       "batches of 128, learning rate 0.001")
@@ -89,11 +91,14 @@ def frame(schema):
 
 
 def test_both_fits_take_the_measured_epochs_and_batch_size_when_none_is_given(schema, frame):
-    rows = frame.iloc[:300]  # batches of 128: 128 + 128 + 44
-    # the epochs follow the rows per item (docs/defaults.md): 300 rows over
-    # this many items are far sparser than MovieLens-100K, so the most
+    # batches of 128: 128 + 128 + 44; 300 rows over 8 items, 37.5 rows per item
+    rows = frame.iloc[:300].assign(item_id=lambda f: f["item_id"] % 8)
+    # the epochs follow the rows per item (docs/defaults.md): 12 * sqrt(48 / 37.5)
+    # rounds to 14, neither the floor nor the cap, so a fit that fell back to
+    # either constant would run another count
     epochs = table_epochs(rows, "item_id")
-    assert epochs == MAX_DEFAULT_EPOCHS == 32 and DEFAULT_EPOCHS == 12
+    assert rows["item_id"].nunique() == 8
+    assert epochs == 14 and epochs not in (DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS)
     for fit in (lambda model: model.fit(rows, verbose=0).history, lambda model: training.fit(model, rows, verbose=0)):
         model = small_model(schema)
         history = fit(model)
@@ -107,6 +112,8 @@ def test_a_csv_in_memory_is_counted_from_what_fit_read_not_read_again(schema, fr
     rows.to_csv(path, index=False)
     monkeypatch.setattr(sr.training.defaults, "read_table",
                         lambda *args, **kwargs: pytest.fail("the csv was read a second time to count it"))
-    training.fit(small_model(schema), path, verbose=1)
+    # the count is said before the first step: one step is enough to see it
+    with pytest.raises(Stop):
+        training.fit(small_model(schema), path, verbose=1, callbacks=[StopAt(1)])
     items, epochs = rows["item_id"].nunique(), table_epochs(rows, "item_id")
     assert f"fit: 300 rows over {items} items, {epochs} epochs (the default" in capsys.readouterr().out
