@@ -74,15 +74,15 @@ def test_fit_resumes_from_a_step_checkpoint_exactly(schema, frame, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
-def test_a_checkpoint_of_another_run_is_refused(schema, frame, tmp_path):
-    training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
+def test_a_checkpoint_of_another_run_is_refused(schema, frame, one_epoch_checkpoint, tmp_path):
+    shutil.copytree(one_epoch_checkpoint, tmp_path, dirs_exist_ok=True)
     with pytest.raises(ValueError, match="batch_size=128.*batch_size=64"):
         training.fit(small_model(schema), frame, epochs=2, batch_size=64, seed=1, verbose=0, checkpoint_dir=tmp_path)
 
 
-def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, frame, tmp_path):
+def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, frame, one_epoch_checkpoint, tmp_path):
     # was: resumed, user_country's table loaded into user_city's (matched by shapes alone)
-    training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=tmp_path)
+    shutil.copytree(one_epoch_checkpoint, tmp_path, dirs_exist_ok=True)
     renamed = sr.schema.schema_from_dict({"columns": {
         ("user_city" if name == "user_country" else name): value
         for name, value in sr.schema.schema_to_dict(schema)["columns"].items()}})
@@ -94,7 +94,8 @@ def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, fra
 
 @pytest.fixture(scope="module")
 def one_epoch_checkpoint(schema, frame, tmp_path_factory):
-    """A checkpoint directory after one epoch, copied by each test that damages it."""
+    """A checkpoint directory after one epoch (batch_size=128, seed=1), copied by
+    each test that damages it or resumes it with other arguments."""
     directory = tmp_path_factory.mktemp("one-epoch")
     training.fit(small_model(schema), frame, epochs=1, batch_size=128, seed=1, verbose=0, checkpoint_dir=directory,
                  checkpoint_every=4)
