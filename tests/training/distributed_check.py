@@ -9,9 +9,9 @@ variant: the loss and gradients of the first global batch under both, and
 the weights after the steps of `fit`. (One process for all: a process's
 start cost each variant about 7 of its 30 s.)
 
-The variants "default-frame" and "default-path" (with a compiled RecallAt(10)) compile with the default
+The variant "default-path" (with a compiled RecallAt(10)) compiles with the default
 optimizer (sparse updates of the embedding rows, the moving average) and
-fit from a DataFrame and from a parquet path (`sr.training.fit`);
+fits from a parquet path (`sr.training.fit`);
 "samplers" fits from the DataFrame with in-batch, cross-batch, uniform and
 popularity negatives together. Their JSON has the history and weights.
 """
@@ -38,7 +38,7 @@ schema = sr.load_schema(sys.argv[2] if len(sys.argv) > 2 else "schemas/synthetic
 USER_HISTORY = {"user-id": False, "user-history": True}
 # variant -> what the default optimizer's fit reads: the DataFrame, or it written as
 # parquet; "samplers": the DataFrame, with every sampler's negatives in one softmax
-TABLE = {"default-frame": "frame", "default-path": "path", "samplers": "frame"}
+TABLE = {"default-path": "path", "samplers": "frame"}
 VARIANTS = sys.argv[3:] or ["user-id"]
 if set(VARIANTS) - set(USER_HISTORY) - set(TABLE):
     sys.exit(f"distributed_check.py: unknown variant(s) {sorted(set(VARIANTS) - set(USER_HISTORY) - set(TABLE))}; "
