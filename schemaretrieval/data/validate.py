@@ -122,15 +122,11 @@ def _check_ids(ids, col, source, rows=None, what="value"):
         if frac.any():
             pos, row = _first(frac, rows)
             _fail(source, name, f"expected integer ids, found {ids[pos]!r} at row {row}")
-        huge = np.abs(ids) >= 2.0**63  # would wrap to int64's minimum in the cast below
+    if ids.dtype.kind in "fu":  # beyond int64, the cast below would wrap them to other (negative) ids
+        huge = np.abs(ids) >= 2.0**63 if ids.dtype.kind == "f" else ids > np.iinfo(np.int64).max
         if huge.any():
             pos, row = _first(huge, rows)
-            _fail(source, name, f"expected integer ids, found {ids[pos]!r} at row {row}, beyond int64")
-    if ids.dtype.kind == "u":
-        huge = ids > np.iinfo(np.int64).max  # would wrap to a negative id in the cast below
-        if huge.any():
-            pos, row = _first(huge, rows)
-            _fail(source, name, f"expected integer ids, found {int(ids[pos])} at row {row}, beyond int64")
+            _fail(source, name, f"expected integer ids, found {ids[pos].item()!r} at row {row}, beyond int64")
     ids = ids.astype(np.int64, copy=False)
     bad, expected = outside_domain(ids, col)
     if bad.any():
