@@ -24,7 +24,7 @@ EXAMPLES = {
     "data.parquet": 17,
     "data.presets": 2,
     "data.raw_log": 3,
-    "data.read": 23,
+    "data.read": 27,
     "data.splits": 11,
     "data.synthetic": 11,
     "data.unique_rows": 7,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DATAFRAME", "MERLIN_DATASET", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame",
-           "require_columns", "require_present", "check_csv_header", "parquet_files", "is_merlin_dataset", "merlin_table"]
+           "require_columns", "require_present", "check_csv_header", "check_parquet_files", "parquet_files", "is_merlin_dataset", "merlin_table"]
 
 #: How errors name data given as a DataFrame.
 DATAFRAME = "<DataFrame>"
@@ -82,14 +82,8 @@ def read_table(path) -> pd.DataFrame:
             raise ValueError(
                 f"read_table: directory {str(path)!r} holds no .parquet files (expected {_ACCEPTED})"
             )
+        check_parquet_files(files)  # pd.concat would fill a column one file lacks with NaN
         frames = [_read_parquet(p) for p in files]
-        for file, part in zip(files[1:], frames[1:]):
-            # pd.concat would fill a column one file lacks with NaN
-            if set(part.columns) != set(frames[0].columns):
-                missing = [c for c in frames[0].columns if c not in part.columns]
-                extra = [c for c in part.columns if c not in frames[0].columns]
-                raise ValueError(f"read_table: {str(file)!r} has other columns than {str(files[0])!r}: "
-                                 f"lacks {missing}, adds {extra}; every file of a directory holds the same columns")
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if len(frame) == 0:
             raise ValueError(f"read_table: the parquet files in {str(path)!r} hold zero rows")
@@ -147,6 +141,41 @@ def check_csv_header(path, sep: str = ",") -> None:
     if first is not None and len(first) > len(header):
         raise ValueError(f"{os.fspath(path)}: line 2 has {len(first)} fields, the header {len(header)} "
                          f"({', '.join(header)}); each row must have one field per column")
+
+
+def check_parquet_files(files) -> None:
+    """A ValueError naming the file when the parquet files of one directory are not
+    readable or differ in their columns or types (read from the footers, before any
+    rows): concatenated, a column one file lacks would read NaN there, and dask and
+    NVTabular fail later naming neither file.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"item_id": [1, 2]}).to_parquet(folder / "a.parquet")
+    >>> pd.DataFrame({"item_id": ["x"]}).to_parquet(folder / "b.parquet")
+    >>> check_parquet_files([folder / "a.parquet", folder / "b.parquet"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: .../b.parquet: column 'item_id' is string, and int64 in a.parquet; every file of a directory needs the same columns and types
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = None
+    for file in files:
+        try:
+            columns = {field.name: str(field.type) for field in pq.read_schema(file)
+                       if not field.name.startswith("__index_level_")}  # pandas's index: not data
+        except (pa.ArrowException, OSError) as err:
+            raise ValueError(f"{file}: not a readable parquet file ({err})") from None
+        if first is None:
+            first = (file, columns)
+            continue
+        for name in dict.fromkeys([*first[1], *columns]):
+            if first[1].get(name) != columns.get(name):
+                raise ValueError(f"{file}: column {name!r} is {columns.get(name, 'missing')}, and "
+                                 f"{first[1].get(name, 'missing')} in {Path(first[0]).name}; every file of a "
+                                 "directory needs the same columns and types")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

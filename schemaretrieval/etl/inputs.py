@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from merlin.schema import Schema
 
-from schemaretrieval.data.read import DATAFRAME, check_csv_header
+from schemaretrieval.data.read import DATAFRAME, check_csv_header, check_parquet_files
 from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
 from schemaretrieval.etl.rows import check_columns, csv_parser_message, drop_bad_rows, inspect_rows
 
@@ -37,28 +37,6 @@ __all__ = ["read_input", "default_partitions", "PARQUET_PARTITIONS"]
 #: its text ids are pandas objects; 64 MiB is two such row groups.
 PARQUET_PARTITIONS = {"split_row_groups": "adaptive", "blocksize": "64MiB"}
 
-
-def _check_same_columns(files) -> None:
-    """An ETLError naming the file when a directory's parquet files are not readable or
-    differ in their columns or types: dask would fail later naming neither."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    first = None
-    for file in files:
-        try:
-            columns = {field.name: str(field.type) for field in pq.read_schema(file)
-                       if not field.name.startswith("__index_level_")}  # pandas's index: not data
-        except (pa.ArrowException, OSError) as err:
-            raise ETLError(f"{file}: not a readable parquet file ({err})") from None
-        if first is None:
-            first = (file, columns)
-            continue
-        for name in dict.fromkeys([*first[1], *columns]):
-            if first[1].get(name) != columns.get(name):
-                raise ETLError(f"{file}: column {name!r} is {columns.get(name, 'missing')}, and "
-                               f"{first[1].get(name, 'missing')} in {first[0].name}; every file of a directory "
-                               "needs the same columns and types")
 
 def default_partitions(rows: int) -> int:
     """Partitions of a DataFrame input: one per 500k rows, at most 8.
@@ -137,7 +115,10 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
             if not files:
                 raise ETLError(f"{source}: the directory holds no .parquet files")
-            _check_same_columns(files)
+            try:
+                check_parquet_files(files)
+            except ValueError as err:
+                raise ETLError(str(err)) from None
             ddf = dd.read_parquet([str(p) for p in files], **PARQUET_PARTITIONS)
         elif path.suffix.lower() in (".parquet", ".pq"):
             ddf = dd.read_parquet(str(path), **PARQUET_PARTITIONS)
