@@ -6,6 +6,7 @@ bookkeeping that lets one run be many one-epoch ``model.fit`` calls.
 * `EpochWeights` / `RestoreEpochWeights`: an optimizer that ends ``fit`` on a
   moving average of the weights must not restart each epoch from it.
 * `ResumedLoss`: a resumed epoch logs the mean loss of all its steps.
+* `FiniteLoss`: an epoch whose loss is NaN or inf ends the run with an error.
 * `OneEpoch`: ends each one-epoch ``model.fit`` so that Keras numbers the epoch.
 * `EpochProgress`: with Keras's one line per epoch, how far a long epoch is.
 """
@@ -25,8 +26,8 @@ from schemaretrieval.data.splits import random_split
 from schemaretrieval.evaluation.metrics import check_ks, metrics_from_ranks
 from schemaretrieval.progress import Progress
 
-__all__ = ["TopKCallback", "EarlyStopping", "EpochWeights", "RestoreEpochWeights", "ResumedLoss", "OneEpoch",
-           "EpochProgress", "RANKING_METRICS", "EARLY_STOPPING_PREFIX"]
+__all__ = ["TopKCallback", "EarlyStopping", "EpochWeights", "RestoreEpochWeights", "ResumedLoss", "FiniteLoss",
+           "OneEpoch", "EpochProgress", "RANKING_METRICS", "EARLY_STOPPING_PREFIX"]
 
 
 class TopKCallback(keras.callbacks.Callback):
@@ -315,6 +316,29 @@ class ResumedLoss(keras.callbacks.Callback):
         total, rows = self.loss_before
         if logs is not None and "loss" in logs and rows:
             logs["loss"] = (total + float(logs["loss"]) * self.rows_after) / (rows + self.rows_after)
+
+
+class FiniteLoss(keras.callbacks.Callback):
+    """Raises at the end of an epoch whose mean loss is NaN or inf: one such step leaves
+    NaN in the weights, and every later epoch, checkpoint and ranking would carry it.
+    ``hint`` ends the message (what to lower). Place it before the checkpoint, which
+    then keeps the last finite epoch.
+
+    >>> FiniteLoss(epochs=4, hint="lower the learning rate").on_epoch_end(1, {"loss": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ValueError: fit: the loss is nan after epoch 2 of 4: training diverged and the model's weights are no longer usable; lower the learning rate
+    """
+
+    def __init__(self, epochs: int, hint: str):
+        super().__init__()
+        self.epochs, self.hint = int(epochs), hint
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            raise ValueError(f"fit: the loss is {loss} after epoch {epoch + 1} of {self.epochs}: training diverged "
+                             f"and the model's weights are no longer usable; {self.hint}")
 
 
 class OneEpoch(keras.callbacks.Callback):

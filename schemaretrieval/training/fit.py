@@ -49,6 +49,7 @@ from schemaretrieval.training.callbacks import (
     EarlyStopping,
     EpochProgress,
     EpochWeights,
+    FiniteLoss,
     OneEpoch,
     RestoreEpochWeights,
     ResumedLoss,
@@ -98,6 +99,17 @@ def _trim_csv(path: Path, epochs_done: int):
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
     with open(path, "w", newline="") as handle:
         csv.writer(handle).writerows(kept)
+
+
+def _divergence_hint(model, batches, sample_weight) -> str:
+    """What to lower when the loss stops being finite: the learning rate and, when rows are
+    weighed, the weights (a weight multiplies its row's gradient too)."""
+    rate = getattr(model.optimizer, "learning_rate", None)
+    hint = "lower the learning rate" + (f" ({float(keras.ops.convert_to_numpy(rate)):g})" if rate is not None else "")
+    if sample_weight is not None:
+        largest = "" if batches.streamed else f", up to {float(batches.arrays[sample_weight].max()):g}"
+        hint += f" or the sample weights (column {sample_weight!r}{largest}; `transform: [log]` in the schema reads log(1 + x))"
+    return hint
 
 
 def _verbose(verbose):
@@ -302,9 +314,11 @@ def fit(
     inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     averaged = bool(getattr(inner, "use_ema", False))
     training_weights = EpochWeights(show_average=True)
+    finite = FiniteLoss(epochs, _divergence_hint(model, batches, sample_weight))
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
         cbs = [ResumedLoss(loss_before, batches.rows(step, batches.steps))] if step else []
+        cbs.append(finite)
         if averaged:
             cbs.append(training_weights)
         if validation_data is not None:

@@ -79,6 +79,21 @@ def test_a_streamed_negative_weight_stops_training_with_the_column_named(schema,
         fit(model, path, epochs=1, batch_size=100, streaming=True, sample_weight="rating", verbose=0)
 
 
+def test_weights_that_make_the_loss_nan_end_training_with_an_error(schema, rows, tmp_path):
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    fit(model, rows.assign(rating=1.0), epochs=1, batch_size=100, checkpoint_dir=tmp_path, sample_weight="rating",
+        verbose=0)
+    # was: loss nan from then on, and a model of NaN weights returned and checkpointed without a word
+    with pytest.raises(ValueError, match=r"fit: the loss is nan after epoch 2 of 3: training diverged and the "
+                                         r"model's weights are no longer usable; lower the learning rate \(0.001\) "
+                                         r"or the sample weights \(column 'rating', up to 1e\+30;"):
+        fit(model, rows.assign(rating=1e30), epochs=3, batch_size=100, checkpoint_dir=tmp_path,
+            sample_weight="rating", verbose=0)
+    # the check runs before the epoch's checkpoint: the latest is still the finite first epoch's
+    assert sr.training.Checkpointer(tmp_path).latest()["epoch"] == 1
+
+
 def test_a_checkpoint_resumes_only_with_its_own_weights(schema, rows, tmp_path):
     model = sr.TwoTowerModel(schema)
     model.compile()
