@@ -228,6 +228,13 @@ def _padded_list(values, col, source):
         rows = np.repeat(np.arange(len(lengths)), lengths)
         flat = _to_numeric(flat, source, name, rows=rows)
     n = len(lengths)
+    if vmin is not None:
+        too_short = lengths < vmin
+        if too_short.any():
+            pos = int(np.argmax(too_short))
+            _fail(source, name,
+                  f"row {pos} has {int(lengths[pos])} ids, fewer than the schema's value_count "
+                  f"min {vmin} ({int(too_short.sum())} such rows); lower value_count.min if such rows are data")
     if vmax is not None:
         too_long = lengths > vmax
         if too_long.any():

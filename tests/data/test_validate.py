@@ -127,6 +127,14 @@ def test_to_arrays_list_longer_than_value_count_is_an_error(schema):
         to_arrays(data, schema)
 
 
+def test_to_arrays_list_shorter_than_value_count_min_is_an_error(schema):
+    # as the ETL refuses it (tests/etl/test_bad_rows.py); was: padded and trained on without a word
+    data = small_frame().assign(item_tags=[[1, 2], [], []])
+    with pytest.raises(ValueError, match=r"item_tags.*row 1 has 0 ids, fewer than the schema's value_count min 1 "
+                                         r"\(2 such rows\)"):
+        to_arrays(data, schema)
+
+
 def test_to_arrays_missing_column_and_empty_data(schema):
     with pytest.raises(ValueError, match=r"events.parquet.*missing column.*'rating'"):
         to_arrays(small_frame().drop(columns=["rating"]), schema, source="events.parquet")
