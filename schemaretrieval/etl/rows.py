@@ -38,7 +38,7 @@ from merlin.schema import Schema, Tags
 from schemaretrieval.data.read import DATAFRAME
 from schemaretrieval.etl.options import ETLError, categorical_options, continuous_steps, etl_kind, is_derived
 
-__all__ = ["ON_BAD_ROWS", "problems", "nulls", "inspect_rows", "drop_bad_rows", "check_columns", "csv_parser_message"]
+__all__ = ["ON_BAD_ROWS", "OTHER_SEPARATORS", "problems", "separators", "nulls", "inspect_rows", "drop_bad_rows", "check_columns", "csv_parser_message"]
 
 #: What ``on_bad_rows`` takes.
 ON_BAD_ROWS = ("error", "skip")
@@ -168,11 +168,50 @@ def drop_bad_rows(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame[~bad]
 
 
+#: What a list written as text may be joined by when the schema leaves ``separator`` at its default.
+OTHER_SEPARATORS = (",", ";", "\t")
+
+
+def separators(frame: pd.DataFrame, schema: Schema) -> dict:
+    """``{column: {separator: rows}}``: for each list column written as text whose schema
+    leaves ``separator`` at its default ``|``, how many rows hold ``|`` and each of
+    `OTHER_SEPARATORS`.
+
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"genres": {"tags": ["item", "categorical", "list"], "dtype": "string"}}})
+    >>> separators(pd.DataFrame({"genres": ["Action,Drama", "Comedy"]}), schema)
+    {'genres': {'|': 0, ',': 1, ';': 0, '\\t': 0}}
+    """
+    out = {}
+    for col in schema:
+        if is_derived(col) or col.name not in frame.columns or not col.is_list or etl_kind(col) != "categorical":
+            continue
+        if "separator" in (col.properties.get("transform") or {}):
+            continue  # chosen on purpose
+        text = frame[col.name][frame[col.name].map(type) == str]
+        if len(text):
+            out[col.name] = {sep: int(text.str.contains(sep, regex=False).sum()) for sep in ("|", *OTHER_SEPARATORS)}
+    return out
+
+
+def _check_separators(counts: dict, source: str) -> None:
+    """A text list column that never holds the default ``|`` but holds another separator
+    would be read as one value a row ("Action,Drama"): an error naming the column."""
+    for column, found in counts.items():
+        other = max(OTHER_SEPARATORS, key=lambda sep: found[sep])
+        if found["|"] == 0 and found[other]:
+            raise ETLError(f"{source}: column {column!r} is a list written as text, and no row holds the default "
+                           f"separator '|' while {found[other]} hold {other!r}: each row would be one value. Give the "
+                           f"column `transform: {{separator: {other!r}}}` in the schema, or `{{separator: '|'}}` to "
+                           "keep each row one value")
+
+
 def _inspect(frame, schema):
     found = problems(frame, schema)
     bad = np.logical_or.reduce(list(found.values())) if found else np.zeros(len(frame), bool)
     return {"rows": len(frame), "skipped": int(bad.sum()), "nulls": nulls(frame[~bad], schema),
-            "problems": {key: (int(mask.sum()), int(np.argmax(mask))) for key, mask in found.items()}}
+            "problems": {key: (int(mask.sum()), int(np.argmax(mask))) for key, mask in found.items()},
+            "separators": separators(frame, schema)}
 
 
 def csv_parser_message(err) -> str:
@@ -212,9 +251,13 @@ def inspect_rows(ddf, schema: Schema, source: str, on_bad_rows: str = "error") -
         raise ETLError(f"{source}: cannot read the csv file: {csv_parser_message(err)}") from None
     offsets = np.cumsum([0] + [part["rows"] for part in parts])
     report = {"rows": int(offsets[-1]), "skipped": 0, "problems": {}, "nulls": {}}
-    first = None
+    first, seps = None, {}
     for offset, part in zip(offsets, parts):
         report["skipped"] += part["skipped"]
+        for column, found in part["separators"].items():
+            for sep, count in found.items():
+                seps.setdefault(column, {}).setdefault(sep, 0)
+                seps[column][sep] += count
         for name, count in part["nulls"].items():
             report["nulls"][name] = report["nulls"].get(name, 0) + count
         for key, (count, row) in part["problems"].items():
@@ -233,4 +276,5 @@ def inspect_rows(ddf, schema: Schema, source: str, on_bad_rows: str = "error") -
     if report["skipped"] and report["skipped"] == report["rows"]:
         raise ETLError(f"{source}: every one of its {report['rows']} rows is bad ({report['problems']}); nothing is "
                        "left to encode")
+    _check_separators(seps, source)  # a whole column misread: not rows to skip
     return report

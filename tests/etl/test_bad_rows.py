@@ -13,14 +13,15 @@ from schemaretrieval.cli import main
 from schemaretrieval.etl import ETLError
 from schemaretrieval.schema import schema_from_dict
 
-SCHEMA = schema_from_dict({"columns": {
+SCHEMA_DICT = {"columns": {
     "user_id": {"tags": ["user_id", "categorical"], "dtype": "string"},
     "item_id": {"tags": ["item_id", "categorical"], "dtype": "string"},
     "item_brand": {"tags": ["item", "categorical"], "dtype": "string"},
     "item_tags": {"tags": ["item", "categorical", "list"], "dtype": "string", "value_count": {"min": 1, "max": 3}},
     "item_price": {"tags": ["item", "continuous"], "dtype": "float64", "transform": ["normalize"]},
     "timestamp": {"tags": ["time"], "dtype": "int64"},
-}})
+}}
+SCHEMA = schema_from_dict(SCHEMA_DICT)
 ROWS = 12
 SKIP = "Fix them, or leave them out with on_bad_rows='skip'"
 
@@ -94,6 +95,24 @@ def test_a_list_written_as_python_text_is_refused(tmp_path):
     frame = with_row("item_tags", "[live]")  # a value in brackets, no quote or comma: one tag, as written
     frame["item_tags"] = frame["item_tags"].map(lambda v: v if isinstance(v, str) else "|".join(v))
     sr.etl.fit_transform(frame, None, SCHEMA, tmp_path / "ok", device="cpu", npartitions=3)
+
+
+def test_a_csv_list_joined_by_another_separator_than_the_default_is_refused(tmp_path):
+    # was: "t1,t2" encoded as one value of its own, every row one tag, exit 0
+    path = tmp_path / "raw.csv"
+    raw().assign(item_tags=[",".join(["t1", "t2"][:1 + i % 2]) for i in range(ROWS)]).to_csv(path, index=False)
+    assert etl_error(path, tmp_path, source=str(path)) == (
+        f"{path}: column 'item_tags' is a list written as text, and no row holds the default separator '|' while "
+        f"{ROWS // 2} hold ',': each row would be one value. Give the column `transform: {{separator: ','}}` in the "
+        "schema, or `{separator: '|'}` to keep each row one value")
+    # the separator the message gives reads the lists; a separator given in the schema is not second-guessed
+    for separator, tags in ((",", [["t1"], ["t1", "t2"]]), ("|", [["t1"], ["t1,t2"]])):
+        spec = json.loads(json.dumps(SCHEMA_DICT))
+        spec["columns"]["item_tags"]["transform"] = {"separator": separator}
+        out = tmp_path / f"out{separator}"
+        sr.etl.fit_transform(path, None, schema_from_dict(spec), out, device="cpu", npartitions=3)
+        encoded = pd.concat(map(pd.read_parquet, sorted((out / "train").glob("*.parquet"))))["item_tags"].map(len).tolist()
+        assert encoded == [len(tags[i % 2]) for i in range(ROWS)]
 
 
 def test_a_scalar_in_a_list_column_is_refused(tmp_path):
