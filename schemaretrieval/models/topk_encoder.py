@@ -86,12 +86,12 @@ class TopKEncoder(keras.Model):
         if ids.shape != (num_candidates,):
             raise ValueError(f"TopKEncoder: candidate_ids must hold one id per candidate ({num_candidates}), got "
                              f"shape {ids.shape}")
+        self.num_candidates, self.dim = int(num_candidates), int(dim)
         self._check_k(k)
         self.query_encoder = query_encoder
         self.k = int(k)
         self.target = target
         self.batch_size = int(batch_size)
-        self.num_candidates, self.dim = int(num_candidates), int(dim)
         self.candidates = self.add_weight(shape=(self.num_candidates, self.dim), trainable=False,
                                           initializer="zeros", name="candidates")
         self.identifiers = self.add_weight(shape=(self.num_candidates,), dtype="int64", trainable=False,
@@ -141,13 +141,15 @@ class TopKEncoder(keras.Model):
         ids = None if name is None else frame[name].to_numpy()
         return cls(query_encoder, embeddings, ids, k=top_k, target=kwargs.get("target", name), batch_size=batch_size)
 
-    @staticmethod
-    def _check_k(k):
-        integer(k, "TopKEncoder", "k")
+    def _check_k(self, k):
+        # Merlin's top_k fails on such a k inside the graph; cutting it to the catalog would
+        # return fewer columns than asked, as the export and the baselines refuse to
+        if integer(k, "TopKEncoder", "k") > self.num_candidates:
+            raise ValueError(f"TopKEncoder: k={k} is more than the {self.num_candidates} candidates indexed")
 
     def call(self, features, training=False):
         queries = self.query_encoder(features, training=False)
-        k = min(self.k, self.num_candidates)
+        k = self.k
         scores, positions = [], []
         for start in range(0, self.num_candidates, self.block):
             stop = min(start + self.block, self.num_candidates)

@@ -226,3 +226,10 @@ def test_from_candidate_dataset_top_k_and_index_column_none():
         mm.TopKEncoder.from_candidate_dataset(query, candidate, ITEMS, nope=1)
     with pytest.raises(ValueError, match=r"index: 'item_id' must name exactly one column"):
         mm.TopKEncoder.from_candidate_dataset(query, candidate, ITEMS[["item_x"]], index_column="item_id")
+    # was: cut to the 3 candidates without a word, fewer columns than asked (Merlin's top_k fails in the graph)
+    with pytest.raises(ValueError, match=r"^TopKEncoder: k=4 is more than the 3 candidates indexed$"):
+        mm.TopKEncoder.from_candidate_dataset(query, candidate, ITEMS, top_k=4)
+    topk.compile(k=3)
+    assert np.asarray(topk({"user_age": np.array([1.0], "float32")}).identifiers).tolist() == [[1, 0, 2]]
+    with pytest.raises(ValueError, match=r"^TopKEncoder: k=4 is more than the 3 candidates indexed$"):
+        topk.compile(k=4)
