@@ -31,6 +31,8 @@ null id of another categorical column, a ``fill_missing``) are counted too
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 from merlin.schema import Schema, Tags
@@ -38,7 +40,8 @@ from merlin.schema import Schema, Tags
 from schemaretrieval.data.read import DATAFRAME
 from schemaretrieval.etl.options import ETLError, categorical_options, continuous_steps, etl_kind, is_derived
 
-__all__ = ["ON_BAD_ROWS", "OTHER_SEPARATORS", "problems", "separators", "nulls", "inspect_rows", "drop_bad_rows", "check_columns", "csv_parser_message"]
+__all__ = ["ON_BAD_ROWS", "OTHER_SEPARATORS", "problems", "separators", "nulls", "inspect_rows", "drop_bad_rows",
+           "check_columns", "csv_parser_message"]
 
 #: What ``on_bad_rows`` takes.
 ON_BAD_ROWS = ("error", "skip")
@@ -255,9 +258,7 @@ def inspect_rows(ddf, schema: Schema, source: str, on_bad_rows: str = "error") -
     for offset, part in zip(offsets, parts):
         report["skipped"] += part["skipped"]
         for column, found in part["separators"].items():
-            for sep, count in found.items():
-                seps.setdefault(column, {}).setdefault(sep, 0)
-                seps[column][sep] += count
+            seps.setdefault(column, Counter()).update(found)
         for name, count in part["nulls"].items():
             report["nulls"][name] = report["nulls"].get(name, 0) + count
         for key, (count, row) in part["problems"].items():

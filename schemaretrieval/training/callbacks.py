@@ -13,7 +13,7 @@ bookkeeping that lets one run be many one-epoch ``model.fit`` calls.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -321,16 +321,16 @@ class ResumedLoss(keras.callbacks.Callback):
 class FiniteLoss(keras.callbacks.Callback):
     """Raises at the end of an epoch whose mean loss is NaN or inf: one such step leaves
     NaN in the weights, and every later epoch, checkpoint and ranking would carry it.
-    ``hint`` ends the message (what to lower). Place it before the checkpoint, which
-    then keeps the last finite epoch.
+    ``hint()`` ends the message (what to lower), asked only then. Place it before the
+    checkpoint, which then keeps the last finite epoch.
 
-    >>> FiniteLoss(epochs=4, hint="lower the learning rate").on_epoch_end(1, {"loss": float("nan")})
+    >>> FiniteLoss(epochs=4, hint=lambda: "lower the learning rate").on_epoch_end(1, {"loss": float("nan")})
     Traceback (most recent call last):
     ...
     ValueError: fit: the loss is nan after epoch 2 of 4: training diverged and the model's weights are no longer usable; lower the learning rate
     """
 
-    def __init__(self, epochs: int, hint: str):
+    def __init__(self, epochs: int, hint: Callable[[], str]):
         super().__init__()
         self.epochs, self.hint = int(epochs), hint
 
@@ -338,7 +338,7 @@ class FiniteLoss(keras.callbacks.Callback):
         loss = float((logs or {}).get("loss", 0.0))
         if not np.isfinite(loss):
             raise ValueError(f"fit: the loss is {loss} after epoch {epoch + 1} of {self.epochs}: training diverged "
-                             f"and the model's weights are no longer usable; {self.hint}")
+                             f"and the model's weights are no longer usable; {self.hint()}")
 
 
 class OneEpoch(keras.callbacks.Callback):

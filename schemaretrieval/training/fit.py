@@ -102,13 +102,14 @@ def _trim_csv(path: Path, epochs_done: int):
 
 
 def _divergence_hint(model, batches, sample_weight) -> str:
-    """What to lower when the loss stops being finite: the learning rate and, when rows are
-    weighed, the weights (a weight multiplies its row's gradient too)."""
+    """What to lower once the loss stops being finite (`FiniteLoss`): the learning rate and,
+    when rows are weighed, the weights (a weight multiplies its row's gradient too)."""
     rate = getattr(model.optimizer, "learning_rate", None)
     hint = "lower the learning rate" + (f" ({float(keras.ops.convert_to_numpy(rate)):g})" if rate is not None else "")
     if sample_weight is not None:
         largest = "" if batches.streamed else f", up to {float(batches.arrays[sample_weight].max()):g}"
-        hint += f" or the sample weights (column {sample_weight!r}{largest}; `transform: [log]` in the schema reads log(1 + x))"
+        hint += (f" or the sample weights (column {sample_weight!r}{largest}; `transform: [log]` in the schema "
+                 "reads log(1 + x))")
     return hint
 
 
@@ -314,7 +315,7 @@ def fit(
     inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     averaged = bool(getattr(inner, "use_ema", False))
     training_weights = EpochWeights(show_average=True)
-    finite = FiniteLoss(epochs, _divergence_hint(model, batches, sample_weight))
+    finite = FiniteLoss(epochs, lambda: _divergence_hint(model, batches, sample_weight))
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
         cbs = [ResumedLoss(loss_before, batches.rows(step, batches.steps))] if step else []
