@@ -27,6 +27,8 @@ What is measured
     in-batch softmax with the logQ correction), on benchmarks/scale.py's
     MovieLens-20M-shaped data and schema (`--shape`: 138,493 users and
     26,744 items, as issue #27's table), `--interactions` rows an epoch.
+    `--steps-per-execution N,...` adds rows of the defaults compiled with
+    each other ``steps_per_execution`` (the default's is 16).
 
 How
     Every row runs in a fresh subprocess, so that no global state (dtype
@@ -44,6 +46,7 @@ How
 Run
     python benchmarks/train_throughput.py [--epochs 5] [--batch-size 8192] [--skip-tfrs] [--repeats 1] [--no-levers]
         [--tfrs-venv PATH] [--before [LABEL=]PATH ...] [--shape 138493,26744] [--interactions 64000]
+        [--steps-per-execution 1,8,16,32,64]
 
 Timings on a shared machine drift between runs: compare rows of one run.
 With --repeats R every row runs R times (the rows interleaved) and the
@@ -233,7 +236,7 @@ def run_defaults(args) -> dict:
     keras.utils.set_random_seed(SEED)
     users, items = args.shape
     model = sr.TwoTowerModel(scale.encoded_schema(users, items))
-    model.compile()
+    model.compile(**({"steps_per_execution": args.spe} if args.spe else {}))
     frame = scale.interactions(args.interactions, users, items, SEED)
 
     class EpochTimer(keras.callbacks.Callback):  # sr.training.fit runs one model.fit per epoch
@@ -385,6 +388,8 @@ def run_benchmark(args) -> None:
         rows.append(("defaults", OURS, defaults, sys.executable, "defaults", extra, None))
         rows.extend(("defaults", f"{OURS} {label}", defaults, sys.executable, "defaults", extra, path)
                     for label, path in befores)
+        rows.extend(("defaults", OURS, f"{defaults}, steps_per_execution {n}", sys.executable, "defaults",
+                     extra + ["--spe", str(n)], None) for n in args.steps_per_execution)
     print(
         f"TFRS's configuration: {NUM_INTERACTIONS:,} interactions, {NUM_USERS} users, {NUM_ITEMS} items, "
         f"dim {EMBEDDING_DIM}, batch {args.batch_size}, Adagrad({LEARNING_RATE}), sum loss. "
@@ -435,11 +440,15 @@ def parse_args(argv=None):
     parser.add_argument("--shape", type=lambda text: tuple(int(v) for v in text.split(",")), default=(138_493, 26_744),
                         metavar="USERS,ITEMS", help="users and items of the defaults' rows (MovieLens-20M's)")
     parser.add_argument("--interactions", type=int, default=64_000, help="rows of an epoch of the defaults' rows (0: no such rows)")
+    parser.add_argument("--steps-per-execution", type=lambda text: [int(v) for v in text.split(",")], default=[],
+                        metavar="N,...", help="also the defaults' rows with compile(steps_per_execution=N), each N "
+                                              "(the default's choice: docs/defaults.md)")
     # Internal: what the parent passes to a worker subprocess.
     parser.add_argument("--worker", choices=["ours", "tfrs", "defaults"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit", choices=["auto", "true", "false"], default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--spe", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 

@@ -62,12 +62,14 @@ def run_notebook(path, tmp_path, monkeypatch):
     assert not errors
 
 
-def small_model(schema, seed=0, optimizer=None, **kwargs):
+def small_model(schema, seed=0, optimizer=None, steps_per_execution=1, **kwargs):
     """A two-tower model of 8-unit towers, compiled (Adam 1e-2 unless
-    `optimizer`), its initial weights fixed by `seed`."""
+    `optimizer`), its initial weights fixed by `seed`. One step a call of the
+    compiled step unless `steps_per_execution`: callbacks see every step (the
+    tests of checkpoints stop a fit at a given step)."""
     keras.utils.set_random_seed(seed)
     model = TwoTowerModel(schema, query_units=(8,), candidate_units=(8,), **kwargs)
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2), steps_per_execution=steps_per_execution)
     return model
 
 
@@ -76,7 +78,8 @@ class Stop(Exception):
 
 
 class StopAt(keras.callbacks.Callback):
-    """Raises Stop at the end of the fit's `steps`-th training step."""
+    """Raises Stop at the end of the fit's `steps`-th call of the training step
+    (its `steps`-th step under steps_per_execution=1)."""
 
     def __init__(self, steps):
         super().__init__()

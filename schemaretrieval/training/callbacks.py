@@ -366,6 +366,9 @@ class EpochProgress(keras.callbacks.Callback):
     >>> progress.on_epoch_begin(2)
     >>> progress.progress.what, progress.progress.done, progress.progress.total
     ('epoch 3/12', 87, 313)
+    >>> progress.on_train_batch_end(15)  # Keras's batch 15 of this call: 16 steps (steps_per_execution)
+    >>> progress.progress.done
+    103
     >>> progress.on_epoch_end(2)
     """
 
@@ -379,8 +382,9 @@ class EpochProgress(keras.callbacks.Callback):
                                  initial=self.first_step, summary=False)
 
     def on_train_batch_end(self, batch, logs=None):
+        # called after each `steps_per_execution` steps, `batch` the last of them
         if self.progress is not None:
-            self.progress.update()
+            self.progress.update(self.first_step + batch + 1 - self.progress.done)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progress is not None:

@@ -178,7 +178,8 @@ class Checkpointer:
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Saves every `every` steps (when given) and at the end of each epoch,
+    """Saves every `every` steps (when given; with ``steps_per_execution`` S, at the
+    end of the S steps that reach each multiple) and at the end of each epoch,
     with `state()` (when given) as the checkpoint's `state`.
 
     `epoch` and `first_step` say where the data order starts (a resumed
@@ -211,11 +212,17 @@ class CheckpointCallback(keras.callbacks.Callback):
         # epoch's. `rows(first, last)`: the rows of steps first..last-1 (default: one per step).
         self.loss_before = loss_before
         self.rows = rows or (lambda first, last: last - first)
+        self.last_step = first_step
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.first_step + batch + 1
         global_step = self.epoch * self.steps_per_epoch + step
-        if self.every and global_step % self.every == 0 and step < self.steps_per_epoch:
+        # Keras calls this after each `steps_per_execution` steps: a save is due when those
+        # steps reached a multiple of `every` (Keras's ModelCheckpoint(save_freq=) does the same)
+        ran = step - self.last_step
+        self.last_step = step
+        if self.every and global_step // self.every > (global_step - ran) // self.every and \
+                step < self.steps_per_epoch:
             # Keras's logs hold the mean loss of this call's rows so far, weighted by batch rows.
             total, rows = self.loss_before
             done = self.rows(self.first_step, step)

@@ -4,7 +4,9 @@
 `DEFAULT_BATCH_SIZE` rows a batch and `default_epochs` of its training data:
 12 epochs on data as dense in items as MovieLens-100K, more on a sparser
 catalog, up to 32, and no more than `EXAMPLE_BUDGET` rows in all, so that
-a large table takes fewer passes. docs/defaults.md gives the evidence.
+a large table takes fewer passes. `TwoTowerModelV2.compile` runs
+`DEFAULT_STEPS_PER_EXECUTION` steps in each call of the compiled step.
+docs/defaults.md gives the evidence.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import pandas as pd
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import CSV_SUFFIXES, read_table
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "MAX_DEFAULT_EPOCHS", "DENSE_ROWS_PER_ITEM", "EXAMPLE_BUDGET",
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_STEPS_PER_EXECUTION", "DEFAULT_EPOCHS", "MAX_DEFAULT_EPOCHS", "DENSE_ROWS_PER_ITEM", "EXAMPLE_BUDGET",
            "default_epochs", "table_shape", "table_epochs"]
 
 #: Rows per batch of `fit` when none is given.
 DEFAULT_BATCH_SIZE = 128
+#: Keras's ``steps_per_execution`` in `TwoTowerModelV2.compile` (Keras's own is 1): the steps
+#: of one call of the compiled training function. A step of batch 128 is short, and
+#: Python's share of it large; the same steps in the same order run in one call.
+DEFAULT_STEPS_PER_EXECUTION = 16
 #: The fewest epochs `fit` takes when none is given (Keras's own is 1).
 DEFAULT_EPOCHS = 12
 #: The most: past it the validation figures stop rising while the time grows.

@@ -74,6 +74,32 @@ def test_fit_resumes_from_a_step_checkpoint_exactly(schema, frame, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def test_steps_run_16_to_a_call_by_default_and_resume_from_a_checkpoint_exactly(schema, frame, tmp_path):
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    assert model.steps_per_execution == 16
+    # the same steps as one to a call; 10 steps an epoch run as calls of 4, 4 and 2
+    one = small_model(schema)
+    training.fit(one, frame, epochs=2, batch_size=128, seed=1, verbose=0)
+    reference = small_model(schema, steps_per_execution=4)
+    training.fit(reference, frame, epochs=2, batch_size=128, seed=1, verbose=0)
+    for x, y in zip(state_variables(one), state_variables(reference)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6, err_msg=x.path)
+    # checkpoint_every=3 saves after the calls that reach 3, 6, 12, ...: global steps 4, 8, 14
+    interrupted = small_model(schema, steps_per_execution=4)
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(Stop):  # after the 5th call: epoch 2's steps 5-8, before its checkpoint
+        training.fit(interrupted, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=ckpt,
+                     checkpoint_every=3, callbacks=[StopAt(5)])
+    info = json.loads((ckpt / "latest.json").read_text())
+    assert (info["epoch"], info["step"], info["global_step"]) == (1, 4, 14)
+    resumed = small_model(schema, seed=99, steps_per_execution=4)
+    training.fit(resumed, frame, epochs=2, batch_size=128, seed=1, verbose=0, checkpoint_dir=ckpt, checkpoint_every=3)
+    assert int(resumed.optimizer.iterations) == 20
+    for x, y in zip(state_variables(reference), state_variables(resumed)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
+
+
 def test_a_checkpoint_of_another_run_is_refused(schema, frame, one_epoch_checkpoint, tmp_path):
     shutil.copytree(one_epoch_checkpoint, tmp_path, dirs_exist_ok=True)
     with pytest.raises(ValueError, match="batch_size=128.*batch_size=64"):
