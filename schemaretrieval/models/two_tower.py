@@ -159,13 +159,14 @@ class TwoTowerModelV2(keras.Model):
 
     # Keras plumbing ------------------------------------------------------
 
-    def compile(self, optimizer=None, loss=None, metrics=None, steps_per_execution=DEFAULT_STEPS_PER_EXECUTION,
-                **kwargs):
+    def compile(self, optimizer=None, loss=None, metrics=None, steps_per_execution=None, **kwargs):
         """Keras's `compile`; without an optimizer, the measured
         `default_optimizer()` (Adam 1e-3, fit ending on the moving average
-        of the weights) rather than Keras's RMSprop; ``steps_per_execution``
-        16 rather than Keras's 1 (the same steps, fewer calls from Python:
-        a callback's ``on_train_batch_end`` runs after each 16 steps).
+        of the weights) rather than Keras's RMSprop; without
+        ``steps_per_execution``, 16 rather than Keras's 1 (the same steps,
+        fewer calls from Python: a callback's ``on_train_batch_end`` runs
+        after each 16 steps), and 1 for a model built in a tf.distribute
+        strategy's scope.
 
         ``metrics``: Keras metrics on Merlin's form of each batch (the
         output's logits over the positive and the sampled negatives, the
@@ -177,6 +178,11 @@ class TwoTowerModelV2(keras.Model):
         if metrics is None and getattr(self.output_layer, "default_metrics_fn", None) is not None:
             metrics = self.output_layer.default_metrics_fn()
         self.__dict__["_batch_loss"] = losses_lib.compile_loss(loss)
+        if steps_per_execution is None:
+            # Under a strategy Keras's multi-step loop fails on TF 2.21 ("You must feed a value for
+            # placeholder tensor", tests/training/test_distributed.py): one step a call there.
+            distributed = getattr(self, "_distribute_strategy", None) is not None
+            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
         super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, metrics=metrics,
                         steps_per_execution=steps_per_execution, **kwargs)
 

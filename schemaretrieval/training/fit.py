@@ -158,7 +158,8 @@ def fit(
             and early stopping rank, and what samplers that draw from the
             catalog (or take its item counts) are given.
         checkpoint_dir: save and resume here (`checkpoints.Checkpointer`).
-        checkpoint_every: also save every N steps (None: epoch ends only).
+        checkpoint_every: also save every N steps (None: epoch ends only); with
+            the model's ``steps_per_execution`` S, after the S steps that reach each multiple.
         log_dir: TensorBoard logs. csv_path: a CSV row of metrics per epoch.
         callbacks: more Keras callbacks.
         verbose: Keras's; "auto" is a progress bar on a terminal and one line

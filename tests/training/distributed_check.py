@@ -71,6 +71,8 @@ def build(user_history, optimizer="sgd", variant=None):
     # also compiles a ranking metric, which Keras builds before the first step.
     metrics = [sr.RecallAt(10)] if variant == "default-path" else None
     model.compile(optimizer=keras.optimizers.SGD(0.5) if optimizer == "sgd" else None, metrics=metrics)
+    # 16 steps a call on one device; in a strategy's scope one (the multi-step loop fails there)
+    assert model.steps_per_execution == (1 if tf.distribute.has_strategy() else 16), model.steps_per_execution
     model.build()
     if user_history:
         model.set_history(frame)
