@@ -21,8 +21,8 @@ import pandas as pd
 from schemaretrieval.data import parquet
 from schemaretrieval.data.read import CSV_SUFFIXES, read_table
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_STEPS_PER_EXECUTION", "DEFAULT_EPOCHS", "MAX_DEFAULT_EPOCHS", "DENSE_ROWS_PER_ITEM", "EXAMPLE_BUDGET",
-           "default_epochs", "table_shape", "table_epochs"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_STEPS_PER_EXECUTION", "DEFAULT_EPOCHS", "MAX_DEFAULT_EPOCHS",
+           "DENSE_ROWS_PER_ITEM", "EXAMPLE_BUDGET", "default_epochs", "table_shape", "table_epochs"]
 
 #: Rows per batch of `fit` when none is given.
 DEFAULT_BATCH_SIZE = 128
