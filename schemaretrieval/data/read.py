@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DATAFRAME", "MERLIN_DATASET", "PARQUET_SUFFIXES", "CSV_SUFFIXES", "read_table", "read_frame", "as_frame",
-           "require_columns", "require_present", "check_csv_header", "check_parquet_files", "parquet_files", "is_merlin_dataset", "merlin_table"]
+           "require_columns", "require_present", "check_csv_header", "check_parquet_files", "parquet_files",
+           "is_merlin_dataset", "merlin_table"]
 
 #: How errors name data given as a DataFrame.
 DATAFRAME = "<DataFrame>"

@@ -159,6 +159,11 @@ class TwoTowerModelV2(keras.Model):
 
     # Keras plumbing ------------------------------------------------------
 
+    def _in_strategy(self) -> bool:
+        """Whether the model was built in a tf.distribute strategy's scope (Keras keeps the
+        strategy it was created under; None outside any)."""
+        return getattr(self, "_distribute_strategy", None) is not None
+
     def compile(self, optimizer=None, loss=None, metrics=None, steps_per_execution=None, **kwargs):
         """Keras's `compile`; without an optimizer, the measured
         `default_optimizer()` (Adam 1e-3, fit ending on the moving average
@@ -181,8 +186,7 @@ class TwoTowerModelV2(keras.Model):
         if steps_per_execution is None:
             # Under a strategy Keras's multi-step loop fails on TF 2.21 ("You must feed a value for
             # placeholder tensor", tests/training/test_distributed.py): one step a call there.
-            distributed = getattr(self, "_distribute_strategy", None) is not None
-            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
+            steps_per_execution = 1 if self._in_strategy() else DEFAULT_STEPS_PER_EXECUTION
         super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, metrics=metrics,
                         steps_per_execution=steps_per_execution, **kwargs)
 
@@ -443,7 +447,7 @@ class TwoTowerModelV2(keras.Model):
         # MirroredStrategy. This model builds from its schema, in the
         # strategy's scope; Keras builds the rest (compiled metrics) from
         # one in-domain example row.
-        if getattr(self, "_distribute_strategy", None) is None:  # built outside a strategy: Keras's own
+        if not self._in_strategy():  # Keras's own
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         with self.distribute_strategy.scope():
             if not self.built:
