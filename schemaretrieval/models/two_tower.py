@@ -37,6 +37,7 @@ from schemaretrieval.progress import Progress
 from schemaretrieval.retrieval import losses as losses_lib
 from schemaretrieval.retrieval.outputs import ContrastiveOutput, SampledOutput
 from schemaretrieval.retrieval.topk import embedding_scorer
+from schemaretrieval.training.callbacks import FiniteLoss
 from schemaretrieval.training.defaults import DEFAULT_STEPS_PER_EXECUTION
 from schemaretrieval.training.optimizers import default_optimizer
 from schemaretrieval.training.svd_start import ITEM_ID_STARTS
@@ -295,6 +296,11 @@ class TwoTowerModelV2(keras.Model):
             # A tf.data.Dataset shuffles itself; Keras warns when asked to.
             shuffle = shuffle and not isinstance(x, tf.data.Dataset)
             epochs = training.DEFAULT_EPOCHS if epochs is None else epochs
+            callbacks = list(callbacks or ())
+            if not any(isinstance(callback, FiniteLoss) for callback in callbacks):  # sr.training.fit gives its own
+                # first: a user's checkpoint after it never saves the diverged epoch
+                weighed = " or the sample weights" if kwargs.get("sample_weight") is not None else ""
+                callbacks.insert(0, FiniteLoss(epochs, lambda: weighed))
             return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                                validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
                                verbose=verbose, **kwargs)

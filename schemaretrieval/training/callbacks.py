@@ -321,24 +321,29 @@ class ResumedLoss(keras.callbacks.Callback):
 class FiniteLoss(keras.callbacks.Callback):
     """Raises at the end of an epoch whose mean loss is NaN or inf: one such step leaves
     NaN in the weights, and every later epoch, checkpoint and ranking would carry it.
-    ``hint()`` ends the message (what to lower), asked only then. Place it before the
-    checkpoint, which then keeps the last finite epoch.
+    The message says to lower the learning rate (the model's, when it has one);
+    ``hint()``, asked only then, adds what else to lower (" or the sample weights ...").
+    Place it before any checkpoint, which then keeps the last finite epoch.
 
-    >>> FiniteLoss(epochs=4, hint=lambda: "lower the learning rate").on_epoch_end(1, {"loss": float("nan")})
+    >>> FiniteLoss(epochs=4).on_epoch_end(1, {"loss": float("nan")})
     Traceback (most recent call last):
     ...
     ValueError: fit: the loss is nan after epoch 2 of 4: training diverged and the model's weights are no longer usable; lower the learning rate
     """
 
-    def __init__(self, epochs: int, hint: Callable[[], str]):
+    def __init__(self, epochs: int, hint: Callable[[], str] | None = None):
         super().__init__()
         self.epochs, self.hint = int(epochs), hint
 
     def on_epoch_end(self, epoch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
-        if not np.isfinite(loss):
-            raise ValueError(f"fit: the loss is {loss} after epoch {epoch + 1} of {self.epochs}: training diverged "
-                             f"and the model's weights are no longer usable; {self.hint()}")
+        if np.isfinite(loss):
+            return
+        rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+        rate = "" if rate is None else f" ({float(keras.ops.convert_to_numpy(rate)):g})"
+        raise ValueError(f"fit: the loss is {loss} after epoch {epoch + 1} of {self.epochs}: training diverged "
+                         f"and the model's weights are no longer usable; lower the learning rate{rate}"
+                         f"{self.hint() if self.hint else ''}")
 
 
 class OneEpoch(keras.callbacks.Callback):

@@ -101,16 +101,13 @@ def _trim_csv(path: Path, epochs_done: int):
         csv.writer(handle).writerows(kept)
 
 
-def _divergence_hint(model, batches, sample_weight) -> str:
-    """What to lower once the loss stops being finite (`FiniteLoss`): the learning rate and,
-    when rows are weighed, the weights (a weight multiplies its row's gradient too)."""
-    rate = getattr(model.optimizer, "learning_rate", None)
-    hint = "lower the learning rate" + (f" ({float(keras.ops.convert_to_numpy(rate)):g})" if rate is not None else "")
-    if sample_weight is not None:
-        largest = "" if batches.streamed else f", up to {float(batches.arrays[sample_weight].max()):g}"
-        hint += (f" or the sample weights (column {sample_weight!r}{largest}; `transform: [log]` in the schema "
-                 "reads log(1 + x))")
-    return hint
+def _weights_hint(batches, sample_weight) -> str:
+    """`FiniteLoss`'s addition when rows are weighed: a weight multiplies its row's gradient too."""
+    if sample_weight is None:
+        return ""
+    largest = "" if batches.streamed else f", up to {float(batches.arrays[sample_weight].max()):g}"
+    return (f" or the sample weights (column {sample_weight!r}{largest}; `transform: [log]` in the schema "
+            "reads log(1 + x))")
 
 
 def _verbose(verbose):
@@ -316,7 +313,7 @@ def fit(
     inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     averaged = bool(getattr(inner, "use_ema", False))
     training_weights = EpochWeights(show_average=True)
-    finite = FiniteLoss(epochs, lambda: _divergence_hint(model, batches, sample_weight))
+    finite = FiniteLoss(epochs, lambda: _weights_hint(batches, sample_weight))
     history: dict[str, list] = {}
     while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
         cbs = [ResumedLoss(loss_before, batches.rows(step, batches.steps))] if step else []

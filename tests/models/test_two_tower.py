@@ -115,6 +115,19 @@ def test_fit_takes_a_tf_dataset_too(schema, split):
     assert len(losses) == 2 and losses[1] < losses[0]
 
 
+def test_fit_on_a_tf_dataset_ends_with_an_error_when_the_loss_diverges(schema, split):
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(schema)
+    model.compile(optimizer=keras.optimizers.SGD(1e30))
+    seen = []
+    saver = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    # was: Keras's fit returned a model of NaN weights, and the user's checkpoint saved them
+    with pytest.raises(ValueError, match=r"fit: the loss is nan after epoch 1 of 2: training diverged and the "
+                                         r"model's weights are no longer usable; lower the learning rate \(1e\+30\)$"):
+        model.fit(sr.data.to_tf_dataset(split[1][:2048], schema, 512), epochs=2, callbacks=[saver], verbose=0)
+    assert seen == []  # the check runs before a user's callbacks
+
+
 def test_output_options_belong_to_the_output(schema):
     query = sr.Encoder(query_schema(schema))
     candidate = sr.Encoder(candidate_schema(schema))
