@@ -9,7 +9,9 @@ ecommerce`, `quality.ecommerce`). Each config trains once and is read after each
 (fit ends on the optimizer's average of the weights; training goes on from the
 weights the epoch ended on), with recall@10/@100 without ("r@k") and with
 ("x@k") each user's training items excluded, and the seconds spent in `fit`.
-EASE runs for each l2 of `--ease-l2`, Popularity once.
+EASE runs for each l2 of `--ease-l2`, Popularity once. `--members N` trains N models
+of each config (seeds `--seed` to `--seed + N - 1`) and reads their summed
+scores: the towers' outputs side by side, one two-tower model again.
 
     python benchmarks/generalisation_search.py --data lastfm [--lastfm DIR] --configs defaults,temp0.1 \\
         --epochs 4,8,12,16,24 [--stage valid|test] [--seed 0] [--preset-shape USERS,ITEMS,ROWS]
@@ -257,13 +259,19 @@ def with_popularity_term(model, catalog, train, beta):
     def evaluate(rows, exclude):
         queries = model.query_embeddings(rows)
         queries = np.hstack([queries, np.full((len(queries), 1), term, "float32")])
-        if exclude is not None:
-            exclude = sr.data.Exclusions.from_interactions(exclude, "user_id", "item_id").for_queries(
-                rows["user_id"].to_numpy(), catalog.ids)
-        return sr.evaluation.evaluate_ranking(
-            sr.retrieval.topk.embedding_scorer(queries, candidates),
-            pd.Index(catalog.ids).get_indexer(rows["item_id"]), ks=(10, 100), exclude=exclude)
+        return ranked(queries, candidates, catalog, rows, exclude)
     return evaluate
+
+
+def ranked(queries, candidates, catalog, rows, exclude):
+    """recall@10 and @100 of ``rows`` by the scores ``queries @ candidates.T``, with each
+    user's items of ``exclude`` (interactions) left out when given."""
+    if exclude is not None:
+        exclude = sr.data.Exclusions.from_interactions(exclude, "user_id", "item_id").for_queries(
+            rows["user_id"].to_numpy(), catalog.ids)
+    return sr.evaluation.evaluate_ranking(
+        sr.retrieval.topk.embedding_scorer(queries, candidates),
+        pd.Index(catalog.ids).get_indexer(rows["item_id"]), ks=(10, 100), exclude=exclude)
 
 
 def recalls(evaluate, rows, seen):
@@ -305,6 +313,8 @@ def main(argv=None):
                    help="--data preset or ecommerce: the generator's users, items and interactions (default "
                         "943,1682,100000 and 2000,20000,100000; e.g. 6040,3706,1000000 for MovieLens-1M's shape)")
     p.add_argument("--ease-l2", default="", help="comma-separated EASE regularisations to print")
+    p.add_argument("--members", type=int, default=1, metavar="N",
+                   help="train N models of each config (seeds --seed, --seed + 1, ...) and read their summed scores")
     p.add_argument("--out", default="runs/generalisation.jsonl")
     p.add_argument("--thin", type=float, default=1.0, metavar="FRACTION",
                    help="keep a random share of the training part's rows (a sparser set)")
@@ -314,6 +324,10 @@ def main(argv=None):
                    help="keep only the items with at least K training rows (a denser set)")
     args = p.parse_args(argv)
     configs = [(name, config(name)) for name in args.configs.split(",") if name]
+    if args.members < 1:
+        p.error(f"--members must be at least 1, got {args.members}")
+    if args.members > 1 and any(c["popularity_term"] for _, c in configs):
+        p.error("--members reads the members' summed scores; a popularity_term config ranks one model's")
 
     if args.data == "movielens":
         train, test, schema, source = movielens(args.movielens, args.seed)
@@ -365,43 +379,65 @@ def main(argv=None):
         run_schema = schema.excluding_by_name([d for d in c["drop"] if d in schema.column_names])
         catalog = sr.data.Catalog.from_interactions(catalog_rows, run_schema)
         trained = sr.data.Catalog.from_interactions(train, run_schema)  # what the samplers draw and count
-        keras.utils.set_random_seed(args.seed)
-        model = sr.TwoTowerModel(run_schema, **c["kwargs"](run_schema))
-        if c["svd_init"]:
-            model.build()
-            init_ids_from_svd(model, train, c["svd_init"], c["svd_power"], c["svd_tables"])
-        elif model.item_id_start == "svd":  # what fit does on a first training; these batches are Keras's fit's
-            sr.training.start_item_ids(model, train)
-        model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
-        batch = c["batch"] or DEFAULT_BATCH_SIZE
-        # batches of our own, so that successive fits go on from an epoch (initial_epoch)
-        if c["weight"] is not None:
-            x = weighted_batches(train, run_schema, batch, args.seed, c["weight"])
-        else:
-            x = sr.data.to_tf_dataset(train, run_schema, batch, shuffle=True, seed=args.seed)
-        if getattr(model.query_tower, "history", None) is not None:
-            model.set_history(train)
-        training_weights = TrainingWeights()
+        members = [member(c, run_schema, train, trained, args.seed + i) for i in range(args.members)]
         done, seconds = 0, 0.0
         for epochs in [int(e) for e in args.epochs.split(",")]:
             start = time.perf_counter()
-            model.fit(x, epochs=epochs, initial_epoch=done, catalog=trained, verbose=0, callbacks=[training_weights])
+            for model, x, training_weights in members:
+                model.fit(x, epochs=epochs, initial_epoch=done, catalog=trained, verbose=0,
+                          callbacks=[training_weights])
             seconds += time.perf_counter() - start
             done = epochs
             extra = {}
+            model = members[0][0]
             if c["popularity_term"]:
                 term = c["popularity_term"]
                 if term == "learned":
                     term = extra["beta"] = float(keras.ops.convert_to_numpy(model.output_layer.beta))
                 m = recalls(with_popularity_term(model, catalog, train, term), test, train)
+            elif len(members) > 1:
+                m = recalls(ensemble([model for model, _, _ in members], catalog), test, train)
             else:
                 m = recalls(lambda rows, ex: model.evaluate_topk(rows, catalog, ks=(10, 100), exclude=ex), test,
                             train)
-            training_weights.restore()
+            for _, _, training_weights in members:
+                training_weights.restore()
             print(fmt(f"{name} ep{epochs}", m, f"  ({seconds:.0f} s)" + "".join(
                 f", {k} {v:.3f}" for k, v in extra.items())), flush=True)
-            record(name, m, epochs=epochs, train_s=seconds, **extra)
+            record(name, m, epochs=epochs, train_s=seconds, members=len(members), **extra)
 
+
+def member(c, schema, train, trained, seed):
+    """One model of a config, its batches and its `TrainingWeights`, its initial weights from `seed`."""
+    keras.utils.set_random_seed(seed)
+    model = sr.TwoTowerModel(schema, **c["kwargs"](schema))
+    if c["svd_init"]:
+        model.build()
+        init_ids_from_svd(model, train, c["svd_init"], c["svd_power"], c["svd_tables"])
+    elif model.item_id_start == "svd":  # what fit does on a first training; these batches are Keras's fit's
+        sr.training.start_item_ids(model, train)
+    model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
+    batch = c["batch"] or DEFAULT_BATCH_SIZE
+    # batches of our own, so that successive fits go on from an epoch (initial_epoch)
+    if c["weight"] is not None:
+        x = weighted_batches(train, schema, batch, seed, c["weight"])
+    else:
+        x = sr.data.to_tf_dataset(train, schema, batch, shuffle=True, seed=seed)
+    if getattr(model.query_tower, "history", None) is not None:
+        model.set_history(train)
+    return model, x, TrainingWeights()
+
+
+def ensemble(models, catalog):
+    """An `evaluate(rows, exclude)` of the models' summed scores: their towers' outputs side
+    by side, one query vector and one candidate vector, which a single two-tower export
+    would serve."""
+    candidates = np.concatenate([np.asarray(m.candidate_embeddings(catalog)) for m in models], axis=1)
+
+    def evaluate(rows, exclude):
+        queries = np.concatenate([np.asarray(m.query_embeddings(rows)) for m in models], axis=1)
+        return ranked(queries, candidates, catalog, rows, exclude)
+    return evaluate
 
 if __name__ == "__main__":
     main()

@@ -149,6 +149,33 @@ def test_a_zero_popularity_term_ranks_as_evaluate_topk(tmp_path):
     assert search.config("popularity_term=0.5/logq_sampling_correction=1.5")["popularity_term"] == 0.5
 
 
+def test_an_ensemble_ranks_by_its_members_summed_scores(capsys):
+    search = search_module()
+    sr = search.sr
+    schema = synthetic_schema()
+    train = sr.data.synthetic(schema, 2000, seed=0)
+    catalog = sr.data.Catalog.from_interactions(train, schema)
+    models = []
+    for seed in (0, 1):
+        search.keras.utils.set_random_seed(seed)
+        models.append(sr.TwoTowerModel(schema))
+        models[-1].build()
+    rows = train.head(200)
+    # one member: the library's own ranking
+    assert search.recalls(search.ensemble(models[:1], catalog), rows, None) == search.recalls(
+        lambda r, ex: models[0].evaluate_topk(r, catalog, ks=(10, 100), exclude=ex), rows, None)
+    # two: by hand, the rank of each row's item under the sum of the two models' scores
+    scores = sum(np.asarray(m.query_embeddings(rows)) @ np.asarray(m.candidate_embeddings(catalog)).T for m in models)
+    target = pd.Index(catalog.ids).get_indexer(rows["item_id"])
+    ahead = (scores > scores[np.arange(len(rows)), target][:, None]).sum(axis=1)
+    m = search.ensemble(models, catalog)(rows, None)
+    assert m["recall@10"] == pytest.approx(np.mean(ahead < 10)) and m["recall@100"] == pytest.approx(np.mean(ahead < 100))
+    assert 0 < np.mean(ahead < 10) < np.mean(ahead < 100) < 1  # no bound: the ranks were read
+    with pytest.raises(SystemExit):
+        search.main(["--data", "lastfm", "--lastfm", FIXTURE, "--members", "2", "--configs", "popularity_term=0.5"])
+    assert "a popularity_term config ranks one model's" in capsys.readouterr().err
+
+
 def test_the_learned_prior_moves_the_correction_by_its_coefficient():
     search = search_module()
     sr = search.sr
