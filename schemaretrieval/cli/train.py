@@ -9,6 +9,7 @@ from pathlib import Path
 
 from schemaretrieval.cli import common
 from schemaretrieval.progress import Step
+from schemaretrieval.training.defaults import DEFAULT_STEPS_PER_EXECUTION
 
 log = logging.getLogger("schemaretrieval")
 
@@ -69,8 +70,8 @@ def add_parser(sub):
     p.add_argument("--checkpoint-dir", type=common.directory,
                    help="save training state here and resume from it when rerun with the same command")
     p.add_argument("--checkpoint-every", type=common.positive_int, metavar="N",
-                   help="also checkpoint every N steps: after the 16-step call that reaches each multiple "
-                        "(default: epoch ends only)")
+                   help=f"also checkpoint every N steps: after the {DEFAULT_STEPS_PER_EXECUTION}-step call that "
+                        "reaches each multiple (default: epoch ends only)")
     p.add_argument("--no-export", action="store_true",
                    help="skip the serving export (DIR/serving; it leaves each user's training items out)")
     p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
