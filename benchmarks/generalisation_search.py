@@ -439,5 +439,6 @@ def ensemble(models, catalog):
         return ranked(queries, candidates, catalog, rows, exclude)
     return evaluate
 
+
 if __name__ == "__main__":
     main()

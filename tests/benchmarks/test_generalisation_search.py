@@ -169,7 +169,8 @@ def test_an_ensemble_ranks_by_its_members_summed_scores(capsys):
     target = pd.Index(catalog.ids).get_indexer(rows["item_id"])
     ahead = (scores > scores[np.arange(len(rows)), target][:, None]).sum(axis=1)
     m = search.ensemble(models, catalog)(rows, None)
-    assert m["recall@10"] == pytest.approx(np.mean(ahead < 10)) and m["recall@100"] == pytest.approx(np.mean(ahead < 100))
+    assert m["recall@10"] == pytest.approx(np.mean(ahead < 10))
+    assert m["recall@100"] == pytest.approx(np.mean(ahead < 100))
     assert 0 < np.mean(ahead < 10) < np.mean(ahead < 100) < 1  # no bound: the ranks were read
     with pytest.raises(SystemExit):
         search.main(["--data", "lastfm", "--lastfm", FIXTURE, "--members", "2", "--configs", "popularity_term=0.5"])
