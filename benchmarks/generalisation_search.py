@@ -90,7 +90,8 @@ class TrainingWeights(keras.callbacks.Callback):
 def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0,
          svd_init=0.0, svd_power=0.5, svd_tables="users:items"):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
-    weight: None or a function of the play counts (a sample weight, scaled to mean 1);
+    weight: None or a function of the schema's target column (Last.fm's play count, ML-100K's rating):
+    the sample weight, scaled to mean 1;
     drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
     ("learned": the model's `LearnedPopularity` coefficient);
     svd_init, svd_power, svd_tables: `init_ids_from_svd`'s scale (0: Keras's initialiser), power and tables
@@ -168,6 +169,10 @@ CONFIGS = {
     "history-ids-only-temp0.2": spec(lambda s: {"user_history": True, "logits_temperature": 0.2},
                                      drop=("user_friends",)),
     "weight-log1p": spec(weight=np.log1p),
+    "weight-linear": spec(weight=lambda target: target),
+    "weight-square": spec(weight=lambda target: target ** 2),
+    # MovieLens's ratings of 4 and 5 five times the others, as a filter of the liked would keep them alone
+    "weight-liked": spec(weight=lambda target: 0.25 + (target >= 4)),
     "mixed-uniform256": spec(mixed(256)),
     "learned-prior": spec(lambda s: {"outputs": LearnedPopularity(
         negative_samplers=sr.InBatchSampler(num_items=cardinality(s["item_id"])),
@@ -291,10 +296,14 @@ def shape(train, schema):
 
 def weighted_batches(rows, schema, batch, seed, weight):
     """`rows` batched from the schema, each batch with its rows' sample weights (`weight` of the
-    play count, scaled to mean 1) as `fit(..., sample_weight="weight")` gives them."""
-    w = weight(rows["weight"].to_numpy(dtype="float64"))
-    rows = rows.assign(weight=(w / w.mean()).astype("float32"))
-    return sr.training.weights.weighted(sr.data.to_tf_dataset(rows, schema, batch, shuffle=True, seed=seed), "weight")
+    schema's target column, scaled to mean 1) as `fit(..., sample_weight=COLUMN)` gives them."""
+    targets = [col.name for col in schema if sr.Tags.TARGET in col.tags]
+    if len(targets) != 1:
+        raise SystemExit(f"a weight config needs one target column in the schema, found {targets}")
+    w = weight(rows[targets[0]].to_numpy(dtype="float64"))
+    rows = rows.assign(**{targets[0]: (w / w.mean()).astype("float32")})
+    return sr.training.weights.weighted(sr.data.to_tf_dataset(rows, schema, batch, shuffle=True, seed=seed),
+                                        targets[0])
 
 
 def main(argv=None):

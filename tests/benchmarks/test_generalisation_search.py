@@ -117,6 +117,23 @@ def test_derive_thins_rows_or_users_and_keeps_the_items_with_enough_rows():
         search.derive(train, min_item_rows=4)
 
 
+def test_a_weight_config_weighs_by_the_schemas_target_scaled_to_mean_one():
+    from merlin.schema import ColumnSchema, Schema, Tags
+
+    search = search_module()
+    ids = [ColumnSchema(name, tags=[tag, Tags.CATEGORICAL], dtype=np.int64, properties={"domain": {"min": 0, "max": 9}})
+           for name, tag in (("user_id", Tags.USER_ID), ("item_id", Tags.ITEM_ID))]
+    rows = pd.DataFrame({"user_id": [1, 2, 3, 4], "item_id": [5, 6, 7, 8], "rating": [1.0, 2.0, 3.0, 6.0]})
+    rating = ColumnSchema("rating", tags=[Tags.TARGET, Tags.CONTINUOUS], dtype=np.float32)
+    linear = search.CONFIGS["weight-linear"]["weight"]
+    features, _, weights = next(iter(search.weighted_batches(rows, Schema([*ids, rating]), 4, 0, linear)))
+    # the rating as it is, over its mean 3: rows in the order the shuffle gave them
+    np.testing.assert_allclose(weights.numpy(), features["rating"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.sort(weights.numpy()), [1 / 3, 2 / 3, 1.0, 2.0], rtol=1e-6)
+    with pytest.raises(SystemExit, match=r"one target column in the schema, found \[\]"):
+        search.weighted_batches(rows[["user_id", "item_id"]], Schema(ids), 4, 0, np.log1p)
+
+
 def test_a_written_out_config_adds_uniform_negatives_beside_the_in_batch_ones():
     search = search_module()
     kwargs = search.config("uniform=4/logq_sampling_correction=1.5")["kwargs"](synthetic_schema())
