@@ -139,6 +139,10 @@ class PairwiseLoss(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None, valid_negatives_mask=None):
         if valid_negatives_mask is not None:
             self.valid_negatives_mask = valid_negatives_mask
+        if sample_weight is not None:
+            # A row's weight [B] (a table's weight column, Keras's sample_weight) weighs each of its
+            # pairs [B, N]: Keras's reduction multiplies them without broadcasting a [B] vector.
+            sample_weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1, 1))
         return super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):

@@ -82,6 +82,12 @@ def test_a_row_without_a_positive_has_no_loss():
 def test_sample_weight_weighs_rows():
     got = float(losses.BPRLoss()(Y_TRUE, Y_PRED, sample_weight=np.array([2.0, 0.0])))
     np.testing.assert_allclose(got, (2 * HAND["bpr"][0]).sum() / 4, rtol=1e-5)
+    # rows and pairs per row differ: a [B] weight (a table's weight column) is each row's, as [B, 1] is
+    y_true, y_pred = np.eye(3, 4, dtype="float32"), np.arange(12, dtype="float32").reshape(3, 4) / 4
+    pairs = np.asarray(losses.BPRLoss(reduction="none")(y_true, y_pred))  # [3, 3]
+    for weights in (np.array([2.0, 0.0, 1.0]), np.array([[2.0], [0.0], [1.0]])):
+        got = float(losses.BPRLoss()(y_true, y_pred, sample_weight=weights))
+        np.testing.assert_allclose(got, (pairs * np.reshape(weights, (3, 1))).sum() / 9, rtol=1e-5)
 
 
 def test_parse_takes_names_classes_and_instances_and_names_what_it_knows():

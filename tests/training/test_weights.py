@@ -49,6 +49,18 @@ def test_a_weight_multiplies_its_rows_loss(rows, first_loss):
     assert first + rest == pytest.approx(plain, rel=1e-5)
 
 
+def test_a_weight_column_weighs_a_compiled_pairwise_loss_row_by_row(schema, rows):
+    def loss(frame, **kwargs):
+        set_seed(0, deterministic=False)
+        model = sr.TwoTowerModel(schema)
+        model.compile(loss="bpr")
+        return fit(model, frame, epochs=1, batch_size=len(frame), shuffle=False, verbose=0, **kwargs)["loss"][0]
+
+    plain = loss(rows)
+    # 600 rows, each with 599 in-batch negatives: a [rows] weight column weighs each row's pairs
+    assert loss(rows.assign(rating=2.0), sample_weight="rating") == pytest.approx(2 * plain, rel=1e-6)
+
+
 def test_a_column_that_cannot_weigh_is_named(schema, rows):
     model = sr.TwoTowerModel(schema)
     model.compile()
