@@ -58,6 +58,7 @@ EXAMPLES = {
     "progress": 16,
     "rows": 2,
     "registry": 5,
+    "retrieval.logits_loss": 6,
     "retrieval.losses": 15,
     "retrieval.outputs.base": 9,
     "retrieval.outputs.bpr": 1,

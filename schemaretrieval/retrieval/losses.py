@@ -17,7 +17,7 @@ Every loss is a ``keras.losses.Loss`` with Merlin's interface:
   (``sr.registry``, kind "loss") by Merlin's names.
 * ``compile_loss(loss)``: what a model's ``compile(loss=)`` applies to that
   form of each batch in place of its output's loss (a pairwise loss,
-  "categorical_crossentropy" or a Keras loss).
+  "categorical_crossentropy" or a Keras loss, through `logits_loss`).
 
 With p the positive's score and n a negative's, s = softmax of the row's negatives:
 
@@ -46,6 +46,7 @@ from keras import ops
 
 from schemaretrieval import registry
 from schemaretrieval.arguments import number
+from schemaretrieval.retrieval.logits_loss import logits_loss
 from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 
 __all__ = [
@@ -347,10 +348,12 @@ def compile_loss(loss):
             except ValueError:  # neither ours nor Keras's: the registry's did-you-mean says what is
                 raise ValueError(f"compile: loss {loss!r} is neither a pairwise loss nor a Keras loss: "
                                  f"{pairwise}") from None
+    if isinstance(loss, PairwiseLoss):
+        return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
     if not callable(loss):
         raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
                          f"'categorical_crossentropy' or a Keras loss, got {loss!r}")
-    return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
+    return logits_loss(loss)
 
 
 def _mean_cross_entropy(targets, logits, sample_weight):
