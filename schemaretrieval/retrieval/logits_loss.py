@@ -7,14 +7,14 @@ slots) at ``MASK_VALUE``. Keras's compile takes a loss as a name, a function
 or a ``keras.losses.Loss``; here each of them reads those logits, and:
 
 * a loss that reads probabilities (``from_logits=False``, Keras's default for
-  its cross-entropies) is refused: on logits it trains a model that ranks at
-  chance, without an error;
+  its cross-entropies) is refused: on logits it trains a model that ranks
+  near chance, without an error;
 * a sparse cross-entropy is refused: the targets are one-hot;
 * label smoothing (``CategoricalCrossentropy(from_logits=True,
   label_smoothing=e)`` and the binary and focal ones) spreads ``e`` over the
-  columns that are candidates, as Keras spreads it over every column of a
-  batch without masked ones; Keras's own would give the masked columns a share
-  of ``e`` at a logit of ``MASK_VALUE``, a loss of about 1e33.
+  columns that are candidates (every column when none is masked, as Keras
+  does); Keras's own would give the masked columns a share of ``e`` at a
+  logit of ``MASK_VALUE``, a loss of about 1e33.
 """
 
 from __future__ import annotations
@@ -59,8 +59,11 @@ def logits_loss(loss):
     if isinstance(loss, keras.losses.Loss):
         config = loss.get_config()
     else:  # a function of (y_true, y_pred), as Keras's compile takes one
-        config = {key: p.default for key, p in inspect.signature(loss).parameters.items()
-                  if key in ("from_logits", "label_smoothing")}
+        try:
+            parameter = inspect.signature(loss).parameters.get("from_logits")
+        except (TypeError, ValueError):  # a callable Python cannot read the signature of
+            parameter = None
+        config = {} if parameter is None else {"from_logits": parameter.default}
     if config.get("from_logits") is False:
         keras_class = type(loss).__name__ if isinstance(loss, keras.losses.Loss) else "".join(
             part.capitalize() for part in loss.__name__.split("_"))  # binary_crossentropy: BinaryCrossentropy

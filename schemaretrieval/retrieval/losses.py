@@ -348,8 +348,6 @@ def compile_loss(loss):
             except ValueError:  # neither ours nor Keras's: the registry's did-you-mean says what is
                 raise ValueError(f"compile: loss {loss!r} is neither a pairwise loss nor a Keras loss: "
                                  f"{pairwise}") from None
-    if isinstance(loss, PairwiseLoss):
-        return lambda targets, logits, sample_weight: loss(targets, logits, sample_weight=sample_weight)
     if not callable(loss):
         raise ValueError(f"compile: loss must be None, a pairwise loss name ({', '.join(registry.names('loss'))}), "
                          f"'categorical_crossentropy' or a Keras loss, got {loss!r}")
