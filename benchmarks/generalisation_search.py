@@ -87,16 +87,17 @@ class TrainingWeights(keras.callbacks.Callback):
             variable.assign(value)
 
 
-def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0,
+def spec(kwargs=None, optimizer=None, batch=None, weight=None, drop=(), popularity_term=0.0, loss=None,
          svd_init=0.0, svd_power=0.5, svd_tables="users:items"):
     """kwargs: schema -> TwoTowerModel kwargs; optimizer: None (the defaults') or a factory;
+    loss: None (the output's) or a factory of `compile(loss=)`'s;
     weight: None or a function of the schema's target column (Last.fm's play count, ML-100K's rating):
     the sample weight, scaled to mean 1;
     drop: query/item columns the model does not read; popularity_term: `with_popularity_term`'s beta
     ("learned": the model's `LearnedPopularity` coefficient);
     svd_init, svd_power, svd_tables: `init_ids_from_svd`'s scale (0: Keras's initialiser), power and tables
     (":"-separated)."""
-    return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "batch": batch, "weight": weight,
+    return {"kwargs": kwargs or (lambda s: {}), "optimizer": optimizer, "loss": loss, "batch": batch, "weight": weight,
             "drop": tuple(drop), "popularity_term": popularity_term,
             "svd_init": svd_init, "svd_power": svd_power, "svd_tables": tuple(svd_tables.split(":"))}
 
@@ -173,6 +174,9 @@ CONFIGS = {
     "weight-square": spec(weight=lambda target: target ** 2),
     # MovieLens's ratings of 4 and 5 five times the others, as a filter of the liked would keep them alone
     "weight-liked": spec(weight=lambda target: 0.25 + (target >= 4)),
+    # Keras's label smoothing in compile(loss=), spread over the columns that are candidates
+    **{f"smooth{e}": spec(loss=(lambda e: lambda: keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=e))(e)) for e in (0.05, 0.1, 0.2)},
     "mixed-uniform256": spec(mixed(256)),
     "learned-prior": spec(lambda s: {"outputs": LearnedPopularity(
         negative_samplers=sr.InBatchSampler(num_items=cardinality(s["item_id"])),
@@ -425,7 +429,7 @@ def member(c, schema, train, trained, seed):
         init_ids_from_svd(model, train, c["svd_init"], c["svd_power"], c["svd_tables"])
     elif model.item_id_start == "svd":  # what fit does on a first training; these batches are Keras's fit's
         sr.training.start_item_ids(model, train)
-    model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None)
+    model.compile(optimizer=c["optimizer"]() if c["optimizer"] else None, loss=c["loss"]() if c["loss"] else None)
     batch = c["batch"] or DEFAULT_BATCH_SIZE
     # batches of our own, so that successive fits go on from an epoch (initial_epoch)
     if c["weight"] is not None:

@@ -78,13 +78,13 @@ def test_the_shop_log_reaches_the_few_users_rule_through_the_etl():
 
 def test_the_search_reads_validation_rows_and_weighs_by_play_count(tmp_path, capsys):
     out = run("generalisation_search", "--data", "lastfm", "--lastfm", FIXTURE,
-              "--configs", "defaults,weight-log1p,id_embedding_dim=96/logits_temperature=0.15",
+              "--configs", "defaults,weight-log1p,smooth0.1,id_embedding_dim=96/logits_temperature=0.15",
               "--epochs", "1,2", "--ease-l2", "10", "--out", tmp_path / "s.jsonl", capsys=capsys)
     assert "stage valid: 26 train / 6 read rows" in out
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [(r["config"], r.get("epochs")) for r in rows] == [
         ("popularity", None), ("EASE (l2 10)", None), ("defaults", 1), ("defaults", 2),
-        ("weight-log1p", 1), ("weight-log1p", 2),
+        ("weight-log1p", 1), ("weight-log1p", 2), ("smooth0.1", 1), ("smooth0.1", 2),
         ("id_embedding_dim=96/logits_temperature=0.15", 1), ("id_embedding_dim=96/logits_temperature=0.15", 2)]
 
 
