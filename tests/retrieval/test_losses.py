@@ -90,6 +90,23 @@ def test_sample_weight_weighs_rows():
         np.testing.assert_allclose(got, (pairs * np.reshape(weights, (3, 1))).sum() / 9, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["bpr", "bpr-max", "top1", "top1-max", "hinge"])
+def test_a_downscored_false_negative_is_no_pair(name):
+    # what an output hands compile(loss=): the false negative's column at MASK_VALUE
+    from schemaretrieval.retrieval.outputs import MASK_VALUE
+
+    y_true = np.eye(2, 4, dtype="float32")
+    y_pred = np.array([[1.0, 0.5, MASK_VALUE, 2.0], [0.3, 1.0, -1.0, 0.0]], "float32")
+    loss = losses.PairwiseLoss.parse(name)
+    got = float(loss(y_true, y_pred))
+    # the same pairs with the column left out by valid_negatives_mask, at the score row_losses gives it
+    masked = np.where(y_pred == MASK_VALUE, losses.MASKED_SCORE, y_pred).astype("float32")
+    valid = y_pred != MASK_VALUE
+    assert np.isfinite(got)
+    assert got == pytest.approx(float(losses.PairwiseLoss.parse(name)(y_true, masked, valid_negatives_mask=valid)),
+                                rel=1e-6)
+
+
 def test_parse_takes_names_classes_and_instances_and_names_what_it_knows():
     instance = losses.HingeLoss(margin=2.0)
     assert losses.PairwiseLoss.parse(instance) is instance
