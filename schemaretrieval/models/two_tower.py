@@ -184,12 +184,21 @@ class TwoTowerModelV2(keras.Model):
         if metrics is None and getattr(self.output_layer, "default_metrics_fn", None) is not None:
             metrics = self.output_layer.default_metrics_fn()
         self.__dict__["_batch_loss"] = losses_lib.compile_loss(loss)
+        self.__dict__["_loss_argument"] = loss  # for get_compile_config: Keras's compile is not given it
         if steps_per_execution is None:
             # Under a strategy Keras's multi-step loop fails on TF 2.21 ("You must feed a value for
             # placeholder tensor", tests/training/test_distributed.py): one step a call there.
             steps_per_execution = 1 if self._in_strategy() else DEFAULT_STEPS_PER_EXECUTION
         super().compile(optimizer=default_optimizer() if optimizer is None else optimizer, metrics=metrics,
                         steps_per_execution=steps_per_execution, **kwargs)
+
+    def get_compile_config(self):
+        # The loss goes to the output's place (compute_loss), not to Keras's compile, whose
+        # config would save it as None: a loaded model would train on the output's loss.
+        config = super().get_compile_config()
+        if config is not None and self.__dict__.get("_loss_argument") is not None:
+            config["loss"] = keras.saving.serialize_keras_object(self.__dict__["_loss_argument"])
+        return config
 
     def compile_from_config(self, config):
         # Keras's own skips any model whose compile is overridden; this one

@@ -102,6 +102,22 @@ def test_compile_loss_bpr_max_trains_beside_downscored_false_negatives(schema, d
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.parametrize("loss", ["bpr", mm.losses.BPRmaxLoss(reg_lambda=0.5),
+                                  keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.4)],
+                         ids=["name", "pairwise", "keras"])
+def test_a_saved_model_keeps_its_compiled_loss(tmp_path, schema, data, loss):
+    keras.utils.set_random_seed(0)
+    model = mm.TwoTowerModel(schema)
+    model.compile(loss=loss)
+    batch = mm.data.to_arrays(data.head(64), schema)
+    compiled = float(model.compute_loss(batch, None, model(batch), training=False))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert float(loaded.compute_loss(batch, None, loaded(batch), training=False)) == pytest.approx(compiled, rel=1e-6)
+    model.compile()  # the output's own loss, which the load fell back to before: another value
+    assert float(model.compute_loss(batch, None, model(batch), training=False)) != pytest.approx(compiled, rel=1e-3)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_compile_loss_categorical_crossentropy_is_kerass_on_the_logits(schema, data, weighted):
     batch = mm.data.to_arrays(data.head(32), schema)
