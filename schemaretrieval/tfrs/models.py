@@ -86,6 +86,7 @@ class Model(keras.Model):
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
+            self._built_by_a_step()
             regularization_loss = self._regularization_loss(loss)
             total_loss = loss + regularization_loss
             # A LossScaleOptimizer (mixed precision) scales the loss here and
@@ -104,8 +105,15 @@ class Model(keras.Model):
 
     def test_step(self, inputs):
         loss = self.compute_loss(inputs, training=False)
+        self._built_by_a_step()
         regularization_loss = self._regularization_loss(loss)
         return self._logs(loss, regularization_loss, loss + regularization_loss)
+
+    def _built_by_a_step(self):
+        # A TFRS model is never called: compute_loss builds its layers, and Keras 3 marks only a
+        # called model built, so save_weights and ModelCheckpoint(save_weights_only=True) refused it
+        # as "not yet built" after training. Set as the step is traced, before any epoch ends.
+        self.built = True
 
     def _regularization_loss(self, loss):
         losses = [tf.cast(tf.reduce_sum(extra), loss.dtype) for extra in self.losses]

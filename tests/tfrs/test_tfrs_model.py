@@ -153,6 +153,26 @@ def test_metrics_reset_every_epoch_and_a_dataset_fits_without_keras_shuffle_warn
     assert history.history["loss"] == [2.0, 2.0]  # the last batch's loss, as in TFRS
 
 
+def test_a_trained_model_saves_and_loads_its_weights_as_in_tf_keras(tmp_path):
+    def model():
+        built = MovielensModel(tower(USERS, TOWERS["user_weights"]), tower(MOVIES, TOWERS["movie_weights"]),
+                               tfrs.tasks.Retrieval())
+        built.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
+        return built
+
+    trained = model()
+    checkpoint = tf.keras.callbacks.ModelCheckpoint(str(tmp_path / "epoch.weights.h5"), save_weights_only=True)
+    trained.fit(ratings().batch(4), epochs=2, verbose=0, callbacks=[checkpoint])  # refused as "not built" before
+    trained.save_weights(tmp_path / "model.weights.h5")
+    fresh = model()
+    fresh.evaluate(ratings().batch(4), verbose=0)  # a step builds it, as calling builds a tf-keras model
+    untrained = fresh.user_model.layers[1].embeddings.numpy()
+    fresh.load_weights(tmp_path / "epoch.weights.h5")
+    np.testing.assert_array_equal(fresh.user_model.layers[1].embeddings.numpy(),
+                                  trained.user_model.layers[1].embeddings.numpy())
+    assert not np.array_equal(untrained, fresh.user_model.layers[1].embeddings.numpy())
+
+
 def test_compute_loss_must_be_implemented():
     with pytest.raises(NotImplementedError, match="compute_loss"):
         tfrs.Model().compute_loss({})
