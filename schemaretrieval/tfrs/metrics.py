@@ -126,9 +126,12 @@ class FactorizedTopK(Factorized):
         top_scores, top_ids = self._candidates(queries, k=max(self._ks))
         if true_candidate_ids is not None:
             ids_dtype = tf.convert_to_tensor(true_candidate_ids).dtype
-            if ids_dtype.is_numeric != top_ids.dtype.is_numeric:  # the cast below would fail naming neither
+            # Strings against numbers would fail in the cast below naming neither; int64 ids against a catalog's
+            # int32 positions (a dataset of bare embeddings) would be narrowed and compared with positions.
+            if ids_dtype.is_numeric != top_ids.dtype.is_numeric or (ids_dtype.size > top_ids.dtype.size):
                 raise ValueError(f"FactorizedTopK: true_candidate_ids are {ids_dtype.name} and the candidates' "
-                                 f"identifiers {top_ids.dtype.name}; expected ids of one kind")
+                                 f"identifiers {top_ids.dtype.name}; expected ids of one kind (a catalog of bare "
+                                 "embeddings is identified by position: give it ids, as (id, embedding) pairs)")
             true_ids = tf.cast(tf.reshape(true_candidate_ids, [-1, 1]), top_ids.dtype)
             # An approximate layer may leave slots unfilled (NaN in ScaNN, -inf here).
             filled = tf.math.is_finite(top_scores) if top_scores.dtype.is_floating else tf.ones_like(top_ids, tf.bool)

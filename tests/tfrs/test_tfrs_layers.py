@@ -71,6 +71,14 @@ def test_positions_are_int32_as_in_tfrs():
     assert Streaming(k=1).index_from_dataset(embeddings_only())(QUERY)[1].dtype == tf.int32
 
 
+def test_float64_candidates_score_as_float32_ones():
+    # NumPy's default dtype; the first query failed with "_MklMatMul ... double tensor" before
+    as_float64 = BruteForce(k=3).index(CATALOG.astype("float64"), IDS)(QUERY)
+    as_float32 = BruteForce(k=3).index(CATALOG, IDS)(QUERY)
+    np.testing.assert_array_equal(as_float64[1].numpy(), as_float32[1].numpy())
+    np.testing.assert_allclose(as_float64[0].numpy(), as_float32[0].numpy(), rtol=1e-6)
+
+
 def test_index_again_replaces_the_catalog_after_a_call():
     index = BruteForce(k=1).index(CATALOG, IDS)
     index(QUERY)

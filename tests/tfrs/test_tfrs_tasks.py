@@ -242,6 +242,9 @@ def test_arguments_of_other_shapes_are_named_before_tensorflow_sees_them():
         ({"true_candidate_ids": np.arange(2)}, "true_candidate_ids has 2 rows for 4 query_embeddings"),
         ({"true_candidate_ids": np.array(["a"] * 4)}, "true_candidate_ids are string and the candidates' identifiers "
                                                        "int32; expected ids of one kind"),
+        # int64 ids against the positions of bare embeddings: narrowed and compared with positions, silently
+        ({"true_candidate_ids": np.arange(4, dtype="int64") + 2**32}, "true_candidate_ids are int64 and the "
+                                                                       r"candidates' identifiers int32.*bare embeddings"),
         ({"sample_weight": np.ones(3)}, "sample_weight has 3 rows for 4 query_embeddings"),
         ({"query_embeddings": np.ones((4, 5), "float32")}, "query_embeddings of width 5 and true_candidate_embeddings "
                                                              "of width 3"),

@@ -71,6 +71,9 @@ class BruteForce(TopK):
         """Indexes ``candidates`` ``[num_candidates, dim]`` under ``identifiers``
         (default: their positions); a second call replaces the index. Returns self."""
         candidates, identifiers = checked_index(type(self).__name__, candidates, identifiers)
+        # In the dtype Keras casts the queries to: float64 candidates (NumPy's default) failed at the first
+        # query with a matmul error naming neither; Streaming casts each batch the same way.
+        candidates = tf.cast(candidates, self.compute_dtype)
         self._candidates = tf.Variable(candidates, trainable=False, name="candidates")
         self._identifiers = tf.Variable(identifiers, trainable=False, name="identifiers")
         return self
