@@ -82,6 +82,7 @@ EXAMPLES = {
     "serving.requests": 13,
     "serving.recommend": 16,
     "serving.tuning": 11,
+    "training.across_epochs": 8,
     "training.callbacks": 24,
     "training.checkpoints": 23,
     "training.defaults": 6,

@@ -55,6 +55,7 @@ from schemaretrieval.training.callbacks import (
     ResumedLoss,
     TopKCallback,
 )
+from schemaretrieval.training.across_epochs import AcrossEpochs
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, default_epochs, table_shape
 from schemaretrieval.training.svd_start import start_item_ids
@@ -315,7 +316,9 @@ def fit(
     training_weights = EpochWeights(show_average=True)
     finite = FiniteLoss(epochs, lambda: _weights_hint(batches, sample_weight))
     history: dict[str, list] = {}
-    while epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch):
+    users = AcrossEpochs(callbacks)  # one training for the user's callbacks, not one per epoch
+    while (epoch < epochs and not (early_stopping is not None and early_stopping.stopped_epoch)
+           and not users.stopped):
         cbs = [ResumedLoss(loss_before, batches.rows(step, batches.steps))] if step else []
         cbs.append(finite)
         if averaged:
@@ -325,7 +328,7 @@ def fit(
         if early_stopping is not None:
             # before the checkpoint, which saves the epoch's verdict with it
             cbs.extend(early_stopping.callbacks(held_out, train, catalog, model))
-        cbs.extend(callbacks)
+        cbs.append(users)
         if log_dir is not None:
             cbs.append(keras.callbacks.TensorBoard(log_dir=os.fspath(log_dir)))
         if csv_path is not None:
@@ -360,6 +363,8 @@ def fit(
             model.optimizer.finalize_variable_values(model.trainable_variables)
     if early_stopping is not None:
         early_stopping.finish()  # the best epoch's weights back
+    users.end({key: values[-1] for key, values in history.items() if values})
+    if early_stopping is not None:
         history["best_epoch"] = int(early_stopping.best_epoch)
     return history
 
