@@ -3,6 +3,7 @@ training for them, as on a tf.data input (keras.callbacks.EarlyStopping stops it
 ReduceLROnPlateau lowers the rate across epochs, on_train_begin and on_train_end run once)."""
 
 import keras
+import numpy as np
 import pytest
 
 import schemaretrieval as sr
@@ -60,3 +61,15 @@ def test_a_callback_that_sets_stop_training_ends_fit(schema, rows):
 
     history = fit(model(schema), rows, epochs=3, batch_size=256, verbose=0, callbacks=[StopAfterFirst()])
     assert len(history["loss"]) == 1
+
+
+def test_early_stopping_restores_its_best_epoch_after_fit_puts_the_average_in(schema, rows):
+    # the first epoch is the best (no later one gains 100); patience 1 stops after the second
+    stopping = keras.callbacks.EarlyStopping(monitor="loss", min_delta=100.0, patience=1, restore_best_weights=True)
+    stopped = model(schema)
+    history = fit(stopped, rows, epochs=5, batch_size=256, verbose=0, shuffle=False, callbacks=[stopping])
+    one_epoch = model(schema)
+    fit(one_epoch, rows, epochs=1, batch_size=256, verbose=0, shuffle=False)
+    assert len(history["loss"]) == 2
+    for restored, expected in zip(stopped.get_weights(), one_epoch.get_weights()):
+        np.testing.assert_allclose(restored, expected, rtol=1e-5, atol=1e-6)
