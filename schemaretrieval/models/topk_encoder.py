@@ -182,6 +182,18 @@ class TopKEncoder(keras.Model):
         self.__dict__["ranking"] = metrics
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self):
+        # The ranking metrics stay out of Keras's compile, whose config would save none: a loaded
+        # encoder evaluated Merlin's five defaults instead of the metrics compiled.
+        config = super().get_compile_config()
+        if config is not None and self.__dict__.get("ranking") is not None:
+            config["metrics"] = [keras.saving.serialize_keras_object(m) for m in self.__dict__["ranking"]]
+        return config
+
+    def compile_from_config(self, config):
+        # Keras's own skips a model whose compile is overridden.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     def fit(self, *args, **kwargs):
         raise NotImplementedError("TopKEncoder: a top-k encoder is built from a trained model; it does not train")
 

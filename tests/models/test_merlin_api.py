@@ -213,6 +213,12 @@ def test_top_k_encoder_evaluates_the_whole_catalog_as_evaluate_topk(trained, sch
     loaded = tf.saved_model.load(str(tmp_path / "topk"))
     served = loaded.serve({name: batch[0][name] for name in trained.query_encoder.column_names})
     np.testing.assert_array_equal(np.asarray(served[1]), np.asarray(topk_model(batch[0]).identifiers))
+    # a .keras file keeps the compiled metrics (a loaded encoder evaluated Merlin's five defaults at k before)
+    topk_model.compile(metrics=[mm.RecallAt(5), mm.NDCGAt(20)])
+    compiled = topk_model.evaluate(loader, return_dict=True, verbose=0)
+    topk_model.save(tmp_path / "topk.keras")
+    assert keras.saving.load_model(tmp_path / "topk.keras").evaluate(loader, return_dict=True, verbose=0) == \
+        pytest.approx(compiled) and sorted(compiled) == ["ndcg_at_20", "recall_at_5"]
     with pytest.raises(NotImplementedError, match=r"strategy='faiss' is not supported"):
         trained.to_top_k_encoder(candidates, strategy="faiss")
     with pytest.raises(NotImplementedError, match=r"does not train"):
