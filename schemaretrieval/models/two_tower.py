@@ -282,7 +282,7 @@ class TwoTowerModelV2(keras.Model):
             if is_merlin_dataset(validation_data):
                 validation_data = merlin_table(validation_data)
             if validation_data is not None and catalog is None and not self._has_default_catalog():
-                catalog = Catalog.from_interactions([x, validation_data], self.schema)
+                catalog = _ranked_with_training_counts(x, validation_data, self.schema)
         if isinstance(x, np.ndarray):  # Keras would fail inside the towers, naming a SymbolicTensor
             raise TypeError(f"fit: x is an array of shape {x.shape}; the towers read named columns: give a table "
                             "(DataFrame or path), a dict of feature arrays or a tf.data.Dataset of dicts")
@@ -589,6 +589,14 @@ class TwoTowerModelV2(keras.Model):
         return evaluate_ranking(
             scorer, catalog_positions(catalog.ids, data[self.candidate_id_column].to_numpy()), ks=ks, exclude=exclude
         )
+
+
+def _ranked_with_training_counts(train, validation, schema) -> Catalog:
+    """The items of both tables (validation ranks them all), counted in ``train`` alone: the samplers
+    take their counts from the catalog, and validation rows must not change training."""
+    both, trained = Catalog.from_interactions([train, validation], schema), Catalog.from_interactions(train, schema)
+    by_id = trained.counts_by_id(int(max(both.ids.max(), trained.ids.max())) + 1)
+    return Catalog(both.frame, schema, counts=by_id[both.ids.astype("int64")])
 
 
 def _multi_worker_logs(logs):

@@ -158,6 +158,25 @@ def test_fit_and_evaluate_take_a_merlin_dataset_and_a_loader(schema, data):
     assert len(again.history["loss"]) == 1
 
 
+def test_validation_data_ranks_its_items_but_leaves_training_counts_alone(schema, data):
+    train, valid = data.iloc[:1500], data.iloc[1500:]
+
+    def fit(**kwargs):
+        keras.utils.set_random_seed(0)
+        model = mm.TwoTowerModelV2(*towers(schema), outputs=mm.ContrastiveOutput(None, "in-batch",
+                                                                                 logq_sampling_correction=True))
+        model.compile(optimizer="adam")
+        history = model.fit(Dataset(train, schema=schema), batch_size=256, epochs=1, verbose=0, **kwargs).history
+        return history["loss"][0], model.output_layer.negative_samplers[0].item_counts, history
+
+    alone, counts, _ = fit(catalog=mm.data.Catalog.from_interactions(train, schema))
+    validated, counts_validated, history = fit(validation_data=Dataset(valid, schema=schema))
+    # the validation rows were counted in the logQ correction's item counts before (2000, not 1500)
+    assert float(np.sum(counts_validated)) == float(np.sum(counts)) == len(train)
+    assert validated == pytest.approx(alone, rel=1e-6)
+    assert history["val_recall@10"][0] > 0  # the validation data still ranks the catalog of both
+
+
 def test_query_and_candidate_encoders_save_and_serve(trained, schema, data, tmp_path):
     assert trained.query_encoder is trained.query_tower and trained.candidate_encoder is trained.candidate_tower
     batch = mm.data.to_arrays(data.head(5), schema)
