@@ -397,13 +397,32 @@ class TwoTowerModelV2(keras.Model):
             return False
         return True
 
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         """Keras's `evaluate`: the loss and the compiled metrics on held-out batches, each
         batch's positives against its sampled negatives (see `evaluate_topk` and
         `to_top_k_encoder` for the whole catalog). Takes a table, a ``merlin.io.Dataset``
-        or a `Loader` too."""
+        or a `Loader` too; on a table ``sample_weight=`` names a column, as for `fit`."""
+        table = _is_table(x) or is_merlin_dataset(x)
+        x, batch_size = self._batched(x, batch_size, "evaluate")
+        if isinstance(sample_weight, str):
+            if not table:
+                raise TypeError(f"evaluate: sample_weight={sample_weight!r} names a column of a table; with Keras's "
+                                "inputs give the weights as Keras takes them")
+            column = training.weights.check_weight_column(self.schema, sample_weight, "evaluate")
+            x, sample_weight = training.weights.weighted(x, column), None
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Keras's: each row's tower outputs, ``{"query": [N, dim], "candidate": [N, dim]}``, in the
+        rows' order; ``x`` may be a table, a ``merlin.io.Dataset`` or a `Loader` too, as for `evaluate`."""
+        x, batch_size = self._batched(x, batch_size, "predict")
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def _batched(self, x, batch_size, what):
+        """(Keras's input, its batch_size) for a `Loader`, a ``merlin.io.Dataset`` or a table: batches
+        from the schema, in the rows' order."""
         if batch_size is not None:
-            batch_size = integer(batch_size, "evaluate", "batch_size")
+            batch_size = integer(batch_size, what, "batch_size")
         if isinstance(x, Loader):
             x = x.to_tf_dataset()
         if is_merlin_dataset(x):
@@ -411,7 +430,7 @@ class TwoTowerModelV2(keras.Model):
         if _is_table(x):
             size = training.DEFAULT_BATCH_SIZE if batch_size is None else batch_size
             x, batch_size = Batches(x, self.schema, size).dataset(), None
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+        return x, batch_size
 
     def get_config(self):
         config = {

@@ -23,7 +23,7 @@ from schemaretrieval.schema.errors import did_you_mean
 __all__ = ["check_weight_column", "check_weights", "weighted", "negative_weights_named"]
 
 
-def check_weight_column(schema: Schema, column) -> str:
+def check_weight_column(schema: Schema, column, what: str = "fit") -> str:
     """``column``, when it names a continuous column of ``schema``; a clear error otherwise.
 
     >>> from merlin.schema import ColumnSchema, Tags
@@ -36,13 +36,13 @@ def check_weight_column(schema: Schema, column) -> str:
     ValueError: fit: sample_weight= 'play' (did you mean 'plays'?) is no column of the schema; its continuous columns: 'plays'
     """
     if not isinstance(column, str):
-        raise TypeError(f"fit: sample_weight= names a column of the table, got {type(column).__name__}")
+        raise TypeError(f"{what}: sample_weight= names a column of the table, got {type(column).__name__}")
     continuous = [c.name for c in schema if columns.kind(c) == columns.CONTINUOUS]
     if column not in schema.column_names:
-        raise ValueError(f"fit: sample_weight={did_you_mean(column, schema.column_names)} is no column of the schema; "
-                         f"its continuous columns: {', '.join(map(repr, continuous)) or 'none'}")
+        raise ValueError(f"{what}: sample_weight={did_you_mean(column, schema.column_names)} is no column of the "
+                         f"schema; its continuous columns: {', '.join(map(repr, continuous)) or 'none'}")
     if column not in continuous:
-        raise ValueError(f"fit: sample_weight= {column!r} is {columns.kind(schema[column]) or 'read by no tower'}; "
+        raise ValueError(f"{what}: sample_weight= {column!r} is {columns.kind(schema[column]) or 'read by no tower'}; "
                          "a weight is a continuous column (tag it continuous)")
     return column
 

@@ -156,6 +156,14 @@ def test_fit_and_evaluate_take_a_merlin_dataset_and_a_loader(schema, data):
     assert by_loader["loss"] == pytest.approx(by_dataset["loss"], rel=1e-5)
     again = model.fit(mm.Loader(train, batch_size=500), epochs=1, verbose=0)
     assert len(again.history["loss"]) == 1
+    # predict takes them too (Keras's "Unrecognized data type" before): each row's tower outputs, in order
+    rows = data.iloc[2500:2700]
+    expected = model.query_embeddings(rows)
+    loader = mm.Loader(Dataset(rows, schema=schema), batch_size=64, shuffle=False)
+    for x in (rows, Dataset(rows, schema=schema), loader):
+        predicted = model.predict(x, verbose=0)
+        np.testing.assert_allclose(predicted["query"], expected, rtol=1e-5, atol=1e-6)
+        assert predicted["candidate"].shape == expected.shape
 
 
 def test_validation_data_ranks_its_items_but_leaves_training_counts_alone(schema, data):

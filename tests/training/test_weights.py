@@ -61,6 +61,17 @@ def test_a_weight_column_weighs_a_compiled_pairwise_loss_row_by_row(schema, rows
     assert loss(rows.assign(rating=2.0), sample_weight="rating") == pytest.approx(2 * plain, rel=1e-6)
 
 
+def test_evaluate_on_a_table_weighs_by_a_column_as_fit_does(schema, rows):
+    model = sr.TwoTowerModel(schema)
+    model.compile()
+    plain = model.evaluate(rows, batch_size=100, return_dict=True, verbose=0)["loss"]
+    doubled = model.evaluate(rows.assign(rating=2.0), batch_size=100, sample_weight="rating", return_dict=True,
+                             verbose=0)["loss"]
+    assert doubled == pytest.approx(2 * plain, rel=1e-5)  # Keras's "sample_weights should not be passed" before
+    with pytest.raises(ValueError, match=r"evaluate: sample_weight= 'ratings' \(did you mean 'rating'\?\)"):
+        model.evaluate(rows, sample_weight="ratings", verbose=0)
+
+
 def test_a_column_that_cannot_weigh_is_named(schema, rows):
     model = sr.TwoTowerModel(schema)
     model.compile()
