@@ -17,16 +17,20 @@ __all__ = ["metrics_from_ranks", "check_ks"]
 
 
 def check_ks(ks, where: str = "ks") -> tuple[int, ...]:
-    """``ks`` as a tuple of ints if it is a non-empty list or tuple of distinct ints >= 1,
-    else a ValueError naming ``where`` and what it got.
+    """``ks`` as a tuple of ints if it is a non-empty sequence (list, tuple, range, 1-D array) of
+    distinct ints >= 1, else a ValueError naming ``where`` and what it got.
 
     >>> check_ks([10, 100])
     (10, 100)
+    >>> check_ks(range(1, 4)), check_ks(np.array([5, 10]))  # TFRS types ks as a Sequence
+    ((1, 2, 3), (5, 10))
     >>> check_ks(10)
     Traceback (most recent call last):
     ...
     ValueError: ks must be a non-empty list of distinct ints >= 1 such as (10, 100), got 10
     """
+    if isinstance(ks, (range, np.ndarray)) and np.ndim(ks) == 1:
+        ks = list(ks)
     bad = (not isinstance(ks, (list, tuple)) or not ks
            or any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks)
            or len(set(ks)) != len(ks))  # after the types: a list inside is not hashable

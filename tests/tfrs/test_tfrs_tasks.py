@@ -287,3 +287,15 @@ def test_the_default_loss_is_kerass_summed_categorical_cross_entropy(arguments, 
     theirs = value_and_gradients(tfrs.tasks.Retrieval(loss=keras_loss, **arguments))
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_factorized_top_k_takes_ks_as_any_sequence_of_ints():
+    # TFRS types ks as a Sequence: a range and an array were refused as "not a list" before
+    candidates = tf.data.Dataset.from_tensor_slices(np.eye(5, 3, dtype="float32")).batch(2)
+    queries = np.eye(4, 3, dtype="float32")
+    results = []
+    for ks in ((1, 2, 3), range(1, 4), np.array([1, 2, 3])):
+        metric = tfrs.metrics.FactorizedTopK(candidates, ks=ks)
+        metric.update_state(queries, queries)
+        results.append([float(value) for value in metric.result()])
+    assert results[0] == results[1] == results[2]
