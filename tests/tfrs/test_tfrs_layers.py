@@ -91,6 +91,17 @@ def test_streaming_without_incomplete_batches_says_how_to_fix_it():
         Streaming(k=3, handle_incomplete_batches=False).index_from_dataset(pairs())(QUERY)
 
 
+def test_streaming_names_a_short_batch_in_a_traced_call_and_a_query_of_another_width():
+    index = Streaming(k=3, handle_incomplete_batches=False).index_from_dataset(pairs())
+    # traced, as fit's metrics call it: TensorFlow's "input must have at least k columns" before
+    with pytest.raises(tf.errors.InvalidArgumentError, match="handle_incomplete_batches=True"):
+        tf.function(lambda queries: index(queries))(QUERY)
+    width = CATALOG.shape[1]
+    with pytest.raises(ValueError, match=rf"Streaming: query embeddings of width {width + 1} against candidates of "
+                                         rf"width {width}"):  # a MatMul error inside tf.data before
+        Streaming(k=3).index_from_dataset(pairs())(np.ones((2, width + 1), "float32"))
+
+
 def test_streaming_has_no_index_of_a_tensor():
     with pytest.raises(NotImplementedError, match="index_from_dataset"):
         Streaming().index(CATALOG)

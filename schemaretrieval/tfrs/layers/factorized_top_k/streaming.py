@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from schemaretrieval.tfrs.layers.factorized_top_k.top_k import TopK, check_candidates_dataset, checked_query_model
+from schemaretrieval.tfrs.layers.factorized_top_k.top_k import (
+    TopK,
+    check_candidates_dataset,
+    check_query_width,
+    checked_query_model,
+)
 
 __all__ = ["Streaming"]
 
@@ -84,6 +89,10 @@ class Streaming(TopK):
         if self.query_model is not None:
             queries = self.query_model(queries)
         queries = tf.convert_to_tensor(queries)
+        spec = self._candidates.element_spec
+        check_query_width("Streaming", queries, spec[1] if isinstance(spec, tuple) else spec)
+        too_few = (f"Streaming: k={k} is more than a batch of candidates holds; batch the candidates in larger "
+                   "batches, pass drop_remainder=True, or set handle_incomplete_batches=True")
 
         def cut(scores, k):
             # A batch (or the first merges) may hold fewer than k columns.
@@ -91,6 +100,11 @@ class Streaming(TopK):
 
         def batch_top_k(identifiers, embeddings):
             scores = self._compute_score(queries, tf.cast(embeddings, queries.dtype))
+            if not self._handle_incomplete_batches:
+                # in a traced call (fit's metrics) the error below is not caught: this one says what to do
+                enough = tf.debugging.assert_greater_equal(tf.shape(scores)[1], k, message=too_few)
+                with tf.control_dependencies([enough]):
+                    scores = tf.identity(scores)
             scores, positions = tf.math.top_k(scores, k=cut(scores, k), sorted=self._sorted)
             return scores, tf.gather(identifiers, positions)
 
@@ -117,9 +131,6 @@ class Streaming(TopK):
         try:
             return candidates.map(batch_top_k, num_parallel_calls=self._num_parallel_calls).reduce(empty, merge)
         except tf.errors.InvalidArgumentError as err:
-            if "at least k columns" not in str(err):
+            if too_few not in str(err):
                 raise
-            raise ValueError(
-                f"Streaming: k={k} is more than a batch of candidates holds; batch the candidates in larger "
-                "batches, pass drop_remainder=True, or set handle_incomplete_batches=True"
-            ) from err
+            raise ValueError(too_few) from err
