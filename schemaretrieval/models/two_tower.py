@@ -613,9 +613,10 @@ class TwoTowerModelV2(keras.Model):
 def _ranked_with_training_counts(train, validation, schema) -> Catalog:
     """The items of both tables (validation ranks them all), counted in ``train`` alone: the samplers
     take their counts from the catalog, and validation rows must not change training."""
-    both, trained = Catalog.from_interactions([train, validation], schema), Catalog.from_interactions(train, schema)
-    by_id = trained.counts_by_id(int(max(both.ids.max(), trained.ids.max())) + 1)
-    return Catalog(both.frame, schema, counts=by_id[both.ids.astype("int64")])
+    trained = Catalog.from_interactions(train, schema)
+    # train's item rows first, so that their features win, as the first occurrence does; train read once
+    both = Catalog.from_interactions([trained.frame, validation], schema)
+    return Catalog(both.frame, schema, counts=trained.counts_by_id(int(both.ids.max()) + 1)[both.ids.astype("int64")])
 
 
 def _multi_worker_logs(logs):

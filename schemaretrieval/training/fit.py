@@ -45,6 +45,7 @@ from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.data.read import read_frame
 from schemaretrieval.data.validate import to_arrays
 from schemaretrieval.evaluation.metrics import check_ks
+from schemaretrieval.training.across_epochs import AcrossEpochs
 from schemaretrieval.training.callbacks import (
     EarlyStopping,
     EpochProgress,
@@ -55,7 +56,6 @@ from schemaretrieval.training.callbacks import (
     ResumedLoss,
     TopKCallback,
 )
-from schemaretrieval.training.across_epochs import AcrossEpochs
 from schemaretrieval.training.checkpoints import CheckpointCallback, Checkpointer
 from schemaretrieval.training.defaults import DEFAULT_BATCH_SIZE, default_epochs, table_shape
 from schemaretrieval.training.svd_start import start_item_ids
