@@ -24,7 +24,7 @@ import inspect
 import keras
 from keras import ops
 
-from schemaretrieval.retrieval.outputs.base import MASK_VALUE
+from schemaretrieval.retrieval.outputs.base import MASK_VALUE, is_candidate
 
 __all__ = ["logits_loss"]
 
@@ -66,7 +66,7 @@ def logits_loss(loss):
         config = {} if parameter is None else {"from_logits": parameter.default}
     if config.get("from_logits") is False:
         keras_class = type(loss).__name__ if isinstance(loss, keras.losses.Loss) else "".join(
-            part.capitalize() for part in loss.__name__.split("_"))  # binary_crossentropy: BinaryCrossentropy
+            part.capitalize() for part in name.split("_"))  # binary_crossentropy: BinaryCrossentropy
         raise ValueError(f"compile: loss {name!r} reads probabilities (from_logits=False), and a retrieval model's "
                          f"outputs are logits: give keras.losses.{keras_class}(from_logits=True)")
     if not isinstance(loss, keras.losses.Loss):
@@ -78,7 +78,7 @@ def logits_loss(loss):
     categorical = isinstance(loss, CATEGORICAL)
 
     def smoothed(targets, logits, sample_weight):
-        candidates = ops.cast(logits > MASK_VALUE / 2, logits.dtype)
+        candidates = ops.cast(is_candidate(logits), logits.dtype)
         share = candidates / ops.sum(candidates, axis=1, keepdims=True) if categorical else candidates / 2
         return unsmoothed(targets * (1.0 - smoothing) + smoothing * share, logits, sample_weight=sample_weight)
 

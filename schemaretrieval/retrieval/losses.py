@@ -47,7 +47,7 @@ from keras import ops
 from schemaretrieval import registry
 from schemaretrieval.arguments import number
 from schemaretrieval.retrieval.logits_loss import logits_loss
-from schemaretrieval.retrieval.outputs.base import MASK_VALUE
+from schemaretrieval.retrieval.outputs.base import is_candidate
 from schemaretrieval.retrieval.softmax import softmax_cross_entropy
 
 __all__ = [
@@ -157,7 +157,7 @@ class PairwiseLoss(keras.losses.Loss):
         positives, negatives, has_positive, keep = self._split(y_true, y_pred)
         # A downscored false negative (an output's MASK_VALUE) is no candidate: its pairs count 0, and
         # `compute` reads it at MASKED_SCORE, as `row_losses` does (its square overflowed bpr-max to NaN).
-        candidate = negatives > MASK_VALUE / 2
+        candidate = is_candidate(negatives)
         loss = self.compute(positives, tf.where(candidate, negatives, tf.cast(MASKED_SCORE, negatives.dtype)))
         loss = loss * tf.cast(has_positive, loss.dtype)[:, None] * tf.cast(candidate, loss.dtype)
         mask = self.valid_negatives_mask

@@ -14,7 +14,7 @@ from schemaretrieval import replicas
 from schemaretrieval.arguments import number
 
 __all__ = ["MASK_VALUE", "PROBABILITY_FLOOR", "Prediction", "SampledOutput", "logq_corrected", "checked_logq_weight",
-           "same_id", "empty_slots"]
+           "same_id", "empty_slots", "is_candidate"]
 
 # Added to the logits of removed candidates: as TFRS, a large finite negative
 # rather than -inf, so a row whose candidates are all removed stays finite.
@@ -241,3 +241,13 @@ def empty_slots(positive_ids, ids):
     """
     empty = ops.expand_dims(ops.cast(ids, "int64") < 0, 0)
     return ops.broadcast_to(empty, (ops.shape(positive_ids)[0], ops.shape(ids)[0]))
+
+
+def is_candidate(logits):
+    """Whether each logit is a candidate's: False where an output put `MASK_VALUE` (a downscored
+    false negative, an empty slot), a column a loss on the logits reads as no negative.
+
+    >>> is_candidate(np.array([[2.0, MASK_VALUE, -30.0]], "float32")).numpy().tolist()
+    [[True, False, True]]
+    """
+    return ops.convert_to_tensor(logits) > MASK_VALUE / 2
