@@ -45,7 +45,7 @@ import tensorflow as tf
 from merlin.schema import Tags
 
 from schemaretrieval.etl.options import CONTINUOUS_STEPS, is_derived
-from schemaretrieval.schema.columns import OOV_INDEX
+from schemaretrieval.schema.columns import NULL_INDEX, OOV_INDEX
 
 __all__ = ["ARTIFACTS_DIR", "Vocabulary", "ContinuousTransform", "Artifacts", "write_artifacts",
            "read_artifacts", "as_artifacts"]
@@ -67,8 +67,10 @@ class Vocabulary:
     >>> vocab = Vocabulary(values=["u7", "u9"], codes=[3, 4])
     >>> vocab.encode(["u9", "u7", "new"]).tolist()
     [4, 3, 2]
-    >>> vocab.decode([3, 4, 9]).tolist()
-    ['u7', 'u9', '9']
+    >>> vocab.decode([3, 4]).tolist()
+    ['u7', 'u9']
+    >>> vocab.has_value([3, 2]).tolist()
+    [True, False]
     """
 
     values: np.ndarray
@@ -85,10 +87,22 @@ class Vocabulary:
         index = pd.Index(self.values).get_indexer(np.asarray([str(v) for v in np.asarray(raw).ravel()], object))
         return np.where(index >= 0, self.codes[np.maximum(index, 0)], self.oov)
 
+    def has_value(self, codes) -> np.ndarray:
+        """Whether each code has a raw value: the null and unknown-value codes stand for none."""
+        return np.isin(np.asarray(codes, np.int64).ravel(), self.codes)
+
     def decode(self, codes) -> np.ndarray:
-        """Raw value (string) of each code; a code without one becomes its own string."""
+        """Raw value (string) of each code. A code without one (the null or the unknown-value code) is an
+        error naming it: its own text would pass for a raw id, another user's or item's."""
+        codes = np.asarray(codes, np.int64).ravel()
+        known = self.has_value(codes)
+        if not known.all():
+            missing = sorted(set(codes[~known].tolist()))
+            raise ValueError(f"Vocabulary.decode: code(s) {missing[:5]} have no raw value ({NULL_INDEX} is a missing "
+                             f"value, {self.oov} a value training did not see); {int((~known).sum())} of {codes.size} "
+                             "codes")
         lookup = dict(zip(self.codes.tolist(), self.values.tolist()))
-        return np.asarray([lookup.get(int(c), str(int(c))) for c in np.asarray(codes).ravel()], dtype=object)
+        return np.asarray([lookup[c] for c in codes.tolist()], dtype=object)
 
 
 @dataclass(frozen=True)

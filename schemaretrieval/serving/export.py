@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from schemaretrieval.data.catalog import as_catalog
+from schemaretrieval.data.catalog import Catalog, as_catalog
 from schemaretrieval.data.checks import domain_assertion
 from schemaretrieval.data.exclusions import as_exclusions
 from schemaretrieval.data.read import read_frame, require_columns
@@ -371,9 +372,35 @@ def _write_users(users, specs, model, artifacts, path: Path) -> None:
     if uid in names:
         frame = frame.drop_duplicates(uid, keep="last")
         if uid in artifacts.vocabularies:
+            vocabulary = artifacts.vocabularies[uid]
+            known = vocabulary.has_value(frame[uid].to_numpy())
+            if not known.all():
+                # A code with no raw value (users training did not see, a missing id) is no user a client can
+                # name; its row holds one such user's features, so a client asking for that code's text would
+                # get them. Those users are answered as unknown users are.
+                warnings.warn(f"export_serving: users= has {int((~known).sum())} id(s) with no raw value, code(s) "
+                              f"{sorted(set(frame[uid].to_numpy()[~known].tolist()))}, the ETL's codes for a missing "
+                              "id and for users training did not see; users.parquet leaves them out", stacklevel=3)
+                frame = frame.loc[known]
             # How a client finds a user by the raw id it knows.
-            frame = frame.assign(raw_user_id=artifacts.vocabularies[uid].decode(frame[uid].to_numpy()))
+            frame = frame.assign(raw_user_id=vocabulary.decode(frame[uid].to_numpy()))
     frame.reset_index(drop=True).to_parquet(path / "users.parquet")
+
+
+def _items_with_raw_ids(catalog, vocabulary, schema):
+    """The catalog's rows whose item id has a raw value. The ETL's codes for a missing id and for items
+    training did not see stand for no item a client can name, so they are not served (a warning counts them)."""
+    known = vocabulary.has_value(catalog.ids)
+    if known.all():
+        return catalog
+    if not known.any():
+        raise ValueError(f"export_serving: no catalog item id has a raw value in the ETL's vocabulary of "
+                         f"{catalog.id_column!r}; give the catalog as encoded by that ETL")
+    warnings.warn(f"export_serving: {int((~known).sum())} catalog item(s) are not served, code(s) "
+                  f"{sorted(set(catalog.ids[~known].tolist()))}: the ETL's codes for a missing item id and for items "
+                  "training did not see, which no raw id names", stacklevel=3)
+    counts = None if catalog.counts is None else catalog.counts[known]
+    return Catalog(catalog.frame.loc[known], schema, counts)
 
 
 def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=None, exclude=None,
@@ -439,6 +466,9 @@ def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=Non
     if artifacts.continuous:
         _check_replayable(model, artifacts)
     catalog = as_catalog(catalog, model.schema) if catalog is not None else model.default_catalog("export_serving")
+    item_vocab = artifacts.vocabularies.get(model.candidate_id_column)
+    if item_vocab is not None:
+        catalog = _items_with_raw_ids(catalog, item_vocab, model.schema)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(catalog):
         raise ValueError(f"export_serving: k={k!r} must be in [1, the catalog size {len(catalog)}]")
     codes = catalog.ids.astype(np.int64)
@@ -448,7 +478,6 @@ def export_serving(model, catalog, path, k: int = 100, artifacts=None, users=Non
         # inside a traced signature, where the SavedModel does not track them.
         model.build()
     embeddings = model.candidate_embeddings(catalog).astype(np.float32)
-    item_vocab = artifacts.vocabularies.get(model.candidate_id_column)
     item_ids = item_vocab.decode(codes).astype(str) if item_vocab is not None else codes
     index = (index or BruteForce()).index(embeddings, item_ids)
     top_k = index.graph_top_k()

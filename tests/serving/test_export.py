@@ -589,3 +589,39 @@ def test_a_query_vocabulary_must_leave_the_code_of_unknown_values_free(setup, tm
     path = serving.export_serving(model, catalog, tmp_path / "ok", k=K, artifacts=items)
     ids = pd.read_parquet(path / "candidate_embeddings.parquet")["id"].tolist()
     assert ids == [f"i{i}" for i in catalog.ids] and "i2" in ids
+
+
+def test_codes_with_no_raw_value_are_neither_served_items_nor_users(tmp_path):
+    # Integer raw ids, as MovieLens has, and held-out rows whose users and items training did not see:
+    # the ETL gives them code 2, whose text "2" is also a real user's and a real item's raw id.
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"user_id": np.r_[2, rng.integers(1, 30, 399)], "item_id": np.r_[2, rng.integers(1, 40, 399)]})
+    held_out = pd.DataFrame({"user_id": [500, 501, 3], "item_id": [3, 4, 900]})
+    schema = schema_from_dict({"columns": {"user_id": {"tags": ["user_id", "categorical"], "dtype": "int64"},
+                                           "item_id": {"tags": ["item_id", "categorical"], "dtype": "int64"}}})
+    res = sr.etl.fit_transform(train, held_out, schema, tmp_path / "etl", device="cpu")
+    rows = pd.concat([sr.data.read_table(res.train), sr.data.read_table(res.valid)], ignore_index=True)
+    assert (rows.user_id == OOV_INDEX).sum() == 2 and (rows.item_id == OOV_INDEX).sum() == 1
+    keras.utils.set_random_seed(0)
+    model = sr.TwoTowerModel(res.schema)
+    model.compile(optimizer="adam")
+    model.fit(res.train, batch_size=64, epochs=1, verbose=0)
+    catalog = sr.data.Catalog.from_interactions(rows, res.schema)
+    with pytest.warns(UserWarning) as caught:
+        path = serving.export_serving(model, catalog, tmp_path / "export", k=K, artifacts=res, users=rows)
+    messages = [str(w.message) for w in caught]
+    assert any("1 catalog item(s) are not served, code(s) [2]" in m for m in messages), messages
+    assert any("users= has 1 id(s) with no raw value, code(s) [2]" in m for m in messages), messages
+    # was: item "2" twice (the real one and the unknown items' code), and export failed on the duplicate
+    served = pd.read_parquet(path / "candidate_embeddings.parquet")["id"].tolist()
+    assert sorted(served, key=int) == [str(i) for i in sorted(train.item_id.unique())]
+    users = pd.read_parquet(path / "users.parquet")
+    assert not users.raw_user_id.duplicated().any()
+    vocabularies = read_artifacts(res.artifacts_dir).vocabularies
+    assert users.loc[users.raw_user_id == "2", "user_id"].tolist() == [vocabularies["user_id"].encode([2])[0]]
+    # was: the client found the unknown users' row under "2" and answered with another user's features
+    loaded = tf.saved_model.load(str(path))
+    graph = [x.decode() for x in loaded.signatures["serving_default"](user_id=tf.constant(["2"]))["ids"].numpy()[0]]
+    assert [item for item, _ in serving.recommend_from_export(path, 2, K)] == graph
+    with pytest.raises(ValueError, match=r"Vocabulary.decode: code\(s\) \[2\] have no raw value"):
+        vocabularies["item_id"].decode([OOV_INDEX])
