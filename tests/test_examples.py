@@ -86,6 +86,7 @@ EXAMPLES = {
     "training.callbacks": 24,
     "training.checkpoints": 23,
     "training.defaults": 6,
+    "training.executions": 7,
     "training.fit": 16,
     "training.optimizers": 10,
     "training.plots": 9,

@@ -39,6 +39,7 @@ from schemaretrieval.retrieval.outputs import ContrastiveOutput, SampledOutput
 from schemaretrieval.retrieval.topk import embedding_scorer
 from schemaretrieval.training.callbacks import FiniteLoss
 from schemaretrieval.training.defaults import DEFAULT_STEPS_PER_EXECUTION
+from schemaretrieval.training.executions import whole_calls
 from schemaretrieval.training.optimizers import default_optimizer
 from schemaretrieval.training.svd_start import ITEM_ID_STARTS
 
@@ -172,7 +173,9 @@ class TwoTowerModelV2(keras.Model):
         ``steps_per_execution``, 16 rather than Keras's 1 (the same steps,
         fewer calls from Python: a callback's ``on_train_batch_end`` runs
         after each 16 steps), and 1 for a model built in a tf.distribute
-        strategy's scope.
+        strategy's scope. A ``steps_per_epoch``, ``validation_steps`` or
+        ``steps`` given to `fit`, `evaluate` or `predict` is run exactly
+        (`sr.training.executions`), not rounded up to whole calls as Keras does.
 
         ``metrics``: Keras metrics on Merlin's form of each batch (the
         output's logits over the positive and the sampled negatives, the
@@ -310,9 +313,11 @@ class TwoTowerModelV2(keras.Model):
                 # first: a user's checkpoint after it never saves the diverged epoch
                 weighed = " or the sample weights" if kwargs.get("sample_weight") is not None else ""
                 callbacks.insert(0, FiniteLoss(epochs, lambda: weighed))
-            return super().fit(x, y, batch_size=batch_size, epochs=epochs,
-                               validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
-                               verbose=verbose, **kwargs)
+            with whole_calls(self, "fit", steps_per_epoch=kwargs.get("steps_per_epoch"),
+                             validation_steps=kwargs.get("validation_steps")):
+                return super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                                   validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
+                                   verbose=verbose, **kwargs)
         if y is not None:
             raise ValueError("fit: a table carries its own columns; y= is for Keras's inputs")
         unknown = set(kwargs) - {"ks", "checkpoint_dir", "checkpoint_every", "log_dir", "csv_path",
@@ -410,13 +415,15 @@ class TwoTowerModelV2(keras.Model):
                                 "inputs give the weights as Keras takes them")
             column = training.weights.check_weight_column(self.schema, sample_weight, "evaluate")
             x, sample_weight = training.weights.weighted(x, column), None
-        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+        with whole_calls(self, "evaluate", steps=kwargs.get("steps")):
+            return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
         """Keras's: each row's tower outputs, ``{"query": [N, dim], "candidate": [N, dim]}``, in the
         rows' order; ``x`` may be a table, a ``merlin.io.Dataset`` or a `Loader` too, as for `evaluate`."""
         x, batch_size = self._batched(x, batch_size, "predict")
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        with whole_calls(self, "predict", steps=kwargs.get("steps")):
+            return super().predict(x, batch_size=batch_size, **kwargs)
 
     def _batched(self, x, batch_size, what):
         """(Keras's input, its batch_size) for a `Loader`, a ``merlin.io.Dataset`` or a table: batches

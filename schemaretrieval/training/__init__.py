@@ -4,6 +4,7 @@
 * ``checkpoints``: `Checkpointer`, `CheckpointCallback`.
 * ``callbacks``: `TopKCallback`, `EarlyStopping` and the epoch bookkeeping.
 * ``defaults``: the batch size and the epochs rule when none are given.
+* ``executions``: `whole_calls`, a given step count run exactly under multi-step calls.
 * ``optimizers``: `LazyAdam`, `AveragedAdam`, `default_optimizer`.
 * ``svd_start``: `start_item_ids`, the item-id table from the rows' SVD.
 * ``plots``: the loss and recall@k per epoch of a run, as a PNG.

@@ -166,6 +166,26 @@ def test_fit_and_evaluate_take_a_merlin_dataset_and_a_loader(schema, data):
         assert predicted["candidate"].shape == expected.shape
 
 
+def test_steps_per_epoch_and_steps_are_run_exactly_under_the_16_step_calls(schema, data):
+    # Merlin's tests fit with steps_per_epoch=1 and evaluate with steps=1; Keras runs whole calls of
+    # steps_per_execution (16 by default here) steps, so 2 steps an epoch trained 16 before.
+    keras.utils.set_random_seed(0)
+    model = mm.TwoTowerModelV2(*towers(schema))
+    model.compile(optimizer="adam")
+    assert model.steps_per_execution == 16
+    model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=100), epochs=2, steps_per_epoch=2,
+              validation_data=mm.Loader(Dataset(data.iloc[:500], schema=schema), batch_size=100),
+              validation_steps=3, verbose=0)
+    assert int(model.optimizer.iterations) == 4 and model.steps_per_execution == 16
+    loader = mm.Loader(Dataset(data.iloc[:800], schema=schema), batch_size=100, shuffle=False)
+    first = model.evaluate(mm.Loader(Dataset(data.iloc[:100], schema=schema), batch_size=100, shuffle=False),
+                           return_dict=True, verbose=0)
+    assert model.evaluate(loader, steps=1, return_dict=True, verbose=0)["loss"] == pytest.approx(first["loss"])
+    assert len(model.predict(loader, steps=3, verbose=0)["query"]) == 300
+    with pytest.raises(ValueError, match="fit: steps_per_epoch must be an integer >= 1, got 0"):
+        model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=100), steps_per_epoch=0, verbose=0)
+
+
 def test_validation_data_ranks_its_items_but_leaves_training_counts_alone(schema, data):
     train, valid = data.iloc[:1500], data.iloc[1500:]
 
