@@ -31,6 +31,8 @@ MERLIN_DATASET = "<merlin.io.Dataset>"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
 _ACCEPTED = "a .parquet file, a directory of .parquet files, or a .csv file"
+# merlin writes its schema beside the parquet files of a data set
+_SCHEMA_FILES = ("schema.pbtxt", "schema.json", "schema.yaml")
 
 
 def parquet_files(path) -> list[Path]:
@@ -38,6 +40,21 @@ def parquet_files(path) -> list[Path]:
 
     >>> parquet_files("no/such/dir")
     []
+
+    A directory's other entries would be rows left unread: each is an error naming it,
+    but for names beginning with ``_`` or ``.`` (``_metadata``, ``_SUCCESS``, ``.crc``
+    files, as pyarrow and dask skip them) and merlin's schema files beside its parquet.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.parquet").write_bytes(b""), (folder / "_metadata").write_bytes(b"")
+    >>> [p.name for p in parquet_files(folder)]
+    ['a.parquet']
+    >>> _ = (folder / "b.csv").write_text("user_id")
+    >>> parquet_files(folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...: the directory holds 'b.csv', which would not be read: its rows are its .parquet / .pq files...
 
     The output directory of the ETL is not a table (its item_counts.parquet is not
     rows): a ValueError says which of its directories to read.
@@ -48,7 +65,16 @@ def parquet_files(path) -> list[Path]:
                          f"(the training rows){' or ' + str(path / 'valid') if (path / 'valid').is_dir() else ''}; "
                          "sr.load_schema(that directory) reads its schema")
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        entries = sorted(path.iterdir())
+        files = [p for p in entries if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES]
+        unread = [p.name + ("/" if p.is_dir() else "") for p in entries
+                  if p not in files and p.name[:1] not in "_." and p.name not in _SCHEMA_FILES]
+        if unread:
+            more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+            raise ValueError(f"{path}: the directory holds {', '.join(map(repr, unread[:3]))}{more}, which would not "
+                             "be read: its rows are its .parquet / .pq files (names beginning with '_' or '.' and "
+                             "merlin's schema files are skipped); move the others out, or give a file")
+        return files
     if path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES:
         return [path]
     return []

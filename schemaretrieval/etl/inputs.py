@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from merlin.schema import Schema
 
-from schemaretrieval.data.read import DATAFRAME, check_csv_header, check_parquet_files
+from schemaretrieval.data.read import DATAFRAME, check_csv_header, check_parquet_files, parquet_files
 from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
 from schemaretrieval.etl.rows import check_columns, csv_parser_message, drop_bad_rows, inspect_rows
 
@@ -112,10 +112,10 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
         if not path.exists():
             raise FileNotFoundError(f"{source}: no such file or directory")
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
-            if not files:
-                raise ETLError(f"{source}: the directory holds no .parquet files")
             try:
+                files = parquet_files(path)
+                if not files:
+                    raise ETLError(f"{source}: the directory holds no .parquet files")
                 check_parquet_files(files)
             except ValueError as err:
                 raise ETLError(str(err)) from None

@@ -53,6 +53,17 @@ def test_read_table_parquet_directory_and_csv(tmp_path, frame):
                                          r"every file of a directory needs the same columns"):
         read_table(parts)
 
+    # was: a file of another kind and a sub-directory were skipped without a word, their rows unread
+    frame.iloc[500:].to_parquet(parts / "part-1.parquet")
+    (parts / "schema.pbtxt").write_text("merlin's schema, beside its parquet files")
+    (parts / ".part-1.crc").write_text("")
+    assert len(read_table(parts)) == len(frame)
+    frame.to_csv(parts / "more.csv", index=False)
+    (parts / "year=2024").mkdir()
+    with pytest.raises(ValueError, match=r"parts: the directory holds 'more.csv', 'year=2024/', which would not be "
+                                         r"read: its rows are its .parquet / .pq files"):
+        read_table(parts)
+
     small = small_frame().drop(columns=["item_tags"])
     small.to_csv(tmp_path / "t.csv", index=False)
     pd.testing.assert_frame_equal(read_table(tmp_path / "t.csv"), small)

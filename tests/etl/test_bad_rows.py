@@ -232,6 +232,10 @@ def test_a_parquet_directory_of_files_that_differ_names_the_file(tmp_path):
     assert etl_error(folder, tmp_path, source=str(folder / "b.parquet")).startswith(
         f"{folder / 'b.parquet'}: column 'timestamp' is int32, and int64 in a.parquet")
     frame.iloc[10:].to_parquet(folder / "b.parquet")
+    (folder / "c.parq").write_bytes(b"")
+    assert etl_error(folder, tmp_path, source=str(folder)).startswith(  # was: skipped, its rows unread
+        f"{folder}: the directory holds 'c.parq', which would not be read: its rows are its .parquet / .pq files")
+    (folder / "c.parq").unlink()
     (folder / "c.parquet").write_bytes(b"garbage")
     assert etl_error(folder, tmp_path, source=str(folder / "c.parquet")).startswith(
         f"{folder / 'c.parquet'}: not a readable parquet file (")
