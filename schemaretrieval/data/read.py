@@ -51,7 +51,7 @@ def parquet_files(path) -> list[Path]:
     >>> [p.name for p in parquet_files(folder)]
     ['a.parquet']
     >>> _ = (folder / "b.csv").write_text("user_id")
-    >>> parquet_files(folder)
+    >>> parquet_files(folder)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: ...: the directory holds 'b.csv', which would not be read: its rows are its .parquet / .pq files...

@@ -27,7 +27,7 @@ from merlin.schema import Schema
 
 from schemaretrieval.data.read import DATAFRAME, check_csv_header, check_parquet_files, parquet_files
 from schemaretrieval.etl.options import ETLError, categorical_options, etl_kind, is_derived
-from schemaretrieval.etl.rows import check_columns, csv_parser_message, drop_bad_rows, inspect_rows
+from schemaretrieval.etl.rows import check_columns, csv_parser_message, drop_bad_rows, inspect_rows, is_integer_column
 
 __all__ = ["read_input", "default_partitions", "PARQUET_PARTITIONS"]
 
@@ -47,8 +47,10 @@ def default_partitions(rows: int) -> int:
     return max(1, min(8, rows // 500_000 + 1))
 
 
-def coerce_partition(df, numeric, lists, source, times=()):
-    """Continuous columns to numbers and text lists ('A|B') to lists, naming what fails.
+def coerce_partition(df, numeric, lists, source, times=(), integers=()):
+    """Continuous columns to numbers and text lists ('A|B') to lists, naming what fails; integer
+    categorical columns read as text (a csv column with a bad row left out) to the numbers they hold,
+    so that they are encoded as the same ids a DataFrame, `transform` or serving gives.
 
     The index is reset to 0..n-1: NVTabular 23.8's Categorify on CPU writes the
     null id at the *labels* of null rows into a positional array, which fails
@@ -72,6 +74,9 @@ def coerce_partition(df, numeric, lists, source, times=()):
             raise ETLError(f"{source}: column {name!r}: expected numbers (a continuous column), "
                            f"cannot cast {first!r} ({int(bad.sum())} such value(s) in this partition)")
         df[name] = converted
+    for name in integers:  # `inspect_rows` has refused or left out the rows that hold no integer
+        if df[name].dtype.kind == "O":
+            df[name] = pd.to_numeric(df[name])
     for name in times:  # tz-aware datetimes -> UTC without a zone (merlin has no dtype for them)
         if getattr(df[name].dtype, "tz", None) is not None:
             df[name] = df[name].dt.tz_convert("UTC").dt.tz_localize(None)
@@ -168,7 +173,10 @@ def read_input(data, schema: Schema, device: str, npartitions=None, on_bad_rows:
     times = [c.name for c in schema if etl_kind(c) == "time" and getattr(meta[c.name].dtype, "tz", None) is not None]
     for name in times:
         meta[name] = meta[name].dt.tz_convert("UTC").dt.tz_localize(None)
-    ddf = ddf.map_partitions(coerce_partition, numeric, lists, source, times, meta=meta).clear_divisions()
+    integers = [c.name for c in schema if is_integer_column(c) and meta[c.name].dtype.kind == "O"]
+    for name in integers:
+        meta[name] = meta[name].astype("int64")
+    ddf = ddf.map_partitions(coerce_partition, numeric, lists, source, times, integers, meta=meta).clear_divisions()
     if ddf.npartitions == 0 or (source != DATAFRAME and len(ddf.head(1, npartitions=-1)) == 0):
         raise ETLError(f"{source}: the data is empty (zero rows)")
     if device == "gpu":

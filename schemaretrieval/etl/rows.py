@@ -9,6 +9,7 @@ and finds per column the rows that cannot be encoded as the schema says:
 | column | bad row |
 | --- | --- |
 | id (``user_id``/``item_id`` tag) | a missing id (None, NaN) |
+| categorical of an integer ``dtype`` | text, a fraction, a bool or a value beyond int64 (it would be encoded as another kind of value than the serving and ``transform`` inputs) |
 | list | a missing list, a value that is not a list, a missing value inside it, fewer values than ``value_count.min`` or more than ``value_count.max`` |
 | continuous | text that is not a number, inf, a missing value when its ``transform:`` has no ``fill_missing`` |
 | time | text, or anything else neither a number nor a datetime |
@@ -40,8 +41,8 @@ from merlin.schema import Schema, Tags
 from schemaretrieval.data.read import DATAFRAME
 from schemaretrieval.etl.options import ETLError, categorical_options, continuous_steps, etl_kind, is_derived
 
-__all__ = ["ON_BAD_ROWS", "OTHER_SEPARATORS", "problems", "separators", "nulls", "inspect_rows", "drop_bad_rows",
-           "check_columns", "csv_parser_message"]
+__all__ = ["ON_BAD_ROWS", "OTHER_SEPARATORS", "problems", "is_integer_column", "not_integers", "separators", "nulls",
+           "inspect_rows", "drop_bad_rows", "check_columns", "csv_parser_message"]
 
 #: What ``on_bad_rows`` takes.
 ON_BAD_ROWS = ("error", "skip")
@@ -120,6 +121,9 @@ def problems(frame: pd.DataFrame, schema: Schema) -> dict:
         elif kind == "categorical":
             if Tags.ID in col.tags:  # merlin keeps user_id / item_id as the tags user / item + id
                 add(col.name, "missing id (None/NaN)", values.isna().to_numpy())
+            if is_integer_column(col):
+                add(col.name, f"expected an integer (the schema's dtype is {col.dtype.to('numpy')}), found text, "
+                    "a fraction, a bool or a value beyond int64", not_integers(values))
         elif kind == "continuous":
             numbers = pd.to_numeric(values, errors="coerce") if values.dtype.kind not in "biuf" else values
             add(col.name, "expected a number, found text", (numbers.isna() & values.notna()).to_numpy())
@@ -134,6 +138,37 @@ def problems(frame: pd.DataFrame, schema: Schema) -> dict:
                 add(col.name, "expected numbers since 1970 or datetimes, found text (parse it with pd.to_datetime)",
                     text.to_numpy())
     return out
+
+
+def is_integer_column(col) -> bool:
+    """A categorical column whose schema ``dtype`` is an integer one.
+
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> schema = schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"], "dtype": "int64"},
+    ...                                        "brand": {"tags": ["item", "categorical"], "dtype": "string"}}})
+    >>> is_integer_column(schema["item_id"]), is_integer_column(schema["brand"])
+    (True, False)
+    """
+    return etl_kind(col) == "categorical" and not col.is_list and col.dtype.element_type.value in ("int", "uint")
+
+
+def not_integers(values: pd.Series) -> np.ndarray:
+    """Rows an integer id cannot hold: text that is no number, a fraction, a bool, a value beyond int64
+    (a missing value is not one: `problems` and the null id see to it).
+
+    >>> not_integers(pd.Series([3, "4", "bob", 2.5, 7.0, None, 10**30, True], dtype=object)).tolist()
+    [False, False, True, True, False, False, True, True]
+    """
+    if values.dtype.kind in "iu":
+        return values.to_numpy() > np.iinfo(np.int64).max if values.dtype.kind == "u" else np.zeros(len(values), bool)
+    if values.dtype.kind == "b":
+        return np.ones(len(values), bool)
+    bools = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool) if values.dtype.kind == "O" else 0
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    present = values.notna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(numbers) & (numbers == np.floor(numbers)) & (np.abs(numbers) < 2.0 ** 63)
+    return present & (~whole | bools)
 
 
 def nulls(frame: pd.DataFrame, schema: Schema) -> dict:

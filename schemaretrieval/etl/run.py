@@ -291,6 +291,14 @@ def _item_id_or_none(schema):
         return None
 
 
+def _raw_dtypes(schema, inputs):
+    """The output schema with each scalar categorical column's dtype as the workflow read it (the
+    output's are the encoded ids'): new rows are checked against what training's rows were."""
+    return Schema([col.with_dtype(inputs[col.name].dtype)
+                   if etl_kind(col) == "categorical" and not col.is_list and col.name in inputs.column_names else col
+                   for col in schema])
+
+
 def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None, on_bad_rows: str = "error"):
     """New data through a workflow saved by ``fit_transform``.
 
@@ -325,6 +333,7 @@ def transform(data, workflow_dir, out_dir=None, device: str = "auto", dask=None,
     schema = schema_lib.load_schema(wf_dir / "schema.yaml")
     chosen = select_device(device)
     workflow = nvt.Workflow.load(str(wf_dir))  # runs on the context's client
+    schema = _raw_dtypes(schema, workflow.input_schema)
     with engine_context(dask, chosen, copy_on_write(schema, workflow)) as client:
         dataset, source, inspected = _dataset(data, schema, chosen, on_bad_rows=on_bad_rows)
         if out_dir is None:

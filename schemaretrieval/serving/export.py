@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import warnings
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,8 @@ from schemaretrieval.retrieval.topk import CHUNK_BYTES
 from schemaretrieval.serving.indexes import BruteForce, TopKIndex
 from schemaretrieval.serving.requests import (expected_shape, finite_assertion, gate, input_spec, unit_length,
                                               usable_query_assertion)
+
+log = logging.getLogger("schemaretrieval.serving")
 
 __all__ = ["SERVING_FILE", "export_serving", "feature_specs"]
 
@@ -378,9 +380,9 @@ def _write_users(users, specs, model, artifacts, path: Path) -> None:
                 # A code with no raw value (users training did not see, a missing id) is no user a client can
                 # name; its row holds one such user's features, so a client asking for that code's text would
                 # get them. Those users are answered as unknown users are.
-                warnings.warn(f"export_serving: users= has {int((~known).sum())} id(s) with no raw value, code(s) "
-                              f"{sorted(set(frame[uid].to_numpy()[~known].tolist()))}, the ETL's codes for a missing "
-                              "id and for users training did not see; users.parquet leaves them out", stacklevel=3)
+                log.warning(f"export_serving: users= has {int((~known).sum())} id(s) with no raw value, code(s) "
+                            f"{sorted(set(frame[uid].to_numpy()[~known].tolist()))}, the ETL's codes for a missing "
+                            "id and for users training did not see; users.parquet leaves them out")
                 frame = frame.loc[known]
             # How a client finds a user by the raw id it knows.
             frame = frame.assign(raw_user_id=vocabulary.decode(frame[uid].to_numpy()))
@@ -396,9 +398,9 @@ def _items_with_raw_ids(catalog, vocabulary, schema):
     if not known.any():
         raise ValueError(f"export_serving: no catalog item id has a raw value in the ETL's vocabulary of "
                          f"{catalog.id_column!r}; give the catalog as encoded by that ETL")
-    warnings.warn(f"export_serving: {int((~known).sum())} catalog item(s) are not served, code(s) "
-                  f"{sorted(set(catalog.ids[~known].tolist()))}: the ETL's codes for a missing item id and for items "
-                  "training did not see, which no raw id names", stacklevel=3)
+    log.warning(f"export_serving: {int((~known).sum())} catalog item(s) are not served, code(s) "
+                f"{sorted(set(catalog.ids[~known].tolist()))}: the ETL's codes for a missing item id and for items "
+                "training did not see, which no raw id names")
     counts = None if catalog.counts is None else catalog.counts[known]
     return Catalog(catalog.frame.loc[known], schema, counts)
 

@@ -134,6 +134,36 @@ def test_a_text_timestamp_is_refused(tmp_path):
             f"pd.to_datetime); {ROWS} such row(s) in all") in etl_error(frame, tmp_path)
 
 
+def test_an_integer_id_column_refuses_text_fractions_and_values_beyond_int64(tmp_path):
+    schema = schema_from_dict({"columns": {**SCHEMA_DICT["columns"], "user_id": {"tags": ["user_id", "categorical"],
+                                                                                 "dtype": "int64"}}})
+    ints = raw().assign(user_id=np.arange(ROWS) % 3)
+    expected = "expected an integer (the schema's dtype is int64), found text, a fraction, a bool or a value beyond int64"
+    # was: 'bob' in a csv made the whole column text, and every integer id given to transform the OOV id
+    path = tmp_path / "raw.csv"
+    ints.assign(item_tags=["t1|t2"] * ROWS).astype({"user_id": object}).assign(
+        user_id=lambda f: f.user_id.where(f.index != 5, "bob")).to_csv(path, index=False)
+    with pytest.raises(ETLError) as info:
+        sr.etl.fit_transform(path, None, schema, tmp_path / "out", device="cpu")
+    assert f"raw.csv: column 'user_id', row 5 (line 7 of the file, after its header): {expected}; 1 such row" in str(
+        info.value)
+    out = sr.etl.fit_transform(path, None, schema, tmp_path / "out", device="cpu", on_bad_rows="skip")
+    assert out.report["train"]["skipped"] == 1
+    again = sr.etl.transform(ints, out.workflow_dir)
+    assert not (again.user_id == 2).any()  # OOV: none, the csv's ids were encoded as integers
+    # was: TypeError '<' not supported between 'str' and 'int', and OverflowError, naming no column
+    for value, row in (("bob", 4), (10**30, 6), (2.5, 8)):
+        frame = ints.astype({"user_id": object})
+        frame.at[row, "user_id"] = value
+        with pytest.raises(ETLError) as info:
+            sr.etl.fit_transform(frame, None, schema, tmp_path / "o", device="cpu")
+        assert str(info.value).startswith(f"<DataFrame>: column 'user_id', row {row}: {expected}")
+        # transform checks against the dtype training's rows had (was: RuntimeError "Failed to categorical encode")
+        with pytest.raises(ETLError) as info:
+            sr.etl.transform(frame, out.workflow_dir)
+        assert str(info.value).startswith(f"<DataFrame>: column 'user_id', row {row}: {expected}")
+
+
 def test_an_empty_list_below_value_count_min_is_refused(tmp_path):
     assert "column 'item_tags', row 7: fewer values than value_count.min 1" in etl_error(with_row("item_tags", []),
                                                                                         tmp_path)

@@ -591,7 +591,7 @@ def test_a_query_vocabulary_must_leave_the_code_of_unknown_values_free(setup, tm
     assert ids == [f"i{i}" for i in catalog.ids] and "i2" in ids
 
 
-def test_codes_with_no_raw_value_are_neither_served_items_nor_users(tmp_path):
+def test_codes_with_no_raw_value_are_neither_served_items_nor_users(tmp_path, caplog):
     # Integer raw ids, as MovieLens has, and held-out rows whose users and items training did not see:
     # the ETL gives them code 2, whose text "2" is also a real user's and a real item's raw id.
     rng = np.random.default_rng(0)
@@ -607,9 +607,9 @@ def test_codes_with_no_raw_value_are_neither_served_items_nor_users(tmp_path):
     model.compile(optimizer="adam")
     model.fit(res.train, batch_size=64, epochs=1, verbose=0)
     catalog = sr.data.Catalog.from_interactions(rows, res.schema)
-    with pytest.warns(UserWarning) as caught:
+    with caplog.at_level("WARNING", logger="schemaretrieval.serving"):
         path = serving.export_serving(model, catalog, tmp_path / "export", k=K, artifacts=res, users=rows)
-    messages = [str(w.message) for w in caught]
+    messages = [record.getMessage() for record in caplog.records]
     assert any("1 catalog item(s) are not served, code(s) [2]" in m for m in messages), messages
     assert any("users= has 1 id(s) with no raw value, code(s) [2]" in m for m in messages), messages
     # was: item "2" twice (the real one and the unknown items' code), and export failed on the duplicate
