@@ -149,17 +149,18 @@ class Exclusions:
 
 
 def _same_kind(ids, others, what: str, against: str) -> None:
-    """A ValueError when one side's ids are numbers and the other's text: they never match."""
+    """A ValueError when one side's ids are numbers, text or bytes and the other's another kind:
+    they never match (b"i4" is not "i4"; a string tensor's ``.numpy()`` gives bytes)."""
     kinds = []
     for values in (ids, others):
         values = np.asarray(values)[:1000]  # a sample: the kind of an id column, not a scan of it
         inferred = pd.api.types.infer_dtype(values, skipna=True) if len(values) else "empty"
         kinds.append("numbers" if inferred in ("integer", "floating", "mixed-integer-float", "decimal")
-                     else "text" if inferred in ("string", "bytes") else None)
+                     else "text" if inferred == "string" else "bytes" if inferred == "bytes" else None)
     if None not in kinds and kinds[0] != kinds[1]:
         raise ValueError(f"{what} are {kinds[0]} ({np.asarray(ids)[0]!r}, ...) and {against} {kinds[1]} "
                          f"({np.asarray(others)[0]!r}, ...): they never match; give both as the same ids "
-                         "(encoded ints where the model was fit on encoded data)")
+                         "(encoded ints where the model was fit on encoded data; bytes decoded to text)")
 
 
 class QueryExclusions:

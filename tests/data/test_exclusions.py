@@ -73,6 +73,10 @@ def test_missing_ids_ids_of_another_kind_and_flat_lists_are_refused():
         seen.for_queries([1], catalog_ids=["10", "20"])
     with pytest.raises(ValueError, match=r"the exclusions' user ids are numbers .* and the queries' user ids text"):
         seen.for_queries(["1"], catalog_ids=[10, 20])
+    # was: bytes (a string tensor's .numpy()) passed for text, matched nothing and excluded nothing
+    with pytest.raises(ValueError, match=r"excluded item ids are bytes \(b'i10', ...\) and the catalog's item ids "
+                                         r"text \('i10', ...\): they never match; .*bytes decoded to text"):
+        Exclusions([1], [b"i10"]).for_queries([1], catalog_ids=["i10", "i20"])
     # was: [100, 101] read as one id for each of two queries
     with pytest.raises(TypeError, match=r"expected one collection of item ids per query, got 100 for query 0"):
         Exclusions.per_query([100, 101])
