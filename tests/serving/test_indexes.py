@@ -144,3 +144,29 @@ def test_faiss_takes_numpy_integers_for_its_sizes():
     candidates, _ = data(n=300)
     index = Faiss("ivf", nlist=np.int64(8), nprobe=np.int32(2)).index(candidates)
     assert index.describe()["nlist"] == 8 and index.describe()["nprobe"] == 2
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_faiss_checks_its_tuning_queries_and_norms_past_float32s_distances(kind):
+    candidates, queries = data(n=300)
+    bad = queries.copy()
+    bad[3, 0] = np.nan
+    # was: a NaN row shifted the chosen width, all-NaN measured recall 0, none measured NaN, text named nothing
+    with pytest.raises(ValueError, match=r"Faiss.index: queries: expected finite numbers; NaN or inf in 1 row\(s\), "
+                                         r"e.g. rows \[3\]"):
+        Faiss(kind).index(candidates, queries=bad)
+    with pytest.raises(ValueError, match=r"Faiss.index: queries must be \[num_queries >= 1, 16\], got none"):
+        Faiss(kind).index(candidates, queries=np.zeros((0, 16), np.float32))
+    with pytest.raises(ValueError, match=r"Faiss.index: queries: expected \[rows, 16\] finite numbers, got str"):
+        Faiss(kind).index(candidates, queries="q")
+    # was: every slot -1 / -inf for a query near 1e19, and NaN coordinates for a candidate near 1e20
+    index = Faiss(kind).index(candidates, queries=queries)
+    with pytest.raises(ValueError, match=rf"Faiss\('{kind}'\).search: query_embeddings: row 1 has a squared norm "
+                                         r"of 1.6e\+39, beyond"):
+        index.search(np.stack([queries[0], np.full(16, 1e19, np.float32)]), 5)
+    big = candidates.copy()
+    big[7] = 1e20
+    with pytest.raises(ValueError, match=rf"Faiss\('{kind}'\).index: candidate_embeddings: row 7 has a squared norm"):
+        Faiss(kind).index(big)
+    # the exact kind computes dot products, which stay finite
+    assert np.isfinite(Faiss("flat").index(big).search(queries, 5)[0]).all()

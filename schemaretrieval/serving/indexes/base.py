@@ -13,12 +13,20 @@ import pandas as pd
 from schemaretrieval.arguments import integer
 from schemaretrieval.data.exclusions import Exclusions
 
-__all__ = ["TopKIndex"]
+__all__ = ["TopKIndex", "float_matrix"]
 
 
-def _float_matrix(values, what: str, dim: int | None = None, one_row: bool = True) -> np.ndarray:
+def float_matrix(values, what: str, dim: int | None = None, one_row: bool = True) -> np.ndarray:
     """``values`` as a C-contiguous float32 ``[rows, dim]`` of finite numbers, or a
-    ValueError naming ``what`` (a 1-D ``values`` is one row when ``one_row``)."""
+    ValueError naming ``what`` (a 1-D ``values`` is one row when ``one_row``).
+
+    >>> float_matrix([1, 2], "queries", dim=2).tolist()
+    [[1.0, 2.0]]
+    >>> float_matrix([[1.0, float("nan")]], "queries")
+    Traceback (most recent call last):
+    ...
+    ValueError: queries: expected finite numbers; NaN or inf in 1 row(s), e.g. rows [0]
+    """
     expected = f"[rows, {dim if dim is not None else 'dim'}] finite numbers"
     try:
         matrix = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
@@ -67,7 +75,7 @@ class TopKIndex:
     def index(self, candidate_embeddings, ids=None) -> "TopKIndex":
         """Indexes ``candidate_embeddings`` ``[num_candidates, dim]`` under ``ids``
         (default 0..num_candidates-1). Returns self."""
-        embeddings = _float_matrix(candidate_embeddings, f"{type(self).__name__}.index: candidate_embeddings",
+        embeddings = float_matrix(candidate_embeddings, f"{type(self).__name__}.index: candidate_embeddings",
                                    one_row=False)
         if embeddings.shape[0] == 0:
             raise ValueError(f"{type(self).__name__}.index: candidate_embeddings must be [num_candidates >= 1, dim], "
@@ -98,7 +106,7 @@ class TopKIndex:
         ``exclude``: an `sr.data.Exclusions` (with ``users``, one id per query),
         or one collection of ids per query, removed from its results."""
         self._require_index()
-        queries = _float_matrix(query_embeddings, f"{type(self).__name__}.search: query_embeddings", self.dim)
+        queries = float_matrix(query_embeddings, f"{type(self).__name__}.search: query_embeddings", self.dim)
         k, size = integer(k, f"{type(self).__name__}.search", "k"), len(self._ids)
         if k > size:
             raise ValueError(f"k={k} is larger than the catalog size {size}")

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from schemaretrieval.arguments import integer, number
-from schemaretrieval.serving.indexes.base import TopKIndex
+from schemaretrieval.serving.indexes.base import TopKIndex, float_matrix
 from schemaretrieval.serving.tuning import choose_width, exact_threshold, sample_queries
 
 __all__ = ["Faiss"]
@@ -134,9 +134,14 @@ class Faiss(TopKIndex):
 
     def _tune(self, queries):
         """Chooses the search width (or measures the one given) on sampled queries."""
+        if queries is not None:
+            # as search checks them: NaN queries would measure recall 0, none would measure NaN
+            queries = float_matrix(queries, "Faiss.index: queries", self.dim, one_row=False)
+            if not len(queries):
+                raise ValueError(f"Faiss.index: queries must be [num_queries >= 1, {self.dim}], got none; give "
+                                 "query embeddings to tune on, or None to tune on the catalog's")
+            self._check_norms(queries, "Faiss.index: queries")
         sample, self.tuned_on = sample_queries(self.embeddings, queries, self.tune_queries, self.seed)
-        if sample.ndim != 2 or sample.shape[1] != self.dim:
-            raise ValueError(f"Faiss.index: queries must be [num_queries, {self.dim}], got shape {sample.shape}")
         k = min(self.tune_k, len(self))
         threshold = exact_threshold(sample, self.embeddings, k)
         name = "ef_search" if self.kind == "hnsw" else "nprobe"
@@ -167,6 +172,7 @@ class Faiss(TopKIndex):
             self.faiss_index = index
             return
         # the dot product as a Euclidean distance: one coordinate more (class docstring)
+        self._check_norms(embeddings, f"Faiss({self.kind!r}).index: candidate_embeddings")
         norms = np.einsum("nd,nd->n", embeddings, embeddings)
         lifted = np.hstack([embeddings, np.sqrt(np.maximum(norms.max() - norms, 0))[:, None]]).astype(np.float32)
         if self.kind == "hnsw":
@@ -205,7 +211,19 @@ class Faiss(TopKIndex):
             params = faiss.SearchParametersIVF(nprobe=int(width or self._width("nprobe")))
         return self.faiss_index.search(lifted, k, params=params)
 
+    def _check_norms(self, vectors, what):
+        """The approximate kinds compute squared distances in float32: a squared norm past a quarter
+        of float32's largest would make them inf or NaN, and the search find nothing without a word."""
+        squared = np.einsum("nd,nd->n", vectors.astype(np.float64), vectors.astype(np.float64))
+        if len(squared) and squared.max() > np.finfo(np.float32).max / 4:
+            row = int(np.argmax(squared))
+            raise ValueError(f"{what}: row {row} has a squared norm of {squared[row]:.3g}, beyond what Faiss's "
+                             f"{self.kind!r} search computes distances in (float32, about 8.5e37); scale the "
+                             "embeddings, or use the exact index")
+
     def _search(self, queries, k):
+        if self.kind != "flat":
+            self._check_norms(queries, f"Faiss({self.kind!r}).search: query_embeddings")
         scores, positions = self._raw_search(queries, k)
         positions = positions.astype(np.int64)
         if self.kind != "flat":
