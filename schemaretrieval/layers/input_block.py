@@ -30,7 +30,7 @@ from schemaretrieval.arguments import machine_memory
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS, CategoricalEmbedding
 from schemaretrieval.schema import columns
 
-__all__ = ["InputBlock", "InputBlockV2", "CategoricalReader", "ContinuousReader"]
+__all__ = ["InputBlock", "InputBlockV2", "CategoricalReader", "ContinuousReader", "check_table_fits"]
 
 
 @registry.register("input", Tags.CATEGORICAL.value)
@@ -129,7 +129,7 @@ class InputBlock(keras.layers.Layer):
             dim = dims.pop() if dims else schema_lib.embedding_dim(widest)
             users = any(c.name == user_id for c in sharing)
             rows = schema_lib.cardinality(widest)
-            _check_table_fits(rows, dim, widest.name)
+            check_table_fits(rows, dim, widest.name)
             self.tables[name] = CategoricalEmbedding(
                 rows, dim, untrained_rows=untrained_user_ids if users else None, name=f"embedding_{name}"
             )
@@ -212,9 +212,16 @@ def InputBlockV2(schema: Schema | None = None, categorical=Tags.CATEGORICAL, con
     return InputBlock(schema)
 
 
-def _check_table_fits(rows: int, dim: int, column: str) -> None:
+def check_table_fits(rows: int, dim: int, column: str) -> None:
     """A table larger than this machine's memory is a SchemaError naming its column, not an
-    out-of-memory error inside TensorFlow that names a shape."""
+    out-of-memory error inside TensorFlow that names a shape.
+
+    >>> check_table_fits(1_000, 64, "item_id")
+    >>> check_table_fits(10**12, 64, "item_id")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    schemaretrieval.schema.errors.SchemaError: <schema>: column 'item_id', key 'domain': domain max 999,999,999,999 ...
+    """
     size = rows * dim * 4
     memory = machine_memory()
     if memory is not None and size > memory:  # None: no sysconf (Windows): TensorFlow's own error stands

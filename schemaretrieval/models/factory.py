@@ -12,6 +12,7 @@ from schemaretrieval import schema as schema_lib
 from schemaretrieval.arguments import flag, integer, number
 from schemaretrieval.layers import history as history_lib
 from schemaretrieval.layers.encoder import Encoder
+from schemaretrieval.layers.input_block import check_table_fits
 from schemaretrieval.layers.mlp import MLPBlock
 from schemaretrieval.models.defaults import (
     DEFAULT_HISTORY_QUERY_INPUT_DROPOUT,
@@ -213,6 +214,9 @@ def TwoTowerModel(
         )
 
     if outputs is None:
+        # The sampler sizes its counts by the item-id domain: a domain past this machine's memory is
+        # named as the candidate tower's table would name it, not as TensorFlow's allocation fails.
+        check_table_fits(schema_lib.cardinality(schema[item_id]), schema_lib.embedding_dim(schema[item_id]), item_id)
         # In-batch negatives over-penalise popular items; the streaming
         # frequency estimate corrects them without needing item counts.
         outputs = ContrastiveOutput(

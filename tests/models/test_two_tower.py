@@ -394,3 +394,15 @@ def test_load_model_names_a_file_that_is_not_a_keras_archive(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"load_model: '.*nowhere.keras': no such file"):
         sr.load_model(tmp_path / "nowhere.keras")
     assert type(sr.load_model(path)).__name__ == "TwoTowerModelV2"
+
+
+def test_an_item_id_domain_past_the_machines_memory_is_named_before_the_sampler_sizes_by_it():
+    # was: the in-batch sampler's counts, sized by the domain first: TensorFlow's ResourceExhaustedError at 1e12,
+    # "Can't convert Python sequence with out-of-range integer" at 1e23, neither naming the column
+    for high in (10**12, 10**23):
+        schema = schema_from_dict({"columns": {
+            "user_id": {"tags": ["user_id", "categorical"], "dtype": "int64", "domain": {"min": 0, "max": 9}},
+            "item_id": {"tags": ["item_id", "categorical"], "dtype": "int64", "domain": {"min": 0, "max": high}}}})
+        with pytest.raises(SchemaError, match=rf"column 'item_id', key 'domain': domain max {high:,} makes an "
+                                              r"embedding table of .* more than this machine's"):
+            sr.TwoTowerModel(schema)
