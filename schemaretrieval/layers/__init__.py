@@ -5,12 +5,14 @@
 * ``mlp``: `MLPBlock`.
 * ``encoder``: `Encoder`, one tower.
 * ``history``: `UserHistory`, the user's training items as a query feature.
+* ``l2_norm``: `L2Norm`, Merlin's unit-length layer.
 """
 
 from schemaretrieval.layers.embeddings import CategoricalEmbedding
 from schemaretrieval.layers.encoder import Encoder
 from schemaretrieval.layers.history import UserHistory
 from schemaretrieval.layers.input_block import InputBlock, InputBlockV2
+from schemaretrieval.layers.l2_norm import L2Norm
 from schemaretrieval.layers.mlp import MLPBlock
 
-__all__ = ["CategoricalEmbedding", "Encoder", "InputBlock", "InputBlockV2", "MLPBlock", "UserHistory"]
+__all__ = ["CategoricalEmbedding", "Encoder", "InputBlock", "InputBlockV2", "L2Norm", "MLPBlock", "UserHistory"]

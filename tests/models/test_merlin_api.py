@@ -186,6 +186,37 @@ def test_steps_per_epoch_and_steps_are_run_exactly_under_the_16_step_calls(schem
         model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=100), steps_per_epoch=0, verbose=0)
 
 
+def test_in_batch_sampler_v2_and_l2_norm_are_merlins(schema, data, tmp_path):
+    # Merlin's tests and retrieval code write both; they were missing names here
+    values = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    values[2] = 0.0
+    np.testing.assert_allclose(mm.L2Norm()(values), tf.linalg.l2_normalize(values, axis=-1), rtol=1e-6)
+    np.testing.assert_allclose(mm.L2Norm(axis=0)({"a": values})["a"], tf.linalg.l2_normalize(values, axis=0),
+                               rtol=1e-6)
+
+    def fit(sampler):
+        keras.utils.set_random_seed(0)
+        query = mm.Encoder(mm.schema.query_schema(schema), mm.MLPBlock([16]), post=mm.L2Norm())
+        candidate = mm.Encoder(mm.schema.candidate_schema(schema), mm.MLPBlock([16]), post=mm.L2Norm())
+        model = mm.TwoTowerModelV2(query, candidate, negative_samplers=[sampler], logits_temperature=0.1)
+        model.compile(optimizer="adam")
+        return model, model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=500, shuffle=False), epochs=1,
+                                verbose=0).history["loss"]
+
+    model, loss = fit(mm.InBatchSamplerV2(batch_size=500))
+    assert loss == fit("in-batch")[1]  # what the name builds
+    norms = np.linalg.norm(model.query_embeddings(data.iloc[:50]), axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = mm.load_model(tmp_path / "m.keras")
+    sampler = loaded.output_layer.negative_samplers[0]
+    assert type(sampler) is mm.InBatchSamplerV2 and sampler.batch_size == 500
+    np.testing.assert_allclose(loaded.query_embeddings(data.iloc[:50]), model.query_embeddings(data.iloc[:50]),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="InBatchSamplerV2: batch_size must be an integer >= 1, got 0"):
+        mm.InBatchSamplerV2(batch_size=0)
+
+
 def test_validation_data_ranks_its_items_but_leaves_training_counts_alone(schema, data):
     train, valid = data.iloc[:1500], data.iloc[1500:]
 

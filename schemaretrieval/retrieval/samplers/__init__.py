@@ -1,6 +1,6 @@
 """Where the negatives of a batch come from (see ``base`` for the interface).
 
-* ``in_batch``: `InBatchSampler`, "in-batch".
+* ``in_batch``: `InBatchSampler`, "in-batch"; Merlin's `InBatchSamplerV2`.
 * ``catalog``: `UniformSampler` ("uniform"), `PopularitySampler` ("popularity"),
   Merlin's `PopularityBasedSamplerV2` (log-uniform over the ids).
 * ``cross_batch``: `CrossBatchSampler`, "cross-batch"; Merlin's `CachedCrossBatchSampler`.
@@ -14,7 +14,7 @@ from schemaretrieval.retrieval.samplers.catalog import (
     inclusion_probability,
 )
 from schemaretrieval.retrieval.samplers.cross_batch import CachedCrossBatchSampler, CrossBatchSampler
-from schemaretrieval.retrieval.samplers.in_batch import InBatchSampler
+from schemaretrieval.retrieval.samplers.in_batch import InBatchSampler, InBatchSamplerV2
 
 __all__ = [
     "CandidateSampler",
@@ -22,6 +22,7 @@ __all__ = [
     "get_sampler",
     "get_samplers",
     "InBatchSampler",
+    "InBatchSamplerV2",
     "UniformSampler",
     "PopularitySampler",
     "PopularityBasedSamplerV2",

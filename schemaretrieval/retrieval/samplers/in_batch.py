@@ -11,7 +11,7 @@ from schemaretrieval.arguments import counts, integer, number
 from schemaretrieval.rows import read_rows, write_rows
 from schemaretrieval.retrieval.samplers.base import CandidateSampler, Negatives
 
-__all__ = ["InBatchSampler"]
+__all__ = ["InBatchSampler", "InBatchSamplerV2"]
 
 
 @registry.register("sampler", "in-batch")
@@ -140,3 +140,28 @@ class InBatchSampler(CandidateSampler):
             "num_items": self.num_items,
             "estimate_rate": self.estimate_rate,
         }
+
+
+@registry.register("sampler")
+class InBatchSamplerV2(InBatchSampler):
+    """Merlin Models' ``InBatchSamplerV2``: what ``"in-batch"`` builds, `InBatchSampler` with
+    no counts, under Merlin's name and argument.
+
+    Args:
+        batch_size: Merlin's, the number of negatives it gives: the batch's size, inferred
+            from the batch when None (as Merlin does), kept as ``batch_size``. The
+            negatives are the batch's positives whatever it says, as in Merlin.
+
+    >>> import numpy as np
+    >>> sampler = InBatchSamplerV2(batch_size=2)
+    >>> negatives = sampler(np.array([4, 7]), np.ones((2, 3)))
+    >>> np.asarray(negatives.ids).tolist(), sampler.batch_size, negatives.probability is None
+    ([4, 7], 2, True)
+    """
+
+    def __init__(self, batch_size: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_size = None if batch_size is None else integer(batch_size, "InBatchSamplerV2", "batch_size")
+
+    def get_config(self):
+        return {**super().get_config(), "batch_size": self.batch_size}
