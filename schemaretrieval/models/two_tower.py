@@ -542,20 +542,38 @@ class TwoTowerModelV2(keras.Model):
         require_columns(frame, [name], "embeddings", f"index={index!r}")
         return Dataset(embeddings_frame(embeddings, name, frame[name].to_numpy()))
 
-    def query_embeddings(self, dataset, batch_size: int = 4096, index=None):
+    def query_embeddings(self, dataset=None, batch_size: int = 4096, index=None):
         """Query-tower outputs, one row per row of ``dataset``.
 
         As Merlin's: for a ``merlin.io.Dataset``, or with ``index`` (a column name, Tags
         such as ``Tags.USER_ID``, or a ColumnSchema), a ``merlin.io.Dataset`` whose columns
         "0", "1", ... hold the embeddings, indexed by that column (without ``index``: beside
         the input's columns). For a DataFrame, path, dict of arrays or `Catalog` and no
-        ``index``, the array [rows, dim]."""
+        ``index``, the array [rows, dim]. Without ``dataset``, as Merlin's, a tower that
+        reads only its id embeds every id of the id's domain, indexed by the id."""
+        if dataset is None:
+            dataset, index = self._every_id(self.query_tower, "query_embeddings", index)
         return self._embeddings(self.query_tower, dataset, batch_size, index)
 
-    def candidate_embeddings(self, dataset, batch_size: int = 4096, index=None):
+    def candidate_embeddings(self, dataset=None, batch_size: int = 4096, index=None):
         """Candidate-tower outputs, one row per row of ``dataset`` (a table, a `Catalog` or a
-        ``merlin.io.Dataset``); ``index`` (e.g. ``Tags.ITEM_ID``) as in `query_embeddings`."""
+        ``merlin.io.Dataset``); ``index`` (e.g. ``Tags.ITEM_ID``) and no ``dataset`` as in
+        `query_embeddings`."""
+        if dataset is None:
+            dataset, index = self._every_id(self.candidate_tower, "candidate_embeddings", index)
         return self._embeddings(self.candidate_tower, dataset, batch_size, index)
+
+    def _every_id(self, tower, what, index):
+        """(every id of the domain of a tower that reads only its id, the index): Merlin's data set of
+        its embedding table when no data set is given."""
+        names = tower.column_names
+        if len(names) != 1:
+            raise ValueError(f"{what}: without a data set only a tower that reads nothing but its id has one (every "
+                             f"id of the domain); this one reads {names}: give the data set")
+        low, high = schema_lib.columns.domain(self.schema[names[0]]) or (None, None)
+        if high is None:
+            schema_lib.cardinality(self.schema[names[0]])  # raises, naming the column
+        return pd.DataFrame({names[0]: np.arange(int(low), int(high) + 1)}), names[0] if index is None else index
 
     def to_top_k_encoder(self, candidates=None, candidate_id=Tags.ITEM_ID, strategy="brute-force-topk",
                          k: int = 10, batch_size: int = 4096, **kwargs):

@@ -37,6 +37,22 @@ def test_dim_and_the_ids_give_tables_whose_rows_are_the_towers():
         mm.MatrixFactorizationModelV2(SCHEMA, dim=0)
 
 
+def test_embeddings_without_a_data_set_are_the_tables_indexed_by_id():
+    # Merlin's candidate_embeddings() / query_embeddings() export the whole table; was a TypeError
+    model = mm.MatrixFactorizationModelV2(SCHEMA, dim=3)
+    model(BATCH)
+    users, items = tables(model)
+    for frame, table, name in ((model.query_embeddings(), users, "user_id"),
+                               (model.candidate_embeddings(), items, "item_id")):
+        frame = frame.compute()
+        assert frame.index.name == name and frame.index.tolist() == list(range(len(table)))
+        np.testing.assert_allclose(frame[["0", "1", "2"]].to_numpy(), table, rtol=1e-6)
+    two_tower = mm.TwoTowerModel(mm.load_schema("schemas/synthetic.yaml"))
+    with pytest.raises(ValueError, match=r"query_embeddings: without a data set only a tower that reads nothing but "
+                                         r"its id has one .* this one reads \['user_id', 'user_age'"):
+        two_tower.query_embeddings()
+
+
 def test_query_and_candidate_id_tags_select_one_column_each():
     model = mm.MatrixFactorizationModelV2(SCHEMA, 2, query_id_tag=Tags.USER, candidate_id_tag=Tags.ITEM)
     assert (model.query_encoder.schema.column_names, model.candidate_encoder.schema.column_names) == \
