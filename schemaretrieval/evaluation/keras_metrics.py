@@ -37,7 +37,7 @@ import keras
 import numpy as np  # noqa: F401  (the examples use it)
 import tensorflow as tf
 
-from schemaretrieval.arguments import integer
+from schemaretrieval.arguments import integer, number
 
 __all__ = ["TopkMetric", "RecallAt", "PrecisionAt", "AvgPrecisionAt", "NDCGAt", "MRRAt", "ranking_metrics"]
 
@@ -177,8 +177,14 @@ class NDCGAt(TopkMetric):
 
     KIND = "ndcg"
 
-    def __init__(self, k: int = 10, pre_sorted: bool = False, name: str = "ndcg_at", **kwargs):
+    def __init__(self, k: int = 10, pre_sorted: bool = False, name: str = "ndcg_at", log_base: float = 2, **kwargs):
         super().__init__(k, pre_sorted=pre_sorted, name=name, **kwargs)
+        # Merlin's: the base of the discount's logarithm. DCG and the ideal DCG share it, so their
+        # ratio is the same at every base; it is checked and kept, and changes no value.
+        self.log_base = number(log_base, "NDCGAt", "log_base", above=1)
+
+    def get_config(self):
+        return {**super().get_config(), "log_base": self.log_base}
 
 
 @keras.saving.register_keras_serializable(package="schemaretrieval")

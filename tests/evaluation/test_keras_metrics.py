@@ -39,6 +39,11 @@ def test_two_relevant_items_follow_merlins_normalisation():
     assert result(mm.AvgPrecisionAt(3), y_true, y_pred) == pytest.approx((1 + 2 / 3) / 2)
     ideal = 1 + 1 / np.log2(3)
     assert result(mm.NDCGAt(3), y_true, y_pred) == pytest.approx((1 + 1 / np.log2(4)) / ideal)
+    # Merlin's log_base (was a TypeError): DCG and its ideal share the base, so the ratio is the same
+    assert result(mm.NDCGAt(3, log_base=10), y_true, y_pred) == pytest.approx((1 + 1 / np.log2(4)) / ideal)
+    assert mm.NDCGAt.from_config(mm.NDCGAt(3, log_base=10).get_config()).log_base == 10
+    with pytest.raises(ValueError, match="NDCGAt: log_base must be a finite number > 1, got 1"):
+        mm.NDCGAt(3, log_base=1)
     assert result(mm.MRRAt(3), y_true, y_pred) == pytest.approx(1.0)
 
 

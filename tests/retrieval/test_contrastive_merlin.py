@@ -60,6 +60,23 @@ def test_target_name_names_the_positive_id_column_and_wins_over_to_call():
         mm.TwoTowerModelV2(query, candidate, outputs=ContrastiveOutput(None, "in-batch", target_name="nope"))
 
 
+def test_merlins_schema_and_target_keywords_and_set_negative_samplers():
+    # Merlin's docstring example writes schema=, its config target=; both were "Unrecognized keyword arguments"
+    output = ContrastiveOutput(None, "in-batch", schema=ITEM_ID, logits_temperature=0.2)
+    assert (output.col_schema.name, output.target_name) == ("item_id", "item_id")
+    assert ContrastiveOutput(ITEM_ID, "in-batch", target="item_alias").target_name == "item_alias"
+    with pytest.raises(ValueError, match=r"give the item-id column as to_call or as schema=, not both"):
+        ContrastiveOutput(ITEM_ID, "in-batch", schema=ITEM_ID)
+    with pytest.raises(ValueError, match=r"target='a' and target_name='b' differ"):
+        ContrastiveOutput(ITEM_ID, "in-batch", target_name="b", target="a")
+    output.set_negative_samplers(["in-batch", "uniform"])
+    assert [type(s).__name__ for s in output.negative_samplers] == ["InBatchSampler", "UniformSampler"]
+    output.set_negative_samplers("in-batch")
+    output(QUERY, POSITIVE, IDS)  # builds it: replacing its samplers now would leave their state behind
+    with pytest.raises(ValueError, match=r"ContrastiveOutput.set_negative_samplers: the output is built"):
+        output.set_negative_samplers("uniform")
+
+
 def test_pre_transforms_the_towers_outputs_before_the_scores():
     double_query = lambda towers: {"query": towers["query"] * 2.0, "candidate": towers["candidate"]}  # noqa: E731
     output = ContrastiveOutput(None, "in-batch", pre=double_query, downscore_false_negatives=False)

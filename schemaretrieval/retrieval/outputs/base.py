@@ -12,6 +12,7 @@ from keras import ops
 
 from schemaretrieval import replicas
 from schemaretrieval.arguments import number
+from schemaretrieval.retrieval.samplers import get_samplers
 
 __all__ = ["MASK_VALUE", "PROBABILITY_FLOOR", "Prediction", "SampledOutput", "logq_corrected", "checked_logq_weight",
            "same_id", "empty_slots", "is_candidate"]
@@ -105,6 +106,13 @@ class SampledOutput(keras.layers.Layer):
         if weight is True:
             return 1.0 / self.logits_temperature
         return float(weight)
+
+    def set_negative_samplers(self, negative_samplers):
+        """Merlin's: replaces the samplers (names, instances or a list), before the output is built."""
+        if self.built:
+            raise ValueError(f"{type(self).__name__}.set_negative_samplers: the output is built (it has trained or "
+                             "scored a batch); give the samplers before, or build a new output")
+        self.negative_samplers = get_samplers(negative_samplers)
 
     def build_samplers(self, embedding_dim: int):
         """Creates the samplers' state (e.g. a memory bank) for candidate

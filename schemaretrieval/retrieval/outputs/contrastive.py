@@ -118,8 +118,19 @@ class ContrastiveOutput(SampledOutput):
         loss_reduction: str = "mean",
         **kwargs,
     ):
+        # Merlin's keyword forms: schema= the target column (for a to_call that names none), target= its name
+        schema, target = kwargs.pop("schema", None), kwargs.pop("target", None)
         super().__init__(name=name, **kwargs)
         self._check_options(logits_temperature, loss_reduction, logq_sampling_correction)
+        if schema is not None:
+            if to_call is not None:
+                raise ValueError("ContrastiveOutput: give the item-id column as to_call or as schema=, not both")
+            to_call = schema
+        if target is not None:
+            if target_name is not None and target_name != target:
+                raise ValueError(f"ContrastiveOutput: target={target!r} and target_name={target_name!r} differ; "
+                                 "give one")
+            target_name = target
         if num_hard_negatives is not None:
             num_hard_negatives = integer(num_hard_negatives, "ContrastiveOutput", "num_hard_negatives")
         if isinstance(to_call, Schema):
