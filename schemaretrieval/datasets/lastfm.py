@@ -58,9 +58,10 @@ def lastfm(path, check_md5: bool = True) -> pd.DataFrame:
     tab-separated, with CRLF or LF line ends. user_artists.dat and
     artists.dat must start with their header line; user_friends.dat may or
     may not. Ids and counts must be plain decimal digits. Anything else (a
-    missing or extra field, a stray space inside a number, a pair listed
-    twice, an artist missing from artists.dat, a byte that is not in the
-    file's encoding) is a ValueError naming the file and line.
+    missing or extra field, a stray space inside a number, a pair or a
+    friendship listed twice, an artist missing from artists.dat, a byte that
+    is not in the file's encoding) is a ValueError naming the file and line;
+    a file with no pairs (user_artists.dat, user_friends.dat) names the file.
 
     Args:
         path: the unpacked folder.
@@ -90,9 +91,12 @@ def lastfm(path, check_md5: bool = True) -> pd.DataFrame:
                           "so its figures need not match those published for lastfm-2k", stacklevel=2)
     pairs, pair_lines = _lastfm_read(pairs_file, numeric=(0, 1, 2))
     artists, artist_lines = _lastfm_read(_lastfm_need(path, "artists.dat"), numeric=(0,))
-    friends, _ = _lastfm_read(_lastfm_need(path, "user_friends.dat"), numeric=(0, 1))
+    friends_file = _lastfm_need(path, "user_friends.dat")
+    friends, friend_lines = _lastfm_read(friends_file, numeric=(0, 1))
     if not pairs:
         raise ValueError(f"lastfm: {str(pairs_file)!r} holds no (user, artist) pairs")
+    if not friends:  # every user would read no friends, as if the file said so
+        raise ValueError(f"lastfm: {str(friends_file)!r} holds no (user, friend) pairs")
 
     frame = pd.DataFrame(pairs, columns=["user_id", "item_id", "weight"]).astype("int64")
     zero = np.flatnonzero(frame["weight"].to_numpy() < 1)
@@ -120,8 +124,14 @@ def lastfm(path, check_md5: bool = True) -> pd.DataFrame:
                          f"{frame['item_id'].iloc[unknown[0]]} is not in artists.dat")
 
     lists: dict[int, list[int]] = {}
-    for user, friend in friends:
-        lists.setdefault(int(user), []).append(int(friend))
+    first_line: dict[tuple[int, int], int] = {}
+    for (user, friend), line in zip(friends, friend_lines):
+        pair = (int(user), int(friend))
+        if pair in first_line:  # a friend listed twice would count twice in the mean of their embeddings
+            raise ValueError(f"lastfm: {str(friends_file)!r}, line {line}: user {pair[0]} and friend {pair[1]} are "
+                             f"listed twice (first on line {first_line[pair]})")
+        first_line[pair] = line
+        lists.setdefault(pair[0], []).append(pair[1])
     frame["user_friends"] = [list(lists.get(user, ())) for user in frame["user_id"].tolist()]
     return frame
 

@@ -8,6 +8,7 @@ first two fields the raw user and item ids), the format of ml-100k's own
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from pathlib import Path
@@ -149,8 +150,9 @@ def _ratings(frame):
 
 def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
     """``pd.read_csv`` of ``file`` (or of ``text``, its decoded content) with the columns in
-    ``numbers`` ({name: "int64" or "float32"}) as numbers; a line that has not the fields, or
-    not a number where one is due, is a ValueError naming the file, the line and the column."""
+    ``numbers`` ({name: "int64" or "float32"}) as numbers; a line that has not the fields (too few,
+    for a text column too), or not a number where one is due, is a ValueError naming the file, the
+    line and the column."""
     source = (lambda: io.StringIO(text)) if text is not None else (lambda: file)
     options = dict(options, skip_blank_lines=False)
     given = options.pop("dtype", {})
@@ -167,6 +169,8 @@ def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
         raise ValueError(f"movielens: {str(file)!r}, line {first_line}: more fields than the {len(names)} expected "
                          f"({', '.join(names)})")
     if frame is not None and np.isfinite(frame[list(numbers)].to_numpy(dtype="float64")).all():
+        if len(frame.columns) > len(numbers):
+            _check_fields(file, text, options, len(frame.columns), first_line - 1)
         return frame  # else a missing or infinite value: the text pass below names its line
     try:  # again as text, to find the line
         raw = pd.read_csv(source(), dtype=str, **dict(options, keep_default_na=False))
@@ -186,6 +190,18 @@ def _read(file: Path, numbers: dict, text=None, **options) -> pd.DataFrame:
             what = "an integer" if kind == "int64" else "a finite number" if pd.notna(values.iloc[i]) else "a number"
             raise ValueError(f"movielens: {str(file)!r}, line {first_line + i}: {name}: expected {what}, got {got}")
     raise ValueError(f"movielens: {str(file)!r}: not readable as {', '.join(options.get('names') or numbers)}")
+
+
+def _check_fields(file: Path, text, options: dict, count: int, header_lines: int) -> None:
+    """A ValueError naming the first line with fewer than ``count`` fields: pandas fills a text
+    column a line lacks with NaN or "" (a zip code, a movie's genres), as if the field were empty."""
+    with (io.StringIO(text) if text is not None else
+          open(file, encoding=options.get("encoding", "utf-8"), errors="replace", newline="")) as handle:
+        rows = csv.reader(handle, delimiter=options.get("sep", ","), quoting=options.get("quoting", csv.QUOTE_MINIMAL))
+        for row in rows:
+            if rows.line_num > header_lines and row and len(row) < count:
+                raise ValueError(f"movielens: {str(file)!r}, line {rows.line_num}: {len(row)} fields, expected "
+                                 f"{count}: a line with fewer fields")
 
 
 def _unique(frame: pd.DataFrame, column: str, file: Path, first_line: int = 1) -> pd.DataFrame:

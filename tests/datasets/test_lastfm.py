@@ -106,6 +106,18 @@ def test_a_pair_listed_twice_names_both_lines(folder):
         datasets.lastfm(folder, check_md5=False)
 
 
+def test_a_friendship_listed_twice_and_an_empty_friends_file_are_refused(folder):
+    # was: user 2's friends [4, 7, 4], and an empty file read as nobody having friends
+    friends = folder / "user_friends.dat"
+    friends.write_bytes(friends.read_bytes() + b"2\t4\r\n")
+    with pytest.raises(ValueError, match=r"user_friends.dat', line \d+: user 2 and friend 4 are listed twice "
+                                         r"\(first on line 1\)"):
+        datasets.lastfm(folder, check_md5=False)
+    friends.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"user_friends.dat' holds no \(user, friend\) pairs"):
+        datasets.lastfm(folder, check_md5=False)
+
+
 def test_missing_files_and_folders(folder, tmp_path):
     (folder / "artists.dat").unlink()
     with pytest.raises(FileNotFoundError, match=r"lastfm: '.*artists.dat' is missing"):

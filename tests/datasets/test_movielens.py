@@ -120,6 +120,15 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
     ("ml-latest-small", "ratings.csv", lambda t: line(t, 3, "1,80,,874973247"), r"line 3: rating: expected a number, got nothing: an empty field"),
     ("ml-latest-small", "movies.csv", lambda t: line(t, 3, "10,Copy (1995),Drama"),
      r"movies.csv', line 3: movieId 10 is listed again \(first on line 2\)"),
+    # was: a line without its last text field read as an empty one: zip NaN or '', genres []
+    ("ml-100k", "u.user", lambda t: line(t, 2, "|".join(t.split("\n")[1].split("|")[:4])),
+     r"u.user', line 2: 4 fields, expected 5: a line with fewer fields"),
+    ("ml-1m", "users.dat", lambda t: line(t, 1, "::".join(t.split("\n")[0].split("::")[:4])),
+     r"users.dat', line 1: 4 fields, expected 5"),
+    ("ml-1m", "movies.dat", lambda t: line(t, 2, "::".join(t.split("\n")[1].split("::")[:2])),
+     r"movies.dat', line 2: 2 fields, expected 3"),
+    ("ml-latest-small", "movies.csv", lambda t: line(t, 3, ",".join(t.split("\n")[2].split(",")[:2])),
+     r"movies.csv', line 3: 2 fields, expected 3"),
 ])
 def test_a_broken_file_is_named_with_its_line(tmp_path, variant, name, edit, message):
     # was: pandas's own errors (invalid literal for int(), KeyError, MergeError), no file or line, or
