@@ -144,6 +144,9 @@ def _scalar_column(values, col, kind, source):
     if numeric.ndim != 1:
         _fail(source, col.name, f"expected one value per row, got shape {numeric.shape}")
     if kind == CATEGORICAL:
+        if pd.api.types.is_bool_dtype(getattr(values, "dtype", None)):  # would train as ids 0 and 1
+            _fail(source, col.name, "expected integer ids, found True/False values (a bool column); give the ids "
+                                    "as integers")
         return _check_ids(numeric, col, source)
     with np.errstate(over="ignore"):  # values beyond float32 become inf: reported below
         out = numeric.astype(np.float32)

@@ -354,3 +354,13 @@ def test_an_unsigned_id_beyond_int64_is_named_not_wrapped():
     with pytest.raises(ValueError, match=r"column 'user_id': expected integer ids, found 9223372036854775813 at row 1, "
                                          r"beyond int64"):
         to_arrays(pd.DataFrame({"user_id": ids}), schema)
+
+
+@pytest.mark.parametrize("column", [np.array([True, False]), pd.array([True, False], dtype="boolean")],
+                         ids=["numpy", "pandas-boolean"])
+def test_a_bool_id_column_is_refused_not_read_as_ids_0_and_1(column):
+    schema = schema_from_dict({"columns": {"user_id": {"tags": ["user_id", "categorical"], "dtype": "int64",
+                                                       "domain": {"min": 0, "max": 9}}}})
+    with pytest.raises(ValueError, match=r"column 'user_id': expected integer ids, found True/False values "
+                                         r"\(a bool column\)"):
+        to_arrays(pd.DataFrame({"user_id": column}), schema)
