@@ -228,6 +228,13 @@ class TwoTowerModelV2(keras.Model):
         with tf.control_dependencies(assertions):
             return _multi_worker_logs(super().train_step(data))
 
+    def predict_step(self, data):
+        # Merlin's output outside training scores each row's own pair (its DotProduct): [B, 1]
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        towers = self(x, training=False)
+        return ops.sum(ops.cast(towers["query"], "float32") * ops.cast(towers["candidate"], "float32"), axis=-1,
+                       keepdims=True)
+
     def test_step(self, data):
         return _multi_worker_logs(super().test_step(data))
 
@@ -419,8 +426,10 @@ class TwoTowerModelV2(keras.Model):
             return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
-        """Keras's: each row's tower outputs, ``{"query": [N, dim], "candidate": [N, dim]}``, in the
-        rows' order; ``x`` may be a table, a ``merlin.io.Dataset`` or a `Loader` too, as for `evaluate`."""
+        """Keras's, as Merlin's: each row's score, the dot product of its query and candidate
+        towers' outputs, [N, 1], in the rows' order; ``x`` may be a table, a ``merlin.io.Dataset``
+        or a `Loader` too, as for `evaluate`. The towers' outputs themselves are
+        `query_embeddings` and `candidate_embeddings`."""
         x, batch_size = self._batched(x, batch_size, "predict")
         with whole_calls(self, "predict", steps=kwargs.get("steps")):
             return super().predict(x, batch_size=batch_size, **kwargs)

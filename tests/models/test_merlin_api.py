@@ -156,14 +156,13 @@ def test_fit_and_evaluate_take_a_merlin_dataset_and_a_loader(schema, data):
     assert by_loader["loss"] == pytest.approx(by_dataset["loss"], rel=1e-5)
     again = model.fit(mm.Loader(train, batch_size=500), epochs=1, verbose=0)
     assert len(again.history["loss"]) == 1
-    # predict takes them too (Keras's "Unrecognized data type" before): each row's tower outputs, in order
+    # predict takes them too (Keras's "Unrecognized data type" before), and gives Merlin's form: each row's
+    # score of its own query and candidate, [N, 1], in order (was the towers' outputs, a dict)
     rows = data.iloc[2500:2700]
-    expected = model.query_embeddings(rows)
+    expected = (model.query_embeddings(rows) * model.candidate_embeddings(rows)).sum(axis=1, keepdims=True)
     loader = mm.Loader(Dataset(rows, schema=schema), batch_size=64, shuffle=False)
     for x in (rows, Dataset(rows, schema=schema), loader):
-        predicted = model.predict(x, verbose=0)
-        np.testing.assert_allclose(predicted["query"], expected, rtol=1e-5, atol=1e-6)
-        assert predicted["candidate"].shape == expected.shape
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_steps_per_epoch_and_steps_are_run_exactly_under_the_16_step_calls(schema, data):
@@ -181,7 +180,7 @@ def test_steps_per_epoch_and_steps_are_run_exactly_under_the_16_step_calls(schem
     first = model.evaluate(mm.Loader(Dataset(data.iloc[:100], schema=schema), batch_size=100, shuffle=False),
                            return_dict=True, verbose=0)
     assert model.evaluate(loader, steps=1, return_dict=True, verbose=0)["loss"] == pytest.approx(first["loss"])
-    assert len(model.predict(loader, steps=3, verbose=0)["query"]) == 300
+    assert model.predict(loader, steps=3, verbose=0).shape == (300, 1)
     with pytest.raises(ValueError, match="fit: steps_per_epoch must be an integer >= 1, got 0"):
         model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=100), steps_per_epoch=0, verbose=0)
 
