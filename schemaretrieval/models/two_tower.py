@@ -329,6 +329,13 @@ class TwoTowerModelV2(keras.Model):
             raise ValueError("fit: a table carries its own columns; y= is for Keras's inputs")
         unknown = set(kwargs) - {"ks", "checkpoint_dir", "checkpoint_every", "log_dir", "csv_path",
                                  "early_stopping", "streaming", "sample_weight"}
+        keras_only = unknown & {"steps_per_epoch", "validation_steps", "initial_epoch", "validation_freq",
+                                "validation_batch_size", "validation_split", "class_weight"}
+        if keras_only:
+            raise TypeError(f"fit on a table or merlin.io.Dataset: {sorted(keras_only)} are Keras's fit arguments, "
+                            "and a table trains through the library's path (sr.training.fit: whole epochs, "
+                            "validation ranked over the catalog); give Keras's input for them: "
+                            "model.fit(sr.Loader(dataset, batch_size=...), ...)")
         if unknown:
             raise TypeError(f"fit on a table: unexpected argument(s) {sorted(unknown)}; see sr.training.fit")
         history = training.fit(self, x, epochs=epochs, batch_size=batch_size,

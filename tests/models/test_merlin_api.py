@@ -181,6 +181,12 @@ def test_steps_per_epoch_and_steps_are_run_exactly_under_the_16_step_calls(schem
                            return_dict=True, verbose=0)
     assert model.evaluate(loader, steps=1, return_dict=True, verbose=0)["loss"] == pytest.approx(first["loss"])
     assert model.predict(loader, steps=3, verbose=0).shape == (300, 1)
+    # on a merlin.io.Dataset the library's path runs whole epochs: Keras's step arguments name the way to them
+    with pytest.raises(TypeError, match=r"fit on a table or merlin.io.Dataset: \['initial_epoch', 'steps_per_epoch'\] "
+                                        r"are Keras's fit arguments, .* model.fit\(sr.Loader\(dataset"):
+        model.fit(Dataset(data, schema=schema), steps_per_epoch=2, initial_epoch=1, verbose=0)
+    with pytest.raises(TypeError, match="train_metrics_steps"):
+        model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=100), train_metrics_steps=2, verbose=0)
     with pytest.raises(ValueError, match="fit: steps_per_epoch must be an integer >= 1, got 0"):
         model.fit(mm.Loader(Dataset(data, schema=schema), batch_size=100), steps_per_epoch=0, verbose=0)
 
