@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 from merlin.schema import Schema, Tags
 
+from schemaretrieval.arguments import integer
 from schemaretrieval.data.batches import Batches
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table
 from schemaretrieval.schema import columns, require_schema
 
-__all__ = ["Loader", "ToTarget"]
+__all__ = ["Loader", "ToTarget", "keras_input"]
 
 # Merlin's arguments this loader takes but does not implement, with Merlin's defaults.
 _UNSUPPORTED = {"feature_columns": None, "cat_names": None, "cont_names": None, "buffer_size": 0.1,
@@ -257,3 +259,28 @@ class Loader:
     def peek(self):
         """The first batch, as Merlin's ``peek``."""
         return next(iter(self))
+
+
+def keras_input(x, schema: Schema, batch_size, where: str, default_batch_size: int):
+    """(Keras's input, its batch_size) for Keras's ``evaluate`` or ``predict`` on any of the library's
+    inputs: a `Loader` its tf.data batches, a ``merlin.io.Dataset`` or a table (DataFrame, path)
+    batches from ``schema`` in the rows' order (``batch_size`` rows, else ``default_batch_size``);
+    Keras's own inputs pass as they are.
+
+    >>> import pandas as pd
+    >>> from schemaretrieval.schema import schema_from_dict
+    >>> s = schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"], "dtype": "int64",
+    ...                                               "domain": {"min": 0, "max": 9}}}})
+    >>> data, size = keras_input(pd.DataFrame({"item_id": [3, 4, 5]}), s, 2, "predict", 128)
+    >>> [batch["item_id"].numpy().tolist() for batch in data], size
+    ([[3, 4], [5]], None)
+    """
+    if batch_size is not None:
+        batch_size = integer(batch_size, where, "batch_size")
+    if isinstance(x, Loader):
+        x = x.to_tf_dataset()
+    if is_merlin_dataset(x):
+        x = merlin_table(x)
+    if isinstance(x, (pd.DataFrame, str)) or hasattr(x, "__fspath__"):
+        x, batch_size = Batches(x, schema, default_batch_size if batch_size is None else batch_size).dataset(), None
+    return x, batch_size

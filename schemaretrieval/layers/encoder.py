@@ -17,6 +17,7 @@ from merlin.schema import ColumnSchema, Schema, Tags
 
 from schemaretrieval import schema as schema_lib
 from schemaretrieval.data.batches import Batches, example_batch
+from schemaretrieval.data.loader import keras_input
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.layers.embeddings import DEFAULT_UNTRAINED_USER_IDS
 from schemaretrieval.layers.history import UserHistory
@@ -215,6 +216,12 @@ class Encoder(keras.Model):
         run = functions[0]
         batches = Batches(data, self.reading_schema(), batch_size).dataset()
         return np.concatenate([np.asarray(run(batch), dtype="float32") for batch in batches], axis=0)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Keras's: the tower's outputs of each row, in order; ``x`` may be a `Loader`, a
+        ``merlin.io.Dataset`` or a table too (batches of ``batch_size``, else 4096)."""
+        x, batch_size = keras_input(x, self.reading_schema(), batch_size, "Encoder.predict", 4096)
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def encode(self, dataset, index=None, batch_size: int = 512):
         """Merlin's ``encode``: `batch_predict` keeping only the column ``index`` names (a name, Tags,

@@ -22,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 
 from schemaretrieval.arguments import integer
-from schemaretrieval.data.loader import Loader
+from schemaretrieval.data.loader import Loader, keras_input
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.evaluation.keras_metrics import TopkMetric, ranking_metrics
 from schemaretrieval.evaluation.ranking import compute_ranks
@@ -44,6 +44,38 @@ class TopKPrediction(NamedTuple):
     identifiers: object
 
 
+def _merlin_candidates(given: dict, target, batch_size):
+    """(embeddings, ids, target) from Merlin's constructor keywords: ``candidates`` an array or tensor
+    [N, dim] (ids 0..N-1), or a ``merlin.io.Dataset`` / DataFrame of embeddings in columns "0", "1",
+    ... indexed by id (what ``candidate_embeddings(..., index=)`` returns); with
+    ``candidate_encoder``, a data set of raw candidate features that it embeds (ids: row numbers)."""
+    if given.get("topk_layer", "brute-force-topk") != "brute-force-topk":
+        raise NotImplementedError(f"TopKEncoder: topk_layer={given['topk_layer']!r} is not supported (only Merlin's "
+                                  "'brute-force-topk': the library's exact top-k engine)")
+    for name in ("pre", "post"):
+        if given.get(name) is not None:
+            raise NotImplementedError(f"TopKEncoder: {name}= is not supported; blocks go in the query Encoder")
+    candidates = given.get("candidates")
+    if candidates is None:
+        raise ValueError("TopKEncoder: give candidates= (embeddings [N, dim], or a data set of them by id)")
+    encoder = given.get("candidate_encoder")
+    if encoder is not None:
+        if not isinstance(encoder, Encoder):
+            raise TypeError(f"TopKEncoder: candidate_encoder must be an Encoder, got {type(encoder).__name__}")
+        return encoder.predict_table(read_frame(candidates, "TopKEncoder: candidates")[0], batch_size), None, target
+    if is_merlin_dataset(candidates) or isinstance(candidates, pd.DataFrame):
+        frame = candidates.to_ddf().compute() if is_merlin_dataset(candidates) else candidates  # the index: ids
+        frame = frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()  # cudf's to the host
+        dims = [str(i) for i in range(frame.shape[1])]
+        if sorted(map(str, frame.columns)) != sorted(dims):
+            raise ValueError(f"TopKEncoder: candidates= as a table holds embeddings in columns '0', '1', ... indexed "
+                             f"by id (model.candidate_embeddings(data, index=Tags.ITEM_ID)), got columns "
+                             f"{list(frame.columns)[:5]}")
+        ids = frame.index.to_numpy()
+        return frame[[c for c in dims]].to_numpy("float32"), ids, target or frame.index.name
+    return np.asarray(candidates, "float32"), None, target
+
+
 @keras.saving.register_keras_serializable(package="schemaretrieval")
 class TopKEncoder(keras.Model):
     """The query tower and an exact top-k index of candidate embeddings (see the module docstring).
@@ -55,6 +87,8 @@ class TopKEncoder(keras.Model):
         k: how many candidates to return (``compile(k=)`` changes it, as Merlin's).
         target: the column of a data set that holds each query's relevant item id (for `evaluate`).
         batch_size: rows per batch when `evaluate` reads a table or ``merlin.io.Dataset``.
+        Merlin's keywords instead of the first two: ``topk_layer`` ("brute-force-topk"),
+        ``candidates`` and ``candidate_encoder`` (`_merlin_candidates`).
 
     >>> import schemaretrieval as sr
     >>> schema = sr.load_schema("schemas/synthetic.yaml")
@@ -71,9 +105,16 @@ class TopKEncoder(keras.Model):
     def __init__(self, query_encoder: Encoder, candidate_embeddings=None, candidate_ids=None, k: int = 10,
                  target: str | None = None, batch_size: int = 4096, num_candidates: int | None = None,
                  dim: int | None = None, **kwargs):
+        merlin = {name: kwargs.pop(name) for name in ("topk_layer", "candidates", "candidate_encoder", "pre", "post")
+                  if name in kwargs}
         super().__init__(**kwargs)
         if not isinstance(query_encoder, Encoder):
             raise TypeError(f"TopKEncoder: query_encoder must be an Encoder, got {type(query_encoder).__name__}")
+        if merlin:
+            if candidate_embeddings is not None or candidate_ids is not None:
+                raise ValueError("TopKEncoder: give candidate_embeddings (and candidate_ids), or Merlin's candidates=, "
+                                 "not both")
+            candidate_embeddings, candidate_ids, target = _merlin_candidates(merlin, target, batch_size)
         if candidate_embeddings is not None:
             candidate_embeddings = np.asarray(candidate_embeddings, dtype="float32")
             if candidate_embeddings.ndim != 2 or len(candidate_embeddings) == 0:
@@ -147,9 +188,14 @@ class TopKEncoder(keras.Model):
         if integer(k, "TopKEncoder", "k") > self.num_candidates:
             raise ValueError(f"TopKEncoder: k={k} is more than the {self.num_candidates} candidates indexed")
 
-    def call(self, features, training=False):
+    def call(self, features, training=False, k=None):
+        """`TopKPrediction` of the ``k`` best candidates (default: the encoder's ``k``), as Merlin's."""
         queries = self.query_encoder(features, training=False)
-        k = self.k
+        if k is None:
+            k = self.k
+        else:
+            self._check_k(k)
+            k = int(k)
         scores, positions = [], []
         for start in range(0, self.num_candidates, self.block):
             stop = min(start + self.block, self.num_candidates)
@@ -193,6 +239,13 @@ class TopKEncoder(keras.Model):
     def compile_from_config(self, config):
         # Keras's own skips a model whose compile is overridden.
         self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Keras's: the `TopKPrediction` of each query row, in order; ``x`` may be a `Loader`, a
+        ``merlin.io.Dataset`` or a table too (batches of ``batch_size``, else the encoder's)."""
+        x, batch_size = keras_input(x, self.query_encoder.reading_schema(), batch_size, "TopKEncoder.predict",
+                                    self.batch_size)
+        return TopKPrediction(*super().predict(x, batch_size=batch_size, **kwargs))
 
     def fit(self, *args, **kwargs):
         raise NotImplementedError("TopKEncoder: a top-k encoder is built from a trained model; it does not train")

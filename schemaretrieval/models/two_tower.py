@@ -27,7 +27,7 @@ from schemaretrieval.data import checks
 from schemaretrieval.data.batches import Batches, example_batch
 from schemaretrieval.data.catalog import Catalog, as_catalog
 from schemaretrieval.data.exclusions import as_exclusions, catalog_positions
-from schemaretrieval.data.loader import Loader
+from schemaretrieval.data.loader import Loader, keras_input
 from schemaretrieval.data.read import is_merlin_dataset, merlin_table, read_frame, require_columns
 from schemaretrieval.data.validate import to_arrays
 from schemaretrieval.evaluation.ranking import evaluate_ranking
@@ -422,7 +422,7 @@ class TwoTowerModelV2(keras.Model):
         `to_top_k_encoder` for the whole catalog). Takes a table, a ``merlin.io.Dataset``
         or a `Loader` too; on a table ``sample_weight=`` names a column, as for `fit`."""
         table = _is_table(x) or is_merlin_dataset(x)
-        x, batch_size = self._batched(x, batch_size, "evaluate")
+        x, batch_size = keras_input(x, self.schema, batch_size, "evaluate", training.DEFAULT_BATCH_SIZE)
         if isinstance(sample_weight, str):
             if not table:
                 raise TypeError(f"evaluate: sample_weight={sample_weight!r} names a column of a table; with Keras's "
@@ -437,23 +437,10 @@ class TwoTowerModelV2(keras.Model):
         towers' outputs, [N, 1], in the rows' order; ``x`` may be a table, a ``merlin.io.Dataset``
         or a `Loader` too, as for `evaluate`. The towers' outputs themselves are
         `query_embeddings` and `candidate_embeddings`."""
-        x, batch_size = self._batched(x, batch_size, "predict")
+        x, batch_size = keras_input(x, self.schema, batch_size, "predict", training.DEFAULT_BATCH_SIZE)
         with whole_calls(self, "predict", steps=kwargs.get("steps")):
             return super().predict(x, batch_size=batch_size, **kwargs)
 
-    def _batched(self, x, batch_size, what):
-        """(Keras's input, its batch_size) for a `Loader`, a ``merlin.io.Dataset`` or a table: batches
-        from the schema, in the rows' order."""
-        if batch_size is not None:
-            batch_size = integer(batch_size, what, "batch_size")
-        if isinstance(x, Loader):
-            x = x.to_tf_dataset()
-        if is_merlin_dataset(x):
-            x = merlin_table(x)
-        if _is_table(x):
-            size = training.DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-            x, batch_size = Batches(x, self.schema, size).dataset(), None
-        return x, batch_size
 
     def get_config(self):
         config = {

@@ -308,6 +308,39 @@ def test_top_k_encoder_evaluates_the_whole_catalog_as_evaluate_topk(trained, sch
         topk_model.fit(loader)
 
 
+def test_top_k_encoder_takes_merlins_constructor_call_k_and_predict_on_a_loader(trained, schema, data):
+    # Merlin's test_topk_encoder writes each of these; they were an "Unrecognized keyword", a TypeError for k=
+    # and "Unrecognized data type" for a Loader
+    items = mm.unique_rows_by_features(Dataset(data, schema=schema), Tags.ITEM, Tags.ITEM_ID)
+    by_id = trained.candidate_embeddings(items, batch_size=64, index=Tags.ITEM_ID)
+    reference = trained.to_top_k_encoder(items, k=10)
+    batch = next(iter(mm.Loader(Dataset(data, schema=schema), batch_size=16, shuffle=False)))[0]
+    for topk in (mm.TopKEncoder(trained.query_encoder, candidates=by_id, k=10),
+                 mm.TopKEncoder(trained.query_encoder, topk_layer="brute-force-topk", candidates=items,
+                                candidate_encoder=trained.candidate_encoder, k=10)):
+        ours, theirs = topk(batch), reference(batch)
+        np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-5)
+    # a data set of embeddings keeps its ids; raw features with candidate_encoder give row numbers, as Merlin's
+    np.testing.assert_array_equal(mm.TopKEncoder(trained.query_encoder, candidates=by_id, k=10)(batch).identifiers,
+                                  theirs.identifiers)
+    as_tensor = mm.TopKEncoder(trained.query_encoder, candidates=tf.constant(by_id.compute().to_numpy()), k=3)
+    assert as_tensor(batch).identifiers.shape == (16, 3)
+    assert reference(batch, k=20).scores.shape == (16, 20)
+    np.testing.assert_allclose(reference(batch, k=20).scores[:, :10], theirs.scores, rtol=1e-6)
+    loader = mm.Loader(Dataset(data.head(100), schema=schema), batch_size=32, shuffle=False)
+    predicted = reference.predict(loader, verbose=0)
+    assert isinstance(predicted, mm.models.topk_encoder.TopKPrediction) and predicted.scores.shape == (100, 10)
+    np.testing.assert_allclose(predicted.scores[:16], theirs.scores, rtol=1e-5)
+    np.testing.assert_allclose(trained.query_encoder.predict(loader, verbose=0), trained.query_embeddings(data.head(100)),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(NotImplementedError, match=r"topk_layer='faiss' is not supported"):
+        mm.TopKEncoder(trained.query_encoder, topk_layer="faiss", candidates=by_id)
+    with pytest.raises(ValueError, match=r"candidates= as a table holds embeddings in columns '0', '1', ..."):
+        mm.TopKEncoder(trained.query_encoder, candidates=items)
+    with pytest.raises(ValueError, match=r"TopKEncoder: k=5000 is more than the"):
+        reference(batch, k=5000)
+
+
 # TopKEncoder.from_candidate_dataset, argument by argument, with towers computed by hand:
 # the query [age, 2 age], the candidate [x, x], so a score is 3 age x.
 def _continuous(name, kernel):
