@@ -61,6 +61,13 @@ def add_parser(sub):
 def _schema(args):
     from schemaretrieval.schema import load_schema
 
+    if args.model:
+        folder = Path(args.model)
+        missing = [name for name in ("schema.yaml", "model.keras") if not (folder / name).is_file()]
+        if missing:  # else "[Errno 20] Not a directory: 'afile/schema.yaml'", naming no option
+            what = "is not a directory" if not folder.is_dir() else f"lacks {' and '.join(missing)}"
+            raise ValueError(f"--model {args.model}: {what}; give a directory written by `schemaretrieval train "
+                             "--out` (model.keras, schema.yaml)")
     if args.schema:
         return load_schema(args.schema)
     if args.model:

@@ -94,3 +94,16 @@ def test_evaluate_needs_a_model_or_a_baseline(capsys):
         main(["evaluate", "--schema", SCHEMA, "--synthetic", "100"])
     assert exit_info.value.code == 2
     assert "--baseline" in capsys.readouterr().err
+
+
+def test_a_model_directory_that_is_not_one_names_the_option(tmp_path, capsys):
+    # was: "[Errno 20] Not a directory: 'afile/schema.yaml'", naming no option
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "schema.yaml").write_text("")
+    for folder, what in (("afile", "is not a directory"), ("nope", "is not a directory"), ("half", "lacks model.keras")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", "--model", str(tmp_path / folder), "--synthetic", "100"])
+        assert exit_info.value.code == 2
+        assert f"--model {tmp_path / folder}: {what}; give a directory written by `schemaretrieval train --out`" in \
+            capsys.readouterr().err
