@@ -91,11 +91,16 @@ class Catalog:
             counts = pd.concat([pd.Series(part.counts, index=part.ids) for part in parts]).groupby(level=0).sum()
             frame = frame.loc[~frame[item_id].duplicated(keep="first")]
             return cls(frame, schema, counts.reindex(frame[item_id].to_numpy()).to_numpy())
+        candidates = columns.candidate_schema(schema)
         if isinstance(data, (str, os.PathLike)) and parquet.row_groups(data):
-            parts, counts = [], {}
+            parts, counts, start = [], {}, 0
             for table in parquet.iter_tables(data, names):
                 frame = table.to_pandas()
                 require_columns(frame, names, os.fspath(data), "the catalog", allow_empty=True)
+                if len(frame):  # checked here, where a bad value's row is the file's (as Batches names it)
+                    to_arrays(frame, candidates, source=f"{os.fspath(data)} (rows {start}..{start + len(frame) - 1} "
+                                                        "of the file)")
+                start += len(frame)
                 ids = frame[item_id].to_numpy()
                 for value, count in zip(*np.unique(ids, return_counts=True)):
                     counts[value] = counts.get(value, 0) + int(count)
@@ -107,6 +112,7 @@ class Catalog:
             return cls(frame, schema, [counts[i] for i in frame[item_id].to_numpy()])
         frame, source = read_frame(data, "Catalog.from_interactions")
         require_columns(frame, names, source, "the catalog")
+        to_arrays(frame[names], candidates, source=source)  # the caller's rows: the catalog's are one per item
         ids = frame[item_id]
         counts = ids.value_counts(sort=False)
         first = frame.loc[~ids.duplicated(keep="first"), names]

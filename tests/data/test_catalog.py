@@ -90,3 +90,17 @@ def test_the_domain_catalog():
     schema = schema_from_dict({"columns": {"item_id": {"tags": ["item_id", "categorical"], "dtype": "int64",
                                                         "domain": {"min": 2, "max": 5}}}})
     assert Catalog.of_domain(schema).ids.tolist() == [2, 3, 4, 5]
+
+
+def test_a_bad_value_is_named_at_the_callers_row_not_the_catalogs(schema, frame, tmp_path):
+    # was: "<DataFrame>: column 'item_id': value 9999 at row 50", a row of the de-duplicated items
+    bad = frame.head(300).copy()
+    bad.loc[250, "item_id"] = 9999
+    with pytest.raises(ValueError, match=r"^<DataFrame>: column 'item_id': value 9999 at row 250 is outside"):
+        Catalog.from_interactions(bad, schema)
+    bad.to_parquet(tmp_path / "bad.parquet")
+    path = str(tmp_path / "bad.parquet")
+    for data in (path, [frame.head(10), path]):
+        with pytest.raises(ValueError, match=rf"^{path} \(rows 0..299 of the file\): column 'item_id': value 9999 at "
+                                             r"row 250 is outside"):
+            Catalog.from_interactions(data, schema)
