@@ -53,6 +53,11 @@ def main(argv=None) -> int:
         args.run(args)
     except (ValueError, KeyError, OSError) as error:
         # Bad input is the user's to fix: the message, not a traceback.
+        from schemaretrieval.schema import SchemaError
+
+        if isinstance(error, SchemaError) and error.source == "<schema>" and getattr(args, "schema", None):
+            # a check after loading knows the Schema object, not its file; the command knows the file
+            error = SchemaError(args.schema, error.message, error.column, error.key, error.line)
         message = str(error).strip().replace("\n", " ") if not isinstance(error, KeyError) else f"missing {error}"
         parser.exit(2, f"schemaretrieval {args.command}: error: {message}\n")
     return 0

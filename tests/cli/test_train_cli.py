@@ -68,6 +68,15 @@ def test_a_bad_schema_file_is_named(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("schemaretrieval train: error: ")
     assert "bad.yaml" in error and "'item_id'" in error and "'itme_id'" in error
+    # a check when the model is built, after loading, named '<schema>': the command names the file
+    raw = tmp_path / "nodomain.yaml"
+    raw.write_text("columns:\n  user_id: {tags: [user_id, categorical], dtype: int64}\n"
+                   "  item_id: {tags: [item_id, categorical], dtype: int64, domain: {min: 0, max: 9}}\n")
+    pd.DataFrame({"user_id": [1, 3, 5], "item_id": [2, 4, 6]}).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(SystemExit):
+        main(["train", "--schema", str(raw), "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "o")])
+    assert capsys.readouterr().err.startswith(f"schemaretrieval train: error: {raw}: column 'user_id', key 'domain': "
+                                              "categorical column without a domain max")
 
 
 @pytest.mark.parametrize("momentum", ["1.5", "-0.1"])
