@@ -16,7 +16,7 @@ from merlin.schema import Schema
 from merlin.schema.io import proto_utils, schema_bp
 from merlin.schema.io.tensorflow_metadata import TensorflowMetadata
 
-from schemaretrieval.schema.errors import SchemaError, require_schema
+from schemaretrieval.schema.errors import SchemaError, did_you_mean, require_schema
 from schemaretrieval.schema.validation import schema_from_dict, schema_to_dict
 
 __all__ = ["load_schema", "save_schema"]
@@ -57,11 +57,14 @@ def load_schema(path) -> Schema:
     if suffix in _MERLIN_FORMATS:
         read, _ = _MERLIN_FORMATS[suffix]
         text = _read_text(path, source)
+        if suffix == ".json":
+            _check_json_keys(text, source)
         try:
             metadata = read(text)
             merlin_schema = metadata.to_merlin_schema()
         except Exception as exc:  # protobuf, json and merlin all raise their own types
             raise SchemaError(source, f"not a readable merlin schema file ({exc})") from exc
+        _check_features_once(metadata, source)
         return schema_from_dict(_dict_from_merlin_files(metadata, merlin_schema), source)
     raise SchemaError(source, _UNSUPPORTED)
 
@@ -177,6 +180,44 @@ def _merlin_files_metadata(schema):
             extra_metadata=[schema_bp.Any().from_dict({"name": name})]
         )
     return metadata
+
+
+def _check_features_once(metadata, source):
+    """merlin keeps the last of a feature listed twice, as YAML would a column: an error, as for YAML."""
+    seen = set()
+    for feature in metadata.proto_schema.feature:
+        if feature.name in seen:
+            raise SchemaError(source, "feature listed twice; merlin would silently keep only the last one",
+                              column=feature.name)
+        seen.add(feature.name)
+
+
+def _check_json_keys(text, source):
+    """The JSON reader drops a key it does not know (``intDomian``: the column loses its domain):
+    each feature's keys must be the schema proto's, in either of its spellings."""
+    import dataclasses
+    import json
+
+    def spellings(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+        return set(names) | {n.split("_")[0] + "".join(w.title() for w in n.split("_")[1:]) for n in names}
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SchemaError(source, f"not a readable merlin schema file ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("feature", []), list):
+        return  # the reader says what is wrong
+    known = {"schema": spellings(schema_bp.Schema), "feature": spellings(schema_bp.Feature)}
+    for key in data:
+        if key not in known["schema"]:
+            raise SchemaError(source, f"unknown key{did_you_mean(key, sorted(known['schema']))}; merlin's "
+                                      "reader would drop it", key=key)
+    for feature in data.get("feature", []):
+        for key in feature if isinstance(feature, dict) else ():
+            if key not in known["feature"]:
+                raise SchemaError(source, f"unknown key{did_you_mean(key, sorted(known['feature']))}; "
+                                          "merlin's reader would drop it", column=feature.get("name"), key=key)
 
 
 def _dict_from_merlin_files(metadata, merlin_schema):

@@ -457,6 +457,26 @@ def test_merlin_file_checked_like_yaml(tmp_path):
     assert "column 'user_age', key 'tags': unknown tag 'continous' (did you mean 'continuous'?)" in str(err)
 
 
+def test_merlin_files_refuse_a_feature_twice_and_an_unknown_json_key(tmp_path):
+    # was: the last of the two features kept, and the misspelt key dropped (the column lost its domain)
+    save_schema(load_schema(SYNTHETIC), tmp_path / "schema.pbtxt")
+    text = (tmp_path / "schema.pbtxt").read_text()
+    first = text[text.index("feature {"):text.index("feature {", text.index("feature {") + 1)]
+    err = load_error(tmp_path, text + first, "schema.pbtxt")
+    assert str(err).endswith("column 'user_id': feature listed twice; merlin would silently keep only the last one")
+    save_schema(load_schema(SYNTHETIC), tmp_path / "schema.json")
+    data = json.loads((tmp_path / "schema.json").read_text())
+    data["feature"][0]["intDomian"] = data["feature"][0].pop("intDomain")
+    err = load_error(tmp_path, json.dumps(data), "schema.json")
+    assert "column 'user_id', key 'intDomian': unknown key 'intDomian' (did you mean 'intDomain'" in str(err)
+    data["feature"][0]["intDomain"] = data["feature"][0].pop("intDomian")
+    data["featurs"] = []
+    assert "key 'featurs': unknown key 'featurs' (did you mean 'feature'" in str(
+        load_error(tmp_path, json.dumps(data), "schema.json"))
+    del data["featurs"]
+    assert load_schema(write(tmp_path, json.dumps(data), "ok.json")).column_names == load_schema(SYNTHETIC).column_names
+
+
 # ---------------------------------------------------------------- model-time checks
 
 
