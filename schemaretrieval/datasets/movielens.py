@@ -310,8 +310,8 @@ def read_id_pairs(path, what: str = "ids file") -> pd.DataFrame:
     separated by tabs, spaces, commas, ``;``, ``|`` or ``::``; further fields
     (a rating, a timestamp) are ignored, so ml-100k's ``u1.base`` and
     ml-latest's ``ratings.csv`` are ids files. Blank lines and lines starting
-    with ``#`` are skipped, and so is a first line that is not two integers (a
-    header). Any other line whose first two fields are not integers is a
+    with ``#`` are skipped, and so is a first line whose first field is not a
+    number (a header). Any other line whose first two fields are not integers is a
     ValueError naming ``what``, the file and the line.
 
     >>> import pathlib, tempfile
@@ -335,8 +335,8 @@ def read_id_pairs(path, what: str = "ids file") -> pd.DataFrame:
     user = pd.to_numeric(fields[0], errors="coerce")
     item = pd.to_numeric(fields[1], errors="coerce")
     bad = user.isna() | item.isna() | (user % 1 != 0) | (item % 1 != 0)
-    if len(bad) and bad.iloc[0]:
-        bad.iloc[0] = False  # a header
+    if len(bad) and bad.iloc[0] and pd.isna(user.iloc[0]):  # a header names its columns; "1\t7x" is a rating
+        bad.iloc[0] = False
         keep = text.index[1:]
         user, item, bad, text = user.loc[keep], item.loc[keep], bad.loc[keep], text.loc[keep]
     if bad.any():

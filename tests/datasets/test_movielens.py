@@ -179,6 +179,8 @@ def test_split_by_ids_leaves_out_ratings_named_by_neither_file(tmp_path):
                                       "line 3 (user 5, item 1000)"),
     ("1\t7\n1\t8\n1 7\n", None, "1 line(s) repeat an earlier line: line 3 (user 1, item 7)"),
     ("1\t7\n1\tseven\n", None, "line 2: expected a user id and an item id (integers) first, got '1\\tseven'"),
+    # was: taken for a header and left out; a header's first field is no number
+    ("1\t7x\n1\t8\n", None, "line 1: expected a user id and an item id (integers) first, got '1\\t7x'"),
     ("1\t7\n", "1\t8\n1\t7\n", "1 line(s) name a rating that --train-ids"),
     ("# nothing\n", None, "names no rating"),
 ])
