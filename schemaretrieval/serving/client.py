@@ -80,8 +80,14 @@ def _user_row(path, meta, user):
     if not (meta.get("users") and (path / "users.parquet").exists() and uid is not None):
         return None
     users = pd.read_parquet(path / "users.parquet")
-    key = users["raw_user_id"] if "raw_user_id" in users.columns else users[uid]
-    match = users[key.astype(str).to_numpy() == str(user)]
+    if "raw_user_id" in users.columns:  # a raw id is its text, as the vocabulary reads it: "03" is not "3"
+        match = users[users["raw_user_id"].astype(str).to_numpy() == str(user)]
+    else:  # an encoded id is a number, as the SavedModel reads it: "03", " 3" and 3 are one user
+        try:
+            code = int(user)
+        except ValueError:
+            return None
+        match = users[users[uid].to_numpy() == code]
     return None if match.empty else match.iloc[-1:]  # a frame: each column keeps its dtype
 
 
@@ -89,6 +95,17 @@ def _one_id(value, what):
     """``value`` if it is one id: an int, or a str (a raw id, or the CLI's text of an int)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, int, np.integer)):
         raise ValueError(f"{what}: expected one {what} id, an int or a str (a raw id), got {value!r}")
+    return _utf8(value, what)
+
+
+def _utf8(value, what):
+    """A str the SavedModel's string inputs can hold: bytes of another encoding reach a command's
+    arguments as surrogates, which TensorFlow refuses naming no input."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what}: {value!r} is not UTF-8 text; raw ids are") from None
     return value
 
 
@@ -108,7 +125,7 @@ def _excluded_ids(exclude, string_ids):
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, (str, int, np.integer)):
             raise ValueError(f"exclude: expected item ids (int or str), got {item!r}")
         if string_ids:
-            ids.append(str(item))
+            ids.append(_utf8(str(item), "exclude"))
             continue
         text = str(item).strip()
         if not text.lstrip("+-").isdigit():

@@ -625,3 +625,17 @@ def test_codes_with_no_raw_value_are_neither_served_items_nor_users(tmp_path, ca
     assert [item for item, _ in serving.recommend_from_export(path, 2, K)] == graph
     with pytest.raises(ValueError, match=r"Vocabulary.decode: code\(s\) \[2\] have no raw value"):
         vocabularies["item_id"].decode([OOV_INDEX])
+
+
+def test_an_encoded_user_id_is_a_number_and_a_raw_one_utf8_text(setup):
+    model, catalog, users, plain, raw = setup
+    user = int(users.user_id.iloc[3])
+    # was: "user '03' has no row in users.parquet" (matched as text), though the domain check read it as 3
+    expected = serving.recommend_from_export(plain, user, 5)
+    for text in (f"0{user}", f" {user}", f"+{user}"):
+        assert serving.recommend_from_export(plain, text, 5) == expected
+    # was: TensorFlow's "Unable to convert element to UTF-8", naming no argument (a command's non-UTF-8 bytes)
+    with pytest.raises(ValueError, match=r"user: '\\udcff' is not UTF-8 text; raw ids are"):
+        serving.recommend_from_export(raw, "\udcff", 5)
+    with pytest.raises(ValueError, match=r"exclude: 'i\\udcff' is not UTF-8 text"):
+        serving.recommend_from_export(raw, "u5", 5, exclude=["i\udcff"])
