@@ -83,7 +83,7 @@ def recommend(model, user_features, k: int = 10, catalog=None, exclude=None, ind
     if index is None:
         index = catalog_index(model, catalog)
     users = None
-    if exclude is not None and not isinstance(exclude, (list, tuple)):
+    if exclude is not None and not isinstance(exclude, (list, tuple, np.ndarray)):  # else one collection per row
         exclude = as_exclusions(exclude, model.query_id_column, model.candidate_id_column, "recommend: exclude=")
         if model.query_id_column not in present:
             raise ValueError(f"recommend: exclude= matches users by {model.query_id_column!r}, which user_features lacks")

@@ -365,6 +365,10 @@ def test_the_saved_model_leaves_out_each_users_training_items(seen_export, witho
     np.testing.assert_allclose(out["scores"][[0, 1, 3, 4]], scores, rtol=1e-4, atol=1e-5)
     per_query = train.groupby("user_id").item_id.apply(list).loc[known.user_id].tolist()
     assert (serving.recommend(model, known, k=SEEN_K, exclude=per_query)[1] == ids).all()
+    # one row of ids per query as an array too (was a TypeError naming only Exclusions and interactions)
+    first = [sorted(items)[:1] for items in per_query]
+    assert (serving.recommend(model, known, k=SEEN_K, exclude=np.array(first))[1] ==
+            serving.recommend(model, known, k=SEEN_K, exclude=first)[1]).all()
     # fewer than k left: the left ones best first, then filled slots (id -1, score -inf)
     only = serving.recommend(model, {"user_id": 2}, k=2, exclude=train)[1][0]
     assert sorted(only) == [8, 9]
