@@ -36,8 +36,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
 
 import numpy as np
 from merlin.schema import Schema
@@ -50,6 +52,7 @@ from schemaretrieval.schema import columns
 from schemaretrieval.schema.columns import CATEGORICAL, CONTINUOUS, PAD
 
 __all__ = [
+    "stream_errors_raised",
     "DEFAULT_SHUFFLE_BUFFER",
     "DEFAULT_READ_ROWS",
     "Batches",
@@ -392,3 +395,31 @@ def example_batch(schema: Schema) -> dict[str, np.ndarray]:
         elif columns.kind(col) == CONTINUOUS:
             batch[col.name] = np.zeros((1,), dtype=np.float32)
     return batch
+
+
+@contextlib.contextmanager
+def stream_errors_raised():
+    """A streamed table's bad batch raised as its own ValueError (naming the file, row group, column
+    and row): tf.data wraps what the generator raises in a graph's InvalidArgumentError, which a
+    caller would not take for bad input.
+
+    >>> import tensorflow as tf
+    >>> def rows():
+    ...     raise ValueError("t.parquet: column 'x': expected finite numbers")
+    ...     yield {"x": [1.0]}
+    >>> data = tf.data.Dataset.from_generator(rows, output_signature={"x": tf.TensorSpec([1])})
+    >>> with stream_errors_raised():
+    ...     _ = list(data)
+    Traceback (most recent call last):
+    ...
+    ValueError: t.parquet: column 'x': expected finite numbers
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        found = re.findall(r"ValueError: (.+)", str(error))
+        if not found:
+            raise
+        raise ValueError(found[-1].strip()) from None

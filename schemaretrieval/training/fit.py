@@ -40,7 +40,7 @@ import keras
 import tensorflow as tf
 
 from schemaretrieval.arguments import flag, integer
-from schemaretrieval.data.batches import Batches
+from schemaretrieval.data.batches import Batches, stream_errors_raised
 from schemaretrieval.data.catalog import Catalog
 from schemaretrieval.data.read import read_frame
 from schemaretrieval.data.validate import to_arrays
@@ -347,7 +347,7 @@ def fit(
         if sample_weight is not None:
             # rows in memory were checked above, once
             data_of_epoch = weighted(data_of_epoch, sample_weight, check=batches.streamed)
-        with negative_weights_named(sample_weight, batches.source):
+        with stream_errors_raised(), negative_weights_named(sample_weight, batches.source):
             result = model.fit(data_of_epoch, epochs=epochs, initial_epoch=epoch,
                                validation_data=validation, callbacks=cbs, verbose=verbose)
         if averaged:

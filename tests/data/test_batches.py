@@ -173,3 +173,18 @@ def test_a_user_history_from_a_streamed_directory_reads_only_the_two_id_columns(
     history = model.query_tower.history
     expected = history_table(frame["user_id"], frame["item_id"], history.num_users, 16)
     np.testing.assert_array_equal(np.asarray(history.items), expected)
+
+
+def test_a_bad_row_of_a_streamed_table_is_a_value_error_naming_it(schema, table, tmp_path, monkeypatch):
+    # was: tf.data's InvalidArgumentError ("Graph execution error"), and a traceback from the command
+    _, frame = table
+    bad = frame.copy()
+    bad.loc[234, "user_age"] = np.nan
+    (tmp_path / "pq").mkdir()
+    bad.to_parquet(tmp_path / "pq" / "part.parquet", row_group_size=100, index=False)
+    monkeypatch.setenv(parquet.IN_MEMORY_MAX_BYTES_ENV, "0")
+    model = sr.TwoTowerModel(schema, query_units=(8,), candidate_units=(8,))
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"part.parquet \(row group 2, rows 200..299 of the file\): column "
+                                         r"'user_age': expected finite numbers, found NaN or inf .* first at row 34"):
+        model.fit(tmp_path / "pq", batch_size=128, epochs=1, shuffle=False, verbose=0)
