@@ -219,6 +219,12 @@ def fit(
                         f"{type(early_stopping).__name__}")
     if catalog is not None and not isinstance(catalog, Catalog):
         raise TypeError(f"fit: catalog= expects a sr.data.Catalog, got {type(catalog).__name__}")
+    for name, folder in (("checkpoint_dir", checkpoint_dir), ("log_dir", log_dir)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            # else the error comes after an epoch's training, naming neither option
+            raise ValueError(f"fit: {name}={os.fspath(folder)!r} is a file; expected a directory (made if missing)")
+    if csv_path is not None and Path(csv_path).is_dir():
+        raise ValueError(f"fit: csv_path={os.fspath(csv_path)!r} is a directory; expected a file")
     if sample_weight is not None:
         sample_weight = check_weight_column(model.schema, sample_weight)
     if getattr(model, "optimizer", None) is None:

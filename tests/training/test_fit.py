@@ -106,6 +106,18 @@ def test_a_checkpoint_of_another_run_is_refused(schema, frame, one_epoch_checkpo
         training.fit(small_model(schema), frame, epochs=2, batch_size=64, seed=1, verbose=0, checkpoint_dir=tmp_path)
 
 
+def test_a_checkpoint_or_log_dir_that_is_a_file_is_refused_before_training(schema, frame, tmp_path):
+    # was: an epoch trained, then FileExistsError (or TensorFlow's FailedPreconditionError) naming no option
+    (tmp_path / "afile").write_text("")
+    model = small_model(schema)
+    for option in ("checkpoint_dir", "log_dir"):
+        with pytest.raises(ValueError, match=rf"fit: {option}='.*afile' is a file; expected a directory"):
+            training.fit(model, frame, epochs=1, verbose=0, **{option: tmp_path / "afile"})
+    with pytest.raises(ValueError, match=r"fit: csv_path='.*' is a directory; expected a file"):
+        training.fit(model, frame, epochs=1, verbose=0, csv_path=tmp_path)
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
 def test_a_checkpoint_of_other_columns_of_the_same_shapes_is_refused(schema, frame, one_epoch_checkpoint, tmp_path):
     # was: resumed, user_country's table loaded into user_city's (matched by shapes alone)
     shutil.copytree(one_epoch_checkpoint, tmp_path, dirs_exist_ok=True)
